@@ -1,0 +1,249 @@
+package topo
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Interface names used by a Lab.
+const (
+	ClientIf         = "c0" // in the client namespace
+	DirectorClientIf = "d0" // director side facing clients
+	DirectorRealIf   = "d1" // director side facing the real servers
+	RealIf           = "r0" // in each real-server namespace
+)
+
+// LabOptions shape a Lab.
+type LabOptions struct {
+	RealServers int
+	// NoReturnRoute leaves the real servers without a default route through
+	// the director (full-NAT, DR and TUN need none).
+	NoReturnRoute bool
+}
+
+// Lab is the classic LVS picture in namespaces: a client, a director with a
+// client-side and a real-server-side interface, and real servers behind a
+// bridge.
+//
+//	client(c0) ── d0 [director] d1 ── bridge(sw) ── r0(real1..N)
+//
+// IPv4: clients 198.18.0.0/24, real servers 198.18.1.0/24. IPv6: 2001:db8::/64
+// and 2001:db8:1::/64.
+type Lab struct {
+	*Topology
+	Client, Director, Switch *NS
+	Reals                    []*NS
+
+	ClientAddr, ClientAddr6     netip.Addr
+	DirectorAddr, DirectorAddr6 netip.Addr // client side
+	DirectorRS, DirectorRS6     netip.Addr // real-server side
+	RealAddrs, RealAddrs6       []netip.Addr
+}
+
+// NewLab builds the topology. On error everything created so far is removed.
+func NewLab(prefix string, o LabOptions) (lab *Lab, err error) {
+	if o.RealServers <= 0 {
+		o.RealServers = 3
+	}
+	l := &Lab{
+		Topology:      New(prefix),
+		ClientAddr:    netip.MustParseAddr("198.18.0.1"),
+		ClientAddr6:   netip.MustParseAddr("2001:db8::1"),
+		DirectorAddr:  netip.MustParseAddr("198.18.0.254"),
+		DirectorAddr6: netip.MustParseAddr("2001:db8::fe"),
+		DirectorRS:    netip.MustParseAddr("198.18.1.254"),
+		DirectorRS6:   netip.MustParseAddr("2001:db8:1::fe"),
+	}
+	defer func() {
+		if err != nil {
+			l.Close()
+		}
+	}()
+	if l.Client, err = l.AddNS("client"); err != nil {
+		return nil, err
+	}
+	if l.Director, err = l.AddNS("dir"); err != nil {
+		return nil, err
+	}
+	if l.Switch, err = l.AddNS("sw"); err != nil {
+		return nil, err
+	}
+	if err = Veth(l.Client, ClientIf, l.Director, DirectorClientIf); err != nil {
+		return nil, err
+	}
+	if err = Veth(l.Director, DirectorRealIf, l.Switch, "swd"); err != nil {
+		return nil, err
+	}
+	if err = l.Switch.MustExec(
+		[]string{"ip", "link", "add", "br0", "type", "bridge"},
+		[]string{"ip", "link", "set", "br0", "up"},
+		[]string{"ip", "link", "set", "swd", "master", "br0"},
+	); err != nil {
+		return nil, err
+	}
+	if err = l.Client.MustExec(
+		[]string{"ip", "addr", "add", "198.18.0.1/24", "dev", ClientIf},
+		[]string{"ip", "-6", "addr", "add", "2001:db8::1/64", "dev", ClientIf, "nodad"},
+		[]string{"ip", "route", "add", "default", "via", "198.18.0.254"},
+		[]string{"ip", "-6", "route", "add", "default", "via", "2001:db8::fe"},
+	); err != nil {
+		return nil, err
+	}
+	if err = l.Director.MustExec(
+		[]string{"ip", "addr", "add", "198.18.0.254/24", "dev", DirectorClientIf},
+		[]string{"ip", "-6", "addr", "add", "2001:db8::fe/64", "dev", DirectorClientIf, "nodad"},
+		[]string{"ip", "addr", "add", "198.18.1.254/24", "dev", DirectorRealIf},
+		[]string{"ip", "-6", "addr", "add", "2001:db8:1::fe/64", "dev", DirectorRealIf, "nodad"},
+		[]string{"sysctl", "-qw", "net.ipv4.ip_forward=1"},
+		[]string{"sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"},
+	); err != nil {
+		return nil, err
+	}
+	for i := 0; i < o.RealServers; i++ {
+		rs, err := l.AddNS(fmt.Sprintf("rs%d", i+1))
+		if err != nil {
+			return nil, err
+		}
+		sw := fmt.Sprintf("sw%d", i+1)
+		if err = Veth(rs, RealIf, l.Switch, sw); err != nil {
+			return nil, err
+		}
+		if _, err = l.Switch.Exec("ip", "link", "set", sw, "master", "br0"); err != nil {
+			return nil, err
+		}
+		a4 := netip.AddrFrom4([4]byte{198, 18, 1, byte(i + 1)})
+		a6 := netip.MustParseAddr(fmt.Sprintf("2001:db8:1::%x", i+1))
+		cmds := [][]string{
+			{"ip", "addr", "add", a4.String() + "/24", "dev", RealIf},
+			{"ip", "-6", "addr", "add", a6.String() + "/64", "dev", RealIf, "nodad"},
+		}
+		if !o.NoReturnRoute {
+			cmds = append(cmds,
+				[]string{"ip", "route", "add", "default", "via", "198.18.1.254"},
+				[]string{"ip", "-6", "route", "add", "default", "via", "2001:db8:1::fe"})
+		}
+		if err = rs.MustExec(cmds...); err != nil {
+			return nil, err
+		}
+		l.Reals = append(l.Reals, rs)
+		l.RealAddrs = append(l.RealAddrs, a4)
+		l.RealAddrs6 = append(l.RealAddrs6, a6)
+	}
+	return l, nil
+}
+
+// AddVIP puts a VIP on the director's client-side interface so that the
+// director's kernel answers ARP/ND for it, as an LVS director does.
+func (l *Lab) AddVIP(vip netip.Addr) error {
+	bits := 32
+	if vip.Is6() {
+		bits = 128
+	}
+	args := []string{"ip", "addr", "add", fmt.Sprintf("%s/%d", vip, bits), "dev", DirectorClientIf}
+	if vip.Is6() {
+		args = append(args, "nodad")
+	}
+	_, err := l.Director.Exec(args[0], args[1:]...)
+	return err
+}
+
+// ServeHTTP starts an HTTP server in every real-server namespace on port that
+// answers each request with the server's name ("rs1", "rs2", ...) and the
+// client address it saw. It returns a function that stops them all.
+func (l *Lab) ServeHTTP(port int) (stop func(), err error) {
+	var servers []*http.Server
+	stop = func() {
+		for _, s := range servers {
+			s.Close()
+		}
+	}
+	for i, rs := range l.Reals {
+		name := fmt.Sprintf("rs%d", i+1)
+		ln, err := rs.Listen("tcp", fmt.Sprintf(":%d", port))
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		srv := &http.Server{
+			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				host, _, _ := net.SplitHostPort(r.RemoteAddr)
+				fmt.Fprintf(w, "%s %s\n", name, host)
+			}),
+			ReadHeaderTimeout: 5 * time.Second,
+		}
+		servers = append(servers, srv)
+		go srv.Serve(ln)
+	}
+	return stop, nil
+}
+
+// ServeUDPEcho starts a UDP responder in every real-server namespace that
+// answers each datagram with "rsN <payload>".
+func (l *Lab) ServeUDPEcho(port int) (stop func(), err error) {
+	var conns []net.PacketConn
+	stop = func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}
+	for i, rs := range l.Reals {
+		name := fmt.Sprintf("rs%d", i+1)
+		c, err := rs.ListenPacket("udp", fmt.Sprintf(":%d", port))
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		conns = append(conns, c)
+		go func() {
+			buf := make([]byte, 2048)
+			for {
+				n, from, err := c.ReadFrom(buf)
+				if err != nil {
+					return
+				}
+				c.WriteTo([]byte(name+" "+string(buf[:n])), from)
+			}
+		}()
+	}
+	return stop, nil
+}
+
+// HTTPClient returns a client whose connections are made from ns. Keep-alives
+// are off so that every request is a new connection (a new scheduling
+// decision).
+func HTTPClient(ns *NS, timeout time.Duration) *http.Client {
+	return &http.Client{
+		Timeout: timeout,
+		Transport: &http.Transport{
+			DialContext:       ns.DialContext,
+			DisableKeepAlives: true,
+		},
+	}
+}
+
+// Get fetches url through c and returns the trimmed body.
+func Get(ctx context.Context, c *http.Client, url string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
