@@ -1,0 +1,54 @@
+# govs — see README.md. Every target runs on a fresh Debian machine after
+# .ci/run (or `make deps`) has installed the packages.
+
+GO        ?= go
+BIN       := bin
+GOFLAGS   ?=
+TEST_TIMEOUT ?= 30m
+
+.PHONY: all build generate test unit e2e demo bench fuzz vet deps clean
+
+all: build
+
+build:
+	$(GO) build $(GOFLAGS) -o $(BIN)/ ./cmd/...
+
+# Rebuild the BPF objects with clang through bpf2go. The generated .o and Go
+# files are committed, so a plain build needs no clang.
+generate:
+	cd bpf && $(GO) generate ./...
+
+vet:
+	$(GO) vet ./...
+
+# Every test, privileged ones included (they need root and skip without it).
+test: vet
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+unit:
+	$(GO) test -count=1 -short ./...
+
+e2e: build
+	$(GO) test -count=1 -v -timeout $(TEST_TIMEOUT) ./test/
+
+# The demo: a namespace topology with three tiny HTTP real servers, govsd on
+# an embedded configuration, requests through the VIP. Needs root.
+demo: build
+	$(BIN)/govs-demo -govsd $(BIN)/govsd -govsadm $(BIN)/govsadm
+
+# Go microbenchmarks (rewrite per mode, scheduler pick, connection table).
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem ./dataplane/packet/ ./sched/ ./conntrack/
+
+# Each fuzz target for a short while.
+FUZZTIME ?= 30s
+fuzz:
+	for f in $$($(GO) test -list 'Fuzz.*' ./dataplane/packet/ | grep ^Fuzz); do \
+		$(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) ./dataplane/packet/ || exit 1; done
+
+# Debian packages the build, the tests and the demo use.
+deps:
+	./.ci/deps
+
+clean:
+	rm -rf $(BIN)

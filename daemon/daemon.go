@@ -1,0 +1,322 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/govs/govs/bpf"
+	"github.com/govs/govs/config"
+	"github.com/govs/govs/conntrack"
+	"github.com/govs/govs/control"
+	"github.com/govs/govs/dataplane"
+	"github.com/govs/govs/sched"
+)
+
+// Daemon is a running director.
+type Daemon struct {
+	path string
+	log  *slog.Logger
+
+	mu  sync.Mutex // serialises reloads
+	cfg *config.Config
+	dp  *dataplane.Director
+}
+
+// Run loads the configuration at path and runs the director until ctx ends
+// or SIGINT/SIGTERM arrives. SIGHUP reloads the configuration.
+func Run(ctx context.Context, path string, log *slog.Logger) error {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	d := &Daemon{path: path, log: log, cfg: cfg}
+	d.dp, err = dataplane.New(dataplaneOptions(cfg), log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := d.dp.Close(); err != nil {
+			log.Error("shutdown", "err", err)
+		}
+		log.Info("xdp detached, govsd stopped")
+	}()
+	specs, err := Specs(cfg)
+	if err != nil {
+		return err
+	}
+	if err := d.dp.Apply(specs); err != nil {
+		return fmt.Errorf("apply configuration: %w", err)
+	}
+	d.dp.Start()
+	if !d.dp.WaitNextHops(3 * time.Second) {
+		log.Warn("some real servers' next hops are not resolved yet; their first packets are dropped until they are")
+	}
+	ctl, err := control.Listen(cfg.Director.ControlSocket, d, log)
+	if err != nil {
+		return err
+	}
+	defer ctl.Close()
+	if cfg.Director.MetricsListen != "" {
+		stop, err := d.serveMetrics(cfg.Director.MetricsListen)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	log.Info("govsd running", "config", path, "services", len(cfg.Services),
+		"interfaces", strings.Join(cfg.Director.Interfaces, ","), "control_socket", cfg.Director.ControlSocket)
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case s := <-sigs:
+			if s == syscall.SIGHUP {
+				if err := d.Reload(); err != nil {
+					log.Error("reload refused, running configuration unchanged", "err", err)
+				}
+				continue
+			}
+			log.Info("stopping", "signal", s.String())
+			return nil
+		}
+	}
+}
+
+// Reload re-reads the configuration file and applies the difference.
+func (d *Daemon) Reload() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	cfg, err := config.Load(d.path)
+	if err != nil {
+		return err
+	}
+	old := d.cfg.Director
+	if !slices.Equal(old.Interfaces, cfg.Director.Interfaces) || old.XDPMode != cfg.Director.XDPMode ||
+		old.ConnTableSize != cfg.Director.ConnTableSize || old.ControlSocket != cfg.Director.ControlSocket ||
+		old.MetricsListen != cfg.Director.MetricsListen {
+		d.log.Warn("director settings (interfaces, xdp_mode, conn_table_size, control_socket, metrics_listen) change only on restart")
+	}
+	specs, err := Specs(cfg)
+	if err != nil {
+		return err
+	}
+	if err := d.dp.Apply(specs); err != nil {
+		return err
+	}
+	if cfg.Director.Timeouts != old.Timeouts {
+		d.dp.SetTimeouts(timeouts(cfg))
+	}
+	d.cfg = cfg
+	d.log.Info("configuration reloaded", "config", d.path, "services", len(cfg.Services))
+	return nil
+}
+
+func dataplaneOptions(cfg *config.Config) dataplane.Options {
+	mode := bpf.ModeAuto
+	switch cfg.Director.XDPMode {
+	case config.XDPNative:
+		mode = bpf.ModeNative
+	case config.XDPGeneric:
+		mode = bpf.ModeGeneric
+	}
+	return dataplane.Options{
+		Interfaces:    cfg.Director.Interfaces,
+		XDPMode:       mode,
+		ConnTableSize: cfg.Director.ConnTableSize,
+		Timeouts:      timeouts(cfg),
+		BusyPoll:      cfg.Director.BusyPoll,
+	}
+}
+
+func timeouts(cfg *config.Config) conntrack.Timeouts {
+	t := conntrack.DefaultTimeouts()
+	t.Set(cfg.Director.Timeouts.TCP, cfg.Director.Timeouts.TCPFin, cfg.Director.Timeouts.UDP)
+	return t
+}
+
+// Specs turns the configuration's services into the data path's.
+func Specs(cfg *config.Config) ([]dataplane.ServiceSpec, error) {
+	var out []dataplane.ServiceSpec
+	for i := range cfg.Services {
+		svc := &cfg.Services[i]
+		flags, err := sched.ParseFlags(svc.SchedulerFlags)
+		if err != nil {
+			return nil, fmt.Errorf("service %q: %w", svc.Name, err)
+		}
+		sp := dataplane.ServiceSpec{
+			Name:       svc.Name,
+			VIP:        svc.VIP,
+			Port:       svc.Port,
+			Proto:      uint8(svc.Protocol),
+			Scheduler:  svc.Scheduler,
+			Flags:      flags,
+			Fwd:        fwd(svc.Forward),
+			LocalAddrs: svc.LocalAddresses,
+		}
+		if p := svc.Persistence; p != nil {
+			sp.Persistence = p.Timeout
+			sp.PersistBits = p.PrefixLen
+		}
+		for j := range svc.RealServers {
+			rs := &svc.RealServers[j]
+			sp.Dests = append(sp.Dests, dataplane.DestSpec{
+				Addr:   rs.Address,
+				Port:   rs.Port,
+				Weight: rs.Weight,
+				Fwd:    fwd(svc.ForwardFor(rs)),
+				Upper:  rs.UpperThreshold,
+				Lower:  rs.LowerThreshold,
+			})
+		}
+		out = append(out, sp)
+	}
+	return out, nil
+}
+
+func fwd(f config.Forward) conntrack.Fwd {
+	switch f {
+	case config.ForwardFullNAT:
+		return conntrack.FwdFullNAT
+	case config.ForwardDR:
+		return conntrack.FwdDR
+	case config.ForwardTun:
+		return conntrack.FwdTun
+	}
+	return conntrack.FwdNAT
+}
+
+// ipvsadm's names of the forwarding methods.
+func fwdName(f conntrack.Fwd) string {
+	switch f {
+	case conntrack.FwdFullNAT:
+		return "FullNat"
+	case conntrack.FwdDR:
+		return "Route"
+	case conntrack.FwdTun:
+		return "Tunnel"
+	}
+	return "Masq"
+}
+
+func protoName(p uint8) string {
+	if p == 17 {
+		return "UDP"
+	}
+	return "TCP"
+}
+
+// Services implements control.Backend.
+func (d *Daemon) Services() []control.Service {
+	var out []control.Service
+	for _, svc := range d.dp.Services() {
+		cs := control.Service{
+			Name:      svc.Name,
+			Protocol:  protoName(svc.Proto),
+			VIP:       svc.VIP.String(),
+			Port:      svc.Port,
+			Scheduler: svc.SchedName,
+			Flags:     svc.Flags.Names(svc.SchedName),
+		}
+		if svc.Persistence > 0 {
+			cs.Persistent = int(svc.Persistence / time.Second)
+			cs.Netmask = netmask(svc)
+		}
+		for _, dst := range svc.Dests {
+			up, low := dst.Thresholds()
+			cs.Dests = append(cs.Dests, control.Dest{
+				Address:       dst.Addr.String(),
+				Port:          dst.Port,
+				Forward:       fwdName(dst.Fwd),
+				Weight:        dst.Weight(),
+				ActiveConns:   dst.ActiveConns(),
+				InactiveConns: dst.InactiveConns(),
+				UpperThresh:   up,
+				LowerThresh:   low,
+				Conns:         dst.Conns.Load(),
+			})
+		}
+		out = append(out, cs)
+	}
+	return out
+}
+
+func netmask(svc *dataplane.Service) string {
+	if svc.VIP.Is4() {
+		m := net.CIDRMask(svc.PersistBits, 32)
+		return net.IP(m).String()
+	}
+	return fmt.Sprintf("%d", svc.PersistBits)
+}
+
+// Connections implements control.Backend.
+func (d *Daemon) Connections(ctx context.Context) ([]control.Connection, error) {
+	conns, err := d.dp.Connections(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]control.Connection, 0, len(conns))
+	for _, c := range conns {
+		cc := control.Connection{
+			Protocol: protoName(c.Proto),
+			Expire:   c.Expires.Milliseconds(),
+			State:    c.State,
+			Source:   c.Client.String(),
+			Virtual:  c.Virtual.String(),
+			Dest:     c.Dest.String(),
+		}
+		if c.Local.IsValid() {
+			cc.Local = c.Local.String()
+		}
+		out = append(out, cc)
+	}
+	return out, nil
+}
+
+// Counters implements control.Backend.
+func (d *Daemon) Counters() (control.Counters, error) {
+	c := d.dp.Counters()
+	out := control.Counters{DataPath: map[string]uint64{
+		"rx_packets": c.RxPackets, "rx_bytes": c.RxBytes,
+		"tx_packets": c.TxPackets, "tx_bytes": c.TxBytes, "tx_errors": c.TxErrors,
+		"new_conns": c.NewConns, "inbound": c.Inbound, "outbound": c.Outbound,
+		"conns": uint64(c.Conns),
+	}}
+	for _, r := range dataplane.DropReasons() {
+		out.DataPath["drop_"+r.String()] = c.Drops[r]
+	}
+	xc, err := d.dp.SteeringCounters()
+	if err != nil {
+		return out, err
+	}
+	out.XDP = xdpCounters(xc)
+	return out, nil
+}
+
+func (d *Daemon) serveMetrics(addr string) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics_listen %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: newMetricsHandler(d), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Error("metrics", "err", err)
+		}
+	}()
+	return func() { srv.Close() }, nil
+}

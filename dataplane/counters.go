@@ -1,0 +1,70 @@
+package dataplane
+
+import (
+	"sync/atomic"
+)
+
+// DropReason is why a worker dropped a frame.
+type DropReason int
+
+// Drop reasons; each has a counter per worker.
+const (
+	DropMalformed   DropReason = iota // the parser refused it
+	DropFragment                      // a non-first fragment (no ports to match)
+	DropNoService                     // no service and no connection matches
+	DropNoConn                        // a TCP packet other than SYN with no connection entry
+	DropNoDest                        // the scheduler found no available real server
+	DropTableFull                     // the connection table is full
+	DropNeighMiss                     // the real server's next hop is not resolved yet
+	DropNoTxQueue                     // the egress interface has no socket for this queue
+	DropTxFull                        // the TX ring was full
+	DropUnsupported                   // a forwarding mode or packet kind not handled
+	numDropReasons
+)
+
+var dropReasonNames = [numDropReasons]string{
+	DropMalformed:   "malformed",
+	DropFragment:    "fragment",
+	DropNoService:   "no_service",
+	DropNoConn:      "no_conn",
+	DropNoDest:      "no_dest",
+	DropTableFull:   "table_full",
+	DropNeighMiss:   "neigh_miss",
+	DropNoTxQueue:   "no_tx_queue",
+	DropTxFull:      "tx_full",
+	DropUnsupported: "unsupported",
+}
+
+func (r DropReason) String() string { return dropReasonNames[r] }
+
+// DropReasons lists every reason, for metrics.
+func DropReasons() []DropReason {
+	out := make([]DropReason, numDropReasons)
+	for i := range out {
+		out[i] = DropReason(i)
+	}
+	return out
+}
+
+// workerCounters are written by one worker and read atomically by anyone.
+// Each worker has its own, so writers never share a cache line.
+type workerCounters struct {
+	RxPackets atomic.Uint64
+	RxBytes   atomic.Uint64
+	TxPackets atomic.Uint64
+	TxBytes   atomic.Uint64
+	TxErrors  atomic.Uint64
+	NewConns  atomic.Uint64
+	Inbound   atomic.Uint64
+	Outbound  atomic.Uint64
+	Drops     [numDropReasons]atomic.Uint64
+	_         [64]byte // keep the next worker's counters off this cache line
+}
+
+// Counters is a snapshot of the data path's counters summed over workers.
+type Counters struct {
+	RxPackets, RxBytes, TxPackets, TxBytes, TxErrors uint64
+	NewConns, Inbound, Outbound                      uint64
+	Drops                                            [numDropReasons]uint64
+	Conns                                            int
+}

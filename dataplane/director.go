@@ -1,0 +1,412 @@
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/govs/govs/bpf"
+	"github.com/govs/govs/conntrack"
+	"github.com/govs/govs/inet"
+	"github.com/govs/govs/sched"
+)
+
+// Options configure the data path.
+type Options struct {
+	Interfaces    []string
+	XDPMode       bpf.Mode
+	ConnTableSize int // total over all workers
+	Timeouts      conntrack.Timeouts
+	// BusyPoll makes workers spin instead of sleeping in poll(2) when idle.
+	BusyPoll bool
+	// RingSize is the size of every AF_XDP ring (default 2048).
+	RingSize int
+}
+
+// Interface is a NIC the director serves.
+type Interface struct {
+	Name   string
+	Index  int
+	MAC    [6]byte
+	MTU    int
+	Queues int
+	Mode   bpf.Mode // the XDP mode it was attached in
+	base   uint32   // first XSKMAP slot of its queues
+}
+
+// Director is the running data path.
+type Director struct {
+	log     *slog.Logger
+	opts    Options
+	steer   *bpf.Steering
+	ifaces  []*Interface
+	workers []*worker
+	res     *resolver
+
+	mu      sync.Mutex // serialises Apply
+	state   atomic.Pointer[snapshot]
+	nextSvc uint32
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	closed bool
+}
+
+const frameSize = 4096
+
+// New loads the steering program, opens the sockets and attaches XDP to every
+// interface. Nothing is forwarded until Start; Close undoes everything.
+func New(opts Options, log *slog.Logger) (_ *Director, err error) {
+	if len(opts.Interfaces) == 0 {
+		return nil, errors.New("no interfaces")
+	}
+	if opts.RingSize == 0 {
+		opts.RingSize = 2048
+	}
+	if opts.ConnTableSize <= 0 {
+		opts.ConnTableSize = 1 << 20
+	}
+	d := &Director{log: log, opts: opts}
+	d.state.Store(&snapshot{byKey: map[serviceKey]*Service{}})
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+	d.steer, err = bpf.LoadSteering()
+	if err != nil {
+		return nil, fmt.Errorf("load steering program: %w", err)
+	}
+	maxQueues := 0
+	var base uint32
+	for _, name := range opts.Interfaces {
+		link, err := netlink.LinkByName(name)
+		if err != nil {
+			return nil, fmt.Errorf("interface %s: %w", name, err)
+		}
+		a := link.Attrs()
+		if len(a.HardwareAddr) != 6 {
+			return nil, fmt.Errorf("interface %s: not an Ethernet interface", name)
+		}
+		ifc := &Interface{Name: name, Index: a.Index, MAC: [6]byte(a.HardwareAddr), MTU: a.MTU,
+			Queues: rxQueues(name), base: base}
+		base += uint32(ifc.Queues)
+		maxQueues = max(maxQueues, ifc.Queues)
+		if err := d.steer.SetInterfaceBase(ifc.Index, ifc.base); err != nil {
+			return nil, fmt.Errorf("interface %s: %w", name, err)
+		}
+		d.ifaces = append(d.ifaces, ifc)
+	}
+	d.res = newResolver(log, d.ifaces)
+	perWorker := max(opts.ConnTableSize/maxQueues, 1024)
+	for q := 0; q < maxQueues; q++ {
+		w, err := newWorker(d, q, perWorker)
+		if err != nil {
+			return nil, err
+		}
+		d.workers = append(d.workers, w)
+	}
+	for _, ifc := range d.ifaces {
+		mode, err := d.steer.Attach(ifc.Index, opts.XDPMode)
+		if err != nil {
+			return nil, fmt.Errorf("attach xdp to %s: %w", ifc.Name, err)
+		}
+		ifc.Mode = mode
+		log.Info("xdp attached", "iface", ifc.Name, "mode", mode.String(), "queues", ifc.Queues)
+	}
+	return d, nil
+}
+
+// rxQueues counts an interface's RX queues from sysfs.
+func rxQueues(name string) int {
+	m, _ := filepath.Glob(filepath.Join("/sys/class/net", name, "queues", "rx-*"))
+	return max(len(m), 1)
+}
+
+// Interfaces returns the served interfaces.
+func (d *Director) Interfaces() []*Interface { return d.ifaces }
+
+// Start runs the workers and the next-hop resolver.
+func (d *Director) Start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	d.cancel = cancel
+	d.wg.Add(1)
+	go func() { defer d.wg.Done(); d.res.run(ctx) }()
+	for _, w := range d.workers {
+		d.wg.Add(1)
+		go func() { defer d.wg.Done(); w.run() }()
+	}
+}
+
+// WaitNextHops waits up to timeout for the next hops toward every real
+// server to be resolved, so that the first connections do not meet an
+// unresolved neighbour. It reports whether all were resolved.
+func (d *Director) WaitNextHops(timeout time.Duration) bool { return d.res.waitResolved(timeout) }
+
+// Close stops the workers, detaches XDP from every interface and frees the
+// sockets. It is safe to call more than once.
+func (d *Director) Close() error {
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	for _, w := range d.workers {
+		w.stop.Store(true)
+	}
+	if d.cancel != nil {
+		d.cancel()
+	}
+	d.wg.Wait()
+	var errs []error
+	if d.steer != nil {
+		// Detach first, so that the kernel stops redirecting to sockets
+		// that are about to close.
+		if err := d.steer.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, w := range d.workers {
+		errs = append(errs, w.close())
+	}
+	return errors.Join(errs...)
+}
+
+// Apply replaces the set of services. Services and real servers that stay
+// keep their scheduler state and connections; a removed real server is
+// quiesced and drained (existing connections go on); a removed service stops
+// being steered.
+func (d *Director) Apply(specs []ServiceSpec) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for i := range specs {
+		if err := validateSpec(&specs[i]); err != nil {
+			return err
+		}
+	}
+	old := d.state.Load()
+	next := &snapshot{
+		byKey:    make(map[serviceKey]*Service, len(specs)),
+		services: make([]*Service, len(old.services)),
+		dests:    old.dests,
+	}
+	var wanted []inet.Addr
+	for i := range specs {
+		sp := &specs[i]
+		key := serviceKey{inet.AddrFromNetip(sp.VIP), sp.Port, sp.Proto}
+		if _, dup := next.byKey[key]; dup {
+			return fmt.Errorf("service %q: duplicate of another service", sp.Name)
+		}
+		prev := old.byKey[key]
+		svc, err := d.buildService(sp, prev, next)
+		if err != nil {
+			return err
+		}
+		next.byKey[key] = svc
+		if int(svc.ID) >= len(next.services) {
+			next.services = append(next.services, make([]*Service, int(svc.ID)+1-len(next.services))...)
+		}
+		next.services[svc.ID] = svc
+		for _, dst := range svc.Dests {
+			wanted = append(wanted, dst.Addr)
+		}
+	}
+	// Steering: add new VIPs and real servers first, then drop stale ones.
+	for key, svc := range next.byKey {
+		if err := d.steer.AddVIP(bpf.Endpoint{Addr: key.Addr, Port: key.Port, Proto: key.Proto}, svc.ID); err != nil {
+			return fmt.Errorf("service %q: steer vip: %w", svc.Name, err)
+		}
+	}
+	reals := realEndpoints(next)
+	for e := range reals {
+		if err := d.steer.AddReal(e); err != nil {
+			return fmt.Errorf("steer real server %s: %w", e.Addr, err)
+		}
+	}
+	for key, svc := range old.byKey {
+		if _, keep := next.byKey[key]; !keep {
+			d.steer.DelVIP(bpf.Endpoint{Addr: key.Addr, Port: key.Port, Proto: key.Proto})
+			next.services[svc.ID] = nil
+			for _, dst := range svc.Dests {
+				dst.Removed.Store(true)
+			}
+			d.log.Info("service removed", "service", svc.Name)
+		}
+	}
+	for e := range realEndpoints(old) {
+		if _, keep := reals[e]; !keep {
+			d.steer.DelReal(e)
+		}
+	}
+	d.state.Store(next)
+	d.res.want(wanted)
+	return nil
+}
+
+// realEndpoints are the real servers whose replies come back through the
+// director (NAT and full-NAT) and must be steered.
+func realEndpoints(s *snapshot) map[bpf.Endpoint]struct{} {
+	out := map[bpf.Endpoint]struct{}{}
+	for _, svc := range s.services {
+		if svc == nil {
+			continue
+		}
+		for _, dst := range svc.Dests {
+			if dst.Fwd == conntrack.FwdNAT || dst.Fwd == conntrack.FwdFullNAT {
+				out[bpf.Endpoint{Addr: dst.Addr, Port: dst.Port, Proto: svc.Proto}] = struct{}{}
+			}
+		}
+	}
+	return out
+}
+
+// buildService makes the data-path service for sp, reusing prev's scheduler
+// and real servers where they are unchanged.
+func (d *Director) buildService(sp *ServiceSpec, prev *Service, next *snapshot) (*Service, error) {
+	svc := &Service{
+		Name:        sp.Name,
+		VIP:         inet.AddrFromNetip(sp.VIP),
+		Port:        sp.Port,
+		Proto:       sp.Proto,
+		Fwd:         sp.Fwd,
+		SchedName:   sp.Scheduler,
+		Flags:       sp.Flags,
+		Persistence: sp.Persistence,
+		PersistBits: sp.PersistBits,
+	}
+	for _, la := range sp.LocalAddrs {
+		svc.LocalAddrs = append(svc.LocalAddrs, inet.AddrFromNetip(la))
+	}
+	if prev != nil && prev.SchedName == sp.Scheduler && prev.Flags == sp.Flags {
+		svc.ID, svc.Sched = prev.ID, prev.Sched
+	} else {
+		s, err := sched.New(sp.Scheduler, sp.Flags)
+		if err != nil {
+			return nil, fmt.Errorf("service %q: %w", sp.Name, err)
+		}
+		svc.Sched = s
+		if prev != nil {
+			svc.ID = prev.ID
+		} else {
+			svc.ID = d.nextSvc
+			d.nextSvc++
+		}
+	}
+	prevDests := map[netip.AddrPort]*Dest{}
+	if prev != nil {
+		for _, dst := range prev.Dests {
+			prevDests[netip.AddrPortFrom(dst.Addr.Netip(), dst.Port)] = dst
+		}
+	}
+	for _, ds := range sp.Dests {
+		ap := netip.AddrPortFrom(ds.Addr, ds.Port)
+		dst := prevDests[ap]
+		if dst != nil && dst.Fwd == ds.Fwd {
+			delete(prevDests, ap)
+			dst.SetWeight(ds.Weight)
+		} else {
+			dst = &Dest{
+				Dest:    sched.NewDest(inet.AddrFromNetip(ds.Addr), ds.Port, ds.Weight),
+				ID:      uint32(len(next.dests)),
+				Service: svc.ID,
+				Fwd:     ds.Fwd,
+			}
+			dst.Dest.ID = dst.ID
+			next.dests = append(next.dests[:len(next.dests):len(next.dests)], dst)
+		}
+		dst.SetThresholds(ds.Upper, ds.Lower)
+		dst.Index = len(svc.Dests)
+		svc.Dests = append(svc.Dests, dst)
+	}
+	// Real servers that left drain: quiescent, out of the scheduler, still
+	// found by their existing connections.
+	for _, dst := range prevDests {
+		dst.SetWeight(0)
+		dst.Removed.Store(true)
+	}
+	list := make([]*sched.Dest, len(svc.Dests))
+	for i, dst := range svc.Dests {
+		list[i] = dst.Dest
+	}
+	svc.Sched.Update(list)
+	return svc, nil
+}
+
+// Services returns the current services (for listings).
+func (d *Director) Services() []*Service {
+	s := d.state.Load()
+	var out []*Service
+	for _, svc := range s.services {
+		if svc != nil {
+			out = append(out, svc)
+		}
+	}
+	return out
+}
+
+// Counters sums the workers' counters.
+func (d *Director) Counters() Counters {
+	var c Counters
+	for _, w := range d.workers {
+		k := &w.ctr
+		c.RxPackets += k.RxPackets.Load()
+		c.RxBytes += k.RxBytes.Load()
+		c.TxPackets += k.TxPackets.Load()
+		c.TxBytes += k.TxBytes.Load()
+		c.TxErrors += k.TxErrors.Load()
+		c.NewConns += k.NewConns.Load()
+		c.Inbound += k.Inbound.Load()
+		c.Outbound += k.Outbound.Load()
+		for i := range c.Drops {
+			c.Drops[i] += k.Drops[i].Load()
+		}
+		c.Conns += int(w.connCount.Load())
+	}
+	return c
+}
+
+// SteeringCounters returns the XDP program's counters.
+func (d *Director) SteeringCounters() (bpf.Counters, error) { return d.steer.Counters() }
+
+// Conn is one connection as listings show it.
+type Conn struct {
+	Proto    uint8
+	State    string
+	Expires  time.Duration
+	Client   netip.AddrPort
+	Virtual  netip.AddrPort
+	Dest     netip.AddrPort
+	Local    netip.AddrPort // full-NAT
+	PktsIn   uint64
+	PktsOut  uint64
+	BytesIn  uint64
+	BytesOut uint64
+}
+
+// Connections lists the live connections of every worker. Each worker builds
+// its part between two batches, so the tables are never read concurrently.
+func (d *Director) Connections(ctx context.Context) ([]Conn, error) {
+	var out []Conn
+	for _, w := range d.workers {
+		part, err := w.listConns(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, part...)
+	}
+	return out, nil
+}
+
+// SetTimeouts changes the connection timeouts (ipvsadm --set).
+func (d *Director) SetTimeouts(t conntrack.Timeouts) {
+	for _, w := range d.workers {
+		w.setTimeouts(t)
+	}
+}

@@ -1,0 +1,461 @@
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"github.com/govs/govs/conntrack"
+	"github.com/govs/govs/dataplane/packet"
+	"github.com/govs/govs/dataplane/xsk"
+	"github.com/govs/govs/inet"
+	"github.com/govs/govs/sched"
+)
+
+const (
+	rxBatch = 64
+	// expireEvery is how often a worker advances its connection table's
+	// expiry hand; expireSweep is how long a full sweep may take.
+	expireEvery = 10 * time.Millisecond
+	expireSweep = 5 * time.Second
+	// idlePoll bounds how long an idle worker sleeps in poll(2), which is
+	// also how late it notices a stop or a control request.
+	idlePoll = 50 // milliseconds
+)
+
+// TCP flag bits as the parser reports them.
+const (
+	tcpFIN = 0x01
+	tcpSYN = 0x02
+	tcpRST = 0x04
+	tcpACK = 0x10
+)
+
+var monoStart = time.Now()
+
+// nanotime is the monotonic clock the connection tables run on.
+func nanotime() int64 { return int64(time.Since(monoStart)) }
+
+// worker serves RX queue q of every interface.
+type worker struct {
+	d      *Director
+	q      int
+	umem   *xsk.UMEM
+	socks  []*xsk.Socket // by interface index; nil where the interface has no queue q
+	active []int         // indices of the non-nil sockets
+	poller *xsk.Poller
+
+	free []uint64     // chunk addresses owned by userspace and not in use
+	rx   []xsk.Desc   // receive batch
+	tx   [][]xsk.Desc // per socket TX batch
+	comp []uint64
+
+	ct         *conntrack.Table
+	p          packet.Parsed
+	lastExpire int64
+	budget     int
+
+	ctr       workerCounters
+	connCount atomic.Int64
+	stop      atomic.Bool
+	reqs      chan func()
+}
+
+func newWorker(d *Director, q int, tableSize int) (_ *worker, err error) {
+	w := &worker{d: d, q: q, reqs: make(chan func(), 4)}
+	defer func() {
+		if err != nil {
+			w.close()
+		}
+	}()
+	nsocks := 0
+	for _, ifc := range d.ifaces {
+		if q < ifc.Queues {
+			nsocks++
+		}
+	}
+	ring := d.opts.RingSize
+	// Each socket can hold a full fill ring and a full TX ring in flight.
+	frames := nsocks * ring * 2
+	if w.umem, err = xsk.NewUMEM(frames, frameSize); err != nil {
+		return nil, fmt.Errorf("queue %d: umem: %w", q, err)
+	}
+	w.socks = make([]*xsk.Socket, len(d.ifaces))
+	w.tx = make([][]xsk.Desc, len(d.ifaces))
+	var socks []*xsk.Socket
+	for i, ifc := range d.ifaces {
+		if q >= ifc.Queues {
+			continue
+		}
+		s, err := xsk.NewSocket(w.umem, ifc.Index, q, xsk.Options{
+			RxSize: ring, TxSize: ring, FillSize: ring, CompSize: ring, NeedWakeup: true,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("af_xdp socket on %s queue %d: %w", ifc.Name, q, err)
+		}
+		w.socks[i] = s
+		socks = append(socks, s)
+		w.active = append(w.active, i)
+		w.tx[i] = make([]xsk.Desc, 0, rxBatch*len(d.ifaces))
+		if err := d.steer.RegisterSocket(ifc.base+uint32(q), s.FD()); err != nil {
+			return nil, fmt.Errorf("register socket %s queue %d: %w", ifc.Name, q, err)
+		}
+	}
+	w.poller = xsk.NewPoller(socks)
+	w.free = make([]uint64, 0, frames)
+	for i := frames - 1; i >= 0; i-- {
+		w.free = append(w.free, uint64(i*frameSize))
+	}
+	w.rx = make([]xsk.Desc, rxBatch)
+	w.comp = make([]uint64, ring)
+	w.ct = conntrack.New(conntrack.Config{
+		Capacity: tableSize,
+		Timeouts: d.opts.Timeouts,
+		OnClass: func(dest uint32, from, to sched.ConnClass) {
+			if dst := d.state.Load().dest(dest); dst != nil {
+				dst.Transition(from, to)
+			}
+		},
+	})
+	sweeps := int(expireSweep / expireEvery)
+	w.budget = max(256, tableSize/sweeps)
+	return w, nil
+}
+
+func (w *worker) close() error {
+	var errs []error
+	for _, s := range w.socks {
+		if s != nil {
+			errs = append(errs, s.Close())
+		}
+	}
+	if w.umem != nil {
+		errs = append(errs, w.umem.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func (w *worker) run() {
+	// One OS thread per worker keeps its poll(2) sleeps and its cache warm.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	w.refill()
+	for !w.stop.Load() {
+		now := nanotime()
+		st := w.d.state.Load()
+		work := 0
+		for _, si := range w.active {
+			work += w.receive(si, now, st)
+		}
+		w.flush()
+		w.complete()
+		w.refill()
+		if now-w.lastExpire >= int64(expireEvery) {
+			w.lastExpire = now
+			w.ct.Expire(now, w.budget)
+			w.connCount.Store(int64(w.ct.Len()))
+		}
+		select {
+		case f := <-w.reqs:
+			f()
+		default:
+		}
+		if work == 0 && !w.d.opts.BusyPoll {
+			w.poller.Wait(idlePoll)
+		}
+	}
+}
+
+// receive handles one RX batch of socket si.
+func (w *worker) receive(si int, now int64, st *snapshot) int {
+	s := w.socks[si]
+	n := s.Receive(w.rx)
+	var bytes uint64
+	for i := 0; i < n; i++ {
+		desc := w.rx[i]
+		frame := w.umem.Bytes(desc.Addr, desc.Len)
+		bytes += uint64(desc.Len)
+		out, ok := w.process(frame, si, now, st)
+		if !ok {
+			w.free = append(w.free, desc.Addr)
+			continue
+		}
+		if w.socks[out] == nil {
+			w.drop(DropNoTxQueue)
+			w.free = append(w.free, desc.Addr)
+			continue
+		}
+		w.tx[out] = append(w.tx[out], xsk.Desc{Addr: desc.Addr, Len: desc.Len})
+	}
+	if n > 0 {
+		w.ctr.RxPackets.Add(uint64(n))
+		w.ctr.RxBytes.Add(bytes)
+	}
+	return n
+}
+
+// flush hands every socket's TX batch to the kernel; frames it does not take
+// are counted and recycled.
+func (w *worker) flush() {
+	for _, si := range w.active {
+		batch := w.tx[si]
+		if len(batch) == 0 {
+			continue
+		}
+		sent, err := w.socks[si].Transmit(batch)
+		if err != nil {
+			w.ctr.TxErrors.Add(1)
+		}
+		var bytes uint64
+		for i := 0; i < sent; i++ {
+			bytes += uint64(batch[i].Len)
+		}
+		w.ctr.TxPackets.Add(uint64(sent))
+		w.ctr.TxBytes.Add(bytes)
+		for _, d := range batch[sent:] {
+			w.drop(DropTxFull)
+			w.free = append(w.free, d.Addr)
+		}
+		w.tx[si] = batch[:0]
+	}
+}
+
+// complete takes back the frames the kernel has finished transmitting.
+func (w *worker) complete() {
+	for _, si := range w.active {
+		n := w.socks[si].Complete(w.comp)
+		for _, a := range w.comp[:n] {
+			w.free = append(w.free, a&^(frameSize-1))
+		}
+	}
+}
+
+// refill gives free frames to the fill rings, sharing them evenly.
+func (w *worker) refill() {
+	for _, si := range w.active {
+		s := w.socks[si]
+		k := min(s.FillFree(), len(w.free)/len(w.active)+1, len(w.free))
+		if k <= 0 {
+			continue
+		}
+		start := len(w.free) - k
+		for i := start; i < len(w.free); i++ {
+			w.free[i] &^= frameSize - 1
+		}
+		n := s.Fill(w.free[start:])
+		w.free = w.free[:start+(k-n)]
+		if s.NeedFillWakeup() {
+			s.Wakeup()
+		}
+	}
+}
+
+func (w *worker) drop(r DropReason) { w.ctr.Drops[r].Add(1) }
+
+// process forwards one frame in place. It returns the interface index to
+// transmit on, or false when the frame is dropped (and counted).
+func (w *worker) process(frame []byte, inIface int, now int64, st *snapshot) (int, bool) {
+	p := &w.p
+	if err := packet.Parse(frame, p); err != nil {
+		w.drop(DropMalformed)
+		return 0, false
+	}
+	if p.Frag == packet.FragLater {
+		w.drop(DropFragment)
+		return 0, false
+	}
+	if p.Proto != packet.ProtoTCP && p.Proto != packet.ProtoUDP {
+		w.drop(DropUnsupported)
+		return 0, false
+	}
+	t := conntrack.Tuple{Src: p.Src, Dst: p.Dst, SrcPort: p.SrcPort, DstPort: p.DstPort, Proto: p.Proto}
+	c, dir, found := w.ct.Lookup(&t, now)
+	if found && dir == conntrack.DirOriginal && w.ct.Reusable(c, dir, p.TCPFlags) {
+		// A new SYN on a finished connection starts a new one at once.
+		w.ct.Delete(c)
+		found = false
+	}
+	if !found {
+		if c = w.newConn(frame, p, &t, inIface, now, st); c == nil {
+			return 0, false
+		}
+		dir = conntrack.DirOriginal
+	}
+	w.ct.Track(c, dir, p.TCPFlags, now)
+	if dir == conntrack.DirOriginal {
+		c.PktsIn++
+		c.BytesIn += uint64(len(frame))
+		dst := st.dest(c.Dest)
+		nh, ok := w.d.res.lookup(dst.Addr)
+		if !ok {
+			w.drop(DropNeighMiss)
+			return 0, false
+		}
+		switch c.Fwd {
+		case conntrack.FwdNAT:
+			packet.DNAT(frame, p, dst.Addr, dst.Port)
+		case conntrack.FwdDR:
+			// Only the Ethernet header changes.
+		default:
+			w.drop(DropUnsupported)
+			return 0, false
+		}
+		packet.SetMACs(frame, nh.DstMAC, nh.SrcMAC)
+		w.ctr.Inbound.Add(1)
+		return nh.Iface, true
+	}
+	c.PktsOut++
+	c.BytesOut += uint64(len(frame))
+	switch c.Fwd {
+	case conntrack.FwdNAT:
+		packet.SNAT(frame, p, c.Orig.Dst, c.Orig.DstPort)
+	default:
+		w.drop(DropUnsupported)
+		return 0, false
+	}
+	packet.SetMACs(frame, c.ClientMAC, c.LocalMAC)
+	w.ctr.Outbound.Add(1)
+	return int(c.InPort), true
+}
+
+// newConn schedules a new connection for a packet that matched no entry.
+func (w *worker) newConn(frame []byte, p *packet.Parsed, t *conntrack.Tuple, inIface int, now int64, st *snapshot) *conntrack.Conn {
+	svc := st.lookup(p.Dst, p.DstPort, p.Proto)
+	if svc == nil {
+		w.drop(DropNoService)
+		return nil
+	}
+	// Like IPVS, only a SYN starts a TCP connection.
+	if p.Proto == packet.ProtoTCP && p.TCPFlags&(tcpSYN|tcpACK|tcpRST) != tcpSYN {
+		w.drop(DropNoConn)
+		return nil
+	}
+	dst := w.pick(svc, p, now, st)
+	if dst == nil {
+		w.drop(DropNoDest)
+		return nil
+	}
+	conn := conntrack.Conn{
+		Orig:      *t,
+		Service:   svc.ID,
+		Dest:      dst.ID,
+		Fwd:       dst.Fwd,
+		InPort:    uint16(inIface),
+		ClientMAC: [6]byte(frame[6:12]),
+		LocalMAC:  [6]byte(frame[0:6]),
+	}
+	if dst.Fwd == conntrack.FwdNAT {
+		conn.Reply = conntrack.Tuple{Src: dst.Addr, Dst: p.Src, SrcPort: dst.Port, DstPort: p.SrcPort, Proto: p.Proto}
+	}
+	c, err := w.ct.Insert(&conn, now)
+	if err != nil {
+		w.drop(DropTableFull)
+		return nil
+	}
+	if svc.Persistence > 0 {
+		w.ct.BindTemplate(c, w.templateKey(svc, p))
+	}
+	w.ctr.NewConns.Add(1)
+	dst.Conns.Add(1)
+	return c
+}
+
+func (w *worker) templateKey(svc *Service, p *packet.Parsed) *conntrack.TemplateKey {
+	return &conntrack.TemplateKey{
+		Client:  p.Src.Mask(svc.PersistBits),
+		VIP:     svc.VIP,
+		VPort:   svc.Port,
+		Proto:   p.Proto,
+		Service: svc.ID,
+	}
+}
+
+// pick chooses the real server, honouring a persistence template.
+func (w *worker) pick(svc *Service, p *packet.Parsed, now int64, st *snapshot) *Dest {
+	var tk *conntrack.TemplateKey
+	if svc.Persistence > 0 {
+		tk = w.templateKey(svc, p)
+		if id, ok := w.ct.LookupTemplate(tk, now); ok {
+			// IPVS keeps sending a persistent client to its server while
+			// the template lives, even when the server is quiescent
+			// (weight 0); only a removed server breaks the binding.
+			if dst := st.dest(id); dst != nil && !dst.Removed.Load() {
+				return dst
+			}
+		}
+	}
+	key := sched.Key{Proto: p.Proto, Src: p.Src, Dst: p.Dst, SrcPort: p.SrcPort, DstPort: p.DstPort}
+	sd := svc.Sched.Pick(&key)
+	if sd == nil {
+		return nil
+	}
+	dst := st.dest(sd.ID)
+	if tk != nil {
+		w.ct.InsertTemplate(tk, dst.ID, svc.Persistence, now)
+	}
+	return dst
+}
+
+// request runs f on the worker between two batches and waits for it.
+func (w *worker) request(ctx context.Context, f func()) error {
+	done := make(chan struct{})
+	select {
+	case w.reqs <- func() { f(); close(done) }:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (w *worker) listConns(ctx context.Context) ([]Conn, error) {
+	var out []Conn
+	err := w.request(ctx, func() {
+		now := nanotime()
+		st := w.d.state.Load()
+		w.ct.Walk(func(c *conntrack.Conn) bool {
+			if c.Expires <= now {
+				return true
+			}
+			conn := Conn{
+				Proto:    c.Orig.Proto,
+				State:    c.State.String(),
+				Expires:  time.Duration(c.Expires - now),
+				Client:   netip.AddrPortFrom(c.Orig.Src.Netip(), c.Orig.SrcPort),
+				Virtual:  netip.AddrPortFrom(c.Orig.Dst.Netip(), c.Orig.DstPort),
+				PktsIn:   c.PktsIn,
+				PktsOut:  c.PktsOut,
+				BytesIn:  c.BytesIn,
+				BytesOut: c.BytesOut,
+			}
+			if dst := st.dest(c.Dest); dst != nil {
+				conn.Dest = netip.AddrPortFrom(dst.Addr.Netip(), dst.Port)
+			}
+			if !c.LAddr.IsZero() {
+				conn.Local = netip.AddrPortFrom(c.LAddr.Netip(), c.LPort)
+			}
+			out = append(out, conn)
+			return true
+		})
+	})
+	return out, err
+}
+
+func (w *worker) setTimeouts(t conntrack.Timeouts) {
+	select {
+	case w.reqs <- func() { w.ct.SetTimeouts(t) }:
+	default:
+		// Busy with another request: retry from a goroutine.
+		go w.request(context.Background(), func() { w.ct.SetTimeouts(t) })
+	}
+}
+
+var _ = inet.Addr{}

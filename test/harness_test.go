@@ -1,0 +1,183 @@
+package test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/govs/govs/internal/topo"
+)
+
+var binDir string
+
+func TestMain(m *testing.M) {
+	code := func() int {
+		if os.Geteuid() != 0 {
+			return m.Run() // every test skips; nothing to build
+		}
+		dir, err := os.MkdirTemp("", "govs-e2e-bin")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		for _, cmd := range []string{"govsd", "govsadm"} {
+			out, err := exec.Command("go", "build", "-o", filepath.Join(dir, cmd), "github.com/govs/govs/cmd/"+cmd).CombinedOutput()
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "build %s: %v\n%s", cmd, err, out)
+				return 1
+			}
+		}
+		binDir = dir
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("end-to-end tests need root (network namespaces, XDP, AF_XDP)")
+	}
+}
+
+// prefix returns a namespace prefix unique to this test process.
+func prefix(tag string) string { return fmt.Sprintf("ge%d%s", os.Getpid()%10000, tag) }
+
+// newLab builds the standard topology and removes it when the test ends.
+func newLab(t *testing.T, tag string, o topo.LabOptions) *topo.Lab {
+	t.Helper()
+	lab, err := topo.NewLab(prefix(tag), o)
+	if err != nil {
+		t.Fatalf("build topology: %v", err)
+	}
+	t.Cleanup(func() { lab.Close() })
+	return lab
+}
+
+// govsd is a govsd process running in the director namespace.
+type govsd struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	socket string
+	cfg    string
+	ns     *topo.NS
+
+	mu   sync.Mutex
+	logs bytes.Buffer
+	done chan struct{}
+}
+
+func (g *govsd) Write(p []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.logs.Write(p)
+}
+
+// Logs returns what govsd has logged so far.
+func (g *govsd) Logs() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.logs.String()
+}
+
+// startGovsd writes cfg (with a control socket of the test's own) and runs
+// govsd in ns until the test ends. It waits until the control socket answers.
+func startGovsd(t *testing.T, ns *topo.NS, cfg string) *govsd {
+	t.Helper()
+	dir := t.TempDir()
+	g := &govsd{t: t, socket: filepath.Join(dir, "govs.sock"), cfg: filepath.Join(dir, "govs.yaml"), ns: ns, done: make(chan struct{})}
+	cfg = strings.ReplaceAll(cfg, "@SOCKET@", g.socket)
+	if err := os.WriteFile(g.cfg, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g.cmd = ns.Command(context.Background(), filepath.Join(binDir, "govsd"), "-c", g.cfg)
+	g.cmd.Stdout, g.cmd.Stderr = g, g
+	if err := g.cmd.Start(); err != nil {
+		t.Fatalf("start govsd: %v", err)
+	}
+	go func() { g.cmd.Wait(); close(g.done) }()
+	t.Cleanup(func() {
+		g.stop(syscall.SIGTERM)
+		if t.Failed() || os.Getenv("GOVS_E2E_LOGS") != "" {
+			t.Logf("govsd log:\n%s", g.Logs())
+		}
+	})
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if c, err := net.Dial("unix", g.socket); err == nil {
+			c.Close()
+			return g
+		}
+		select {
+		case <-g.done:
+			t.Fatalf("govsd exited early: %v\n%s", g.cmd.ProcessState, g.Logs())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("govsd did not open its control socket in time\n%s", g.Logs())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// stop signals govsd (the process we started, by PID) and waits for it.
+func (g *govsd) stop(sig syscall.Signal) {
+	select {
+	case <-g.done:
+		return
+	default:
+	}
+	g.cmd.Process.Signal(sig)
+	select {
+	case <-g.done:
+	case <-time.After(10 * time.Second):
+		g.cmd.Process.Kill()
+		<-g.done
+	}
+}
+
+// adm runs govsadm against this govsd.
+func (g *govsd) adm(args ...string) (string, error) {
+	args = append([]string{"--socket", g.socket}, args...)
+	out, err := exec.Command(filepath.Join(binDir, "govsadm"), args...).CombinedOutput()
+	return string(out), err
+}
+
+// xdpAttached reports whether dev in ns has an XDP program.
+func xdpAttached(t *testing.T, ns *topo.NS, dev string) bool {
+	t.Helper()
+	out, err := ns.Exec("ip", "-d", "link", "show", "dev", dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Contains(out, "prog/xdp") || strings.Contains(out, "xdpgeneric") || strings.Contains(out, "xdpdrv")
+}
+
+// udpExchange sends msg from ns to addr and returns the answer.
+func udpExchange(ns *topo.NS, addr, msg string, timeout time.Duration) (string, error) {
+	c, err := ns.Dial("udp", addr, timeout)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(timeout))
+	if _, err := c.Write([]byte(msg)); err != nil {
+		return "", err
+	}
+	buf := make([]byte, 2048)
+	n, err := c.Read(buf)
+	if err != nil {
+		return "", err
+	}
+	return string(buf[:n]), nil
+}
