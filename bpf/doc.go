@@ -1,0 +1,64 @@
+// Package bpf holds govs' XDP programs and their Go loaders.
+//
+// # steer: the director's steering program
+//
+// steer.c runs on the interfaces the director serves. For every frame it
+// parses Ethernet (up to two VLAN tags, 802.1Q and 802.1ad), IPv4 (with
+// options) or IPv6 (with a bounded walk over extension headers, fragment
+// header included) and the TCP, UDP or SCTP ports, then sends to the
+// workers' AF_XDP sockets:
+//
+//   - traffic to a virtual service: (destination address, destination port,
+//     protocol) is in the vips map, or (address, port 0, protocol) for a
+//     service that takes every port;
+//   - replies from real servers of NAT and full-NAT services: (source
+//     address, source port, protocol), or port 0, is in the reals map;
+//   - ICMP and ICMPv6 errors (destination unreachable, packet too big, time
+//     exceeded, parameter problem) whose quoted packet is a reply from a
+//     virtual service or a request to a real server.
+//
+// The socket is the one in xsks slot base+q, where base is the interface's
+// entry in the ifaces map and q the RX queue. Everything else goes to the
+// kernel (XDP_PASS), and so do non-first fragments (they have no ports),
+// frames the program cannot parse, frames on interfaces not in ifaces, and
+// steered frames whose slot holds no socket. The program never drops.
+// [Steering] loads it, attaches it and edits its maps; [Counters] reports
+// the per-CPU counters of those outcomes, summed.
+//
+// IPv4 addresses are held IPv4-mapped (::ffff:a.b.c.d) in every map, like
+// [inet.Addr], so one key layout serves both families.
+//
+// The program is attached through a BPF link: if the daemon dies, the
+// kernel detaches it, so the interface falls back to the kernel path
+// instead of redirecting into sockets nobody reads.
+//
+// # decap: tunnel decapsulation on real servers
+//
+// decap.c is for real servers of tunnel-mode (LVS-TUN) services on hosts
+// without the ipip / ip6_tunnel modules. It strips the outer IPv4 (protocol
+// 4 or 41) or IPv6 (next header 41 or 4, optionally behind one destination
+// options header) of packets whose inner destination address is in the
+// decap_vips map, rewrites the ethertype for the inner family and passes
+// the inner packet to the kernel. Fragmented outer packets and everything
+// else pass untouched. [Decap] loads and attaches it.
+//
+// # Layout and regeneration
+//
+// The C sources are steer.c and decap.c; include/ holds one header per
+// concern: parse.h (packet parsing), icmp.h (ICMP errors), maps.h and
+// counters.h (steer's maps and counters), decap.h (decap's map and
+// counters). Map key and value types and the counter enums reach Go through
+// bpf2go -type, never as hand-written copies.
+//
+// The generated steer_bpfel.{go,o} and decap_bpfel.{go,o} are committed, so
+// building needs no clang. After changing a C file, regenerate them with
+// clang 14 and commit the result:
+//
+//	make generate    # runs: cd bpf && go generate ./...
+//
+// The go:generate lines are in gen.go. Only the little-endian BPF target is
+// built, so the package builds on little-endian architectures only.
+//
+// Tests run the programs through BPF_PROG_TEST_RUN and attach them to veth
+// pairs in private network namespaces; they need root and skip without it.
+package bpf

@@ -1,0 +1,48 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * Per-CPU packet counters of the steering program. The enum is exported to
+ * Go with bpf2go -type, so Go indexes the map by the same names.
+ */
+#ifndef GOVS_COUNTERS_H
+#define GOVS_COUNTERS_H
+
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+/*
+ * Each packet on a served interface increments exactly one of the counters
+ * from steered_vip to frag_passed; redirect_failed additionally counts the
+ * steered packets whose slot had no socket (they went to the kernel).
+ * Lowercase names make readable Go identifiers (steerCounterIdSteeredVip).
+ */
+enum counter_id {
+	steered_vip,     /* to a virtual service */
+	steered_reply,   /* from a real server (NAT / full-NAT reply) */
+	steered_icmp,    /* ICMP error about a steered connection */
+	passed,          /* not ours: left to the kernel */
+	malformed,       /* truncated or inconsistent: left to the kernel */
+	frag_passed,     /* non-first fragment, no ports: left to the kernel */
+	unknown_iface,   /* interface not in ifaces: left to the kernel */
+	redirect_failed, /* steered, but no socket in the slot: left to the kernel */
+	counter_max,
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, counter_max);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+/* count is not inlined so that clang keeps enum counter_id in BTF for bpf2go. */
+static __noinline void count(enum counter_id id)
+{
+	__u32 key = id;
+	__u64 *value = bpf_map_lookup_elem(&counters, &key);
+
+	if (value)
+		*value += 1;
+}
+
+#endif /* GOVS_COUNTERS_H */

@@ -1,0 +1,171 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+//go:build ignore
+
+/*
+ * steer: the director's XDP program. It sends to the workers' AF_XDP sockets
+ * the packets the load balancer owns (traffic to a virtual service, replies
+ * from real servers of NAT services, ICMP errors about either) and passes
+ * everything else to the kernel untouched. It never drops: a frame it does
+ * not understand is the kernel's to judge.
+ */
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "parse.h"
+#include "icmp.h"
+#include "maps.h"
+#include "counters.h"
+
+enum verdict {
+	VERDICT_VIP,
+	VERDICT_REPLY,
+	VERDICT_ICMP,
+	VERDICT_PASS,
+	VERDICT_MALFORMED,
+	VERDICT_FRAGMENT,
+};
+
+/* endpoint_in looks up (addr, port, proto) in map, then (addr, 0, proto),
+ * the key of a service or real server that takes every port. */
+static __always_inline bool endpoint_in(void *map, const __u8 addr[16], __be16 port, __u8 proto)
+{
+	struct endpoint_key key = {};
+
+	__builtin_memcpy(key.addr, addr, 16);
+	key.port = port;
+	key.proto = proto;
+	if (bpf_map_lookup_elem(map, &key))
+		return true;
+	if (port == 0)
+		return false;
+	key.port = 0;
+	return bpf_map_lookup_elem(map, &key) != NULL;
+}
+
+static __always_inline enum verdict verdict_of(int status)
+{
+	switch (status) {
+	case PARSE_MALFORMED:
+		return VERDICT_MALFORMED;
+	case PARSE_FRAGMENT:
+		return VERDICT_FRAGMENT;
+	default:
+		return VERDICT_PASS;
+	}
+}
+
+/*
+ * classify_icmp_error decides on the packet embedded in an ICMP error. The
+ * director sent it either as a reply to a client (its source is a virtual
+ * service) or as a request to a real server (its destination is a real
+ * server); in both cases the worker owning that connection must see it.
+ */
+static __always_inline enum verdict classify_icmp_error(int status, struct tuple *inner)
+{
+	if (status == PARSE_FRAGMENT)
+		return VERDICT_PASS; /* no ports to match on */
+	if (status != PARSE_OK)
+		return verdict_of(status);
+	if (endpoint_in(&vips, inner->saddr, inner->sport, inner->proto))
+		return VERDICT_ICMP;
+	if (endpoint_in(&reals, inner->daddr, inner->dport, inner->proto))
+		return VERDICT_ICMP;
+	return VERDICT_PASS;
+}
+
+static __always_inline enum verdict classify(struct cursor *c)
+{
+	struct tuple t = {};
+	__be16 ethertype;
+	bool is_ipv6;
+	int status;
+
+	if (parse_eth(c, &ethertype) != PARSE_OK)
+		return VERDICT_MALFORMED;
+	if (ethertype == bpf_htons(ETH_P_IP)) {
+		is_ipv6 = false;
+		status = parse_ipv4(c, &t, false);
+	} else if (ethertype == bpf_htons(ETH_P_IPV6)) {
+		is_ipv6 = true;
+		status = parse_ipv6(c, &t, false);
+	} else {
+		return VERDICT_PASS;
+	}
+	if (status != PARSE_OK)
+		return verdict_of(status);
+
+	if (!is_ipv6 && t.proto == IPPROTO_ICMP) {
+		struct tuple inner = {};
+		bool is_error;
+		status = parse_icmp4_error(c, &inner, &is_error);
+		if (status == PARSE_OK && !is_error)
+			return VERDICT_PASS;
+		return classify_icmp_error(status, &inner);
+	}
+	if (is_ipv6 && t.proto == IPPROTO_ICMPV6) {
+		struct tuple inner = {};
+		bool is_error;
+		status = parse_icmp6_error(c, &inner, &is_error);
+		if (status == PARSE_OK && !is_error)
+			return VERDICT_PASS;
+		return classify_icmp_error(status, &inner);
+	}
+
+	status = parse_ports(c, &t, false);
+	if (status != PARSE_OK)
+		return verdict_of(status);
+	if (endpoint_in(&vips, t.daddr, t.dport, t.proto))
+		return VERDICT_VIP;
+	if (endpoint_in(&reals, t.saddr, t.sport, t.proto))
+		return VERDICT_REPLY;
+	return VERDICT_PASS;
+}
+
+SEC("xdp")
+int steer(struct xdp_md *ctx)
+{
+	struct cursor c = {
+		.pos = (void *)(long)ctx->data,
+		.end = (void *)(long)ctx->data_end,
+	};
+	__u32 ifindex = ctx->ingress_ifindex;
+	__u32 *base = bpf_map_lookup_elem(&ifaces, &ifindex);
+
+	if (!base) {
+		count(unknown_iface);
+		return XDP_PASS;
+	}
+
+	switch (classify(&c)) {
+	case VERDICT_VIP:
+		count(steered_vip);
+		break;
+	case VERDICT_REPLY:
+		count(steered_reply);
+		break;
+	case VERDICT_ICMP:
+		count(steered_icmp);
+		break;
+	case VERDICT_MALFORMED:
+		count(malformed);
+		return XDP_PASS;
+	case VERDICT_FRAGMENT:
+		count(frag_passed);
+		return XDP_PASS;
+	default:
+		count(passed);
+		return XDP_PASS;
+	}
+
+	/* Without a socket in the slot the helper returns its flags' action:
+	 * the packet goes to the kernel rather than being lost. */
+	__u32 slot = *base + ctx->rx_queue_index;
+	long action = bpf_redirect_map(&xsks, slot, XDP_PASS);
+	if (action != XDP_REDIRECT)
+		count(redirect_failed);
+	return action;
+}
+
+char _license[] SEC("license") = "Dual BSD/GPL";

@@ -1,0 +1,239 @@
+package bpf
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/rlimit"
+
+	"github.com/govs/govs/inet"
+)
+
+// Endpoint is an address, port and IP protocol number, as the steering maps
+// match them. Port is in host byte order; 0 stands for every port.
+type Endpoint struct {
+	Addr  inet.Addr
+	Port  uint16
+	Proto uint8
+}
+
+func (e Endpoint) String() string {
+	return fmt.Sprintf("%s/%d/%d", e.Addr, e.Port, e.Proto)
+}
+
+func (e Endpoint) key() (steerEndpointKey, error) {
+	if e.Addr.IsZero() {
+		return steerEndpointKey{}, fmt.Errorf("endpoint %v: no address", e)
+	}
+	if e.Proto == 0 {
+		return steerEndpointKey{}, fmt.Errorf("endpoint %v: no protocol", e)
+	}
+	// The key holds the port in network byte order, as it is on the wire.
+	var port [2]byte
+	binary.BigEndian.PutUint16(port[:], e.Port)
+	return steerEndpointKey{
+		Addr:  [16]uint8(e.Addr),
+		Port:  binary.NativeEndian.Uint16(port[:]),
+		Proto: e.Proto,
+	}, nil
+}
+
+// Counters are the steering program's packet counters summed over CPUs.
+// Every packet arriving on a served interface adds one to exactly one of
+// SteeredVIP, SteeredReply, SteeredICMP, Passed, Malformed and FragPassed.
+type Counters struct {
+	SteeredVIP     uint64 // to a virtual service
+	SteeredReply   uint64 // from a real server: NAT or full-NAT reply
+	SteeredICMP    uint64 // ICMP error about a steered connection
+	Passed         uint64 // not load balancer traffic: to the kernel
+	Malformed      uint64 // truncated or inconsistent: to the kernel
+	FragPassed     uint64 // non-first fragment (no ports): to the kernel
+	UnknownIface   uint64 // arrived on an interface without a base slot: to the kernel
+	RedirectFailed uint64 // steered, but no socket in the slot: to the kernel
+}
+
+// Steering owns the loaded steering program and its maps.
+type Steering struct {
+	objs     steerObjects
+	attached attachments
+
+	mu       sync.Mutex
+	realRefs map[Endpoint]int
+}
+
+// LoadSteering loads the steering program and creates its maps. Nothing is
+// attached yet.
+func LoadSteering() (*Steering, error) {
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, fmt.Errorf("remove memlock rlimit: %w", err)
+	}
+	s := &Steering{realRefs: make(map[Endpoint]int)}
+	if err := loadSteerObjects(&s.objs, nil); err != nil {
+		return nil, loadError("steering", err)
+	}
+	return s, nil
+}
+
+// Program returns the steering XDP program.
+func (s *Steering) Program() *ebpf.Program { return s.objs.Steer }
+
+// Attach attaches the program to an interface and returns the mode in use,
+// native or generic (ModeAuto tries native first).
+func (s *Steering) Attach(ifindex int, mode Mode) (Mode, error) {
+	return s.attached.attach(s.objs.Steer, ifindex, mode)
+}
+
+// Detach removes the program from an interface it was attached to.
+func (s *Steering) Detach(ifindex int) error {
+	return s.attached.detach(ifindex)
+}
+
+// SetInterfaceBase makes the program serve an interface: a packet steered
+// from its RX queue q goes to the socket in slot base+q. Packets on
+// interfaces without a base pass to the kernel.
+func (s *Steering) SetInterfaceBase(ifindex int, base uint32) error {
+	if ifindex <= 0 {
+		return fmt.Errorf("set interface base: invalid ifindex %d", ifindex)
+	}
+	if err := s.objs.Ifaces.Update(uint32(ifindex), base, ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("set base slot %d of ifindex %d: %w", base, ifindex, err)
+	}
+	return nil
+}
+
+// DelInterface stops serving an interface: its packets pass to the kernel.
+func (s *Steering) DelInterface(ifindex int) error {
+	if err := s.objs.Ifaces.Delete(uint32(ifindex)); err != nil {
+		return fmt.Errorf("delete ifindex %d: %w", ifindex, err)
+	}
+	return nil
+}
+
+// RegisterSocket puts a bound AF_XDP socket in a slot of the xsks map.
+func (s *Steering) RegisterSocket(slot uint32, fd int) error {
+	if fd < 0 {
+		return fmt.Errorf("register socket in slot %d: invalid fd %d", slot, fd)
+	}
+	if err := s.objs.Xsks.Update(slot, uint32(fd), ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("register socket fd %d in slot %d: %w", fd, slot, err)
+	}
+	return nil
+}
+
+// UnregisterSocket empties a slot; its packets then pass to the kernel.
+func (s *Steering) UnregisterSocket(slot uint32) error {
+	if err := s.objs.Xsks.Delete(slot); err != nil {
+		return fmt.Errorf("unregister socket in slot %d: %w", slot, err)
+	}
+	return nil
+}
+
+// AddVIP steers traffic to e (to every port of e.Proto when e.Port is 0) to
+// the workers. Adding an existing endpoint updates its service id.
+func (s *Steering) AddVIP(e Endpoint, serviceID uint32) error {
+	key, err := e.key()
+	if err != nil {
+		return fmt.Errorf("add vip: %w", err)
+	}
+	value := steerEndpointValue{ServiceId: serviceID}
+	if err := s.objs.Vips.Update(&key, &value, ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("add vip %v: %w", e, err)
+	}
+	return nil
+}
+
+// DelVIP stops steering traffic to e.
+func (s *Steering) DelVIP(e Endpoint) error {
+	key, err := e.key()
+	if err != nil {
+		return fmt.Errorf("delete vip: %w", err)
+	}
+	if err := s.objs.Vips.Delete(&key); err != nil {
+		return fmt.Errorf("delete vip %v: %w", e, err)
+	}
+	return nil
+}
+
+// AddReal steers traffic from e, a real server of a NAT or full-NAT
+// service, to the workers. Calls are reference counted, since several
+// services may share a real server: e stays until DelReal has been called
+// as often as AddReal.
+func (s *Steering) AddReal(e Endpoint) error {
+	key, err := e.key()
+	if err != nil {
+		return fmt.Errorf("add real: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.realRefs[e] == 0 {
+		if err := s.objs.Reals.Update(&key, uint32(0), ebpf.UpdateAny); err != nil {
+			return fmt.Errorf("add real %v: %w", e, err)
+		}
+	}
+	s.realRefs[e]++
+	return nil
+}
+
+// DelReal drops one reference to e, and the map entry with the last one.
+func (s *Steering) DelReal(e Endpoint) error {
+	key, err := e.key()
+	if err != nil {
+		return fmt.Errorf("delete real: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	refs := s.realRefs[e]
+	if refs == 0 {
+		return fmt.Errorf("delete real %v: %w", e, ebpf.ErrKeyNotExist)
+	}
+	if refs > 1 {
+		s.realRefs[e] = refs - 1
+		return nil
+	}
+	if err := s.objs.Reals.Delete(&key); err != nil {
+		return fmt.Errorf("delete real %v: %w", e, err)
+	}
+	delete(s.realRefs, e)
+	return nil
+}
+
+// Counters returns the packet counters summed over all CPUs.
+func (s *Steering) Counters() (Counters, error) {
+	var c Counters
+	fields := [...]struct {
+		id  steerCounterId
+		dst *uint64
+	}{
+		{steerCounterIdSteeredVip, &c.SteeredVIP},
+		{steerCounterIdSteeredReply, &c.SteeredReply},
+		{steerCounterIdSteeredIcmp, &c.SteeredICMP},
+		{steerCounterIdPassed, &c.Passed},
+		{steerCounterIdMalformed, &c.Malformed},
+		{steerCounterIdFragPassed, &c.FragPassed},
+		{steerCounterIdUnknownIface, &c.UnknownIface},
+		{steerCounterIdRedirectFailed, &c.RedirectFailed},
+	}
+	var perCPU []uint64
+	for _, f := range fields {
+		if err := s.objs.Counters.Lookup(uint32(f.id), &perCPU); err != nil {
+			return Counters{}, fmt.Errorf("read counter %d: %w", f.id, err)
+		}
+		for _, v := range perCPU {
+			*f.dst += v
+		}
+	}
+	return c, nil
+}
+
+// Close detaches the program from every interface and frees the program
+// and its maps.
+func (s *Steering) Close() error {
+	detachErr := s.attached.detachAll()
+	if err := s.objs.Close(); err != nil {
+		return errors.Join(detachErr, fmt.Errorf("close steering objects: %w", err))
+	}
+	return detachErr
+}
