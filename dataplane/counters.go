@@ -9,30 +9,38 @@ type DropReason int
 
 // Drop reasons; each has a counter per worker.
 const (
-	DropMalformed   DropReason = iota // the parser refused it
-	DropFragment                      // a non-first fragment (no ports to match)
-	DropNoService                     // no service and no connection matches
-	DropNoConn                        // a TCP packet other than SYN with no connection entry
-	DropNoDest                        // the scheduler found no available real server
-	DropTableFull                     // the connection table is full
-	DropNeighMiss                     // the real server's next hop is not resolved yet
-	DropNoTxQueue                     // the egress interface has no socket for this queue
-	DropTxFull                        // the TX ring was full
-	DropUnsupported                   // a forwarding mode or packet kind not handled
+	DropMalformed     DropReason = iota // the parser refused it
+	DropFragment                        // a non-first fragment (no ports to match)
+	DropNoService                       // no service and no connection matches
+	DropNoConn                          // a TCP packet other than SYN with no connection entry
+	DropNoDest                          // the scheduler found no available real server
+	DropTableFull                       // the connection table is full
+	DropNeighMiss                       // the real server's next hop is not resolved yet
+	DropNoTxQueue                       // the egress interface has no socket for this queue
+	DropTxFull                          // the TX ring was full
+	DropUnsupported                     // a forwarding mode or packet kind not handled
+	DropTTL                             // TTL or hop limit exhausted
+	DropTooBig                          // too big for the egress path once encapsulated
+	DropNoSource                        // no local address to use as tunnel source
+	DropPortExhausted                   // full-NAT local ports exhausted
 	numDropReasons
 )
 
 var dropReasonNames = [numDropReasons]string{
-	DropMalformed:   "malformed",
-	DropFragment:    "fragment",
-	DropNoService:   "no_service",
-	DropNoConn:      "no_conn",
-	DropNoDest:      "no_dest",
-	DropTableFull:   "table_full",
-	DropNeighMiss:   "neigh_miss",
-	DropNoTxQueue:   "no_tx_queue",
-	DropTxFull:      "tx_full",
-	DropUnsupported: "unsupported",
+	DropMalformed:     "malformed",
+	DropFragment:      "fragment",
+	DropNoService:     "no_service",
+	DropNoConn:        "no_conn",
+	DropNoDest:        "no_dest",
+	DropTableFull:     "table_full",
+	DropNeighMiss:     "neigh_miss",
+	DropNoTxQueue:     "no_tx_queue",
+	DropTxFull:        "tx_full",
+	DropUnsupported:   "unsupported",
+	DropTTL:           "ttl_exceeded",
+	DropTooBig:        "too_big",
+	DropNoSource:      "no_source_addr",
+	DropPortExhausted: "lport_exhausted",
 }
 
 func (r DropReason) String() string { return dropReasonNames[r] }
@@ -57,6 +65,8 @@ type workerCounters struct {
 	NewConns  atomic.Uint64
 	Inbound   atomic.Uint64
 	Outbound  atomic.Uint64
+	ICMP      atomic.Uint64 // related ICMP errors forwarded
+	ICMPSent  atomic.Uint64 // ICMP errors originated (path MTU)
 	Drops     [numDropReasons]atomic.Uint64
 	_         [64]byte // keep the next worker's counters off this cache line
 }
@@ -64,7 +74,7 @@ type workerCounters struct {
 // Counters is a snapshot of the data path's counters summed over workers.
 type Counters struct {
 	RxPackets, RxBytes, TxPackets, TxBytes, TxErrors uint64
-	NewConns, Inbound, Outbound                      uint64
+	NewConns, Inbound, Outbound, ICMP, ICMPSent      uint64
 	Drops                                            [numDropReasons]uint64
 	Conns                                            int
 }

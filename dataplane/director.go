@@ -39,7 +39,11 @@ type Interface struct {
 	MTU    int
 	Queues int
 	Mode   bpf.Mode // the XDP mode it was attached in
-	base   uint32   // first XSKMAP slot of its queues
+	// Addr4 and Addr6 are the interface's own addresses (the first global
+	// one of each family that is not a host route, so not a VIP): the
+	// source of ICMP errors govsd originates.
+	Addr4, Addr6 inet.Addr
+	base         uint32 // first XSKMAP slot of its queues
 }
 
 // Director is the running data path.
@@ -98,6 +102,7 @@ func New(opts Options, log *slog.Logger) (_ *Director, err error) {
 		}
 		ifc := &Interface{Name: name, Index: a.Index, MAC: [6]byte(a.HardwareAddr), MTU: a.MTU,
 			Queues: rxQueues(name), base: base}
+		ifc.Addr4, ifc.Addr6 = ownAddrs(link)
 		base += uint32(ifc.Queues)
 		maxQueues = max(maxQueues, ifc.Queues)
 		if err := d.steer.SetInterfaceBase(ifc.Index, ifc.base); err != nil {
@@ -123,6 +128,29 @@ func New(opts Options, log *slog.Logger) (_ *Director, err error) {
 		log.Info("xdp attached", "iface", ifc.Name, "mode", mode.String(), "queues", ifc.Queues)
 	}
 	return d, nil
+}
+
+// ownAddrs returns an interface's first global IPv4 and IPv6 addresses that
+// are not host routes (/32, /128), which VIPs usually are.
+func ownAddrs(link netlink.Link) (v4, v6 inet.Addr) {
+	addrs, _ := netlink.AddrList(link, netlink.FAMILY_ALL)
+	for _, a := range addrs {
+		ones, bits := a.Mask.Size()
+		if a.Scope != int(netlink.SCOPE_UNIVERSE) || ones == bits {
+			continue
+		}
+		ip, ok := netip.AddrFromSlice(a.IP)
+		if !ok {
+			continue
+		}
+		ip = ip.Unmap()
+		if ip.Is4() && v4.IsZero() {
+			v4 = inet.AddrFromNetip(ip)
+		} else if ip.Is6() && v6.IsZero() {
+			v6 = inet.AddrFromNetip(ip)
+		}
+	}
+	return v4, v6
 }
 
 // rxQueues counts an interface's RX queues from sysfs.
@@ -364,6 +392,8 @@ func (d *Director) Counters() Counters {
 		c.NewConns += k.NewConns.Load()
 		c.Inbound += k.Inbound.Load()
 		c.Outbound += k.Outbound.Load()
+		c.ICMP += k.ICMP.Load()
+		c.ICMPSent += k.ICMPSent.Load()
 		for i := range c.Drops {
 			c.Drops[i] += k.Drops[i].Load()
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,9 @@ type NextHop struct {
 	SrcMAC [6]byte
 	DstMAC [6]byte
 	MTU    int
+	// Src is the director's source address toward the destination (the
+	// route's preferred source), the outer source of a tunnel.
+	Src inet.Addr
 }
 
 // resolver keeps next hops toward the addresses the data path sends to (real
@@ -179,7 +183,15 @@ func (r *resolver) resolve(a inet.Addr) (NextHop, error) {
 			continue
 		}
 		ifc := r.ifaces[idx]
-		return NextHop{Iface: idx, SrcMAC: ifc.MAC, DstMAC: [6]byte(n.HardwareAddr), MTU: ifc.MTU}, nil
+		nh := NextHop{Iface: idx, SrcMAC: ifc.MAC, DstMAC: [6]byte(n.HardwareAddr), MTU: ifc.MTU}
+		if src, ok := netip.AddrFromSlice(rt.Src); ok && rt.Src != nil {
+			nh.Src = inet.AddrFromNetip(src.Unmap())
+		} else if a.Is4() {
+			nh.Src = ifc.Addr4
+		} else {
+			nh.Src = ifc.Addr6
+		}
+		return nh, nil
 	}
 	// A managed neighbour entry makes the kernel resolve the address and keep
 	// it reachable on its own (Linux 5.16+), without us sending anything.

@@ -54,10 +54,13 @@ type worker struct {
 	tx   [][]xsk.Desc // per socket TX batch
 	comp []uint64
 
-	ct         *conntrack.Table
-	p          packet.Parsed
-	lastExpire int64
-	budget     int
+	ct          *conntrack.Table
+	p           packet.Parsed
+	ipID        uint16            // IPv4 identification of outer tunnel headers
+	lportNext   map[inet.Addr]int // full-NAT: next local port to try per local address
+	lastPortLog int64
+	lastExpire  int64
+	budget      int
 
 	ctr       workerCounters
 	connCount atomic.Int64
@@ -66,7 +69,7 @@ type worker struct {
 }
 
 func newWorker(d *Director, q int, tableSize int) (_ *worker, err error) {
-	w := &worker{d: d, q: q, reqs: make(chan func(), 4)}
+	w := &worker{d: d, q: q, reqs: make(chan func(), 4), lportNext: map[inet.Addr]int{}}
 	defer func() {
 		if err != nil {
 			w.close()
@@ -100,7 +103,7 @@ func newWorker(d *Director, q int, tableSize int) (_ *worker, err error) {
 		w.socks[i] = s
 		socks = append(socks, s)
 		w.active = append(w.active, i)
-		w.tx[i] = make([]xsk.Desc, 0, rxBatch*len(d.ifaces))
+		w.tx[i] = make([]xsk.Desc, 0, 2*rxBatch*len(d.ifaces))
 		if err := d.steer.RegisterSocket(ifc.base+uint32(q), s.FD()); err != nil {
 			return nil, fmt.Errorf("register socket %s queue %d: %w", ifc.Name, q, err)
 		}
@@ -177,9 +180,8 @@ func (w *worker) receive(si int, now int64, st *snapshot) int {
 	var bytes uint64
 	for i := 0; i < n; i++ {
 		desc := w.rx[i]
-		frame := w.umem.Bytes(desc.Addr, desc.Len)
 		bytes += uint64(desc.Len)
-		out, ok := w.process(frame, si, now, st)
+		out, ok := w.process(&desc, si, now, st)
 		if !ok {
 			w.free = append(w.free, desc.Addr)
 			continue
@@ -189,7 +191,7 @@ func (w *worker) receive(si int, now int64, st *snapshot) int {
 			w.free = append(w.free, desc.Addr)
 			continue
 		}
-		w.tx[out] = append(w.tx[out], xsk.Desc{Addr: desc.Addr, Len: desc.Len})
+		w.tx[out] = append(w.tx[out], desc)
 	}
 	if n > 0 {
 		w.ctr.RxPackets.Add(uint64(n))
@@ -256,9 +258,11 @@ func (w *worker) refill() {
 
 func (w *worker) drop(r DropReason) { w.ctr.Drops[r].Add(1) }
 
-// process forwards one frame in place. It returns the interface index to
-// transmit on, or false when the frame is dropped (and counted).
-func (w *worker) process(frame []byte, inIface int, now int64, st *snapshot) (int, bool) {
+// process forwards the frame of desc in place; encapsulation may move its
+// start and change its length. It returns the interface index to transmit
+// on, or false when the frame is dropped (and counted).
+func (w *worker) process(desc *xsk.Desc, inIface int, now int64, st *snapshot) (int, bool) {
+	frame := w.umem.Bytes(desc.Addr, desc.Len)
 	p := &w.p
 	if err := packet.Parse(frame, p); err != nil {
 		w.drop(DropMalformed)
@@ -268,7 +272,11 @@ func (w *worker) process(frame []byte, inIface int, now int64, st *snapshot) (in
 		w.drop(DropFragment)
 		return 0, false
 	}
-	if p.Proto != packet.ProtoTCP && p.Proto != packet.ProtoUDP {
+	switch p.Proto {
+	case packet.ProtoTCP, packet.ProtoUDP:
+	case packet.ProtoICMP, packet.ProtoICMPv6:
+		return w.processICMP(desc, frame, now, st)
+	default:
 		w.drop(DropUnsupported)
 		return 0, false
 	}
@@ -289,37 +297,192 @@ func (w *worker) process(frame []byte, inIface int, now int64, st *snapshot) (in
 	if dir == conntrack.DirOriginal {
 		c.PktsIn++
 		c.BytesIn += uint64(len(frame))
-		dst := st.dest(c.Dest)
-		nh, ok := w.d.res.lookup(dst.Addr)
-		if !ok {
-			w.drop(DropNeighMiss)
-			return 0, false
-		}
-		switch c.Fwd {
-		case conntrack.FwdNAT:
-			packet.DNAT(frame, p, dst.Addr, dst.Port)
-		case conntrack.FwdDR:
-			// Only the Ethernet header changes.
-		default:
-			w.drop(DropUnsupported)
-			return 0, false
-		}
-		packet.SetMACs(frame, nh.DstMAC, nh.SrcMAC)
-		w.ctr.Inbound.Add(1)
-		return nh.Iface, true
+		return w.toRealServer(desc, frame, c, st)
 	}
 	c.PktsOut++
 	c.BytesOut += uint64(len(frame))
+	return w.toClient(frame, c)
+}
+
+// toRealServer forwards a request (or an ICMP error already rewritten for
+// the real server) according to the connection's forwarding method.
+func (w *worker) toRealServer(desc *xsk.Desc, frame []byte, c *conntrack.Conn, st *snapshot) (int, bool) {
+	p := &w.p
+	dst := st.dest(c.Dest)
+	nh, ok := w.d.res.lookup(dst.Addr)
+	if !ok {
+		w.drop(DropNeighMiss)
+		return 0, false
+	}
+	if !packet.DecTTL(frame, p) {
+		w.drop(DropTTL)
+		return 0, false
+	}
+	switch c.Fwd {
+	case conntrack.FwdNAT:
+		if p.Proto == packet.ProtoTCP || p.Proto == packet.ProtoUDP {
+			packet.DNAT(frame, p, dst.Addr, dst.Port)
+		}
+	case conntrack.FwdFullNAT:
+		if p.Proto == packet.ProtoTCP || p.Proto == packet.ProtoUDP {
+			packet.FullNAT(frame, p, c.LAddr, c.LPort, dst.Addr, dst.Port)
+		}
+	case conntrack.FwdDR:
+		// VS/DR: only the Ethernet header changes.
+	case conntrack.FwdTun:
+		outer := packet.EncapOverhead(familyOf(dst.Addr))
+		if p.L3Len+outer > nh.MTU {
+			w.tooBig(frame, c, nh.MTU-outer)
+			return 0, false
+		}
+		src := nh.Src
+		if src.IsZero() {
+			w.drop(DropNoSource)
+			return 0, false
+		}
+		base := w.umem.ChunkBase(desc.Addr)
+		chunk := w.umem.Bytes(base, uint32(w.umem.FrameSize()))
+		w.ipID++
+		off, n, err := packet.Encap(chunk, int(desc.Addr-base), int(desc.Len), p, src, dst.Addr, w.ipID)
+		if err != nil {
+			w.drop(DropMalformed)
+			return 0, false
+		}
+		desc.Addr, desc.Len = base+uint64(off), uint32(n)
+		frame = chunk[off : off+n]
+	}
+	packet.SetMACs(frame, nh.DstMAC, nh.SrcMAC)
+	w.ctr.Inbound.Add(1)
+	return nh.Iface, true
+}
+
+// toClient translates a reply back to VIP:vport -> CIP:cport and sends it to
+// the L2 neighbour the connection's requests came from.
+func (w *worker) toClient(frame []byte, c *conntrack.Conn) (int, bool) {
+	p := &w.p
+	if !packet.DecTTL(frame, p) {
+		w.drop(DropTTL)
+		return 0, false
+	}
 	switch c.Fwd {
 	case conntrack.FwdNAT:
 		packet.SNAT(frame, p, c.Orig.Dst, c.Orig.DstPort)
+	case conntrack.FwdFullNAT:
+		packet.FullNAT(frame, p, c.Orig.Dst, c.Orig.DstPort, c.Orig.Src, c.Orig.SrcPort)
 	default:
+		// DR and TUN replies never pass the director.
 		w.drop(DropUnsupported)
 		return 0, false
 	}
 	packet.SetMACs(frame, c.ClientMAC, c.LocalMAC)
 	w.ctr.Outbound.Add(1)
 	return int(c.InPort), true
+}
+
+// processICMP forwards an ICMP error that quotes a packet of a tracked
+// connection to the party that sent that packet, with the quote translated
+// so that the receiver recognises its own packet, as IPVS does.
+func (w *worker) processICMP(desc *xsk.Desc, frame []byte, now int64, st *snapshot) (int, bool) {
+	p := &w.p
+	in := &p.Inner
+	if !in.Valid || !in.HasPorts {
+		w.drop(DropUnsupported)
+		return 0, false
+	}
+	// The quoted packet is one the director sent; its connection is found
+	// from the other end.
+	t := conntrack.Tuple{Src: in.Dst, Dst: in.Src, SrcPort: in.DstPort, DstPort: in.SrcPort, Proto: in.Proto}
+	c, dir, ok := w.ct.Lookup(&t, now)
+	if !ok {
+		w.drop(DropNoConn)
+		return 0, false
+	}
+	w.ctr.ICMP.Add(1)
+	if dir == conntrack.DirOriginal {
+		// About a reply we sent to the client (v:vport -> c:cport): the
+		// real server must hear of it (path MTU, unreachable client).
+		dst := st.dest(c.Dest)
+		var err error
+		switch c.Fwd {
+		case conntrack.FwdNAT:
+			err = packet.RewriteICMPError(frame, p, nil, &dst.Addr, dst.Addr, dst.Port, c.Orig.Src, c.Orig.SrcPort)
+		case conntrack.FwdFullNAT:
+			err = packet.RewriteICMPError(frame, p, &c.LAddr, &dst.Addr, dst.Addr, dst.Port, c.LAddr, c.LPort)
+		}
+		if err != nil {
+			w.drop(DropMalformed)
+			return 0, false
+		}
+		// DR and TUN forward the error unchanged (TUN encapsulated).
+		return w.toRealServerRaw(desc, frame, c, st)
+	}
+	// About a request we sent to the real server: the client must hear of it.
+	var err error
+	switch c.Fwd {
+	case conntrack.FwdNAT:
+		err = packet.RewriteICMPError(frame, p, &c.Orig.Dst, nil, c.Orig.Src, c.Orig.SrcPort, c.Orig.Dst, c.Orig.DstPort)
+	case conntrack.FwdFullNAT:
+		err = packet.RewriteICMPError(frame, p, &c.Orig.Dst, &c.Orig.Src, c.Orig.Src, c.Orig.SrcPort, c.Orig.Dst, c.Orig.DstPort)
+	default:
+		w.drop(DropUnsupported)
+		return 0, false
+	}
+	if err != nil {
+		w.drop(DropMalformed)
+		return 0, false
+	}
+	packet.SetMACs(frame, c.ClientMAC, c.LocalMAC)
+	w.ctr.Outbound.Add(1)
+	return int(c.InPort), true
+}
+
+// toRealServerRaw sends an already translated ICMP error toward the real
+// server: as is for NAT, full-NAT and DR, encapsulated for TUN.
+func (w *worker) toRealServerRaw(desc *xsk.Desc, frame []byte, c *conntrack.Conn, st *snapshot) (int, bool) {
+	fwd := c.Fwd
+	if fwd == conntrack.FwdNAT || fwd == conntrack.FwdFullNAT {
+		// The addresses are already rewritten; forward like DR.
+		c2 := *c
+		c2.Fwd = conntrack.FwdDR
+		return w.toRealServer(desc, frame, &c2, st)
+	}
+	return w.toRealServer(desc, frame, c, st)
+}
+
+// tooBig answers a packet that would exceed the path MTU once encapsulated
+// with ICMP "fragmentation needed" / ICMPv6 "packet too big", as IPVS does
+// for VS/TUN. An IPv4 packet without DF is dropped and counted: govs does not
+// fragment.
+func (w *worker) tooBig(frame []byte, c *conntrack.Conn, mtu int) {
+	p := &w.p
+	w.drop(DropTooBig)
+	if p.Family == 4 && frame[p.L3Off+6]&0x40 == 0 {
+		return
+	}
+	in := w.d.ifaces[c.InPort]
+	from := in.Addr4
+	if p.Family == 6 {
+		from = in.Addr6
+	}
+	if from.IsZero() || len(w.free) == 0 || w.socks[c.InPort] == nil {
+		return
+	}
+	addr := w.free[len(w.free)-1]
+	out := w.umem.Bytes(addr, uint32(w.umem.FrameSize()))
+	n, err := packet.BuildFragNeeded(out, frame, p, mtu, from, c.LocalMAC, c.ClientMAC)
+	if err != nil {
+		return
+	}
+	w.free = w.free[:len(w.free)-1]
+	w.tx[c.InPort] = append(w.tx[c.InPort], xsk.Desc{Addr: addr, Len: uint32(n)})
+	w.ctr.ICMPSent.Add(1)
+}
+
+func familyOf(a inet.Addr) uint8 {
+	if a.Is4() {
+		return 4
+	}
+	return 6
 }
 
 // newConn schedules a new connection for a packet that matched no entry.
@@ -348,8 +511,16 @@ func (w *worker) newConn(frame []byte, p *packet.Parsed, t *conntrack.Tuple, inI
 		ClientMAC: [6]byte(frame[6:12]),
 		LocalMAC:  [6]byte(frame[0:6]),
 	}
-	if dst.Fwd == conntrack.FwdNAT {
+	switch dst.Fwd {
+	case conntrack.FwdNAT:
 		conn.Reply = conntrack.Tuple{Src: dst.Addr, Dst: p.Src, SrcPort: dst.Port, DstPort: p.SrcPort, Proto: p.Proto}
+	case conntrack.FwdFullNAT:
+		laddr, lport, ok := w.allocLocal(svc, dst, p.Proto, now)
+		if !ok {
+			return nil
+		}
+		conn.LAddr, conn.LPort = laddr, lport
+		conn.Reply = conntrack.Tuple{Src: dst.Addr, Dst: laddr, SrcPort: dst.Port, DstPort: lport, Proto: p.Proto}
 	}
 	c, err := w.ct.Insert(&conn, now)
 	if err != nil {
@@ -362,6 +533,46 @@ func (w *worker) newConn(frame []byte, p *packet.Parsed, t *conntrack.Tuple, inI
 	w.ctr.NewConns.Add(1)
 	dst.Conns.Add(1)
 	return c
+}
+
+// Full-NAT local ports: worker q of n owns the ports p >= lportMin with
+// p % n == q, so a reply's destination port names the worker that owns its
+// connection, and workers never hand out the same local endpoint.
+const (
+	lportMin   = 1024
+	lportTries = 64 // ports tried per local address before trying the next
+)
+
+// allocLocal picks a full-NAT local address and port for a new connection
+// to dst: one whose reply tuple (RIP:rport -> LIP:lport) is not in use.
+func (w *worker) allocLocal(svc *Service, dst *Dest, proto uint8, now int64) (inet.Addr, uint16, bool) {
+	n := len(svc.LocalAddrs)
+	nw := len(w.d.workers)
+	span := (65536 - lportMin - w.q + nw - 1) / nw // ports this worker owns
+	if n > 0 && span > 0 {
+		first := int(w.ipID) % n // any spread will do; ipID moves with traffic
+		for i := 0; i < n; i++ {
+			laddr := svc.LocalAddrs[(first+i)%n]
+			k := w.lportNext[laddr]
+			for try := 0; try < lportTries; try++ {
+				port := uint16(lportMin + (k%span)*nw + w.q)
+				k++
+				reply := conntrack.Tuple{Src: dst.Addr, Dst: laddr, SrcPort: dst.Port, DstPort: port, Proto: proto}
+				if _, _, used := w.ct.Lookup(&reply, now); !used {
+					w.lportNext[laddr] = k % span
+					return laddr, port, true
+				}
+			}
+			w.lportNext[laddr] = k % span
+		}
+	}
+	w.drop(DropPortExhausted)
+	if now-w.lastPortLog >= int64(time.Second) {
+		w.lastPortLog = now
+		w.d.log.Warn("full-NAT local ports exhausted; new connections refused", "service", svc.Name,
+			"local_addresses", n, "worker", w.q)
+	}
+	return inet.Addr{}, 0, false
 }
 
 func (w *worker) templateKey(svc *Service, p *packet.Parsed) *conntrack.TemplateKey {
@@ -457,5 +668,3 @@ func (w *worker) setTimeouts(t conntrack.Timeouts) {
 		go w.request(context.Background(), func() { w.ct.SetTimeouts(t) })
 	}
 }
-
-var _ = inet.Addr{}

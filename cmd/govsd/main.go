@@ -3,6 +3,8 @@
 //
 //	govsd -c /etc/govs/govs.yaml        run the director
 //	govsd -t -c /etc/govs/govs.yaml     validate the configuration and exit
+//	govsd decap --interface eth0 --vip 198.18.2.100
+//	                                    on a real server: strip LVS-TUN's outer header
 package main
 
 import (
@@ -10,8 +12,10 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 
+	"github.com/govs/govs/bpf"
 	"github.com/govs/govs/config"
 	"github.com/govs/govs/daemon"
 )
@@ -21,6 +25,9 @@ func main() {
 }
 
 func run(args []string) int {
+	if len(args) > 0 && args[0] == "decap" {
+		return runDecap(args[1:])
+	}
 	fs := flag.NewFlagSet("govsd", flag.ContinueOnError)
 	path := fs.String("c", "/etc/govs/govs.yaml", "configuration `file`")
 	check := fs.Bool("t", false, "validate the configuration and exit")
@@ -44,6 +51,41 @@ func run(args []string) int {
 	}
 	if err := daemon.Run(context.Background(), *path, log); err != nil {
 		log.Error("govsd failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// vipList collects repeated --vip flags.
+type vipList []netip.Addr
+
+func (v *vipList) String() string { return fmt.Sprint(*v) }
+func (v *vipList) Set(s string) error {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return err
+	}
+	*v = append(*v, a)
+	return nil
+}
+
+func runDecap(args []string) int {
+	fs := flag.NewFlagSet("govsd decap", flag.ContinueOnError)
+	iface := fs.String("interface", "", "interface receiving the tunnelled packets")
+	mode := fs.String("xdp-mode", "auto", "auto, native or generic")
+	var vips vipList
+	fs.Var(&vips, "vip", "a VIP served by this real server (repeat for more)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	m, err := bpf.ParseMode(*mode)
+	if err != nil || *iface == "" {
+		fmt.Fprintln(os.Stderr, "govsd decap: need --interface IFACE, one or more --vip ADDR, and --xdp-mode auto|native|generic")
+		return 2
+	}
+	log, _ := newLogger("text", false)
+	if err := daemon.RunDecap(context.Background(), *iface, vips, m, log); err != nil {
+		log.Error("govsd decap failed", "err", err)
 		return 1
 	}
 	return 0
