@@ -1,0 +1,106 @@
+// Package config reads and validates the YAML configuration of govsd.
+//
+// Load and Parse check the whole file and report every problem at once as a
+// *ErrorList, one line per problem naming the file, the line and the key:
+//
+//	govs.yaml:14: services[1].real_servers[0].port: port mapping is not allowed with forward: dr
+//
+// Unknown keys, repeated keys, values of the wrong type and inconsistent
+// settings are all errors; an invalid file never yields a partial Config.
+// YAML anchors, aliases and merge keys (<<: *anchor) may be used to share
+// settings, for example a health check.
+//
+// # Schema
+//
+// Defaults are shown as values; "required" marks keys without one.
+//
+//	director:                           # required
+//	  interfaces: [eth0]                # required: one or more unique interface names
+//	  xdp_mode: auto                    # auto | native | generic
+//	  control_socket: /run/govs.sock
+//	  metrics_listen: 127.0.0.1:9469    # host:port of the Prometheus endpoint; "" disables it
+//	  conn_table_size: 1048576          # connection table entries, at least 1024
+//	  timeouts:                         # idle timeouts, as ipvsadm --set; Go durations > 0
+//	    tcp: 900s
+//	    tcpfin: 120s
+//	    udp: 300s
+//	  manage_vips: false                # add the VIPs to the interfaces
+//	  busy_poll: false                  # spin instead of sleeping in poll(2)
+//	  sync:                             # optional: connection synchronisation
+//	    role: master                    # required: master | backup | both
+//	    interface: eth1                 # required
+//	    group: 224.0.0.81               # multicast group, or
+//	    peers: [198.18.1.253]           # unicast peers (exactly one of group and peers)
+//	    port: 8848
+//	    sync_id: 0                      # 0..255
+//	    key_file: /etc/govs/sync.key    # required
+//	  bgp:                              # optional: announce the VIPs
+//	    asn: 65001                      # required, 1..4294967295
+//	    router_id: 198.18.0.254         # required, IPv4
+//	    next_hop: 198.18.0.254          # default: router_id
+//	    peers:                          # required, one or more
+//	      - {address: 198.18.0.1, asn: 65000, port: 179}   # address and asn required
+//	    communities: ["65001:100"]      # "high:low", each 0..65535
+//
+//	services:                           # optional list
+//	  - name: web                       # required, unique; letters, digits, . _ -
+//	    vip: 198.18.0.100               # required, IPv4 or IPv6
+//	    port: 80                        # required, 0..65535; 0 (all ports) needs persistence
+//	    protocol: tcp                   # tcp | udp
+//	    scheduler: wlc                  # rr wrr lc wlc sed nq lblc lblcr dh sh mh fo ovf twos
+//	    scheduler_flags: []             # sh-fallback sh-port (sh only), mh-fallback mh-port (mh only)
+//	    forward: nat                    # nat | fullnat | dr | tun
+//	    persistence:                    # optional: stick clients to a server (ipvsadm -p)
+//	      timeout: 300s
+//	      netmask: 255.255.255.255      # IPv4: dotted mask or prefix length;
+//	                                    # IPv6: prefix length (64 or "/64"), default 128
+//	    local_addresses: [198.18.1.250] # full-NAT source addresses: required exactly when
+//	                                    # the service or one of its servers uses fullnat;
+//	                                    # same family as the vip
+//	    health_check: {type: none}      # see below; inherited by every real server
+//	    on_failure: quiesce             # quiesce (weight 0) | remove
+//	    sorry_server:                   # optional: used while no server is available
+//	      address: 198.18.1.200         # required, same family as the vip
+//	      port: 80                      # default: the service port (must equal it for dr/tun)
+//	    check_via_vip: false            # probe servers at the VIP; only with dr or tun
+//	    real_servers:                   # optional list
+//	      - address: 198.18.1.1         # required, same family as the vip
+//	        port: 80                    # default: the service port; must equal it for dr and tun
+//	        weight: 1                   # 0..65535; 0 = quiescent
+//	        forward: nat                # default: the service's
+//	        upper_threshold: 0          # ipvsadm -x; 0 = no limit
+//	        lower_threshold: 0          # ipvsadm -y; at most upper_threshold when that is set
+//	        health_check: {}            # laid over the service's check key by key
+//
+// A service is identified by vip, port and protocol; no two services may share
+// them, nor two real servers of one service their address and port.
+//
+// # Health checks
+//
+//	health_check:
+//	  type: tcp             # required in a block: tcp | http | https | udp | dns | exec | none
+//	  interval: 2s
+//	  timeout: 1s           # at most interval
+//	  rise: 2               # successes before a server counts as healthy
+//	  fall: 3               # failures before it counts as failed
+//	  port: 8080            # default: the real server's port
+//	  http:                 # only for http and https; optional
+//	    method: GET
+//	    path: /
+//	    host: example.test  # default: the server's address
+//	    expect_status: [200]
+//	    expect_body: ok     # substring of the body; default: any body
+//	  udp:                  # required for udp
+//	    send: ping          # required
+//	    expect: pong        # default: any reply
+//	  dns:                  # required for dns
+//	    query: example.test # required
+//	    type: A             # A AAAA CNAME MX NS PTR SOA SRV TXT ANY
+//	  exec:                 # required for exec
+//	    command: [/usr/local/bin/check, "{address}", "{port}"]   # exit 0 = healthy
+//
+// Without a health_check a service's servers are not probed (type none). A
+// real server's health_check overrides the service's key by key; when it
+// changes the type (other than between http and https), the service's
+// type-specific block (http, udp, dns, exec) is not inherited.
+package config

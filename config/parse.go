@@ -1,0 +1,413 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/netip"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Load reads and validates the configuration file at path. An invalid
+// configuration yields a *ErrorList naming path in every entry; a file that
+// cannot be read yields the underlying *fs.PathError (wrapped).
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(data, path)
+}
+
+// Parse validates a configuration. filename is only used in messages. On any
+// problem it returns a nil *Config and a *ErrorList with every problem found.
+func Parse(data []byte, filename string) (*Config, error) {
+	p := &parser{file: filename}
+	cfg := p.document(data)
+	if len(p.errs.Errors) > 0 {
+		p.errs.finish()
+		return nil, &p.errs
+	}
+	return cfg, nil
+}
+
+var yamlLineError = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// syntaxError turns a yaml.v3 error ("yaml: line 3: did not find expected
+// key") into an Error with the line as a field.
+func (p *parser) syntaxError(err error) {
+	msg := err.Error()
+	if m := yamlLineError.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		p.errorAtLine(line, "", "invalid YAML: %s", m[2])
+		return
+	}
+	p.errorAtLine(0, "", "invalid YAML: %s", strings.TrimPrefix(msg, "yaml: "))
+}
+
+func (p *parser) document(data []byte) *Config {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			p.errorAtLine(0, "", "the file is empty")
+		} else {
+			p.syntaxError(err)
+		}
+		return nil
+	}
+	var extra yaml.Node
+	switch err := dec.Decode(&extra); {
+	case err == nil:
+		p.errorAtLine(extra.Line, "", "only one YAML document is allowed")
+		return nil
+	case !errors.Is(err, io.EOF):
+		p.syntaxError(err)
+		return nil
+	}
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 || isNull(deref(doc.Content[0])) {
+		p.errorAtLine(doc.Line, "", "the file is empty")
+		return nil
+	}
+	root := p.mapping(doc.Content[0], "", "director", "services")
+	if root == nil {
+		return nil
+	}
+	cfg := &Config{}
+	if f, ok := p.require(root, "director"); ok {
+		cfg.Director = p.director(f.val, f.path)
+	}
+	if f, ok := root.get("services"); ok {
+		cfg.Services = p.services(f.val, f.path)
+	}
+	return cfg
+}
+
+func (p *parser) director(n *yaml.Node, path string) Director {
+	d := Director{
+		XDPMode:       XDPAuto,
+		ControlSocket: DefaultControlSocket,
+		MetricsListen: DefaultMetricsListen,
+		ConnTableSize: DefaultConnTableSize,
+		Timeouts: Timeouts{
+			TCP:    DefaultTimeoutTCP,
+			TCPFin: DefaultTimeoutTCPFin,
+			UDP:    DefaultTimeoutUDP,
+		},
+	}
+	m := p.mapping(n, path, "interfaces", "xdp_mode", "control_socket", "metrics_listen",
+		"conn_table_size", "timeouts", "manage_vips", "busy_poll", "sync", "bgp")
+	if m == nil {
+		return d
+	}
+	if f, ok := p.require(m, "interfaces"); ok {
+		d.Interfaces = p.interfaces(f)
+	}
+	if f, ok := m.get("xdp_mode"); ok {
+		if i, ok := p.enum(f.val, f.path, xdpModeNames); ok {
+			d.XDPMode = XDPMode(i)
+		}
+	}
+	if f, ok := m.get("control_socket"); ok {
+		if s, ok := p.nonEmptyStr(f.val, f.path); ok {
+			// sun_path holds 108 bytes including the terminating NUL.
+			if len(s) > 107 {
+				p.errorf(f.val, f.path, "socket path is longer than 107 bytes")
+			}
+			d.ControlSocket = s
+		}
+	}
+	if f, ok := m.get("metrics_listen"); ok {
+		if s, ok := p.str(f.val, f.path); ok {
+			if s != "" {
+				p.checkHostPort(f, s)
+			}
+			d.MetricsListen = s
+		}
+	}
+	if f, ok := m.get("conn_table_size"); ok {
+		if v, ok := p.integer(f.val, f.path, MinConnTableSize, math.MaxInt32); ok {
+			d.ConnTableSize = int(v)
+		}
+	}
+	if f, ok := m.get("timeouts"); ok {
+		p.timeouts(f, &d.Timeouts)
+	}
+	if f, ok := m.get("manage_vips"); ok {
+		d.ManageVIPs, _ = p.boolean(f.val, f.path)
+	}
+	if f, ok := m.get("busy_poll"); ok {
+		d.BusyPoll, _ = p.boolean(f.val, f.path)
+	}
+	if f, ok := m.get("sync"); ok {
+		d.Sync = p.sync(f)
+	}
+	if f, ok := m.get("bgp"); ok {
+		d.BGP = p.bgp(f)
+	}
+	return d
+}
+
+// validInterfaceName follows the kernel's dev_valid_name.
+func validInterfaceName(s string) bool {
+	if s == "" || len(s) > 15 || s == "." || s == ".." {
+		return false
+	}
+	return !strings.ContainsAny(s, "/: \t\n\r\v\f")
+}
+
+func (p *parser) interfaceName(n *yaml.Node, path string) (string, bool) {
+	s, ok := p.str(n, path)
+	if ok && !validInterfaceName(s) {
+		p.errorf(deref(n), path, "%q is not a valid interface name", s)
+		return "", false
+	}
+	return s, ok
+}
+
+func (p *parser) interfaces(f field) []string {
+	items, ok := p.list(f.val, f.path)
+	if !ok {
+		return nil
+	}
+	if len(items) == 0 {
+		p.errorf(f.val, f.path, "at least one interface is required")
+		return nil
+	}
+	var out []string
+	seen := map[string]int{}
+	for i, it := range items {
+		path := indexPath(f.path, i)
+		name, ok := p.interfaceName(it, path)
+		if !ok {
+			continue
+		}
+		if line, dup := seen[name]; dup {
+			p.errorf(it, path, "duplicate interface %q (first at line %d)", name, line)
+			continue
+		}
+		seen[name] = it.Line
+		out = append(out, name)
+	}
+	return out
+}
+
+func (p *parser) checkHostPort(f field, s string) {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		p.errorf(f.val, f.path, "want host:port (e.g. 127.0.0.1:9469), got %q", s)
+		return
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+		p.errorf(f.val, f.path, "%q: port must be 1..65535", s)
+	}
+	if strings.ContainsAny(host, " \t/") {
+		p.errorf(f.val, f.path, "%q: invalid host", s)
+	}
+}
+
+func (p *parser) timeouts(f field, t *Timeouts) {
+	m := p.mapping(f.val, f.path, "tcp", "tcpfin", "udp")
+	if m == nil {
+		return
+	}
+	for _, t := range []struct {
+		name string
+		dst  *time.Duration
+	}{{"tcp", &t.TCP}, {"tcpfin", &t.TCPFin}, {"udp", &t.UDP}} {
+		if f, ok := m.get(t.name); ok {
+			if d, ok := p.duration(f.val, f.path); ok {
+				*t.dst = d
+			}
+		}
+	}
+}
+
+func (p *parser) sync(f field) *Sync {
+	s := &Sync{Port: DefaultSyncPort}
+	m := p.mapping(f.val, f.path, "role", "interface", "group", "peers", "port", "sync_id", "key_file")
+	if m == nil {
+		return s
+	}
+	if f, ok := p.require(m, "role"); ok {
+		if i, ok := p.enum(f.val, f.path, syncRoleNames); ok {
+			s.Role = SyncRole(i)
+		}
+	}
+	if f, ok := p.require(m, "interface"); ok {
+		s.Interface, _ = p.interfaceName(f.val, f.path)
+	}
+	group, hasGroup := m.get("group")
+	peers, hasPeers := m.get("peers")
+	switch {
+	case hasGroup && hasPeers:
+		p.errorf(peers.key, peers.path, "give either group (multicast) or peers (unicast), not both")
+	case !hasGroup && !hasPeers:
+		p.errorf(m.node, f.path, "either group (multicast) or peers (unicast) is required")
+	case hasGroup:
+		if a, ok := p.addr(group.val, group.path); ok {
+			if !a.IsMulticast() {
+				p.errorf(group.val, group.path, "%s is not a multicast address", a)
+			}
+			s.Group = a
+		}
+	default:
+		s.Peers = p.addrList(peers, false, true)
+	}
+	if f, ok := m.get("port"); ok {
+		s.Port, _ = p.port(f.val, f.path, false)
+	}
+	if f, ok := m.get("sync_id"); ok {
+		v, _ := p.integer(f.val, f.path, 0, 255)
+		s.SyncID = uint8(v)
+	}
+	if f, ok := p.require(m, "key_file"); ok {
+		s.KeyFile, _ = p.nonEmptyStr(f.val, f.path)
+	}
+	return s
+}
+
+// addrList parses a list of unique unicast addresses; nonEmpty demands at
+// least one, sameFamily that all share the first one's family.
+func (p *parser) addrList(f field, sameFamily, nonEmpty bool) []netip.Addr {
+	items, ok := p.list(f.val, f.path)
+	if !ok {
+		return nil
+	}
+	if nonEmpty && len(items) == 0 {
+		p.errorf(f.val, f.path, "at least one address is required")
+	}
+	var out []netip.Addr
+	seen := map[netip.Addr]int{}
+	for i, it := range items {
+		path := indexPath(f.path, i)
+		a, ok := p.unicastAddr(it, path)
+		if !ok {
+			continue
+		}
+		if line, dup := seen[a]; dup {
+			p.errorf(it, path, "duplicate address %s (first at line %d)", a, line)
+			continue
+		}
+		if sameFamily && len(out) > 0 && a.Is4() != out[0].Is4() {
+			p.errorf(it, path, "%s: mixed address families in one list", a)
+			continue
+		}
+		seen[a] = it.Line
+		out = append(out, a)
+	}
+	return out
+}
+
+func (p *parser) bgp(f field) *BGP {
+	b := &BGP{}
+	m := p.mapping(f.val, f.path, "asn", "router_id", "next_hop", "peers", "communities")
+	if m == nil {
+		return b
+	}
+	if f, ok := p.require(m, "asn"); ok {
+		v, _ := p.integer(f.val, f.path, 1, math.MaxUint32)
+		b.ASN = uint32(v)
+	}
+	if f, ok := p.require(m, "router_id"); ok {
+		if a, ok := p.addr(f.val, f.path); ok {
+			if !a.Is4() || a.IsUnspecified() {
+				p.errorf(f.val, f.path, "router_id must be a non-zero IPv4 address, got %s", a)
+			}
+			b.RouterID = a
+		}
+	}
+	b.NextHop = b.RouterID
+	if f, ok := m.get("next_hop"); ok {
+		b.NextHop, _ = p.unicastAddr(f.val, f.path)
+	}
+	if f, ok := p.require(m, "peers"); ok {
+		b.Peers = p.bgpPeers(f)
+	}
+	if f, ok := m.get("communities"); ok {
+		b.Communities = p.communities(f)
+	}
+	return b
+}
+
+func (p *parser) bgpPeers(f field) []BGPPeer {
+	items, ok := p.list(f.val, f.path)
+	if !ok {
+		return nil
+	}
+	if len(items) == 0 {
+		p.errorf(f.val, f.path, "at least one peer is required")
+	}
+	var out []BGPPeer
+	seen := map[netip.Addr]int{}
+	for i, it := range items {
+		path := indexPath(f.path, i)
+		m := p.mapping(it, path, "address", "asn", "port")
+		if m == nil {
+			continue
+		}
+		peer := BGPPeer{Port: DefaultBGPPort}
+		if f, ok := p.require(m, "address"); ok {
+			if a, ok := p.unicastAddr(f.val, f.path); ok {
+				if line, dup := seen[a]; dup {
+					p.errorf(f.val, f.path, "duplicate peer %s (first at line %d)", a, line)
+				}
+				seen[a] = f.val.Line
+				peer.Address = a
+			}
+		}
+		if f, ok := p.require(m, "asn"); ok {
+			v, _ := p.integer(f.val, f.path, 1, math.MaxUint32)
+			peer.ASN = uint32(v)
+		}
+		if f, ok := m.get("port"); ok {
+			peer.Port, _ = p.port(f.val, f.path, false)
+		}
+		out = append(out, peer)
+	}
+	return out
+}
+
+func (p *parser) communities(f field) []Community {
+	items, ok := p.list(f.val, f.path)
+	if !ok {
+		return nil
+	}
+	var out []Community
+	for i, it := range items {
+		path := indexPath(f.path, i)
+		s, ok := p.str(it, path)
+		if !ok {
+			continue
+		}
+		c, err := parseCommunity(s)
+		if err != nil {
+			p.errorf(it, path, "%q: %v", s, err)
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+func parseCommunity(s string) (Community, error) {
+	hi, lo, ok := strings.Cut(s, ":")
+	if !ok {
+		return Community{}, errors.New(`want "high:low", e.g. "65001:100"`)
+	}
+	h, err1 := strconv.ParseUint(hi, 10, 16)
+	l, err2 := strconv.ParseUint(lo, 10, 16)
+	if err1 != nil || err2 != nil {
+		return Community{}, errors.New("each half must be a number in 0..65535")
+	}
+	return Community{High: uint16(h), Low: uint16(l)}, nil
+}

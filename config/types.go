@@ -1,0 +1,340 @@
+package config
+
+import (
+	"net/netip"
+	"strconv"
+	"time"
+)
+
+// Config is a validated govsd configuration with every default applied.
+type Config struct {
+	Director Director
+	Services []Service
+}
+
+// Director is the machine-wide part of the configuration.
+type Director struct {
+	Interfaces    []string
+	XDPMode       XDPMode
+	ControlSocket string
+	// MetricsListen is the host:port of the Prometheus endpoint; "" disables it.
+	MetricsListen string
+	ConnTableSize int
+	Timeouts      Timeouts
+	ManageVIPs    bool
+	// BusyPoll makes the workers spin instead of sleeping in poll(2).
+	BusyPoll bool
+	Sync     *Sync // nil: no connection synchronisation
+	BGP      *BGP  // nil: no BGP announcements
+}
+
+// Timeouts are the connection idle timeouts, as ipvsadm --set.
+type Timeouts struct {
+	TCP    time.Duration
+	TCPFin time.Duration
+	UDP    time.Duration
+}
+
+// Defaults of the director section.
+const (
+	DefaultControlSocket = "/run/govs.sock"
+	DefaultMetricsListen = "127.0.0.1:9469"
+	DefaultConnTableSize = 1 << 20
+	MinConnTableSize     = 1024
+	DefaultTimeoutTCP    = 900 * time.Second
+	DefaultTimeoutTCPFin = 120 * time.Second
+	DefaultTimeoutUDP    = 300 * time.Second
+	DefaultSyncPort      = 8848
+	DefaultBGPPort       = 179
+)
+
+// XDPMode is how the XDP program is attached.
+type XDPMode uint8
+
+const (
+	XDPAuto    XDPMode = iota // native when the driver supports it, else generic
+	XDPNative                 // driver mode; fails when unsupported
+	XDPGeneric                // skb mode; works everywhere, slower
+)
+
+var xdpModeNames = []string{"auto", "native", "generic"}
+
+func (m XDPMode) String() string { return enumString(xdpModeNames, int(m)) }
+
+// Sync configures connection synchronisation between directors, as the IPVS
+// sync daemon does.
+type Sync struct {
+	Role      SyncRole
+	Interface string
+	// Exactly one of Group (multicast) and Peers (unicast) is set.
+	Group   netip.Addr
+	Peers   []netip.Addr
+	Port    uint16
+	SyncID  uint8
+	KeyFile string
+}
+
+// SyncRole says whether a director sends, receives or does both.
+type SyncRole uint8
+
+const (
+	SyncMaster SyncRole = iota
+	SyncBackup
+	SyncBoth
+)
+
+var syncRoleNames = []string{"master", "backup", "both"}
+
+func (r SyncRole) String() string { return enumString(syncRoleNames, int(r)) }
+
+// BGP configures announcing the VIPs to routers.
+type BGP struct {
+	ASN         uint32
+	RouterID    netip.Addr // IPv4
+	NextHop     netip.Addr // defaults to RouterID
+	Peers       []BGPPeer
+	Communities []Community
+}
+
+// BGPPeer is one BGP neighbour.
+type BGPPeer struct {
+	Address netip.Addr
+	ASN     uint32
+	Port    uint16
+}
+
+// Community is a standard BGP community "high:low" (RFC 1997).
+type Community struct {
+	High, Low uint16
+}
+
+// Uint32 returns the community as carried on the wire.
+func (c Community) Uint32() uint32 { return uint32(c.High)<<16 | uint32(c.Low) }
+
+func (c Community) String() string {
+	return strconv.Itoa(int(c.High)) + ":" + strconv.Itoa(int(c.Low))
+}
+
+// Schedulers are the valid scheduler names, as in IPVS.
+var Schedulers = []string{"rr", "wrr", "lc", "wlc", "sed", "nq", "lblc", "lblcr", "dh", "sh", "mh", "fo", "ovf", "twos"}
+
+// DefaultScheduler is used when a service names none, as in ipvsadm.
+const DefaultScheduler = "wlc"
+
+// schedulerFlags maps each scheduler flag to the scheduler it belongs to.
+var schedulerFlags = map[string]string{
+	"sh-fallback": "sh",
+	"sh-port":     "sh",
+	"mh-fallback": "mh",
+	"mh-port":     "mh",
+}
+
+// Service is one virtual service.
+type Service struct {
+	Name string
+	VIP  netip.Addr
+	// Port 0 means every port, which requires Persistence (as in ipvsadm).
+	Port           uint16
+	Protocol       Protocol
+	Scheduler      string   // one of Schedulers
+	SchedulerFlags []string // names valid for Scheduler, e.g. "sh-port"
+	Forward        Forward  // never ForwardInherit
+	Persistence    *Persistence
+	// LocalAddresses are the full-NAT source addresses; set exactly when the
+	// service or one of its real servers uses full-NAT.
+	LocalAddresses []netip.Addr
+	// HealthCheck is the service's check as written (Port 0 means "the real
+	// server's port"); RealServer.HealthCheck holds the effective one.
+	HealthCheck HealthCheck
+	OnFailure   OnFailure
+	SorryServer *SorryServer
+	CheckViaVIP bool
+	RealServers []RealServer
+	// Line is where the service starts in the file, for later messages.
+	Line int
+}
+
+// ServiceKey identifies a service the way the kernel does.
+type ServiceKey struct {
+	VIP   netip.Addr
+	Port  uint16
+	Proto Protocol
+}
+
+func (k ServiceKey) String() string {
+	return netip.AddrPortFrom(k.VIP, k.Port).String() + "/" + k.Proto.String()
+}
+
+// Key returns the service's identity; no two services share one.
+func (s Service) Key() ServiceKey {
+	return ServiceKey{VIP: s.VIP, Port: s.Port, Proto: s.Protocol}
+}
+
+// ForwardFor returns the forwarding method used for rs: its own override,
+// else the service's.
+func (s *Service) ForwardFor(rs *RealServer) Forward {
+	if rs.Forward != ForwardInherit {
+		return rs.Forward
+	}
+	return s.Forward
+}
+
+// Persistence makes a client stick to one real server, as ipvsadm -p.
+type Persistence struct {
+	Timeout time.Duration
+	// PrefixLen is how many leading bits of the client address pick the
+	// persistence entry: 32 (IPv4) or 128 (IPv6) by default.
+	PrefixLen int
+}
+
+// DefaultPersistenceTimeout is ipvsadm -p's default.
+const DefaultPersistenceTimeout = 300 * time.Second
+
+// SorryServer receives traffic while no real server is available.
+type SorryServer struct {
+	Address netip.Addr
+	Port    uint16
+}
+
+// RealServer is one destination of a service.
+type RealServer struct {
+	Address netip.Addr
+	Port    uint16
+	Weight  int // 0..65535; 0 = quiescent
+	// Forward is the server's own method, or ForwardInherit; use
+	// Service.ForwardFor for the effective one.
+	Forward        Forward
+	UpperThreshold uint32 // ipvsadm -x; 0 = no limit
+	LowerThreshold uint32 // ipvsadm -y
+	// HealthCheck is the effective check: the service's, overlaid with the
+	// server's own keys, with Port resolved.
+	HealthCheck HealthCheck
+	Line        int
+}
+
+// Protocol is an L4 protocol, with its IP protocol number as value.
+type Protocol uint8
+
+const (
+	TCP Protocol = 6
+	UDP Protocol = 17
+)
+
+func (p Protocol) String() string {
+	switch p {
+	case TCP:
+		return "tcp"
+	case UDP:
+		return "udp"
+	}
+	return "proto(" + strconv.Itoa(int(p)) + ")"
+}
+
+// Forward is a packet forwarding method.
+type Forward uint8
+
+const (
+	// ForwardInherit appears only in RealServer.Forward: use the service's.
+	ForwardInherit Forward = iota
+	ForwardNAT
+	ForwardFullNAT
+	ForwardDR
+	ForwardTun
+)
+
+var forwardNames = []string{"inherit", "nat", "fullnat", "dr", "tun"}
+
+func (f Forward) String() string { return enumString(forwardNames, int(f)) }
+
+// OnFailure is what happens to a real server whose health check fails.
+type OnFailure uint8
+
+const (
+	OnFailureQuiesce OnFailure = iota // weight 0: existing connections stay
+	OnFailureRemove                   // removed from the service
+)
+
+var onFailureNames = []string{"quiesce", "remove"}
+
+func (o OnFailure) String() string { return enumString(onFailureNames, int(o)) }
+
+// CheckType is the kind of health check.
+type CheckType uint8
+
+const (
+	CheckNone CheckType = iota
+	CheckTCP
+	CheckHTTP
+	CheckHTTPS
+	CheckUDP
+	CheckDNS
+	CheckExec
+)
+
+var checkTypeNames = []string{"none", "tcp", "http", "https", "udp", "dns", "exec"}
+
+func (c CheckType) String() string { return enumString(checkTypeNames, int(c)) }
+
+// HealthCheck is how a real server is probed. Exactly the block that matches
+// Type is non-nil (HTTP for both http and https).
+type HealthCheck struct {
+	Type     CheckType
+	Interval time.Duration
+	Timeout  time.Duration
+	Rise     int // successes to turn healthy
+	Fall     int // failures to turn unhealthy
+	Port     uint16
+	HTTP     *HTTPCheck
+	UDP      *UDPCheck
+	DNS      *DNSCheck
+	Exec     *ExecCheck
+}
+
+// Health check defaults.
+const (
+	DefaultCheckInterval = 2 * time.Second
+	DefaultCheckTimeout  = 1 * time.Second
+	DefaultCheckRise     = 2
+	DefaultCheckFall     = 3
+)
+
+// HTTPCheck is an HTTP(S) GET-style probe.
+type HTTPCheck struct {
+	Method       string
+	Path         string
+	Host         string // "" = the server's address
+	ExpectStatus []int
+	ExpectBody   string // "" = any body; else a substring that must appear
+}
+
+// UDPCheck sends Send and, when Expect is set, wants a reply containing it;
+// without Expect any reply (and no ICMP error) passes.
+type UDPCheck struct {
+	Send   string
+	Expect string
+}
+
+// DNSCheck asks the server for Query and wants a NOERROR answer.
+type DNSCheck struct {
+	Query string
+	Type  string // "A", "AAAA", ...
+	QType uint16 // Type as a DNS query type number
+}
+
+// dnsTypes are the query types a DNS check may ask for.
+var dnsTypes = map[string]uint16{
+	"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "PTR": 12, "MX": 15, "TXT": 16, "AAAA": 28, "SRV": 33, "ANY": 255,
+}
+
+// ExecCheck runs a command; exit status 0 passes. "{address}" and "{port}" in
+// its arguments are replaced with the real server's.
+type ExecCheck struct {
+	Command []string
+}
+
+func enumString(names []string, i int) string {
+	if i >= 0 && i < len(names) {
+		return names[i]
+	}
+	return "invalid(" + strconv.Itoa(i) + ")"
+}
