@@ -184,8 +184,11 @@ func (l *Lab) ServeHTTP(port int) (stop func(), err error) {
 }
 
 // ServeUDPEcho starts a UDP responder in every real-server namespace that
-// answers each datagram with "rsN <payload>".
-func (l *Lab) ServeUDPEcho(port int) (stop func(), err error) {
+// answers each datagram with "rsN <payload>". With bind addresses (VIPs on
+// the real servers' loopback, for DR and TUN) it listens on each of them,
+// so that answers leave from the address the client sent to, as a UDP
+// server behind LVS-DR must.
+func (l *Lab) ServeUDPEcho(port int, bind ...netip.Addr) (stop func(), err error) {
 	var conns []net.PacketConn
 	stop = func() {
 		for _, c := range conns {
@@ -194,22 +197,31 @@ func (l *Lab) ServeUDPEcho(port int) (stop func(), err error) {
 	}
 	for i, rs := range l.Reals {
 		name := fmt.Sprintf("rs%d", i+1)
-		c, err := rs.ListenPacket("udp", fmt.Sprintf(":%d", port))
-		if err != nil {
-			stop()
-			return nil, err
-		}
-		conns = append(conns, c)
-		go func() {
-			buf := make([]byte, 2048)
-			for {
-				n, from, err := c.ReadFrom(buf)
-				if err != nil {
-					return
-				}
-				c.WriteTo([]byte(name+" "+string(buf[:n])), from)
+		addrs := []string{fmt.Sprintf(":%d", port)}
+		if len(bind) > 0 {
+			addrs = addrs[:0]
+			for _, b := range bind {
+				addrs = append(addrs, netip.AddrPortFrom(b, uint16(port)).String())
 			}
-		}()
+		}
+		for _, a := range addrs {
+			c, err := rs.ListenPacket("udp", a)
+			if err != nil {
+				stop()
+				return nil, err
+			}
+			conns = append(conns, c)
+			go func() {
+				buf := make([]byte, 2048)
+				for {
+					n, from, err := c.ReadFrom(buf)
+					if err != nil {
+						return
+					}
+					c.WriteTo([]byte(name+" "+string(buf[:n])), from)
+				}
+			}()
+		}
 	}
 	return stop, nil
 }
@@ -246,4 +258,51 @@ func Get(ctx context.Context, c *http.Client, url string) (string, error) {
 		return "", fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	return strings.TrimSpace(string(b)), nil
+}
+
+// RealServerVIPs prepares the real servers for VS/DR and VS/TUN: the VIPs
+// on loopback, and arp_ignore/arp_announce so that they neither answer ARP
+// for the VIP nor announce it, as the LVS-DR how-to prescribes.
+func (l *Lab) RealServerVIPs(vips ...netip.Addr) error {
+	for _, rs := range l.Reals {
+		cmds := [][]string{
+			{"sysctl", "-qw", "net.ipv4.conf.all.arp_ignore=1"},
+			{"sysctl", "-qw", "net.ipv4.conf.all.arp_announce=2"},
+			{"sysctl", "-qw", "net.ipv4.conf." + RealIf + ".arp_ignore=1"},
+			{"sysctl", "-qw", "net.ipv4.conf." + RealIf + ".arp_announce=2"},
+			{"sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0"},
+			{"sysctl", "-qw", "net.ipv4.conf." + RealIf + ".rp_filter=0"},
+		}
+		for _, v := range vips {
+			bits := "32"
+			if v.Is6() {
+				bits = "128"
+			}
+			cmds = append(cmds, []string{"ip", "addr", "add", v.String() + "/" + bits, "dev", "lo"})
+		}
+		if err := rs.MustExec(cmds...); err != nil {
+			return err
+		}
+	}
+	// The real servers answer clients directly with the VIP as source; the
+	// director's kernel routes those answers (it does not own the VIP).
+	return l.Director.MustExec(
+		[]string{"sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0"},
+		[]string{"sysctl", "-qw", "net.ipv4.conf." + DirectorRealIf + ".rp_filter=0"},
+	)
+}
+
+// AddDirectorAddr adds an address to one of the director's interfaces (for
+// example a full-NAT local address on the real-server side).
+func (l *Lab) AddDirectorAddr(dev string, a netip.Addr) error {
+	bits := 32
+	if a.Is6() {
+		bits = 128
+	}
+	args := []string{"ip", "addr", "add", fmt.Sprintf("%s/%d", a, bits), "dev", dev}
+	if a.Is6() {
+		args = append(args, "nodad")
+	}
+	_, err := l.Director.Exec(args[0], args[1:]...)
+	return err
 }
