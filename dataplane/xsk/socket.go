@@ -44,7 +44,9 @@ func (m BindMode) String() string {
 // first socket of a UMEM sets them, and later sockets inherit them (the kernel
 // accepts no bind flags with XDP_SHARED_UMEM). A later socket asking for a
 // different setting gets an error rather than silently another behaviour;
-// ModeAuto always matches.
+// ModeAuto always matches. Once the first socket is bound in zero-copy mode,
+// later sockets are bound in zero-copy too and fail on devices that cannot do
+// it: give the first socket ModeCopy when the worker mixes such devices.
 type Options struct {
 	RxSize   int
 	TxSize   int
@@ -242,7 +244,7 @@ func NewSocket(u *UMEM, ifindex, queue int, o Options) (*Socket, error) {
 	// In copy mode one sendto transmits at most 32 frames (the kernel's
 	// default TX budget) and returns EAGAIN when more are queued; allow
 	// enough calls to drain a full ring.
-	s.maxKicks = 1 // TEMP
+	s.maxKicks = o.TxSize/32 + 1
 
 	u.sockets = append(u.sockets, s)
 	ok = true
@@ -292,6 +294,10 @@ func (s *Socket) Receive(descs []Desc) int { return s.rx.consume(descs) }
 // later" and are not errors. Any other errno is returned as a unix.Errno
 // (not wrapped, so that a dead link does not cost an allocation per call);
 // the frames counted in n stay queued either way.
+//
+// In copy mode the kernel sends at most 32 frames per sendto, so Transmit
+// kicks again while that makes progress and returns with the ring drained
+// unless the device or the completion ring pushes back.
 //
 // Transmit with no descs just kicks out frames still waiting in the ring.
 func (s *Socket) Transmit(descs []Desc) (int, error) {

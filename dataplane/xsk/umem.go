@@ -3,6 +3,7 @@ package xsk
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"sync"
 	"unsafe"
@@ -16,6 +17,9 @@ const PacketHeadroom = unix.XDP_PACKET_HEADROOM
 
 // minFrameSize is XDP_UMEM_MIN_CHUNK_SIZE; aligned chunks may not exceed a page.
 const minFrameSize = 2048
+
+// maxUMEMBytes is a sanity bound (1 TiB), far above any real worker's needs.
+const maxUMEMBytes = 1 << 40
 
 // Desc is one RX or TX descriptor, laid out like struct xdp_desc so that ring
 // entries are copied without conversion.
@@ -47,7 +51,9 @@ type UMEM struct {
 }
 
 // NewUMEM maps numFrames chunks of frameSize bytes of anonymous memory.
-// frameSize must be a power of two between 2048 and the page size.
+// frameSize must be a power of two between 2048 and the page size. The
+// kernel pins the memory when the first socket registers it, which needs
+// CAP_IPC_LOCK or enough RLIMIT_MEMLOCK.
 func NewUMEM(numFrames, frameSize int) (*UMEM, error) {
 	return NewUMEMWithHeadroom(numFrames, frameSize, 0)
 }
@@ -59,7 +65,8 @@ func NewUMEMWithHeadroom(numFrames, frameSize, headroom int) (*UMEM, error) {
 	if frameSize < minFrameSize || frameSize > page || frameSize&(frameSize-1) != 0 {
 		return nil, fmt.Errorf("xsk: frame size %d must be a power of two in [%d, %d]", frameSize, minFrameSize, page)
 	}
-	if numFrames <= 0 || numFrames > (1<<40)/frameSize {
+	if numFrames <= 0 || uint64(numFrames) > maxUMEMBytes/uint64(frameSize) ||
+		uint64(numFrames)*uint64(frameSize) > math.MaxInt {
 		return nil, fmt.Errorf("xsk: frame count %d out of range", numFrames)
 	}
 	if headroom < 0 || headroom >= frameSize-PacketHeadroom {
