@@ -1,0 +1,114 @@
+package sched
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/govs/govs/inet"
+)
+
+func init() { Register("lblc", func(Flags) Scheduler { return newLocalityLeastConn() }) }
+
+// localityLeastConn is IPVS's lblc: a destination address goes to the server
+// it went to last time, unless that server is gone, quiescent, overloaded by
+// its thresholds, or has more active connections than its weight while some
+// server is less than half loaded; then, and for a new address, the wlc
+// choice, which is remembered. An entry unused for the expiration time (24h
+// by default, see Expirer) is forgotten.
+//
+// Pick locks one of 1024 cache buckets, as IPVS serialises cache updates;
+// lookups of different addresses rarely contend.
+type localityLeastConn struct {
+	state   atomic.Pointer[localityState]
+	buckets []lblcBucket
+	localityClock
+}
+
+type lblcEntry struct {
+	addr    inet.Addr
+	used    bool
+	lastUse int64
+	dest    *Dest
+}
+
+type lblcBucket struct {
+	mu      sync.Mutex
+	entries [localityWays]lblcEntry
+}
+
+func newLocalityLeastConn() *localityLeastConn {
+	s := &localityLeastConn{buckets: make([]lblcBucket, localityTabSize)}
+	s.initClock()
+	return s
+}
+
+func (s *localityLeastConn) Update(dests []*Dest) { s.state.Store(newLocalityState(dests)) }
+
+func (s *localityLeastConn) Pick(k *Key) *Dest {
+	st := s.state.Load()
+	if st == nil || len(st.dests) == 0 {
+		return nil
+	}
+	k = keyOrZero(k)
+	now, exp := s.now(), s.expiration.Load()
+	b := &s.buckets[localityBucketOf(&k.Dst)]
+	b.mu.Lock()
+	defer b.mu.Unlock()
+
+	e := b.find(&k.Dst, now, exp)
+	if e != nil {
+		e.lastUse = now
+		d := e.dest
+		// The kernel checks weight and the lblc overload rule; the
+		// threshold overload is checked too, so that a server over its
+		// upper threshold takes no new connection from any scheduler.
+		if st.has(d) && d.Available() && !localityOverloaded(d, st.dests) {
+			return d
+		}
+	}
+	d := pickWeightedLeastConn(st.dests)
+	if d == nil {
+		return nil
+	}
+	if e == nil {
+		e = b.victim(now, exp)
+		e.addr, e.used = k.Dst, true
+	}
+	e.dest, e.lastUse = d, now
+	return d
+}
+
+// find returns the live entry for addr, or nil; an expired entry is freed.
+func (b *lblcBucket) find(addr *inet.Addr, now, exp int64) *lblcEntry {
+	for i := range b.entries {
+		e := &b.entries[i]
+		if !e.used || e.addr != *addr {
+			continue
+		}
+		if now-e.lastUse >= exp {
+			*e = lblcEntry{}
+			return nil
+		}
+		return e
+	}
+	return nil
+}
+
+// victim returns a free or expired entry, else the least recently used one.
+func (b *lblcBucket) victim(now, exp int64) *lblcEntry {
+	oldest := &b.entries[0]
+	for i := range b.entries {
+		e := &b.entries[i]
+		if !e.used || now-e.lastUse >= exp {
+			*e = lblcEntry{}
+			return e
+		}
+		if e.lastUse < oldest.lastUse {
+			oldest = e
+		}
+	}
+	*oldest = lblcEntry{}
+	return oldest
+}
+
+var _ Expirer = (*localityLeastConn)(nil)

@@ -1,0 +1,84 @@
+package sched
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/govs/govs/inet"
+)
+
+// The locality schedulers (lblc, lblcr) cache, per destination address, the
+// server(s) that address went to. IPVS keeps that cache in a hash table of
+// 1024 chains that grows with kmalloc and is trimmed by a timer; here it is a
+// fixed table of 1024 buckets of localityWays entries each, allocated once,
+// so that Pick never allocates. When a bucket is full the least recently
+// used entry makes room, which stands in for IPVS's collection of entries
+// unused for 6 minutes once the table holds more than 16 per chain.
+const (
+	localityTabBits = 10 // IP_VS_LBLC_TAB_BITS, IP_VS_LBLCR_TAB_BITS
+	localityTabSize = 1 << localityTabBits
+	localityWays    = 8
+)
+
+// localityBucketOf is the bucket of a destination address: hash_32 of the
+// folded address, as ip_vs_lblcr_hashkey.
+func localityBucketOf(a *inet.Addr) uint32 {
+	return hash32(fold32(a), localityTabBits)
+}
+
+// localityState is an immutable destination list with a membership index, so
+// that a cached server removed from the service is recognised and ignored
+// (IPVS checks IP_VS_DEST_F_AVAILABLE for the same purpose).
+type localityState struct {
+	dests  []*Dest
+	member map[*Dest]struct{}
+}
+
+func newLocalityState(dests []*Dest) *localityState {
+	next := compactDests(dests)
+	m := make(map[*Dest]struct{}, len(next))
+	for _, d := range next {
+		m[d] = struct{}{}
+	}
+	return &localityState{dests: next, member: m}
+}
+
+func (st *localityState) has(d *Dest) bool {
+	_, ok := st.member[d]
+	return ok
+}
+
+// localityClock is the clock and expiration shared by lblc and lblcr.
+type localityClock struct {
+	expiration atomic.Int64 // nanoseconds
+	now        func() int64 // monotonic nanoseconds; replaced by tests
+}
+
+func (c *localityClock) initClock() {
+	c.expiration.Store(int64(defaultLocalityExpiration))
+	c.now = monotonicNanos
+}
+
+// SetExpiration sets the lblc_expiration / lblcr_expiration time; 0 or less
+// restores the default of 24 hours.
+func (c *localityClock) SetExpiration(d time.Duration) {
+	if d <= 0 {
+		d = defaultLocalityExpiration
+	}
+	c.expiration.Store(int64(d))
+}
+
+// localityOverloaded is the lblc/lblcr is_overloaded rule: a server with more
+// active connections than its weight is given up only if some server of the
+// service is less than half loaded (active*2 < weight).
+func localityOverloaded(d *Dest, dests []*Dest) bool {
+	if d.ActiveConns() <= int64(d.Weight()) {
+		return false
+	}
+	for _, m := range dests {
+		if m.ActiveConns()*2 < int64(m.Weight()) {
+			return true
+		}
+	}
+	return false
+}
