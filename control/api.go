@@ -1,16 +1,46 @@
 package control
 
+// ServiceKey names a virtual service as ipvsadm does: -t/-u VIP:port.
+type ServiceKey struct {
+	Protocol string `json:"protocol"` // "tcp" or "udp"
+	VIP      string `json:"vip"`
+	Port     uint16 `json:"port"`
+}
+
+// Stats are ipvsadm's --stats columns: totals since start or the last -Z.
+type Stats struct {
+	Conns    uint64 `json:"conns"`
+	InPkts   uint64 `json:"in_pkts"`
+	OutPkts  uint64 `json:"out_pkts"`
+	InBytes  uint64 `json:"in_bytes"`
+	OutBytes uint64 `json:"out_bytes"`
+}
+
+// Rates are ipvsadm's --rate columns, per second, averaged over the last
+// few seconds.
+type Rates struct {
+	CPS    uint64 `json:"cps"`
+	InPPS  uint64 `json:"in_pps"`
+	OutPPS uint64 `json:"out_pps"`
+	InBPS  uint64 `json:"in_bps"`
+	OutBPS uint64 `json:"out_bps"`
+}
+
 // Service is a virtual service as listings show it.
 type Service struct {
 	Name       string   `json:"name"`
-	Protocol   string   `json:"protocol"` // TCP or UDP
+	Protocol   string   `json:"protocol"` // TCP or UDP (ipvsadm's spelling)
 	VIP        string   `json:"vip"`
 	Port       uint16   `json:"port"`
 	Scheduler  string   `json:"scheduler"`
 	Flags      []string `json:"flags,omitempty"`
 	Persistent int      `json:"persistent,omitempty"` // seconds; 0 = not persistent
 	Netmask    string   `json:"netmask,omitempty"`
-	Dests      []Dest   `json:"real_servers"`
+	// LocalAddresses are the full-NAT local addresses.
+	LocalAddresses []string `json:"local_addresses,omitempty"`
+	Stats          Stats    `json:"stats"`
+	Rates          Rates    `json:"rates"`
+	Dests          []Dest   `json:"real_servers"`
 }
 
 // Dest is a real server as listings show it.
@@ -21,20 +51,68 @@ type Dest struct {
 	Weight        int    `json:"weight"`
 	ActiveConns   int64  `json:"active_conns"`
 	InactiveConns int64  `json:"inactive_conns"`
+	PersistConns  int64  `json:"persist_conns"`
 	UpperThresh   uint32 `json:"upper_threshold"`
 	LowerThresh   uint32 `json:"lower_threshold"`
-	Conns         uint64 `json:"conns"`
+	Up            bool   `json:"up"` // health: false while its health check fails
+	Stats         Stats  `json:"stats"`
+	Rates         Rates  `json:"rates"`
+}
+
+// ServiceSpec adds (-A) or edits (-E) a virtual service.
+type ServiceSpec struct {
+	ServiceKey
+	Scheduler string   `json:"scheduler,omitempty"` // default wlc, as ipvsadm
+	Flags     []string `json:"flags,omitempty"`     // -b
+	// Persistent > 0 makes the service persistent (-p seconds); Netmask is -M.
+	Persistent int    `json:"persistent,omitempty"`
+	Netmask    string `json:"netmask,omitempty"`
+}
+
+// DestSpec adds (-a) or edits (-e) a real server of a service. Empty or nil
+// fields keep their current value on edit; on add they take ipvsadm's
+// defaults (weight 1, no thresholds) and the forwarding method defaults to
+// the service's (nat for a service made with -A).
+type DestSpec struct {
+	Service ServiceKey `json:"service"`
+	Address string     `json:"address"`
+	Port    uint16     `json:"port"`
+	Forward string     `json:"forward,omitempty"` // nat | fullnat | dr | tun
+	Weight  *int       `json:"weight,omitempty"`
+	Upper   *uint32    `json:"upper_threshold,omitempty"`
+	Lower   *uint32    `json:"lower_threshold,omitempty"`
+}
+
+// LocalAddr adds or removes a full-NAT local address of a service.
+type LocalAddr struct {
+	Service ServiceKey `json:"service"`
+	Address string     `json:"address"`
+}
+
+// Timeouts are ipvsadm --set's values, in seconds; 0 leaves one unchanged.
+type Timeouts struct {
+	TCP    int `json:"tcp"`
+	TCPFin int `json:"tcpfin"`
+	UDP    int `json:"udp"`
+}
+
+// Info describes the daemon (ipvsadm's header line).
+type Info struct {
+	Version   string `json:"version"`
+	ConnTable int    `json:"conn_table_size"`
+	Config    string `json:"config"`
 }
 
 // Connection is one entry of the connection table.
 type Connection struct {
-	Protocol string `json:"protocol"`
+	Protocol string `json:"protocol"` // TCP, UDP; IP for persistence templates of port-0 services
 	Expire   int64  `json:"expire_ms"`
 	State    string `json:"state"`
 	Source   string `json:"source"`
 	Virtual  string `json:"virtual"`
 	Dest     string `json:"destination"`
 	Local    string `json:"local,omitempty"`
+	Template bool   `json:"template,omitempty"` // a persistence template (--persistent-conn)
 }
 
 // Counters are the data path's counters.

@@ -10,13 +10,34 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
+)
+
+// Errors a Backend returns to pick the HTTP status (wrap them with %w).
+var (
+	ErrNotFound = errors.New("not found")      // 404
+	ErrExists   = errors.New("already exists") // 409
+	ErrInvalid  = errors.New("invalid")        // 400
 )
 
 // Backend is what the server needs from the daemon.
 type Backend interface {
+	Info() Info
 	Services() []Service
-	Connections(ctx context.Context) ([]Connection, error)
+	AddService(ServiceSpec) error
+	EditService(ServiceSpec) error
+	DeleteService(ServiceKey) error
+	Clear() error
+	AddDest(DestSpec) error
+	EditDest(DestSpec) error
+	DeleteDest(k ServiceKey, addr string, port uint16) error
+	AddLocalAddr(LocalAddr) error
+	DeleteLocalAddr(LocalAddr) error
+	Zero(k *ServiceKey) error
+	Timeouts() Timeouts
+	SetTimeouts(Timeouts) error
+	Connections(ctx context.Context, templates bool) ([]Connection, error)
 	Counters() (Counters, error)
 	Reload() error
 }
@@ -47,37 +68,8 @@ func Listen(path string, b Backend, log *slog.Logger) (*Server, error) {
 		ln.Close()
 		return nil, fmt.Errorf("control socket %s: %w", path, err)
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/services", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, b.Services())
-	})
-	mux.HandleFunc("GET /v1/connections", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-		defer cancel()
-		conns, err := b.Connections(ctx)
-		if err != nil {
-			writeJSON(w, http.StatusInternalServerError, Error{err.Error()})
-			return
-		}
-		writeJSON(w, http.StatusOK, conns)
-	})
-	mux.HandleFunc("GET /v1/counters", func(w http.ResponseWriter, r *http.Request) {
-		c, err := b.Counters()
-		if err != nil {
-			writeJSON(w, http.StatusInternalServerError, Error{err.Error()})
-			return
-		}
-		writeJSON(w, http.StatusOK, c)
-	})
-	mux.HandleFunc("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) {
-		if err := b.Reload(); err != nil {
-			writeJSON(w, http.StatusBadRequest, Error{err.Error()})
-			return
-		}
-		writeJSON(w, http.StatusOK, struct{}{})
-	})
 	s := &Server{path: path, ln: ln, log: log,
-		srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
+		srv: &http.Server{Handler: Handler(b, log), ReadHeaderTimeout: 5 * time.Second}}
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("control socket", "err", err)
@@ -91,6 +83,166 @@ func (s *Server) Close() error {
 	err := s.srv.Close()
 	os.Remove(s.path)
 	return err
+}
+
+// Handler returns the API's HTTP handler over b.
+func Handler(b Backend, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	reply := func(w http.ResponseWriter, v any, err error) {
+		if err != nil {
+			code := http.StatusInternalServerError
+			switch {
+			case errors.Is(err, ErrNotFound):
+				code = http.StatusNotFound
+			case errors.Is(err, ErrExists):
+				code = http.StatusConflict
+			case errors.Is(err, ErrInvalid):
+				code = http.StatusBadRequest
+			}
+			writeJSON(w, code, Error{err.Error()})
+			return
+		}
+		if v == nil {
+			v = struct{}{}
+		}
+		writeJSON(w, http.StatusOK, v)
+	}
+	// body decodes a JSON request body into v.
+	body := func(r *http.Request, v any) error {
+		dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(v); err != nil {
+			return fmt.Errorf("%w: request body: %v", ErrInvalid, err)
+		}
+		return nil
+	}
+	key := func(r *http.Request) (ServiceKey, bool, error) {
+		q := r.URL.Query()
+		if q.Get("vip") == "" {
+			return ServiceKey{}, false, nil
+		}
+		port, err := strconv.ParseUint(q.Get("port"), 10, 16)
+		if err != nil {
+			return ServiceKey{}, false, fmt.Errorf("%w: port %q", ErrInvalid, q.Get("port"))
+		}
+		return ServiceKey{Protocol: q.Get("protocol"), VIP: q.Get("vip"), Port: uint16(port)}, true, nil
+	}
+	mux.HandleFunc("GET /v1/info", func(w http.ResponseWriter, r *http.Request) { reply(w, b.Info(), nil) })
+	mux.HandleFunc("GET /v1/services", func(w http.ResponseWriter, r *http.Request) { reply(w, b.Services(), nil) })
+	mux.HandleFunc("POST /v1/services", func(w http.ResponseWriter, r *http.Request) {
+		var s ServiceSpec
+		if err := body(r, &s); err != nil {
+			reply(w, nil, err)
+			return
+		}
+		reply(w, nil, b.AddService(s))
+	})
+	mux.HandleFunc("PUT /v1/services", func(w http.ResponseWriter, r *http.Request) {
+		var s ServiceSpec
+		if err := body(r, &s); err != nil {
+			reply(w, nil, err)
+			return
+		}
+		reply(w, nil, b.EditService(s))
+	})
+	mux.HandleFunc("DELETE /v1/services", func(w http.ResponseWriter, r *http.Request) {
+		k, ok, err := key(r)
+		switch {
+		case err != nil:
+			reply(w, nil, err)
+		case ok:
+			reply(w, nil, b.DeleteService(k))
+		default:
+			reply(w, nil, b.Clear())
+		}
+	})
+	mux.HandleFunc("POST /v1/dests", func(w http.ResponseWriter, r *http.Request) {
+		var d DestSpec
+		if err := body(r, &d); err != nil {
+			reply(w, nil, err)
+			return
+		}
+		reply(w, nil, b.AddDest(d))
+	})
+	mux.HandleFunc("PUT /v1/dests", func(w http.ResponseWriter, r *http.Request) {
+		var d DestSpec
+		if err := body(r, &d); err != nil {
+			reply(w, nil, err)
+			return
+		}
+		reply(w, nil, b.EditDest(d))
+	})
+	mux.HandleFunc("DELETE /v1/dests", func(w http.ResponseWriter, r *http.Request) {
+		k, ok, err := key(r)
+		if err == nil && !ok {
+			err = fmt.Errorf("%w: no service named", ErrInvalid)
+		}
+		if err != nil {
+			reply(w, nil, err)
+			return
+		}
+		port, perr := strconv.ParseUint(r.URL.Query().Get("rport"), 10, 16)
+		if perr != nil {
+			reply(w, nil, fmt.Errorf("%w: rport", ErrInvalid))
+			return
+		}
+		reply(w, nil, b.DeleteDest(k, r.URL.Query().Get("address"), uint16(port)))
+	})
+	mux.HandleFunc("POST /v1/laddrs", func(w http.ResponseWriter, r *http.Request) {
+		var l LocalAddr
+		if err := body(r, &l); err != nil {
+			reply(w, nil, err)
+			return
+		}
+		reply(w, nil, b.AddLocalAddr(l))
+	})
+	mux.HandleFunc("DELETE /v1/laddrs", func(w http.ResponseWriter, r *http.Request) {
+		var l LocalAddr
+		if err := body(r, &l); err != nil {
+			reply(w, nil, err)
+			return
+		}
+		reply(w, nil, b.DeleteLocalAddr(l))
+	})
+	mux.HandleFunc("POST /v1/zero", func(w http.ResponseWriter, r *http.Request) {
+		k, ok, err := key(r)
+		if err != nil {
+			reply(w, nil, err)
+			return
+		}
+		if ok {
+			reply(w, nil, b.Zero(&k))
+			return
+		}
+		reply(w, nil, b.Zero(nil))
+	})
+	mux.HandleFunc("GET /v1/timeouts", func(w http.ResponseWriter, r *http.Request) { reply(w, b.Timeouts(), nil) })
+	mux.HandleFunc("PUT /v1/timeouts", func(w http.ResponseWriter, r *http.Request) {
+		var t Timeouts
+		if err := body(r, &t); err != nil {
+			reply(w, nil, err)
+			return
+		}
+		reply(w, nil, b.SetTimeouts(t))
+	})
+	mux.HandleFunc("GET /v1/connections", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		defer cancel()
+		conns, err := b.Connections(ctx, r.URL.Query().Get("templates") != "")
+		reply(w, conns, err)
+	})
+	mux.HandleFunc("GET /v1/counters", func(w http.ResponseWriter, r *http.Request) {
+		c, err := b.Counters()
+		reply(w, c, err)
+	})
+	mux.HandleFunc("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) {
+		err := b.Reload()
+		if err != nil && !errors.Is(err, ErrInvalid) {
+			err = fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+		reply(w, nil, err)
+	})
+	return mux
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"slices"
@@ -28,9 +30,13 @@ type Daemon struct {
 	path string
 	log  *slog.Logger
 
-	mu  sync.Mutex // serialises reloads
-	cfg *config.Config
-	dp  *dataplane.Director
+	mu       sync.Mutex // serialises every change
+	cfg      *config.Config
+	services []*service // what the operator asked for, in order
+	timeouts conntrack.Timeouts
+	up       map[string]bool // health by destKey; absent = up
+	dp       *dataplane.Director
+	health   *healthState
 }
 
 // Run loads the configuration at path and runs the director until ctx ends
@@ -40,7 +46,10 @@ func Run(ctx context.Context, path string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	d := &Daemon{path: path, log: log, cfg: cfg}
+	d := &Daemon{path: path, log: log, cfg: cfg, timeouts: timeouts(cfg), up: map[string]bool{}}
+	if d.services, err = servicesFromConfig(cfg); err != nil {
+		return err
+	}
 	d.dp, err = dataplane.New(dataplaneOptions(cfg), log)
 	if err != nil {
 		return err
@@ -51,14 +60,12 @@ func Run(ctx context.Context, path string, log *slog.Logger) error {
 		}
 		log.Info("xdp detached, govsd stopped")
 	}()
-	specs, err := Specs(cfg)
-	if err != nil {
-		return err
-	}
-	if err := d.dp.Apply(specs); err != nil {
+	if err := d.apply(); err != nil {
 		return fmt.Errorf("apply configuration: %w", err)
 	}
 	d.dp.Start()
+	d.startHealth()
+	defer d.stopHealth()
 	if !d.dp.WaitNextHops(3 * time.Second) {
 		log.Warn("some real servers' next hops are not resolved yet; their first packets are dropped until they are")
 	}
@@ -97,29 +104,35 @@ func Run(ctx context.Context, path string, log *slog.Logger) error {
 	}
 }
 
-// Reload re-reads the configuration file and applies the difference.
+// Reload re-reads the configuration file and applies the difference: the
+// file's services replace what runs (changes made with govsadm are in memory
+// only, like ipvsadm's). An invalid file changes nothing.
 func (d *Daemon) Reload() error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	cfg, err := config.Load(d.path)
 	if err != nil {
 		return err
 	}
+	svcs, err := servicesFromConfig(cfg)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
 	old := d.cfg.Director
 	if !slices.Equal(old.Interfaces, cfg.Director.Interfaces) || old.XDPMode != cfg.Director.XDPMode ||
 		old.ConnTableSize != cfg.Director.ConnTableSize || old.ControlSocket != cfg.Director.ControlSocket ||
 		old.MetricsListen != cfg.Director.MetricsListen {
 		d.log.Warn("director settings (interfaces, xdp_mode, conn_table_size, control_socket, metrics_listen) change only on restart")
 	}
-	specs, err := Specs(cfg)
+	d.mu.Unlock()
+	err = d.change(func([]*service) ([]*service, error) { return svcs, nil })
 	if err != nil {
 		return err
 	}
-	if err := d.dp.Apply(specs); err != nil {
-		return err
-	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if cfg.Director.Timeouts != old.Timeouts {
-		d.dp.SetTimeouts(timeouts(cfg))
+		d.timeouts = timeouts(cfg)
+		d.dp.SetTimeouts(d.timeouts)
 	}
 	d.cfg = cfg
 	d.log.Info("configuration reloaded", "config", d.path, "services", len(cfg.Services))
@@ -222,6 +235,9 @@ func protoName(p uint8) string {
 
 // Services implements control.Backend.
 func (d *Daemon) Services() []control.Service {
+	d.mu.Lock()
+	up := maps.Clone(d.up)
+	d.mu.Unlock()
 	var out []control.Service
 	for _, svc := range d.dp.Services() {
 		cs := control.Service{
@@ -236,20 +252,40 @@ func (d *Daemon) Services() []control.Service {
 			cs.Persistent = int(svc.Persistence / time.Second)
 			cs.Netmask = netmask(svc)
 		}
+		for _, la := range svc.LocalAddrs {
+			cs.LocalAddresses = append(cs.LocalAddresses, la.String())
+		}
+		var rates control.Rates
 		for _, dst := range svc.Dests {
-			up, low := dst.Thresholds()
-			cs.Dests = append(cs.Dests, control.Dest{
+			upper, lower := dst.Thresholds()
+			st, r := dst.Stats(), dst.Rates()
+			isUp, known := up[svc.Name+"/"+netip.AddrPortFrom(dst.Addr.Netip(), dst.Port).String()]
+			cd := control.Dest{
 				Address:       dst.Addr.String(),
 				Port:          dst.Port,
 				Forward:       fwdName(dst.Fwd),
 				Weight:        dst.Weight(),
 				ActiveConns:   dst.ActiveConns(),
 				InactiveConns: dst.InactiveConns(),
-				UpperThresh:   up,
-				LowerThresh:   low,
-				Conns:         dst.Conns.Load(),
-			})
+				UpperThresh:   upper,
+				LowerThresh:   lower,
+				Up:            isUp || !known,
+				Stats:         control.Stats{Conns: st.Conns, InPkts: st.InPkts, OutPkts: st.OutPkts, InBytes: st.InBytes, OutBytes: st.OutBytes},
+				Rates:         control.Rates{CPS: r.CPS, InPPS: r.InPPS, OutPPS: r.OutPPS, InBPS: r.InBPS, OutBPS: r.OutBPS},
+			}
+			cs.Stats.Conns += st.Conns
+			cs.Stats.InPkts += st.InPkts
+			cs.Stats.OutPkts += st.OutPkts
+			cs.Stats.InBytes += st.InBytes
+			cs.Stats.OutBytes += st.OutBytes
+			rates.CPS += r.CPS
+			rates.InPPS += r.InPPS
+			rates.OutPPS += r.OutPPS
+			rates.InBPS += r.InBPS
+			rates.OutBPS += r.OutBPS
+			cs.Dests = append(cs.Dests, cd)
 		}
+		cs.Rates = rates
 		out = append(out, cs)
 	}
 	return out
@@ -261,30 +297,6 @@ func netmask(svc *dataplane.Service) string {
 		return net.IP(m).String()
 	}
 	return fmt.Sprintf("%d", svc.PersistBits)
-}
-
-// Connections implements control.Backend.
-func (d *Daemon) Connections(ctx context.Context) ([]control.Connection, error) {
-	conns, err := d.dp.Connections(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]control.Connection, 0, len(conns))
-	for _, c := range conns {
-		cc := control.Connection{
-			Protocol: protoName(c.Proto),
-			Expire:   c.Expires.Milliseconds(),
-			State:    c.State,
-			Source:   c.Client.String(),
-			Virtual:  c.Virtual.String(),
-			Dest:     c.Dest.String(),
-		}
-		if c.Local.IsValid() {
-			cc.Local = c.Local.String()
-		}
-		out = append(out, cc)
-	}
-	return out, nil
 }
 
 // Counters implements control.Backend.

@@ -76,7 +76,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(c.destActive, float64(dst.ActiveConns()), sname, server)
 			gauge(c.destInactive, float64(dst.InactiveConns()), sname, server)
 			gauge(c.destWeight, float64(dst.Weight()), sname, server)
-			counter(c.destConns, dst.Conns.Load(), sname, server)
+			counter(c.destConns, dst.Stats().Conns, sname, server)
 		}
 	}
 }

@@ -55,9 +55,11 @@ type Director struct {
 	workers []*worker
 	res     *resolver
 
-	mu      sync.Mutex // serialises Apply
+	mu      sync.Mutex // serialises Apply and the steering maps' upkeep
 	state   atomic.Pointer[snapshot]
 	nextSvc uint32
+	// reals are the real-server endpoints installed in the steering map.
+	reals map[bpf.Endpoint]struct{}
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -78,7 +80,7 @@ func New(opts Options, log *slog.Logger) (_ *Director, err error) {
 	if opts.ConnTableSize <= 0 {
 		opts.ConnTableSize = 1 << 20
 	}
-	d := &Director{log: log, opts: opts}
+	d := &Director{log: log, opts: opts, reals: map[bpf.Endpoint]struct{}{}}
 	d.state.Store(&snapshot{byKey: map[serviceKey]*Service{}})
 	defer func() {
 		if err != nil {
@@ -168,6 +170,8 @@ func (d *Director) Start() {
 	d.cancel = cancel
 	d.wg.Add(1)
 	go func() { defer d.wg.Done(); d.res.run(ctx) }()
+	d.wg.Add(1)
+	go func() { defer d.wg.Done(); d.housekeeping(ctx) }()
 	for _, w := range d.workers {
 		d.wg.Add(1)
 		go func() { defer d.wg.Done(); w.run() }()
@@ -252,47 +256,79 @@ func (d *Director) Apply(specs []ServiceSpec) error {
 			return fmt.Errorf("service %q: steer vip: %w", svc.Name, err)
 		}
 	}
-	reals := realEndpoints(next)
-	for e := range reals {
-		if err := d.steer.AddReal(e); err != nil {
-			return fmt.Errorf("steer real server %s: %w", e.Addr, err)
-		}
-	}
 	for key, svc := range old.byKey {
 		if _, keep := next.byKey[key]; !keep {
 			d.steer.DelVIP(bpf.Endpoint{Addr: key.Addr, Port: key.Port, Proto: key.Proto})
 			next.services[svc.ID] = nil
 			for _, dst := range svc.Dests {
+				dst.SetWeight(0)
 				dst.Removed.Store(true)
 			}
 			d.log.Info("service removed", "service", svc.Name)
 		}
 	}
-	for e := range realEndpoints(old) {
-		if _, keep := reals[e]; !keep {
-			d.steer.DelReal(e)
-		}
+	if err := d.syncReals(next); err != nil {
+		return err
 	}
 	d.state.Store(next)
 	d.res.want(wanted)
 	return nil
 }
 
-// realEndpoints are the real servers whose replies come back through the
-// director (NAT and full-NAT) and must be steered.
-func realEndpoints(s *snapshot) map[bpf.Endpoint]struct{} {
-	out := map[bpf.Endpoint]struct{}{}
-	for _, svc := range s.services {
-		if svc == nil {
+// syncReals installs in the steering map the real servers whose replies come
+// back through the director (NAT and full-NAT): those in service, and removed
+// ones that still have connections (draining), so that their replies are
+// still translated until the last connection ends.
+func (d *Director) syncReals(s *snapshot) error {
+	want := map[bpf.Endpoint]struct{}{}
+	for _, dst := range s.dests {
+		if dst.Fwd != conntrack.FwdNAT && dst.Fwd != conntrack.FwdFullNAT {
 			continue
 		}
-		for _, dst := range svc.Dests {
-			if dst.Fwd == conntrack.FwdNAT || dst.Fwd == conntrack.FwdFullNAT {
-				out[bpf.Endpoint{Addr: dst.Addr, Port: dst.Port, Proto: svc.Proto}] = struct{}{}
+		if dst.Removed.Load() && dst.ActiveConns()+dst.InactiveConns() <= 0 {
+			continue
+		}
+		want[bpf.Endpoint{Addr: dst.Addr, Port: dst.Port, Proto: dst.Proto}] = struct{}{}
+	}
+	for e := range want {
+		if _, have := d.reals[e]; !have {
+			if err := d.steer.AddReal(e); err != nil {
+				return fmt.Errorf("steer real server %s: %w", e.Addr, err)
 			}
+			d.reals[e] = struct{}{}
 		}
 	}
-	return out
+	for e := range d.reals {
+		if _, keep := want[e]; !keep {
+			if err := d.steer.DelReal(e); err != nil {
+				d.log.Warn("unsteer real server", "addr", e.Addr.String(), "err", err)
+			}
+			delete(d.reals, e)
+		}
+	}
+	return nil
+}
+
+// housekeeping estimates rates and stops steering drained real servers.
+func (d *Director) housekeeping(ctx context.Context) {
+	t := time.NewTicker(estimateEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s := d.state.Load()
+		for _, dst := range s.dests {
+			dst.stats.estimate(estimateEvery)
+		}
+		d.mu.Lock()
+		if err := d.syncReals(s); err != nil {
+			d.log.Warn("steering upkeep", "err", err)
+		}
+		d.mu.Unlock()
+	}
 }
 
 // buildService makes the data-path service for sp, reusing prev's scheduler
@@ -345,6 +381,8 @@ func (d *Director) buildService(sp *ServiceSpec, prev *Service, next *snapshot) 
 				ID:      uint32(len(next.dests)),
 				Service: svc.ID,
 				Fwd:     ds.Fwd,
+				Proto:   sp.Proto,
+				stats:   newDestStats(len(d.workers)),
 			}
 			dst.Dest.ID = dst.ID
 			next.dests = append(next.dests[:len(next.dests):len(next.dests)], dst)
@@ -426,6 +464,29 @@ func (d *Director) Connections(ctx context.Context) ([]Conn, error) {
 	var out []Conn
 	for _, w := range d.workers {
 		part, err := w.listConns(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, part...)
+	}
+	return out, nil
+}
+
+// Template is a persistence template as listings show it.
+type Template struct {
+	Proto   uint8
+	Client  netip.Addr // masked client address
+	Virtual netip.AddrPort
+	Dest    netip.AddrPort
+	Expires time.Duration
+	Conns   int // connections it controls
+}
+
+// Templates lists the persistence templates of every worker.
+func (d *Director) Templates(ctx context.Context) ([]Template, error) {
+	var out []Template
+	for _, w := range d.workers {
+		part, err := w.listTemplates(ctx)
 		if err != nil {
 			return nil, err
 		}

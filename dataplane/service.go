@@ -68,11 +68,12 @@ type Dest struct {
 	*sched.Dest
 	ID      uint32
 	Service uint32
+	Proto   uint8
 	Fwd     conntrack.Fwd
 	// Removed dests stay in the table while connections may still refer
 	// to them (draining); they are out of the scheduler's list.
 	Removed atomic.Bool
-	Conns   atomic.Uint64 // connections scheduled to it, ever
+	stats   *destStats
 }
 
 // snapshot is the immutable view of services and dests that workers read

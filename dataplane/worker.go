@@ -56,6 +56,7 @@ type worker struct {
 
 	ct          *conntrack.Table
 	p           packet.Parsed
+	key         sched.Key
 	ipID        uint16            // IPv4 identification of outer tunnel headers
 	lportNext   map[inet.Addr]int // full-NAT: next local port to try per local address
 	lastPortLog int64
@@ -294,13 +295,18 @@ func (w *worker) process(desc *xsk.Desc, inIface int, now int64, st *snapshot) (
 		dir = conntrack.DirOriginal
 	}
 	w.ct.Track(c, dir, p.TCPFlags, now)
+	ds := &st.dest(c.Dest).stats.perWorker[w.q]
 	if dir == conntrack.DirOriginal {
 		c.PktsIn++
 		c.BytesIn += uint64(len(frame))
+		ds.inPkts.Add(1)
+		ds.inBytes.Add(uint64(len(frame)))
 		return w.toRealServer(desc, frame, c, st)
 	}
 	c.PktsOut++
 	c.BytesOut += uint64(len(frame))
+	ds.outPkts.Add(1)
+	ds.outBytes.Add(uint64(len(frame)))
 	return w.toClient(frame, c)
 }
 
@@ -531,7 +537,7 @@ func (w *worker) newConn(frame []byte, p *packet.Parsed, t *conntrack.Tuple, inI
 		w.ct.BindTemplate(c, w.templateKey(svc, p))
 	}
 	w.ctr.NewConns.Add(1)
-	dst.Conns.Add(1)
+	dst.stats.perWorker[w.q].conns.Add(1)
 	return c
 }
 
@@ -599,8 +605,10 @@ func (w *worker) pick(svc *Service, p *packet.Parsed, now int64, st *snapshot) *
 			}
 		}
 	}
-	key := sched.Key{Proto: p.Proto, Src: p.Src, Dst: p.Dst, SrcPort: p.SrcPort, DstPort: p.DstPort}
-	sd := svc.Sched.Pick(&key)
+	// The key lives in the worker: a stack value passed through the
+	// interface would escape and allocate per connection.
+	w.key = sched.Key{Proto: p.Proto, Src: p.Src, Dst: p.Dst, SrcPort: p.SrcPort, DstPort: p.DstPort}
+	sd := svc.Sched.Pick(&w.key)
 	if sd == nil {
 		return nil
 	}
@@ -667,4 +675,30 @@ func (w *worker) setTimeouts(t conntrack.Timeouts) {
 		// Busy with another request: retry from a goroutine.
 		go w.request(context.Background(), func() { w.ct.SetTimeouts(t) })
 	}
+}
+
+func (w *worker) listTemplates(ctx context.Context) ([]Template, error) {
+	var out []Template
+	err := w.request(ctx, func() {
+		now := nanotime()
+		st := w.d.state.Load()
+		w.ct.WalkTemplates(func(k *conntrack.TemplateKey, dest uint32, expires int64, conns int) bool {
+			if expires <= now && conns == 0 {
+				return true
+			}
+			t := Template{
+				Proto:   k.Proto,
+				Client:  k.Client.Netip(),
+				Virtual: netip.AddrPortFrom(k.VIP.Netip(), k.VPort),
+				Expires: time.Duration(max(expires-now, 0)),
+				Conns:   conns,
+			}
+			if dst := st.dest(dest); dst != nil {
+				t.Dest = netip.AddrPortFrom(dst.Addr.Netip(), dst.Port)
+			}
+			out = append(out, t)
+			return true
+		})
+	})
+	return out, err
 }

@@ -111,7 +111,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	case o.conns:
 		var conns []control.Connection
-		if conns, err = c.Connections(); err == nil {
+		if conns, err = c.Connections(false); err == nil {
 			if o.jsonOut {
 				err = writeJSON(stdout, conns)
 			} else {

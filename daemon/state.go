@@ -1,0 +1,555 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/govs/govs/config"
+	"github.com/govs/govs/conntrack"
+	"github.com/govs/govs/control"
+	"github.com/govs/govs/dataplane"
+	"github.com/govs/govs/sched"
+)
+
+// service is a virtual service as the operator wants it (from the YAML file
+// or govsadm); what the data path runs is derived from it and the health of
+// its real servers by effectiveSpecs.
+type service struct {
+	spec        dataplane.ServiceSpec // configured weights
+	checks      []config.HealthCheck  // per real server, parallel to spec.Dests
+	onFailure   config.OnFailure
+	sorry       *config.SorryServer
+	checkViaVIP bool
+}
+
+func (s *service) key() control.ServiceKey {
+	return control.ServiceKey{Protocol: protoWord(s.spec.Proto), VIP: s.spec.VIP.String(), Port: s.spec.Port}
+}
+
+func protoWord(p uint8) string {
+	if p == 17 {
+		return "udp"
+	}
+	return "tcp"
+}
+
+// destKey names a real server of a service for health state.
+func destKey(s *dataplane.ServiceSpec, d *dataplane.DestSpec) string {
+	return s.Name + "/" + netip.AddrPortFrom(d.Addr, d.Port).String()
+}
+
+// servicesFromConfig turns the YAML's services into the daemon's.
+func servicesFromConfig(cfg *config.Config) ([]*service, error) {
+	specs, err := Specs(cfg)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*service, len(specs))
+	for i := range specs {
+		cs := &cfg.Services[i]
+		s := &service{spec: specs[i], onFailure: cs.OnFailure, sorry: cs.SorryServer, checkViaVIP: cs.CheckViaVIP}
+		for j := range cs.RealServers {
+			s.checks = append(s.checks, cs.RealServers[j].HealthCheck)
+		}
+		out[i] = s
+	}
+	return out, nil
+}
+
+// effectiveSpecs applies health: a down server is quiesced (weight 0) or
+// left out, per on_failure; with every server down, the sorry server takes
+// the service's new connections.
+func (d *Daemon) effectiveSpecs() []dataplane.ServiceSpec {
+	out := make([]dataplane.ServiceSpec, 0, len(d.services))
+	for _, s := range d.services {
+		sp := s.spec
+		sp.Dests = nil
+		anyUp := false
+		for i := range s.spec.Dests {
+			ds := s.spec.Dests[i]
+			if d.isUp(destKey(&s.spec, &ds)) {
+				anyUp = true
+			} else if s.onFailure == config.OnFailureRemove {
+				continue
+			} else {
+				ds.Weight = 0
+			}
+			sp.Dests = append(sp.Dests, ds)
+		}
+		if !anyUp && s.sorry != nil && len(s.spec.Dests) > 0 {
+			fwd := sp.Fwd
+			sp.Dests = append(sp.Dests, dataplane.DestSpec{Addr: s.sorry.Address, Port: s.sorry.Port, Weight: 1, Fwd: fwd})
+		}
+		out = append(out, sp)
+	}
+	return out
+}
+
+func (d *Daemon) isUp(key string) bool {
+	up, known := d.up[key]
+	return up || !known
+}
+
+// apply pushes the effective configuration to the data path. Callers hold d.mu.
+func (d *Daemon) apply() error {
+	return d.dp.Apply(d.effectiveSpecs())
+}
+
+// change runs f on a copy of the services and applies the result; if f or
+// the data path refuses it, nothing changes.
+func (d *Daemon) change(f func(svcs []*service) ([]*service, error)) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	old := d.services
+	cp := make([]*service, len(old))
+	for i, s := range old {
+		c := *s
+		c.spec.Dests = append([]dataplane.DestSpec(nil), s.spec.Dests...)
+		c.spec.LocalAddrs = append([]netip.Addr(nil), s.spec.LocalAddrs...)
+		c.checks = append([]config.HealthCheck(nil), s.checks...)
+		cp[i] = &c
+	}
+	next, err := f(cp)
+	if err != nil {
+		return err
+	}
+	d.services = next
+	if err := d.apply(); err != nil {
+		d.services = old
+		return fmt.Errorf("%w: %v", control.ErrInvalid, err)
+	}
+	d.setHealthTargets()
+	return nil
+}
+
+func findService(svcs []*service, k control.ServiceKey) (int, error) {
+	vip, err := netip.ParseAddr(k.VIP)
+	if err != nil {
+		return -1, fmt.Errorf("%w: bad address %q", control.ErrInvalid, k.VIP)
+	}
+	proto, err := parseProto(k.Protocol)
+	if err != nil {
+		return -1, err
+	}
+	for i, s := range svcs {
+		if s.spec.VIP == vip && s.spec.Port == k.Port && s.spec.Proto == proto {
+			return i, nil
+		}
+	}
+	return -1, fmt.Errorf("%w: no such service %s %s", control.ErrNotFound, strings.ToUpper(k.Protocol), net.JoinHostPort(k.VIP, strconv.Itoa(int(k.Port))))
+}
+
+func parseProto(p string) (uint8, error) {
+	switch strings.ToLower(p) {
+	case "tcp":
+		return 6, nil
+	case "udp":
+		return 17, nil
+	}
+	return 0, fmt.Errorf("%w: protocol %q (tcp or udp)", control.ErrInvalid, p)
+}
+
+func parseFwd(s string) (conntrack.Fwd, error) {
+	switch strings.ToLower(s) {
+	case "nat", "masq", "m":
+		return conntrack.FwdNAT, nil
+	case "fullnat", "fnat":
+		return conntrack.FwdFullNAT, nil
+	case "dr", "route", "g":
+		return conntrack.FwdDR, nil
+	case "tun", "tunnel", "ipip", "i":
+		return conntrack.FwdTun, nil
+	}
+	return 0, fmt.Errorf("%w: forwarding method %q (nat, fullnat, dr or tun)", control.ErrInvalid, s)
+}
+
+// serviceSpec validates a govsadm service spec into s.
+func serviceSpec(cs control.ServiceSpec, s *dataplane.ServiceSpec) error {
+	vip, err := netip.ParseAddr(cs.VIP)
+	if err != nil || vip.Zone() != "" {
+		return fmt.Errorf("%w: bad virtual address %q", control.ErrInvalid, cs.VIP)
+	}
+	proto, err := parseProto(cs.Protocol)
+	if err != nil {
+		return err
+	}
+	schedName := cs.Scheduler
+	if schedName == "" {
+		schedName = "wlc"
+	}
+	flags, err := sched.ParseFlags(cs.Flags)
+	if err != nil {
+		return fmt.Errorf("%w: %v", control.ErrInvalid, err)
+	}
+	if _, err := sched.New(schedName, flags); err != nil {
+		return fmt.Errorf("%w: %v", control.ErrInvalid, err)
+	}
+	if cs.Port == 0 && cs.Persistent <= 0 {
+		return fmt.Errorf("%w: port 0 (all ports) needs persistence (-p)", control.ErrInvalid)
+	}
+	s.VIP, s.Port, s.Proto, s.Scheduler, s.Flags = vip.Unmap(), cs.Port, proto, schedName, flags
+	if s.Name == "" {
+		s.Name = fmt.Sprintf("%s-%s", protoWord(proto), netip.AddrPortFrom(s.VIP, cs.Port))
+	}
+	s.Persistence, s.PersistBits = 0, 0
+	if cs.Persistent > 0 {
+		s.Persistence = time.Duration(cs.Persistent) * time.Second
+		bits := vip.BitLen()
+		if cs.Netmask != "" {
+			if bits, err = maskBits(cs.Netmask, vip.Is4()); err != nil {
+				return err
+			}
+		}
+		s.PersistBits = bits
+	}
+	return nil
+}
+
+func maskBits(m string, v4 bool) (int, error) {
+	if n, err := strconv.Atoi(strings.TrimPrefix(m, "/")); err == nil {
+		if (v4 && n >= 0 && n <= 32) || (!v4 && n >= 0 && n <= 128) {
+			return n, nil
+		}
+	}
+	if v4 {
+		if ip, err := netip.ParseAddr(m); err == nil && ip.Is4() {
+			b := ip.As4()
+			ones, bits := net.IPMask(b[:]).Size()
+			if bits == 32 {
+				return ones, nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("%w: bad netmask %q", control.ErrInvalid, m)
+}
+
+// Info implements control.Backend.
+func (d *Daemon) Info() control.Info {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return control.Info{Version: "1.2.1", ConnTable: d.cfg.Director.ConnTableSize, Config: d.path}
+}
+
+// AddService implements control.Backend (ipvsadm -A).
+func (d *Daemon) AddService(cs control.ServiceSpec) error {
+	return d.change(func(svcs []*service) ([]*service, error) {
+		if _, err := findService(svcs, cs.ServiceKey); err == nil {
+			return nil, fmt.Errorf("%w: service %s already exists", control.ErrExists, net.JoinHostPort(cs.VIP, strconv.Itoa(int(cs.Port))))
+		}
+		s := &service{spec: dataplane.ServiceSpec{Fwd: conntrack.FwdNAT}}
+		if err := serviceSpec(cs, &s.spec); err != nil {
+			return nil, err
+		}
+		d.log.Info("service added", "service", s.spec.Name, "scheduler", s.spec.Scheduler)
+		return append(svcs, s), nil
+	})
+}
+
+// EditService implements control.Backend (ipvsadm -E).
+func (d *Daemon) EditService(cs control.ServiceSpec) error {
+	return d.change(func(svcs []*service) ([]*service, error) {
+		i, err := findService(svcs, cs.ServiceKey)
+		if err != nil {
+			return nil, err
+		}
+		if err := serviceSpec(cs, &svcs[i].spec); err != nil {
+			return nil, err
+		}
+		d.log.Info("service edited", "service", svcs[i].spec.Name, "scheduler", svcs[i].spec.Scheduler)
+		return svcs, nil
+	})
+}
+
+// DeleteService implements control.Backend (ipvsadm -D).
+func (d *Daemon) DeleteService(k control.ServiceKey) error {
+	return d.change(func(svcs []*service) ([]*service, error) {
+		i, err := findService(svcs, k)
+		if err != nil {
+			return nil, err
+		}
+		d.log.Info("service deleted", "service", svcs[i].spec.Name)
+		return append(svcs[:i], svcs[i+1:]...), nil
+	})
+}
+
+// Clear implements control.Backend (ipvsadm -C).
+func (d *Daemon) Clear() error {
+	return d.change(func([]*service) ([]*service, error) {
+		d.log.Info("all services cleared")
+		return nil, nil
+	})
+}
+
+func findDest(s *service, addr netip.Addr, port uint16) int {
+	for i, ds := range s.spec.Dests {
+		if ds.Addr == addr && ds.Port == port {
+			return i
+		}
+	}
+	return -1
+}
+
+func destAddr(s *service, addr string, port uint16) (netip.Addr, uint16, error) {
+	a, err := netip.ParseAddr(addr)
+	if err != nil || a.Zone() != "" {
+		return netip.Addr{}, 0, fmt.Errorf("%w: bad real server address %q", control.ErrInvalid, addr)
+	}
+	a = a.Unmap()
+	if a.Is4() != s.spec.VIP.Is4() {
+		return netip.Addr{}, 0, fmt.Errorf("%w: real server %s is not of the service's address family", control.ErrInvalid, a)
+	}
+	if port == 0 {
+		port = s.spec.Port
+	}
+	return a, port, nil
+}
+
+// editDest applies a govsadm dest spec to ds.
+func editDest(s *service, cd control.DestSpec, ds *dataplane.DestSpec) error {
+	if cd.Forward != "" {
+		f, err := parseFwd(cd.Forward)
+		if err != nil {
+			return err
+		}
+		ds.Fwd = f
+	}
+	if (ds.Fwd == conntrack.FwdDR || ds.Fwd == conntrack.FwdTun) && ds.Port != s.spec.Port && s.spec.Port != 0 {
+		return fmt.Errorf("%w: port mapping is not possible with %s forwarding", control.ErrInvalid, ds.Fwd)
+	}
+	if ds.Fwd == conntrack.FwdFullNAT && len(s.spec.LocalAddrs) == 0 {
+		return fmt.Errorf("%w: full-NAT needs a local address first (--add-laddr)", control.ErrInvalid)
+	}
+	if cd.Weight != nil {
+		if *cd.Weight < 0 || *cd.Weight > 65535 {
+			return fmt.Errorf("%w: weight %d out of range 0-65535", control.ErrInvalid, *cd.Weight)
+		}
+		ds.Weight = *cd.Weight
+	}
+	if cd.Upper != nil {
+		ds.Upper = *cd.Upper
+	}
+	if cd.Lower != nil {
+		ds.Lower = *cd.Lower
+	}
+	if ds.Upper > 0 && ds.Lower > ds.Upper {
+		return fmt.Errorf("%w: lower threshold %d above upper %d", control.ErrInvalid, ds.Lower, ds.Upper)
+	}
+	return nil
+}
+
+// AddDest implements control.Backend (ipvsadm -a).
+func (d *Daemon) AddDest(cd control.DestSpec) error {
+	return d.change(func(svcs []*service) ([]*service, error) {
+		i, err := findService(svcs, cd.Service)
+		if err != nil {
+			return nil, err
+		}
+		s := svcs[i]
+		addr, port, err := destAddr(s, cd.Address, cd.Port)
+		if err != nil {
+			return nil, err
+		}
+		if findDest(s, addr, port) >= 0 {
+			return nil, fmt.Errorf("%w: destination %s already exists", control.ErrExists, netip.AddrPortFrom(addr, port))
+		}
+		ds := dataplane.DestSpec{Addr: addr, Port: port, Weight: 1, Fwd: s.spec.Fwd}
+		if err := editDest(s, cd, &ds); err != nil {
+			return nil, err
+		}
+		s.spec.Dests = append(s.spec.Dests, ds)
+		s.checks = append(s.checks, config.HealthCheck{})
+		d.log.Info("real server added", "service", s.spec.Name, "server", netip.AddrPortFrom(addr, port).String(), "weight", ds.Weight)
+		return svcs, nil
+	})
+}
+
+// EditDest implements control.Backend (ipvsadm -e).
+func (d *Daemon) EditDest(cd control.DestSpec) error {
+	return d.change(func(svcs []*service) ([]*service, error) {
+		i, err := findService(svcs, cd.Service)
+		if err != nil {
+			return nil, err
+		}
+		s := svcs[i]
+		addr, port, err := destAddr(s, cd.Address, cd.Port)
+		if err != nil {
+			return nil, err
+		}
+		j := findDest(s, addr, port)
+		if j < 0 {
+			return nil, fmt.Errorf("%w: no such destination %s", control.ErrNotFound, netip.AddrPortFrom(addr, port))
+		}
+		if err := editDest(s, cd, &s.spec.Dests[j]); err != nil {
+			return nil, err
+		}
+		d.log.Info("real server edited", "service", s.spec.Name, "server", netip.AddrPortFrom(addr, port).String(), "weight", s.spec.Dests[j].Weight)
+		return svcs, nil
+	})
+}
+
+// DeleteDest implements control.Backend (ipvsadm -d). The server drains:
+// its established connections go on until they end.
+func (d *Daemon) DeleteDest(k control.ServiceKey, address string, port uint16) error {
+	return d.change(func(svcs []*service) ([]*service, error) {
+		i, err := findService(svcs, k)
+		if err != nil {
+			return nil, err
+		}
+		s := svcs[i]
+		addr, port, err := destAddr(s, address, port)
+		if err != nil {
+			return nil, err
+		}
+		j := findDest(s, addr, port)
+		if j < 0 {
+			return nil, fmt.Errorf("%w: no such destination %s", control.ErrNotFound, netip.AddrPortFrom(addr, port))
+		}
+		s.spec.Dests = append(s.spec.Dests[:j], s.spec.Dests[j+1:]...)
+		if j < len(s.checks) {
+			s.checks = append(s.checks[:j], s.checks[j+1:]...)
+		}
+		d.log.Info("real server deleted (draining)", "service", s.spec.Name, "server", netip.AddrPortFrom(addr, port).String())
+		return svcs, nil
+	})
+}
+
+// AddLocalAddr implements control.Backend (--add-laddr).
+func (d *Daemon) AddLocalAddr(l control.LocalAddr) error {
+	return d.change(func(svcs []*service) ([]*service, error) {
+		i, err := findService(svcs, l.Service)
+		if err != nil {
+			return nil, err
+		}
+		a, err := netip.ParseAddr(l.Address)
+		if err != nil || a.Unmap().Is4() != svcs[i].spec.VIP.Is4() {
+			return nil, fmt.Errorf("%w: bad local address %q for this service", control.ErrInvalid, l.Address)
+		}
+		for _, la := range svcs[i].spec.LocalAddrs {
+			if la == a.Unmap() {
+				return nil, fmt.Errorf("%w: local address %s already exists", control.ErrExists, a)
+			}
+		}
+		svcs[i].spec.LocalAddrs = append(svcs[i].spec.LocalAddrs, a.Unmap())
+		return svcs, nil
+	})
+}
+
+// DeleteLocalAddr implements control.Backend (--del-laddr).
+func (d *Daemon) DeleteLocalAddr(l control.LocalAddr) error {
+	return d.change(func(svcs []*service) ([]*service, error) {
+		i, err := findService(svcs, l.Service)
+		if err != nil {
+			return nil, err
+		}
+		a, err := netip.ParseAddr(l.Address)
+		if err != nil {
+			return nil, fmt.Errorf("%w: bad local address %q", control.ErrInvalid, l.Address)
+		}
+		s := svcs[i]
+		for j, la := range s.spec.LocalAddrs {
+			if la == a.Unmap() {
+				s.spec.LocalAddrs = append(s.spec.LocalAddrs[:j], s.spec.LocalAddrs[j+1:]...)
+				return svcs, nil
+			}
+		}
+		return nil, fmt.Errorf("%w: no such local address %s", control.ErrNotFound, a)
+	})
+}
+
+// Zero implements control.Backend (ipvsadm -Z).
+func (d *Daemon) Zero(k *control.ServiceKey) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var vip netip.Addr
+	var proto uint8
+	if k != nil {
+		i, err := findService(d.services, *k)
+		if err != nil {
+			return err
+		}
+		vip, proto = d.services[i].spec.VIP, d.services[i].spec.Proto
+	}
+	for _, svc := range d.dp.Services() {
+		if k != nil && (svc.VIP.Netip() != vip || svc.Port != k.Port || svc.Proto != proto) {
+			continue
+		}
+		for _, dst := range svc.Dests {
+			dst.Zero()
+		}
+	}
+	return nil
+}
+
+// Timeouts implements control.Backend.
+func (d *Daemon) Timeouts() control.Timeouts {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return control.Timeouts{
+		TCP:    int(d.timeouts.For(conntrack.StateEstablished) / time.Second),
+		TCPFin: int(d.timeouts.For(conntrack.StateFinWait) / time.Second),
+		UDP:    int(d.timeouts.For(conntrack.StateUDP) / time.Second),
+	}
+}
+
+// SetTimeouts implements control.Backend (ipvsadm --set).
+func (d *Daemon) SetTimeouts(t control.Timeouts) error {
+	if t.TCP < 0 || t.TCPFin < 0 || t.UDP < 0 {
+		return fmt.Errorf("%w: negative timeout", control.ErrInvalid)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.timeouts.Set(time.Duration(t.TCP)*time.Second, time.Duration(t.TCPFin)*time.Second, time.Duration(t.UDP)*time.Second)
+	d.dp.SetTimeouts(d.timeouts)
+	d.log.Info("timeouts set", "tcp", t.TCP, "tcpfin", t.TCPFin, "udp", t.UDP)
+	return nil
+}
+
+// Connections implements control.Backend.
+func (d *Daemon) Connections(ctx context.Context, templates bool) ([]control.Connection, error) {
+	conns, err := d.dp.Connections(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]control.Connection, 0, len(conns))
+	for _, c := range conns {
+		cc := control.Connection{
+			Protocol: protoName(c.Proto),
+			Expire:   c.Expires.Milliseconds(),
+			State:    c.State,
+			Source:   c.Client.String(),
+			Virtual:  c.Virtual.String(),
+			Dest:     c.Dest.String(),
+		}
+		if c.Local.IsValid() {
+			cc.Local = c.Local.String()
+		}
+		out = append(out, cc)
+	}
+	if templates {
+		tmpls, err := d.dp.Templates(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range tmpls {
+			proto := protoName(t.Proto)
+			if t.Virtual.Port() == 0 {
+				proto = "IP"
+			}
+			out = append(out, control.Connection{
+				Protocol: proto,
+				Expire:   t.Expires.Milliseconds(),
+				State:    "NONE",
+				Source:   netip.AddrPortFrom(t.Client, 0).String(),
+				Virtual:  t.Virtual.String(),
+				Dest:     t.Dest.String(),
+				Template: true,
+			})
+		}
+	}
+	return out, nil
+}
