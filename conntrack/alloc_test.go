@@ -1,0 +1,78 @@
+package conntrack
+
+import (
+	"testing"
+	"time"
+
+	"github.com/govs/govs/sched"
+)
+
+// The per-packet and per-connection operations never allocate, callbacks
+// included.
+func TestZeroAllocs(t *testing.T) {
+	var active, removed int
+	tb := New(Config{
+		Capacity: 4096,
+		OnClass: func(dest uint32, from, to sched.ConnClass) {
+			if to == sched.ClassActive {
+				active++
+			}
+		},
+		OnRemove: func(c *Conn) { removed++ },
+	})
+	for i := range 2048 {
+		c := natConn(i, ProtoTCP)
+		tb.Insert(&c, 0)
+	}
+	probe := natConn(77, ProtoTCP)
+	miss := natConn(3000, ProtoTCP)
+	k := TemplateKey{Client: probe.Orig.Src, VIP: vip, VPort: 80, Proto: ProtoTCP}
+	tb.InsertTemplate(&k, 1, time.Hour, 0)
+	now := int64(0)
+	i := 0
+
+	check := func(name string, f func()) {
+		t.Helper()
+		if n := testing.AllocsPerRun(1000, f); n != 0 {
+			t.Errorf("%s: %v allocs per run", name, n)
+		}
+	}
+	check("Lookup", func() {
+		tb.Lookup(&probe.Orig, now)
+		tb.Lookup(&probe.Reply, now)
+		tb.Lookup(&miss.Orig, now)
+	})
+	check("Track", func() {
+		c, dir, _ := tb.Lookup(&probe.Orig, now)
+		tb.Track(c, dir, TCPSyn, now)
+		tb.Track(c, DirReply, TCPSyn|TCPAck, now)
+		tb.Track(c, dir, TCPAck, now)
+		tb.Track(c, dir, TCPRst, now)
+	})
+	check("Insert+Delete", func() {
+		c := natConn(3000+i%1000, ProtoTCP)
+		i++
+		p, err := tb.Insert(&c, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tb.Reusable(p, DirOriginal, TCPSyn)
+		tb.Delete(p)
+	})
+	check("Templates", func() {
+		d, _ := tb.LookupTemplate(&k, now)
+		c, _, _ := tb.Lookup(&probe.Orig, now)
+		tb.BindTemplate(c, &k)
+		_ = d
+	})
+	check("Expire", func() {
+		now += sec
+		tb.Expire(now, 64)
+		c := natConn(3000+i%1000, ProtoUDP)
+		i++
+		tb.Insert(&c, now)
+	})
+	if removed == 0 || active == 0 {
+		t.Fatal("callbacks not exercised")
+	}
+}

@@ -1,0 +1,82 @@
+// Package conntrack is the director's connection table: IPVS's TCP state
+// machine and timeouts, persistence templates, bounded memory, and one owner
+// per connection.
+//
+// # One owner per connection
+//
+// Every worker goroutine (one per RX queue) has its own Table and is the only
+// goroutine that ever touches it: packets, expiry, listings (ipvsadm -Lc) and
+// timeout changes all run on the worker, the latter two as requests it
+// serves between batches. A Table therefore has no lock and no atomic on the
+// per-packet path. The dataplane makes sure that both directions of a
+// connection reach the worker that created it, so that no connection is
+// ever looked up in a table it does not live in; the table only demands
+// that its owner serialises every call. The only shared effects are the
+// OnClass callbacks, which the dataplane turns into atomic updates of
+// sched.Dest's active/inactive counters.
+//
+// # Layout
+//
+// Connections live by value in a slab, a []Conn of Capacity entries
+// allocated by New; free slots form an intrusive free list, so Insert and
+// Delete are O(1) and never allocate. An open-addressing hash index of
+// uint64 cells (a 32-bit hash tag and a 31-bit slot number plus a direction
+// bit) points into the slab: one cell for the original tuple and one for the
+// reply tuple of each NAT or full-NAT connection (DR and TUN need only the
+// first), so one probe answers "which connection, which direction" for any
+// packet. The index has 2*Capacity*8/7 cells rounded up to a power of two
+// (at most 7/8 full, usually half). It uses linear probing with Robin Hood
+// placement and backward-shift deletion: no tombstones, so churn never
+// lengthens probes and the index never needs a rebuild. The tuple hash is a
+// multiply-fold (wyhash-style) hash keyed with a per-table random seed, so
+// remote clients cannot aim collisions at a table.
+//
+// Memory is allocated up front and never grows: per connection of capacity,
+// 176 bytes of slab, 18 to 37 bytes of index (32 at 1M and 4M), and with the
+// default template capacity (Capacity/4) 24 bytes of templates: 232 bytes
+// in all at 1M and 4M, so the footprint is known when the daemon starts.
+// Untouched slab pages are not even resident until connections use them.
+// Large slabs and indexes are advised for transparent huge pages (Linux), so
+// that a random lookup does not also pay for page-table walks.
+//
+// # Why the garbage collector does not care
+//
+// Conn, the template entry and the index cells contain no pointers, so the
+// slab and index are allocated as "noscan" memory: the collector never
+// looks inside them, however many million connections they hold. Compared
+// with a map of *Conn, there are no per-connection objects to allocate, mark
+// or free, and GC cost does not grow with the connection count (see
+// BenchmarkGCPause4M).
+//
+// # Expiry
+//
+// Every connection has an absolute deadline (Expires, monotonic
+// nanoseconds) set from the timeout of its state each time Track sees a
+// packet. There is no timer or goroutine per connection: Lookup treats an
+// entry past its deadline as absent (and Insert reclaims such an entry when
+// it finds it in the way), and Expire advances a clock hand over the slab,
+// budget slots per call, removing what has expired. The worker calls Expire
+// between batches with a budget that sweeps the whole slab every second or
+// so; removal reports ClassNone through OnClass and the connection through
+// OnRemove. Persistence templates are swept by a second hand at the same
+// pace.
+//
+// # Capacity and SYN floods
+//
+// Capacity is fixed at New. A full table refuses new connections with
+// ErrFull (counted in Stats) in O(1), before any hashing, while existing
+// connections keep working: a SYN flood cannot make the table grow, cost
+// more per packet, or evict established connections. Flooded entries sit in
+// SYN_RECV (60 s by default) and are reclaimed by the sweep; after that the
+// table accepts connections again.
+//
+// # States
+//
+// TCP follows IPVS's tcp_states tables (ip_vs_proto_tcp.c): NAT and
+// full-NAT use the input and output tables, DR and TUN the input-only table
+// (they never see the server's packets). Active/inactive accounting follows
+// current kernels: ESTABLISHED, SYN_SENT, SYN_RECV and SYNACK count as
+// active, the other TCP states and all UDP and ICMP connections as inactive.
+// A new SYN on a finished connection is reported by Reusable so that the
+// dataplane replaces the connection at once instead of dropping the SYN.
+package conntrack

@@ -1,0 +1,467 @@
+package conntrack
+
+import (
+	"errors"
+	"math/rand/v2"
+	"time"
+
+	"github.com/govs/govs/inet"
+	"github.com/govs/govs/sched"
+)
+
+// Tuple identifies one direction of a connection as its packets carry it.
+// It is comparable and holds no pointers.
+type Tuple struct {
+	Src, Dst         inet.Addr
+	SrcPort, DstPort uint16
+	Proto            uint8
+}
+
+// Connection flags kept by the table. Bits 8..15 of Conn.Flags are free for
+// the dataplane; the table never touches them.
+const (
+	// FlagNoOutput: no reply-direction packet has been seen; TCP uses IPVS's
+	// input-only table. Set by Insert for DR and TUN, cleared by the first
+	// DirReply packet (IPVS's IP_VS_CONN_F_NOOUTPUT).
+	FlagNoOutput uint16 = 1 << 0
+	// FlagPersistent: the connection is bound to a persistence template.
+	FlagPersistent uint16 = 1 << 1
+
+	// FlagsTable is the mask of the bits the table owns.
+	FlagsTable uint16 = 0x00ff
+)
+
+// Conn is one connection. It lives by value in the table's slab and holds no
+// pointers, so the garbage collector never scans the slab. A *Conn from
+// Lookup or Insert stays valid until the next Insert, Delete, Expire or
+// Flush; the fields marked below must not be changed while it is in the
+// table, everything else (counters, MACs, Flags bits 8..15) is the caller's.
+type Conn struct {
+	Orig  Tuple // request tuple as received (CIP:cport -> VIP:vport); do not change
+	Reply Tuple // reply tuple as received (RIP:rport -> CIP:cport for NAT, -> LIP:lport for full-NAT); zero for DR/TUN; do not change
+
+	Service, Dest uint32 // indices owned by the dataplane; Dest must not change (class counts follow it)
+	Fwd           Fwd
+	State         State  // set by Track
+	Flags         uint16 // bits 0..7: FlagNoOutput, FlagPersistent; 8..15: the dataplane's
+	Expires       int64  // monotonic nanoseconds; set by Insert and Track
+
+	// Return path learned from the request: the interface it came in on and
+	// the L2 neighbours, so replies need no route or neighbour lookup.
+	InPort              uint16
+	ClientMAC, LocalMAC [6]byte
+	LAddr               inet.Addr // full-NAT local address
+	LPort               uint16    // full-NAT local port
+
+	// Table-private fields, placed so that the line holding the packet
+	// counters also holds the liveness bits Track checks.
+	slot    uint32 // own position in the slab
+	tmpl    uint32 // live: persistence template slot + 1 (0 = unbound); free: next free slot + 1
+	tmplGen uint32 // generation of that template slot when bound
+	bits    uint8  // bitLive, bitHasReply
+
+	PktsIn, PktsOut   uint64
+	BytesIn, BytesOut uint64
+}
+
+const (
+	bitLive     uint8 = 1 << 0 // the slot holds a connection
+	bitHasReply uint8 = 1 << 1 // Reply is in the index
+)
+
+func (c *Conn) live() bool { return c.bits&bitLive != 0 }
+
+// ErrFull is returned by Insert (and InsertTemplate) when the table is at
+// capacity: the new connection is refused, existing ones keep working.
+var ErrFull = errors.New("connection table full")
+
+// ErrExists is returned by Insert when a live connection already owns the
+// original or reply tuple.
+var ErrExists = errors.New("connection tuple already in table")
+
+const (
+	// DefaultCapacity is used when Config.Capacity is 0 or negative.
+	DefaultCapacity = 1 << 20
+	// MaxCapacity bounds Config.Capacity (index refs are 31-bit).
+	MaxCapacity = 1 << 30
+)
+
+// Config configures a Table.
+type Config struct {
+	// Capacity is the most connections the table holds (DefaultCapacity
+	// when <= 0, at most MaxCapacity). All memory is allocated by New.
+	Capacity int
+	// TemplateCapacity is the most persistence templates (default
+	// Capacity/4, at least 16).
+	TemplateCapacity int
+	// Timeouts per state; zero fields take DefaultTimeouts.
+	Timeouts Timeouts
+	// OnClass reports every change of how a connection counts against its
+	// destination (sched.Dest.Transition): ClassNone -> class on Insert,
+	// class -> class on Track, class -> ClassNone on removal. Optional.
+	OnClass func(dest uint32, from, to sched.ConnClass)
+	// OnRemove is called for every connection leaving the table (Delete,
+	// Expire, Flush, or reclaim of an expired duplicate by Insert), before
+	// its slot is reused. Optional.
+	//
+	// Callbacks run on the owner's goroutine inside table calls and must not
+	// call back into the table.
+	OnRemove func(c *Conn)
+}
+
+// Stats are counters kept by a table (owner-only, like everything else).
+type Stats struct {
+	Inserted        uint64 // connections added
+	Refused         uint64 // Insert refused with ErrFull
+	Duplicates      uint64 // Insert refused with ErrExists
+	Expired         uint64 // connections removed by Expire or reclaimed by Insert
+	Deleted         uint64 // connections removed by Delete or Flush
+	TemplatesFull   uint64 // InsertTemplate refused with ErrFull
+	TemplateExpired uint64 // templates removed by Expire
+}
+
+// Table is a bounded connection table. It is not safe for concurrent use:
+// one worker goroutine owns it and makes every call, listings included, so
+// the per-packet path takes no lock. See the package documentation.
+type Table struct {
+	slab     []Conn
+	idx      index
+	freeHead uint32 // slot + 1 of the first free slot; 0 when full
+	n        int
+	hand     int // Expire's clock hand over the slab
+
+	timeout  [numStates]int64
+	seed     hashSeed
+	now      int64 // latest clock seen, for calls that take none
+	onClass  func(dest uint32, from, to sched.ConnClass)
+	onRemove func(c *Conn)
+
+	tmpl tmplTable
+
+	stats Stats
+}
+
+// New allocates a table and everything it will ever use.
+func New(cfg Config) *Table {
+	capacity := cfg.Capacity
+	if capacity <= 0 {
+		capacity = DefaultCapacity
+	}
+	if capacity > MaxCapacity {
+		capacity = MaxCapacity
+	}
+	tcap := cfg.TemplateCapacity
+	if tcap <= 0 {
+		tcap = max(capacity/4, 16)
+	}
+	if tcap > MaxCapacity {
+		tcap = MaxCapacity
+	}
+	t := &Table{
+		slab:     make([]Conn, capacity),
+		idx:      newIndex(2 * capacity),
+		timeout:  cfg.Timeouts.table(),
+		onClass:  cfg.OnClass,
+		onRemove: cfg.OnRemove,
+		tmpl:     newTmplTable(tcap),
+	}
+	adviseHugePages(t.slab)
+	adviseHugePages(t.idx.cells)
+	for i := range t.seed {
+		t.seed[i] = rand.Uint64() | 1
+	}
+	// Free list in slot order, so a young table fills the slab front to back.
+	for i := range t.slab {
+		t.slab[i].slot = uint32(i)
+		if i+1 < capacity {
+			t.slab[i].tmpl = uint32(i + 2)
+		}
+	}
+	t.freeHead = 1
+	return t
+}
+
+// Len is the number of connections in the table, expired ones not yet
+// reclaimed included.
+func (t *Table) Len() int { return t.n }
+
+// Cap is the capacity.
+func (t *Table) Cap() int { return len(t.slab) }
+
+// Stats returns the table's counters.
+func (t *Table) Stats() Stats { return t.stats }
+
+// SetTimeouts replaces the per-state timeouts; they apply from the next
+// refresh of each connection (Insert, Track), as in IPVS.
+func (t *Table) SetTimeouts(to Timeouts) { t.timeout = to.table() }
+
+// Timeouts returns the timeouts in effect.
+func (t *Table) Timeouts() Timeouts {
+	var to Timeouts
+	for s := State(0); int(s) < numStates; s++ {
+		*to.field(s) = time.Duration(t.timeout[s])
+	}
+	return to
+}
+
+// ref packs a slot and a direction into an index ref (never 0).
+func ref(slot uint32, dir Direction) uint32 { return (slot<<1 | uint32(dir)) + 1 }
+
+// Lookup finds the connection a packet with tuple k belongs to, in either
+// direction. Expired connections are not returned. O(1); no allocation.
+func (t *Table) Lookup(k *Tuple, now int64) (c *Conn, dir Direction, ok bool) {
+	t.now = now
+	c, dir = t.find(k, hashTuple(&t.seed, k))
+	if c == nil || c.Expires <= now {
+		return nil, 0, false
+	}
+	return c, dir, true
+}
+
+// find returns the entry for k (whose hash is h), expired or not.
+func (t *Table) find(k *Tuple, h uint32) (*Conn, Direction) {
+	p := t.idx.start(h)
+	for {
+		r, ok := t.idx.next(&p)
+		if !ok {
+			return nil, 0
+		}
+		r--
+		c := &t.slab[r>>1]
+		dir := Direction(r & 1)
+		if dir == DirOriginal {
+			if eqTuple(&c.Orig, k) {
+				return c, DirOriginal
+			}
+		} else if eqTuple(&c.Reply, k) {
+			return c, DirReply
+		}
+	}
+}
+
+// claim makes k free for a new connection: an expired owner is reclaimed,
+// a live one is reported.
+func (t *Table) claim(k *Tuple, h uint32, now int64) bool {
+	for {
+		old, _ := t.find(k, h)
+		if old == nil {
+			return true
+		}
+		if old.Expires > now {
+			return false
+		}
+		t.stats.Expired++
+		t.remove(old)
+	}
+}
+
+// Insert copies c into the table and indexes its Orig tuple and, when
+// non-zero, its Reply tuple. The connection starts in c.State (normally
+// StateNone: the caller then runs Track with the first packet) with that
+// state's timeout, and counts against c.Dest from now on (OnClass). Table
+// flags in c.Flags are replaced (FlagNoOutput for DR/TUN). ErrFull when the
+// table is at capacity, ErrExists when a live connection owns either tuple.
+func (t *Table) Insert(c *Conn, now int64) (*Conn, error) {
+	t.now = now
+	if t.freeHead == 0 {
+		t.stats.Refused++
+		return nil, ErrFull
+	}
+	v := *c // c may even point into the slab; a reclaim below could clear it
+	hasReply := v.Reply != Tuple{}
+	ho := hashTuple(&t.seed, &v.Orig)
+	var hr uint32
+	if hasReply {
+		hr = hashTuple(&t.seed, &v.Reply)
+	}
+	if (hasReply && v.Reply == v.Orig) ||
+		!t.claim(&v.Orig, ho, now) || (hasReply && !t.claim(&v.Reply, hr, now)) {
+		t.stats.Duplicates++
+		return nil, ErrExists
+	}
+	slot := t.freeHead - 1
+	n := &t.slab[slot]
+	t.freeHead = n.tmpl
+	*n = v
+	n.slot = slot
+	n.tmpl, n.tmplGen = 0, 0
+	n.bits = bitLive
+	if hasReply {
+		n.bits |= bitHasReply
+	}
+	n.Flags &^= FlagsTable
+	if n.Fwd.inputOnly() {
+		n.Flags |= FlagNoOutput
+	}
+	if int(n.State) >= numStates {
+		n.State = StateNone
+	}
+	n.Expires = now + t.timeout[n.State]
+	t.idx.insert(ho, ref(slot, DirOriginal))
+	if hasReply {
+		t.idx.insert(hr, ref(slot, DirReply))
+	}
+	t.n++
+	t.stats.Inserted++
+	if t.onClass != nil {
+		t.onClass(n.Dest, sched.ClassNone, n.State.Class())
+	}
+	return n, nil
+}
+
+// Track applies one packet of the connection to its state and refreshes its
+// timeout. TCP follows IPVS's state tables: the input and output tables
+// while replies are seen (NAT, full-NAT), the input-only table while
+// FlagNoOutput is set (DR, TUN). UDP, ICMP and other protocols have a single
+// state. tcpFlags is the TCP header's flags byte (ignored for other
+// protocols). A class change is reported through OnClass.
+func (t *Table) Track(c *Conn, dir Direction, tcpFlags uint8, now int64) {
+	t.now = now
+	if !c.live() {
+		return // deleted or expired since it was looked up: nothing to count
+	}
+	var next State
+	switch c.Orig.Proto {
+	case ProtoTCP:
+		mode := modeInput
+		if dir == DirReply {
+			mode = modeOutput
+			c.Flags &^= FlagNoOutput
+		} else if c.Flags&FlagNoOutput != 0 {
+			mode = modeInputOnly
+		}
+		next = nextTCPState(mode, c.State, tcpFlags)
+	case ProtoICMP, ProtoICMPv6:
+		next = StateICMP
+	default:
+		next = StateUDP
+	}
+	if next != c.State {
+		from, to := c.State.Class(), next.Class()
+		c.State = next
+		if from != to && t.onClass != nil {
+			t.onClass(c.Dest, from, to)
+		}
+	}
+	c.Expires = now + t.timeout[next]
+}
+
+// Reusable reports whether a packet on connection c opens a new connection
+// that replaces it: a TCP SYN without ACK (and without RST) from the client
+// on a connection in TIME_WAIT or CLOSE, or in FIN_WAIT while no reply has
+// been seen (DR/TUN, where FIN_WAIT is where a connection closed by the
+// client ends up: IPVS's conn_reuse_mode bit 2). The caller then Deletes c
+// and schedules the packet afresh at once; the SYN is never dropped (IPVS's
+// one-second drop of conn_reuse_mode does not exist here, as no netfilter
+// conntrack entry has to die first). Unlike IPVS, connections bound to a
+// persistence template are reusable too: the template outlives the Delete,
+// so the new connection goes to the same real server anyway.
+func (t *Table) Reusable(c *Conn, dir Direction, tcpFlags uint8) bool {
+	if dir != DirOriginal || c.Orig.Proto != ProtoTCP ||
+		tcpFlags&(TCPSyn|TCPAck|TCPRst) != TCPSyn {
+		return false
+	}
+	switch c.State {
+	case StateTimeWait, StateClose:
+		return true
+	case StateFinWait:
+		return c.Flags&FlagNoOutput != 0
+	}
+	return false
+}
+
+// Delete removes c, which must come from this table's Lookup or Insert (a
+// pointer to anything else is ignored). OnClass and OnRemove are called.
+func (t *Table) Delete(c *Conn) {
+	if !t.owns(c) {
+		return
+	}
+	t.stats.Deleted++
+	t.remove(c)
+}
+
+func (t *Table) owns(c *Conn) bool {
+	return c != nil && int(c.slot) < len(t.slab) && &t.slab[c.slot] == c && c.live()
+}
+
+// remove unindexes c, reports it and returns its slot to the free list.
+func (t *Table) remove(c *Conn) {
+	t.idx.remove(hashTuple(&t.seed, &c.Orig), ref(c.slot, DirOriginal))
+	if c.bits&bitHasReply != 0 {
+		t.idx.remove(hashTuple(&t.seed, &c.Reply), ref(c.slot, DirReply))
+	}
+	if c.tmpl != 0 {
+		t.tmpl.unbind(c.tmpl-1, c.tmplGen, t.now)
+	}
+	if t.onClass != nil {
+		t.onClass(c.Dest, c.State.Class(), sched.ClassNone)
+	}
+	if t.onRemove != nil {
+		t.onRemove(c)
+	}
+	slot := c.slot
+	*c = Conn{slot: slot, tmpl: t.freeHead}
+	t.freeHead = slot + 1
+	t.n--
+}
+
+// Expire advances the clock hand over budget slab slots, removing the
+// connections that expired by now (OnClass to ClassNone, then OnRemove), and
+// the template hand over a proportional share of the template slots. A full
+// sweep takes Cap()/budget calls. It returns the number of connections and
+// templates removed.
+func (t *Table) Expire(now int64, budget int) int {
+	t.now = now
+	if budget <= 0 {
+		return 0
+	}
+	budget = min(budget, len(t.slab))
+	removed := 0
+	for range budget {
+		c := &t.slab[t.hand]
+		if t.hand++; t.hand == len(t.slab) {
+			t.hand = 0
+		}
+		// Expires first: for the usual live, unexpired slot that is the only
+		// cache line read.
+		if c.Expires <= now && c.live() {
+			t.stats.Expired++
+			t.remove(c)
+			removed++
+		}
+	}
+	// Templates: the same fraction of their table, rounded up.
+	tb := (budget*len(t.tmpl.slab) + len(t.slab) - 1) / len(t.slab)
+	removed += t.expireTemplates(now, tb)
+	return removed
+}
+
+// Flush removes every connection, with callbacks, and every persistence
+// template (ipvsadm -C).
+func (t *Table) Flush() {
+	for i := range t.slab {
+		if c := &t.slab[i]; c.live() {
+			t.stats.Deleted++
+			t.remove(c)
+		}
+	}
+	for i := range t.tmpl.slab {
+		if t.tmpl.slab[i].live {
+			t.removeTemplate(uint32(i))
+		}
+	}
+}
+
+// Walk calls fn for every connection in slab order, expired ones not yet
+// reclaimed included (compare Expires with the clock), until fn returns
+// false. fn may Delete the connection it is given (to drop the connections
+// of a removed server, say) but must not Insert.
+func (t *Table) Walk(fn func(c *Conn) bool) {
+	for i := range t.slab {
+		if c := &t.slab[i]; c.live() {
+			if !fn(c) {
+				return
+			}
+		}
+	}
+}
