@@ -11,6 +11,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -21,14 +22,15 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:]))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string) int {
+func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "decap" {
 		return runDecap(args[1:])
 	}
 	fs := flag.NewFlagSet("govsd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	path := fs.String("c", "/etc/govs/govs.yaml", "configuration `file`")
 	check := fs.Bool("t", false, "validate the configuration and exit")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
@@ -38,10 +40,10 @@ func run(args []string) int {
 	}
 	if *check {
 		if _, err := config.Load(*path); err != nil {
-			fmt.Fprintln(os.Stderr, err)
+			fmt.Fprintln(stderr, err)
 			return 1
 		}
-		fmt.Printf("%s: configuration OK\n", *path)
+		fmt.Fprintf(stdout, "%s: configuration OK\n", *path)
 		return 0
 	}
 	log, err := newLogger(*logFormat, *debug)
