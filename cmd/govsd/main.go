@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"runtime/pprof"
 
 	"github.com/govs/govs/bpf"
 	"github.com/govs/govs/config"
@@ -35,6 +36,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	check := fs.Bool("t", false, "validate the configuration and exit")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	debug := fs.Bool("debug", false, "log at debug level")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (pprof) to `file` until govsd stops")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -50,6 +52,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "cpu profile:", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if err := daemon.Run(context.Background(), *path, log); err != nil {
 		log.Error("govsd failed", "err", err)
