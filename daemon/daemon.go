@@ -306,6 +306,7 @@ func (d *Daemon) Counters() (control.Counters, error) {
 		"rx_packets": c.RxPackets, "rx_bytes": c.RxBytes,
 		"tx_packets": c.TxPackets, "tx_bytes": c.TxBytes, "tx_errors": c.TxErrors,
 		"new_conns": c.NewConns, "inbound": c.Inbound, "outbound": c.Outbound,
+		"icmp_forwarded": c.ICMP, "icmp_sent": c.ICMPSent, "handed_off": c.HandedOff,
 		"conns": uint64(c.Conns),
 	}}
 	for _, r := range dataplane.DropReasons() {

@@ -60,6 +60,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.dp, k.Inbound, "inbound")
 	counter(c.dp, k.Outbound, "outbound")
 	counter(c.dp, k.NewConns, "new_conn")
+	counter(c.dp, k.ICMP, "icmp_forwarded")
+	counter(c.dp, k.ICMPSent, "icmp_sent")
+	counter(c.dp, k.HandedOff, "handed_off")
 	for i, v := range k.Drops {
 		counter(c.drops, v, dropName(i))
 	}

@@ -23,6 +23,7 @@ const (
 	DropTooBig                          // too big for the egress path once encapsulated
 	DropNoSource                        // no local address to use as tunnel source
 	DropPortExhausted                   // full-NAT local ports exhausted
+	DropHandoffFull                     // the owner worker's hand-off ring was full
 	numDropReasons
 )
 
@@ -41,6 +42,7 @@ var dropReasonNames = [numDropReasons]string{
 	DropTooBig:        "too_big",
 	DropNoSource:      "no_source_addr",
 	DropPortExhausted: "lport_exhausted",
+	DropHandoffFull:   "handoff_full",
 }
 
 func (r DropReason) String() string { return dropReasonNames[r] }
@@ -67,6 +69,7 @@ type workerCounters struct {
 	Outbound  atomic.Uint64
 	ICMP      atomic.Uint64 // related ICMP errors forwarded
 	ICMPSent  atomic.Uint64 // ICMP errors originated (path MTU)
+	HandedOff atomic.Uint64 // frames passed to the connection's owner worker
 	Drops     [numDropReasons]atomic.Uint64
 	_         [64]byte // keep the next worker's counters off this cache line
 }
@@ -75,6 +78,7 @@ type workerCounters struct {
 type Counters struct {
 	RxPackets, RxBytes, TxPackets, TxBytes, TxErrors uint64
 	NewConns, Inbound, Outbound, ICMP, ICMPSent      uint64
+	HandedOff                                        uint64
 	Drops                                            [numDropReasons]uint64
 	Conns                                            int
 }

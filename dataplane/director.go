@@ -15,6 +15,7 @@ import (
 
 	"github.com/govs/govs/bpf"
 	"github.com/govs/govs/conntrack"
+	"github.com/govs/govs/dataplane/xsk"
 	"github.com/govs/govs/inet"
 	"github.com/govs/govs/sched"
 )
@@ -53,6 +54,7 @@ type Director struct {
 	steer   *bpf.Steering
 	ifaces  []*Interface
 	workers []*worker
+	umem    *xsk.UMEM
 	res     *resolver
 
 	mu      sync.Mutex // serialises Apply and the steering maps' upkeep
@@ -114,12 +116,28 @@ func New(opts Options, log *slog.Logger) (_ *Director, err error) {
 	}
 	d.res = newResolver(log, d.ifaces)
 	perWorker := max(opts.ConnTableSize/maxQueues, 1024)
+	// One UMEM for every socket, one region of it per worker: each socket
+	// can hold a full fill ring and a full TX ring in flight.
+	regionFrames := len(d.ifaces) * opts.RingSize * 2
+	if d.umem, err = xsk.NewUMEM(regionFrames*maxQueues, frameSize); err != nil {
+		return nil, fmt.Errorf("umem: %w", err)
+	}
 	for q := 0; q < maxQueues; q++ {
-		w, err := newWorker(d, q, perWorker)
+		w, err := newWorker(d, q, perWorker, d.umem, regionFrames)
 		if err != nil {
 			return nil, err
 		}
 		d.workers = append(d.workers, w)
+	}
+	for _, w := range d.workers {
+		w.inbox = make([]*spsc, len(d.workers))
+		w.returns = make([]*spsc, len(d.workers))
+		for i := range d.workers {
+			if i != w.q {
+				w.inbox[i] = newSPSC(4 * rxBatch * len(d.ifaces))
+				w.returns[i] = newSPSC(regionFrames)
+			}
+		}
 	}
 	for _, ifc := range d.ifaces {
 		mode, err := d.steer.Attach(ifc.Index, opts.XDPMode)
@@ -208,6 +226,9 @@ func (d *Director) Close() error {
 	for _, w := range d.workers {
 		errs = append(errs, w.close())
 	}
+	if d.umem != nil {
+		errs = append(errs, d.umem.Close())
+	}
 	return errors.Join(errs...)
 }
 
@@ -225,6 +246,7 @@ func (d *Director) Apply(specs []ServiceSpec) error {
 	}
 	old := d.state.Load()
 	next := &snapshot{
+		locals:   map[inet.Addr]bool{},
 		byKey:    make(map[serviceKey]*Service, len(specs)),
 		services: make([]*Service, len(old.services)),
 		dests:    old.dests,
@@ -246,6 +268,9 @@ func (d *Director) Apply(specs []ServiceSpec) error {
 			next.services = append(next.services, make([]*Service, int(svc.ID)+1-len(next.services))...)
 		}
 		next.services[svc.ID] = svc
+		for _, la := range svc.LocalAddrs {
+			next.locals[la] = true
+		}
 		for _, dst := range svc.Dests {
 			wanted = append(wanted, dst.Addr)
 		}
@@ -432,6 +457,7 @@ func (d *Director) Counters() Counters {
 		c.Outbound += k.Outbound.Load()
 		c.ICMP += k.ICMP.Load()
 		c.ICMPSent += k.ICMPSent.Load()
+		c.HandedOff += k.HandedOff.Load()
 		for i := range c.Drops {
 			c.Drops[i] += k.Drops[i].Load()
 		}

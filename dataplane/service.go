@@ -80,8 +80,9 @@ type Dest struct {
 // with one atomic load per batch.
 type snapshot struct {
 	byKey    map[serviceKey]*Service
-	services []*Service // by ID; nil once removed
-	dests    []*Dest    // by ID; never shrinks (IDs are not reused)
+	locals   map[inet.Addr]bool // full-NAT local addresses
+	services []*Service         // by ID; nil once removed
+	dests    []*Dest            // by ID; never shrinks (IDs are not reused)
 }
 
 func (s *snapshot) lookup(addr inet.Addr, port uint16, proto uint8) *Service {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"net/netip"
 	"runtime"
 	"sync/atomic"
@@ -44,10 +45,17 @@ func nanotime() int64 { return int64(time.Since(monoStart)) }
 type worker struct {
 	d      *Director
 	q      int
-	umem   *xsk.UMEM
+	umem   *xsk.UMEM     // shared by every worker; this one fills from its region
 	socks  []*xsk.Socket // by interface index; nil where the interface has no queue q
 	active []int         // indices of the non-nil sockets
-	poller *xsk.Poller
+
+	// Frames [regionStart, regionEnd) of the UMEM are this worker's.
+	regionStart, regionEnd uint64
+	inbox                  []*spsc // frames handed over by worker i, to process
+	returns                []*spsc // frames of this region given back by worker i
+	wk                     *waker
+	peerBuf                []handoffEntry
+	pollfds                []unix.PollFd
 
 	free []uint64     // chunk addresses owned by userspace and not in use
 	rx   []xsk.Desc   // receive batch
@@ -69,24 +77,19 @@ type worker struct {
 	reqs      chan func()
 }
 
-func newWorker(d *Director, q int, tableSize int) (_ *worker, err error) {
-	w := &worker{d: d, q: q, reqs: make(chan func(), 4), lportNext: map[inet.Addr]int{}}
+func newWorker(d *Director, q int, tableSize int, umem *xsk.UMEM, regionFrames int) (_ *worker, err error) {
+	w := &worker{d: d, q: q, reqs: make(chan func(), 4), lportNext: map[inet.Addr]int{}, umem: umem}
 	defer func() {
 		if err != nil {
 			w.close()
 		}
 	}()
-	nsocks := 0
-	for _, ifc := range d.ifaces {
-		if q < ifc.Queues {
-			nsocks++
-		}
-	}
 	ring := d.opts.RingSize
-	// Each socket can hold a full fill ring and a full TX ring in flight.
-	frames := nsocks * ring * 2
-	if w.umem, err = xsk.NewUMEM(frames, frameSize); err != nil {
-		return nil, fmt.Errorf("queue %d: umem: %w", q, err)
+	frames := regionFrames
+	w.regionStart = uint64(q*regionFrames) * frameSize
+	w.regionEnd = w.regionStart + uint64(regionFrames)*frameSize
+	if w.wk, err = newWaker(); err != nil {
+		return nil, fmt.Errorf("queue %d: eventfd: %w", q, err)
 	}
 	w.socks = make([]*xsk.Socket, len(d.ifaces))
 	w.tx = make([][]xsk.Desc, len(d.ifaces))
@@ -109,12 +112,17 @@ func newWorker(d *Director, q int, tableSize int) (_ *worker, err error) {
 			return nil, fmt.Errorf("register socket %s queue %d: %w", ifc.Name, q, err)
 		}
 	}
-	w.poller = xsk.NewPoller(socks)
+	for _, s := range socks {
+		w.pollfds = append(w.pollfds, unix.PollFd{Fd: int32(s.FD()), Events: unix.POLLIN})
+	}
+	w.pollfds = append(w.pollfds, unix.PollFd{Fd: int32(w.wk.fd), Events: unix.POLLIN})
 	w.free = make([]uint64, 0, frames)
-	for i := frames - 1; i >= 0; i-- {
-		w.free = append(w.free, uint64(i*frameSize))
+	for a := w.regionEnd; a > w.regionStart; {
+		a -= frameSize
+		w.free = append(w.free, a)
 	}
 	w.rx = make([]xsk.Desc, rxBatch)
+	w.peerBuf = make([]handoffEntry, rxBatch)
 	w.comp = make([]uint64, ring)
 	w.ct = conntrack.New(conntrack.Config{
 		Capacity: tableSize,
@@ -137,8 +145,8 @@ func (w *worker) close() error {
 			errs = append(errs, s.Close())
 		}
 	}
-	if w.umem != nil {
-		errs = append(errs, w.umem.Close())
+	if w.wk != nil {
+		w.wk.close()
 	}
 	return errors.Join(errs...)
 }
@@ -155,6 +163,7 @@ func (w *worker) run() {
 		for _, si := range w.active {
 			work += w.receive(si, now, st)
 		}
+		work += w.drainPeers(now, st)
 		w.flush()
 		w.complete()
 		w.refill()
@@ -169,7 +178,7 @@ func (w *worker) run() {
 		default:
 		}
 		if work == 0 && !w.d.opts.BusyPoll {
-			w.poller.Wait(idlePoll)
+			w.sleep()
 		}
 	}
 }
@@ -182,17 +191,7 @@ func (w *worker) receive(si int, now int64, st *snapshot) int {
 	for i := 0; i < n; i++ {
 		desc := w.rx[i]
 		bytes += uint64(desc.Len)
-		out, ok := w.process(&desc, si, now, st)
-		if !ok {
-			w.free = append(w.free, desc.Addr)
-			continue
-		}
-		if w.socks[out] == nil {
-			w.drop(DropNoTxQueue)
-			w.free = append(w.free, desc.Addr)
-			continue
-		}
-		w.tx[out] = append(w.tx[out], desc)
+		w.forward(desc, si, now, st, false)
 	}
 	if n > 0 {
 		w.ctr.RxPackets.Add(uint64(n))
@@ -221,7 +220,7 @@ func (w *worker) flush() {
 		w.ctr.TxBytes.Add(bytes)
 		for _, d := range batch[sent:] {
 			w.drop(DropTxFull)
-			w.free = append(w.free, d.Addr)
+			w.release(d.Addr)
 		}
 		w.tx[si] = batch[:0]
 	}
@@ -232,7 +231,7 @@ func (w *worker) complete() {
 	for _, si := range w.active {
 		n := w.socks[si].Complete(w.comp)
 		for _, a := range w.comp[:n] {
-			w.free = append(w.free, a&^(frameSize-1))
+			w.release(a)
 		}
 	}
 }
@@ -262,12 +261,17 @@ func (w *worker) drop(r DropReason) { w.ctr.Drops[r].Add(1) }
 // process forwards the frame of desc in place; encapsulation may move its
 // start and change its length. It returns the interface index to transmit
 // on, or false when the frame is dropped (and counted).
-func (w *worker) process(desc *xsk.Desc, inIface int, now int64, st *snapshot) (int, bool) {
+func (w *worker) process(desc *xsk.Desc, inIface int, now int64, st *snapshot, owned bool) (int, bool) {
 	frame := w.umem.Bytes(desc.Addr, desc.Len)
 	p := &w.p
 	if err := packet.Parse(frame, p); err != nil {
 		w.drop(DropMalformed)
 		return 0, false
+	}
+	if !owned && len(w.d.workers) > 1 {
+		if owner := w.ownerOf(p, st); owner != w.q {
+			return w.handOff(owner, desc, inIface)
+		}
 	}
 	if p.Frag == packet.FragLater {
 		w.drop(DropFragment)
@@ -308,6 +312,100 @@ func (w *worker) process(desc *xsk.Desc, inIface int, now int64, st *snapshot) (
 	ds.outPkts.Add(1)
 	ds.outBytes.Add(uint64(len(frame)))
 	return w.toClient(frame, c)
+}
+
+// outHandedOff is process's verdict for a frame given to its owner worker.
+const outHandedOff = -1
+
+// forward processes one frame and queues it for TX, hands it off, or drops
+// and recycles it.
+func (w *worker) forward(desc xsk.Desc, inIface int, now int64, st *snapshot, owned bool) {
+	out, ok := w.process(&desc, inIface, now, st, owned)
+	switch {
+	case out == outHandedOff:
+	case !ok:
+		w.release(desc.Addr)
+	case w.socks[out] == nil:
+		w.drop(DropNoTxQueue)
+		w.release(desc.Addr)
+	default:
+		w.tx[out] = append(w.tx[out], desc)
+	}
+}
+
+// handOff passes a frame to the worker that owns its connection.
+func (w *worker) handOff(owner int, desc *xsk.Desc, inIface int) (int, bool) {
+	peer := w.d.workers[owner]
+	if !peer.inbox[w.q].push(handoffEntry{addr: desc.Addr, len: desc.Len, iface: uint32(inIface)}) {
+		w.drop(DropHandoffFull)
+		return 0, false
+	}
+	w.ctr.HandedOff.Add(1)
+	peer.wk.wake()
+	return outHandedOff, true
+}
+
+// drainPeers processes the frames other workers handed over and takes back
+// this region's frames they are done with.
+func (w *worker) drainPeers(now int64, st *snapshot) int {
+	n := 0
+	for i, r := range w.inbox {
+		if r == nil {
+			continue
+		}
+		k := r.pop(w.peerBuf)
+		for _, e := range w.peerBuf[:k] {
+			w.forward(xsk.Desc{Addr: e.addr, Len: e.len}, int(e.iface), now, st, true)
+		}
+		n += k
+		for {
+			k := w.returns[i].pop(w.peerBuf)
+			for _, e := range w.peerBuf[:k] {
+				w.free = append(w.free, e.addr)
+			}
+			if k < len(w.peerBuf) {
+				break
+			}
+		}
+	}
+	return n
+}
+
+// release recycles a frame: into this worker's free list if its region
+// holds it, else back to the worker whose region does.
+func (w *worker) release(addr uint64) {
+	addr &^= frameSize - 1
+	if addr >= w.regionStart && addr < w.regionEnd {
+		w.free = append(w.free, addr)
+		return
+	}
+	owner := w.d.workers[int(addr/(w.regionEnd-w.regionStart))]
+	// The return ring holds a whole region, so it cannot be full.
+	owner.returns[w.q].push(handoffEntry{addr: addr})
+	owner.wk.wake()
+}
+
+// sleep waits in poll(2) until a socket has frames, a peer wakes us, or
+// idlePoll passes.
+func (w *worker) sleep() {
+	w.wk.sleeping.Store(true)
+	// A peer that pushed before it could see the flag did not wake us.
+	pending := false
+	for i, r := range w.inbox {
+		if r != nil && (!r.empty() || !w.returns[i].empty()) {
+			pending = true
+		}
+	}
+	if !pending {
+		for i := range w.pollfds {
+			w.pollfds[i].Revents = 0
+		}
+		unix.Poll(w.pollfds, idlePoll)
+		if w.pollfds[len(w.pollfds)-1].Revents&unix.POLLIN != 0 {
+			w.wk.clear()
+		}
+	}
+	w.wk.sleeping.Store(false)
 }
 
 // toRealServer forwards a request (or an ICMP error already rewritten for

@@ -46,7 +46,8 @@ func testWorker(t testing.TB, fwd conntrack.Fwd) *worker {
 		t.Skipf("no UMEM (mmap): %v", err)
 	}
 	t.Cleanup(func() { umem.Close() })
-	w := &worker{d: d, umem: umem, socks: make([]*xsk.Socket, 2), lportNext: map[inet.Addr]int{}}
+	w := &worker{d: d, umem: umem, socks: make([]*xsk.Socket, 2), lportNext: map[inet.Addr]int{},
+		regionStart: 0, regionEnd: 64 * frameSize}
 	d.workers = []*worker{w}
 	s, _ := sched.New("rr", 0)
 	dst := &Dest{Dest: sched.NewDest(inet.AddrFromNetip(realIP), 8080, 1), Proto: 6, Fwd: fwd, stats: newDestStats(1)}
@@ -102,7 +103,7 @@ func TestProcessNATBothDirections(t *testing.T) {
 	w := testWorker(t, conntrack.FwdNAT)
 	st := w.d.state.Load()
 	desc := put(w, 0, tcpFrame(t, clientMAC, dirMAC0, clientIP, vipIP, 40000, 80, true, false))
-	out, ok := w.process(&desc, 0, 1, st)
+	out, ok := w.process(&desc, 0, 1, st, true)
 	if !ok || out != 1 {
 		t.Fatalf("SYN to the VIP: out=%d ok=%v, want interface 1 (real-server side); drops %v", out, ok, dropSummary(w))
 	}
@@ -115,7 +116,7 @@ func TestProcessNATBothDirections(t *testing.T) {
 	}
 	// The real server's SYN-ACK comes back and leaves toward the client.
 	desc = put(w, 1, tcpFrame(t, realMAC, dirMAC1, realIP, clientIP, 8080, 40000, true, true))
-	out, ok = w.process(&desc, 1, 2, st)
+	out, ok = w.process(&desc, 1, 2, st, true)
 	if !ok || out != 0 {
 		t.Fatalf("reply: out=%d ok=%v, want interface 0", out, ok)
 	}
@@ -128,7 +129,7 @@ func TestProcessNATBothDirections(t *testing.T) {
 	}
 	// A non-SYN with no connection is dropped, as IPVS does.
 	desc = put(w, 2, tcpFrame(t, clientMAC, dirMAC0, clientIP, vipIP, 40001, 80, false, true))
-	if _, ok := w.process(&desc, 0, 3, st); ok || w.ctr.Drops[DropNoConn].Load() != 1 {
+	if _, ok := w.process(&desc, 0, 3, st, true); ok || w.ctr.Drops[DropNoConn].Load() != 1 {
 		t.Errorf("ACK without a connection was not dropped as no_conn")
 	}
 }
@@ -137,7 +138,7 @@ func TestProcessFullNAT(t *testing.T) {
 	w := testWorker(t, conntrack.FwdFullNAT)
 	st := w.d.state.Load()
 	desc := put(w, 0, tcpFrame(t, clientMAC, dirMAC0, clientIP, vipIP, 40000, 80, true, false))
-	if out, ok := w.process(&desc, 0, 1, st); !ok || out != 1 {
+	if out, ok := w.process(&desc, 0, 1, st, true); !ok || out != 1 {
 		t.Fatalf("SYN: out=%d ok=%v drops %v", out, ok, dropSummary(w))
 	}
 	_, ip, tcp := decode(t, w.umem.Bytes(desc.Addr, desc.Len))
@@ -149,7 +150,7 @@ func TestProcessFullNAT(t *testing.T) {
 	}
 	lport := uint16(tcp.SrcPort)
 	desc = put(w, 1, tcpFrame(t, realMAC, dirMAC1, realIP, localIP, 8080, lport, true, true))
-	if out, ok := w.process(&desc, 1, 2, st); !ok || out != 0 {
+	if out, ok := w.process(&desc, 1, 2, st, true); !ok || out != 0 {
 		t.Fatalf("reply: out=%d ok=%v drops %v", out, ok, dropSummary(w))
 	}
 	_, ip, tcp = decode(t, w.umem.Bytes(desc.Addr, desc.Len))
@@ -169,14 +170,14 @@ func TestProcessAllocs(t *testing.T) {
 			syn := tcpFrame(t, clientMAC, dirMAC0, clientIP, vipIP, 40000, 80, true, false)
 			ack := tcpFrame(t, clientMAC, dirMAC0, clientIP, vipIP, 40000, 80, false, true)
 			desc := put(w, 0, syn)
-			if _, ok := w.process(&desc, 0, 1, st); !ok {
+			if _, ok := w.process(&desc, 0, 1, st, true); !ok {
 				t.Fatalf("first SYN dropped: %v", dropSummary(w))
 			}
 			now := int64(2)
 			allocs := testing.AllocsPerRun(200, func() {
 				d := put(w, 1, ack)
 				now++
-				if _, ok := w.process(&d, 0, now, st); !ok {
+				if _, ok := w.process(&d, 0, now, st, true); !ok {
 					t.Fatalf("packet of an established connection dropped: %v", dropSummary(w))
 				}
 			})
@@ -190,7 +191,7 @@ func TestProcessAllocs(t *testing.T) {
 				frame[34], frame[35] = byte(port>>8), byte(port) // a new source port: a new connection
 				d := xsk.Desc{Addr: w.umem.FrameAddr(2) + w.umem.RxDataOffset(), Len: uint32(len(syn))}
 				now++
-				if _, ok := w.process(&d, 0, now, st); !ok {
+				if _, ok := w.process(&d, 0, now, st, true); !ok {
 					t.Fatalf("new connection dropped: %v", dropSummary(w))
 				}
 			})

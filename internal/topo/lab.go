@@ -25,6 +25,9 @@ type LabOptions struct {
 	// NoReturnRoute leaves the real servers without a default route through
 	// the director (full-NAT, DR and TUN need none).
 	NoReturnRoute bool
+	// Queues gives the director's interfaces (and their peers) that many
+	// RX/TX queues, so that govsd runs one worker per queue.
+	Queues int
 }
 
 // Lab is the classic LVS picture in namespaces: a client, a director with a
@@ -74,10 +77,10 @@ func NewLab(prefix string, o LabOptions) (lab *Lab, err error) {
 	if l.Switch, err = l.AddNS("sw"); err != nil {
 		return nil, err
 	}
-	if err = Veth(l.Client, ClientIf, l.Director, DirectorClientIf); err != nil {
+	if err = VethQueues(l.Client, ClientIf, l.Director, DirectorClientIf, o.Queues); err != nil {
 		return nil, err
 	}
-	if err = Veth(l.Director, DirectorRealIf, l.Switch, "swd"); err != nil {
+	if err = VethQueues(l.Director, DirectorRealIf, l.Switch, "swd", o.Queues); err != nil {
 		return nil, err
 	}
 	if err = l.Switch.MustExec(

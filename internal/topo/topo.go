@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -157,12 +158,18 @@ func (n *NS) DialContext(ctx context.Context, network, addr string) (net.Conn, e
 // Veth creates a veth pair with one end in each namespace, both up, and turns
 // TX checksum offload off on both ends: a veth peer with offload on hands XDP
 // frames whose checksums are unfinished (real NICs deliver complete ones).
-func Veth(a *NS, aName string, b *NS, bName string) error {
+func Veth(a *NS, aName string, b *NS, bName string) error { return VethQueues(a, aName, b, bName, 1) }
+
+// VethQueues is Veth with several TX and RX queues on each end, so that
+// flows spread over RX queues as on a multi-queue NIC.
+func VethQueues(a *NS, aName string, b *NS, bName string, queues int) error {
+	q := strconv.Itoa(max(queues, 1))
 	tmp := fmt.Sprintf("gv%d%s", os.Getpid()%100000, bName)
 	if len(tmp) > 15 {
 		tmp = tmp[:15]
 	}
-	if err := run("ip", "link", "add", aName, "netns", a.Name, "type", "veth", "peer", "name", tmp, "netns", b.Name); err != nil {
+	if err := run("ip", "link", "add", aName, "numtxqueues", q, "numrxqueues", q, "netns", a.Name, "type", "veth",
+		"peer", "name", tmp, "numtxqueues", q, "numrxqueues", q, "netns", b.Name); err != nil {
 		return err
 	}
 	if _, err := b.Exec("ip", "link", "set", tmp, "name", bName); err != nil {

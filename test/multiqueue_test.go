@@ -1,0 +1,78 @@
+package test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/govs/govs/control"
+	"github.com/govs/govs/internal/topo"
+)
+
+// TestMultiQueue runs govsd on interfaces with two RX queues: two workers,
+// and requests and replies of one connection arriving on different queues.
+// Every connection must still work, which needs the hand-off of frames to
+// the worker that owns the connection.
+func TestMultiQueue(t *testing.T) {
+	needRoot(t)
+	lab := newLab(t, "mq", topo.LabOptions{RealServers: 3, Queues: 2})
+	if err := lab.AddVIP(mustAddr("198.18.0.100")); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.AddDirectorAddr(topo.DirectorRealIf, mustAddr("198.18.1.250")); err != nil {
+		t.Fatal(err)
+	}
+	stop, err := lab.ServeHTTP(8080)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	g := startGovsd(t, lab.Director, `
+director:
+  interfaces: [d0, d1]
+  control_socket: @SOCKET@
+  metrics_listen: ""
+services:
+  - name: nat
+    vip: 198.18.0.100
+    port: 80
+    protocol: tcp
+    scheduler: rr
+    real_servers:
+      - {address: 198.18.1.1, port: 8080}
+      - {address: 198.18.1.2, port: 8080}
+      - {address: 198.18.1.3, port: 8080}
+  - name: fullnat
+    vip: 198.18.0.100
+    port: 81
+    protocol: tcp
+    scheduler: rr
+    forward: fullnat
+    local_addresses: [198.18.1.250]
+    real_servers:
+      - {address: 198.18.1.1, port: 8080}
+      - {address: 198.18.1.2, port: 8080}
+      - {address: 198.18.1.3, port: 8080}
+`)
+	if !strings.Contains(g.Logs(), "queues=2") {
+		t.Fatalf("govsd did not serve two queues:\n%s", g.Logs())
+	}
+	for _, url := range []string{"http://198.18.0.100:80/", "http://198.18.0.100:81/"} {
+		if hits := spread(t, lab, url, 40); len(hits) != 3 {
+			t.Errorf("%s: spread %v, want all three servers", url, hits)
+		}
+	}
+	out, err := g.adm("--counters", "--json")
+	if err != nil {
+		t.Fatalf("counters: %v\n%s", err, out)
+	}
+	var k control.Counters
+	if err := json.Unmarshal([]byte(out), &k); err != nil {
+		t.Fatalf("counters: %v\n%s", err, out)
+	}
+	t.Logf("handed off %d of %d received frames; drops: no_service %d no_conn %d",
+		k.DataPath["handed_off"], k.DataPath["rx_packets"], k.DataPath["drop_no_service"], k.DataPath["drop_no_conn"])
+	if k.DataPath["handed_off"] == 0 {
+		t.Errorf("no frame was handed to another worker: the test did not exercise two queues")
+	}
+}
