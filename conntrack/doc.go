@@ -11,7 +11,16 @@
 // per-packet path. The dataplane makes sure that both directions of a
 // connection reach the worker that created it, so that no connection is
 // ever looked up in a table it does not live in; the table only demands
-// that its owner serialises every call. The only shared effects are the
+// that its owner serialises every call.
+//
+// How the dataplane does it (dataplane/handoff.go): the owner of a
+// connection is hash(client address, client port) % workers — the source of
+// a request and the destination of a NAT reply — and for full-NAT replies
+// the local port, which the owner allocates so that lport % workers names
+// it. AF_XDP cannot redirect a frame to another queue's socket, so a worker
+// that receives a frame it does not own passes the descriptor to the owner
+// over a lock-free single-producer ring; all sockets share one UMEM, so the
+// owner transmits the same frame without a copy. The only shared effects are the
 // OnClass callbacks, which the dataplane turns into atomic updates of
 // sched.Dest's active/inactive counters.
 //
