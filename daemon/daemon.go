@@ -37,6 +37,7 @@ type Daemon struct {
 	up       map[string]bool // health by destKey; absent = up
 	dp       *dataplane.Director
 	health   *healthState
+	vips     *managedVIPs // nil unless director.manage_vips
 }
 
 // Run loads the configuration at path and runs the director until ctx ends
@@ -64,6 +65,13 @@ func Run(ctx context.Context, path string, log *slog.Logger) error {
 		return fmt.Errorf("apply configuration: %w", err)
 	}
 	d.dp.Start()
+	if cfg.Director.ManageVIPs {
+		d.vips = newManagedVIPs(log)
+		defer d.vips.removeAll()
+		if err := d.syncVIPs(); err != nil {
+			return err
+		}
+	}
 	d.startHealth()
 	defer d.stopHealth()
 	if !d.dp.WaitNextHops(3 * time.Second) {
@@ -102,6 +110,19 @@ func Run(ctx context.Context, path string, log *slog.Logger) error {
 			return nil
 		}
 	}
+}
+
+// syncVIPs puts the VIPs of the current services on the interfaces when
+// director.manage_vips is set. Callers hold d.mu or run before serving.
+func (d *Daemon) syncVIPs() error {
+	if d.vips == nil {
+		return nil
+	}
+	var vips []netip.Addr
+	for _, s := range d.services {
+		vips = append(vips, s.spec.VIP)
+	}
+	return d.vips.sync(vips, d.cfg.Director.Interfaces)
 }
 
 // Reload re-reads the configuration file and applies the difference: the

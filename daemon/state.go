@@ -124,6 +124,9 @@ func (d *Daemon) change(f func(svcs []*service) ([]*service, error)) error {
 		return fmt.Errorf("%w: %v", control.ErrInvalid, err)
 	}
 	d.setHealthTargets()
+	if err := d.syncVIPs(); err != nil {
+		d.log.Error("manage_vips", "err", err)
+	}
 	return nil
 }
 
