@@ -251,7 +251,6 @@ func (d *Director) Apply(specs []ServiceSpec) error {
 		services: make([]*Service, len(old.services)),
 		dests:    old.dests,
 	}
-	var wanted []inet.Addr
 	for i := range specs {
 		sp := &specs[i]
 		key := serviceKey{inet.AddrFromNetip(sp.VIP), sp.Port, sp.Proto}
@@ -270,9 +269,6 @@ func (d *Director) Apply(specs []ServiceSpec) error {
 		next.services[svc.ID] = svc
 		for _, la := range svc.LocalAddrs {
 			next.locals[la] = true
-		}
-		for _, dst := range svc.Dests {
-			wanted = append(wanted, dst.Addr)
 		}
 	}
 	// Steering: add new VIPs and real servers first, then drop stale ones.
@@ -296,7 +292,7 @@ func (d *Director) Apply(specs []ServiceSpec) error {
 		return err
 	}
 	d.state.Store(next)
-	d.res.want(wanted)
+	d.res.want(nextHopsWanted(next))
 	return nil
 }
 
@@ -334,6 +330,18 @@ func (d *Director) syncReals(s *snapshot) error {
 	return nil
 }
 
+// nextHopsWanted are the real servers the data path may send to: those in
+// service and those draining their last connections.
+func nextHopsWanted(s *snapshot) []inet.Addr {
+	var out []inet.Addr
+	for _, dst := range s.dests {
+		if !dst.Removed.Load() || dst.ActiveConns()+dst.InactiveConns() > 0 {
+			out = append(out, dst.Addr)
+		}
+	}
+	return out
+}
+
 // housekeeping estimates rates and stops steering drained real servers.
 func (d *Director) housekeeping(ctx context.Context) {
 	t := time.NewTicker(estimateEvery)
@@ -352,6 +360,7 @@ func (d *Director) housekeeping(ctx context.Context) {
 		if err := d.syncReals(s); err != nil {
 			d.log.Warn("steering upkeep", "err", err)
 		}
+		d.res.want(nextHopsWanted(s))
 		d.mu.Unlock()
 	}
 }

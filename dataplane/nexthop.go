@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"sync"
@@ -68,15 +69,19 @@ func (r *resolver) lookup(a inet.Addr) (NextHop, bool) {
 	return nh, ok
 }
 
-// want sets the addresses to keep resolved and resolves them now.
+// want sets the addresses to keep resolved and resolves new ones now.
 func (r *resolver) want(addrs []inet.Addr) {
-	r.mu.Lock()
-	r.wanted = make(map[inet.Addr]struct{}, len(addrs))
+	next := make(map[inet.Addr]struct{}, len(addrs))
 	for _, a := range addrs {
-		r.wanted[a] = struct{}{}
+		next[a] = struct{}{}
 	}
+	r.mu.Lock()
+	same := maps.Equal(next, r.wanted)
+	r.wanted = next
 	r.mu.Unlock()
-	r.refresh()
+	if !same {
+		r.refresh()
+	}
 }
 
 func (r *resolver) run(ctx context.Context) {
