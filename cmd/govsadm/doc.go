@@ -15,7 +15,7 @@
 //
 // The code is split as ipvsadm's own flow is: parse.go turns the arguments
 // into a command (checking ipvsadm's table of legal command/option
-// combinations), exec.go carries it out against the API and turns API
+// combinations), addr.go reads addresses, ports and masks, exec.go carries it out against the API and turns API
 // refusals into ipvsadm's messages, print.go prints the listings, save.go
 // writes -S rules and reads -R input, and usage.go is the --help text.
 //

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/govs/govs/control"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
+
+// goldenTable is a fixed table covering every column of every listing:
+// IPv4 and IPv6, TCP and UDP, each forwarding method, persistence with and
+// without a mask, scheduler flags, thresholds, full-NAT local addresses, a
+// port-0 service, and counters large enough for K, M, G and T. The services
+// and servers are out of order, as listings sort them.
+func goldenTable() []control.Service {
+	return []control.Service{
+		{
+			Name: "dns6", Protocol: "UDP", VIP: "2001:db8::100", Port: 53, Scheduler: "rr",
+			Stats: control.Stats{Conns: 5000, InPkts: 10000, OutPkts: 10000, InBytes: 640000, OutBytes: 1280000},
+			Rates: control.Rates{CPS: 50, InPPS: 100, OutPPS: 100, InBPS: 6400, OutBPS: 12800},
+			Dests: []control.Dest{
+				{Address: "2001:db8::2", Port: 53, Forward: "Masq", Weight: 1, InactiveConns: 7, Up: true,
+					Stats: control.Stats{Conns: 2000, InPkts: 4000, OutPkts: 4000, InBytes: 256000, OutBytes: 512000},
+					Rates: control.Rates{CPS: 20, InPPS: 40, OutPPS: 40, InBPS: 2560, OutBPS: 5120}},
+				{Address: "2001:db8::1", Port: 53, Forward: "Masq", Weight: 2, InactiveConns: 11, Up: true,
+					Stats: control.Stats{Conns: 3000, InPkts: 6000, OutPkts: 6000, InBytes: 384000, OutBytes: 768000},
+					Rates: control.Rates{CPS: 30, InPPS: 60, OutPPS: 60, InBPS: 3840, OutBPS: 7680}},
+			},
+		},
+		{
+			Name: "web", Protocol: "TCP", VIP: "198.18.0.100", Port: 80, Scheduler: "wlc",
+			Stats: control.Stats{Conns: 123_456_789, InPkts: 98_765, OutPkts: 1_234_567_890_123, InBytes: 5_000_000_000_000_000, OutBytes: 99_999_999},
+			Rates: control.Rates{CPS: 150_000_000, InPPS: 2_500_000_000, OutPPS: 12, InBPS: 7_000_000_000, OutBPS: 123_456_789_012},
+			Dests: []control.Dest{
+				{Address: "198.18.1.2", Port: 8080, Forward: "Masq", Weight: 1, ActiveConns: 12, InactiveConns: 3, Up: true,
+					Stats: control.Stats{Conns: 23_456_789, InPkts: 48_765, OutPkts: 234_567_890_123, InBytes: 1_000_000_000_000_000, OutBytes: 49_999_999},
+					Rates: control.Rates{CPS: 150_000_000, InPPS: 1_500_000_000, OutPPS: 6, InBPS: 3_000_000_000, OutBPS: 23_456_789_012}},
+				{Address: "198.18.1.1", Port: 8080, Forward: "Masq", Weight: 3, ActiveConns: 1234, InactiveConns: 56789, Up: true,
+					Stats: control.Stats{Conns: 100_000_000, InPkts: 50_000, OutPkts: 1_000_000_000_000, InBytes: 4_000_000_000_000_000, OutBytes: 50_000_000},
+					Rates: control.Rates{CPS: 7, InPPS: 1_000_000_000, OutPPS: 6, InBPS: 4_000_000_000, OutBPS: 100_000_000_000}},
+			},
+		},
+		{
+			Name: "tls", Protocol: "TCP", VIP: "198.18.0.101", Port: 443, Scheduler: "sh",
+			Flags: []string{"sh-fallback", "sh-port"}, Persistent: 60, Netmask: "255.255.255.0",
+			Dests: []control.Dest{
+				{Address: "198.18.1.4", Port: 443, Forward: "Tunnel", Weight: 0, UpperThresh: 100, LowerThresh: 50, ActiveConns: 2, PersistConns: 1, Up: false},
+				{Address: "198.18.1.3", Port: 443, Forward: "Route", Weight: 5, ActiveConns: 40, InactiveConns: 2, PersistConns: 17, Up: true},
+			},
+		},
+		{
+			Name: "fnat", Protocol: "TCP", VIP: "198.18.0.102", Port: 8080, Scheduler: "rr",
+			LocalAddresses: []string{"198.18.1.250", "198.18.1.251"},
+			Dests: []control.Dest{
+				{Address: "198.18.2.1", Port: 80, Forward: "FullNat", Weight: 1, ActiveConns: 9, Up: true},
+			},
+		},
+		{
+			Name: "dns", Protocol: "UDP", VIP: "198.18.0.100", Port: 53, Scheduler: "wrr",
+			Persistent: 300, Netmask: "255.255.255.255",
+		},
+		{
+			Name: "tls6", Protocol: "TCP", VIP: "2001:db8::200", Port: 443, Scheduler: "mh",
+			Flags: []string{"mh-port"}, Persistent: 120, Netmask: "64",
+			Dests: []control.Dest{
+				{Address: "2001:db8::20", Port: 443, Forward: "Route", Weight: 1, Up: true},
+			},
+		},
+		{
+			Name: "all", Protocol: "TCP", VIP: "198.18.0.103", Port: 0, Scheduler: "lc",
+			Persistent: 300, Netmask: "255.255.255.255",
+			Dests: []control.Dest{
+				{Address: "198.18.1.5", Port: 0, Forward: "Route", Weight: 1, Up: true},
+			},
+		},
+	}
+}
+
+func goldenBackend() *fakeBackend {
+	b := newFakeBackend()
+	b.services = goldenTable()
+	b.conns = []control.Connection{
+		{Protocol: "TCP", Expire: 65_000, State: "ESTABLISHED", Source: "198.18.3.1:40000", Virtual: "198.18.0.100:80", Dest: "198.18.1.1:8080"},
+		{Protocol: "TCP", Expire: 119_500, State: "FIN_WAIT", Source: "198.18.3.2:40001", Virtual: "198.18.0.100:80", Dest: "198.18.1.2:8080"},
+		{Protocol: "UDP", Expire: 299_999, State: "UDP", Source: "[2001:db8::9]:5353", Virtual: "[2001:db8::100]:53", Dest: "[2001:db8::1]:53"},
+		{Protocol: "TCP", Expire: 900_000, State: "ESTABLISHED", Source: "198.18.3.3:50000", Virtual: "198.18.0.102:8080", Dest: "198.18.2.1:80", Local: "198.18.1.250:1025"},
+	}
+	b.tmpls = []control.Connection{
+		{Protocol: "TCP", Expire: 60_000, State: "NONE", Source: "198.18.3.1:0", Virtual: "198.18.0.101:443", Dest: "198.18.1.3:443", Template: true},
+		{Protocol: "IP", Expire: 300_000, State: "NONE", Source: "198.18.3.2:0", Virtual: "198.18.0.103:0", Dest: "198.18.1.5:0", Template: true},
+	}
+	b.counters = control.Counters{
+		DataPath: map[string]uint64{"rx_packets": 1000, "tx_packets": 990, "drop_no_service": 10},
+		XDP:      map[string]uint64{"redirect": 1000, "pass": 5},
+	}
+	return b
+}
+
+func TestGoldenListings(t *testing.T) {
+	socket := serve(t, goldenBackend())
+	cases := []struct{ name, args string }{
+		{"list_numeric", "-Ln"},
+		{"list_nosort", "-Ln --nosort"},
+		{"list_service", "-Ln -t 198.18.0.101:443"},
+		{"stats", "-Ln --stats"},
+		{"stats_exact", "-Ln --stats --exact"},
+		{"rate", "-Ln --rate"},
+		{"rate_exact", "-Ln --rate --exact"},
+		{"thresholds", "-Ln --thresholds"},
+		{"persistent_conn", "-Ln --persistent-conn"},
+		{"conns", "-Lnc"},
+		{"conns_persistent", "-Lnc --persistent-conn"},
+		{"timeout", "-L --timeout"},
+		{"save", "-S -n"},
+		{"list_json", "-Ln --json"},
+		{"conns_json", "-Lnc --json"},
+		{"counters", "--counters"},
+		{"help", "--help"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			out := mustRun(t, socket, strings.Fields(tc.args)...)
+			checkGolden(t, tc.name, out)
+		})
+	}
+}
+
+// The same listing whatever the spelling.
+func TestListSpellings(t *testing.T) {
+	socket := serve(t, goldenBackend())
+	want := mustRun(t, socket, "-L", "-n")
+	for _, args := range [][]string{{}, {"-Ln"}, {"-l"}, {"--list", "--numeric"}, {"-nL"}, {"-L", "--sort"}} {
+		if got := mustRun(t, socket, args...); got != want {
+			t.Errorf("govsadm %v printed\n%s\nwant\n%s", args, got, want)
+		}
+	}
+}
+
+func checkGolden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("output differs from %s (go test -update rewrites it)\ngot:\n%s\nwant:\n%s", path, got, want)
+	}
+}

@@ -1,0 +1,802 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"net/netip"
+	"strings"
+
+	"github.com/govs/govs/control"
+)
+
+// cmdKind is the one command of an invocation, as ipvsadm allows exactly one.
+type cmdKind int
+
+const (
+	cmdNone cmdKind = iota
+	cmdAddService
+	cmdEditService
+	cmdDelService
+	cmdClear
+	cmdList
+	cmdAddDest
+	cmdDelDest
+	cmdEditDest
+	cmdSetTimeouts
+	cmdRestore
+	cmdSave
+	cmdZero
+	cmdAddLaddr
+	cmdDelLaddr
+	cmdReload
+	cmdCounters
+	cmdHelp
+	cmdVersion
+)
+
+// cmdNames are ipvsadm's names for its commands, used in its error messages
+// ("Illegal 'weight' option with the 'add-service' command").
+var cmdNames = map[cmdKind]string{
+	cmdAddService:  "add-service",
+	cmdEditService: "edit-service",
+	cmdDelService:  "delete-service",
+	cmdClear:       "flush",
+	cmdList:        "list",
+	cmdAddDest:     "add-server",
+	cmdDelDest:     "delete-server",
+	cmdEditDest:    "edit-server",
+	cmdSetTimeouts: "set",
+	cmdRestore:     "restore",
+	cmdSave:        "save",
+	cmdZero:        "zero",
+	cmdAddLaddr:    "add-laddr",
+	cmdDelLaddr:    "del-laddr",
+	cmdReload:      "reload",
+	cmdCounters:    "counters",
+}
+
+// optBit is one option class of ipvsadm's command/option table; -t and -u
+// are both "service-address", -g -i -m --fullnat are "forwarding-method".
+type optBit uint32
+
+const (
+	optNumeric optBit = 1 << iota
+	optConnection
+	optService
+	optScheduler
+	optPersistent
+	optNetmask
+	optServer
+	optForward
+	optWeight
+	optUThreshold
+	optLThreshold
+	optTimeout
+	optStats
+	optRate
+	optThresholds
+	optPersistentConn
+	optNoSort
+	optExact
+	optSchedFlags
+	optLaddr
+	optJSON
+)
+
+// optNames are in bit order; the first ones are ipvsadm's own.
+var optNames = []string{
+	"numeric", "connection", "service-address", "scheduler", "persistent",
+	"netmask", "real-server", "forwarding-method", "weight", "u-threshold",
+	"l-threshold", "timeout", "stats", "rate", "thresholds", "persistent-conn",
+	"nosort", "exact", "sched-flags", "laddr", "json",
+}
+
+// cmdRule says which options a command needs, may take, and which of them
+// exclude each other; every other option is illegal with it. This is
+// ipvsadm's commands_v_options table ('+', ' ', '1', 'x').
+type cmdRule struct {
+	required, optional, exclusive optBit
+}
+
+const (
+	listFormats = optNumeric | optStats | optRate | optThresholds | optPersistentConn | optNoSort | optExact | optJSON
+	serviceOpts = optScheduler | optPersistent | optNetmask | optSchedFlags
+	destOpts    = optForward | optWeight | optUThreshold | optLThreshold
+)
+
+var cmdRules = map[cmdKind]cmdRule{
+	cmdAddService:  {required: optService, optional: serviceOpts},
+	cmdEditService: {required: optService, optional: serviceOpts},
+	cmdDelService:  {required: optService},
+	cmdClear:       {},
+	cmdList:        {optional: listFormats, exclusive: optConnection | optService | optTimeout},
+	cmdAddDest:     {required: optService | optServer, optional: destOpts},
+	cmdDelDest:     {required: optService | optServer},
+	cmdEditDest:    {required: optService | optServer, optional: destOpts},
+	cmdSetTimeouts: {},
+	cmdRestore:     {},
+	cmdSave:        {optional: optNumeric},
+	cmdZero:        {optional: optService},
+	cmdAddLaddr:    {required: optService | optLaddr},
+	cmdDelLaddr:    {required: optService | optLaddr},
+	cmdReload:      {},
+	cmdCounters:    {optional: optJSON},
+}
+
+const (
+	// maxTimeout is ipvsadm's MAX_TIMEOUT: 31 days.
+	maxTimeout = 86400 * 31
+	// defaultPersistence is IPVS_SVC_PERSISTENT_TIMEOUT, taken by a bare -p.
+	defaultPersistence = 300
+	// defaultScheduler is ipvsadm's DEF_SCHED.
+	defaultScheduler = "wlc"
+)
+
+// Forwarding methods as the API spells them.
+const (
+	fwdNAT     = "nat"
+	fwdFullNAT = "fullnat"
+	fwdDR      = "dr"
+	fwdTun     = "tun"
+)
+
+// listFormat selects what -L prints and how.
+type listFormat struct {
+	numeric, stats, rate, thresholds, persistentConn, nosort, exact, json bool
+}
+
+// command is one parsed invocation (or one line of -R input).
+type command struct {
+	kind   cmdKind
+	opts   optBit
+	socket string
+
+	service    control.ServiceKey
+	serviceIP  netip.Addr
+	scheduler  string
+	schedFlags []string
+	persistent int
+	netmask    string
+
+	destIP   netip.Addr
+	destPort uint16
+	forward  string // "" when no forwarding option was given
+	weight   int
+	upper    uint32
+	lower    uint32
+
+	laddr    netip.Addr
+	timeouts control.Timeouts
+	format   listFormat
+}
+
+func (c *command) has(o optBit) bool { return c.opts&o != 0 }
+
+// usageError is a refusal of the command line itself; govsadm exits 2, as
+// ipvsadm's fail(2, ...) does.
+type usageError struct {
+	msg     string
+	tryHelp bool // follow with the "Try govsadm --help" hint
+}
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, a...)}
+}
+
+// argKind says whether an option takes a value.
+type argKind int
+
+const (
+	noArg argKind = iota
+	needArg
+	optionalArg // only -p: the next word is taken unless it starts with '-'
+)
+
+type optionDef struct {
+	long  string
+	short byte
+	arg   argKind
+	key   string
+}
+
+// optionDefs are ipvsadm's options with their long forms, govs additions,
+// and ipvsadm options govsd has no counterpart for (key "unsupported").
+var optionDefs = []optionDef{
+	{"add-service", 'A', noArg, "A"},
+	{"edit-service", 'E', noArg, "E"},
+	{"delete-service", 'D', noArg, "D"},
+	{"clear", 'C', noArg, "C"},
+	{"list", 'L', noArg, "L"},
+	{"", 'l', noArg, "L"},
+	{"zero", 'Z', noArg, "Z"},
+	{"add-server", 'a', noArg, "a"},
+	{"edit-server", 'e', noArg, "e"},
+	{"delete-server", 'd', noArg, "d"},
+	{"set", 0, noArg, "set"},
+	{"help", 'h', noArg, "h"},
+	{"version", 'v', noArg, "v"},
+	{"restore", 'R', noArg, "R"},
+	{"save", 'S', noArg, "S"},
+	{"add-laddr", 'P', noArg, "add-laddr"},
+	{"del-laddr", 'Q', noArg, "del-laddr"},
+	{"reload", 0, noArg, "reload"},
+	{"counters", 0, noArg, "counters"},
+
+	{"tcp-service", 't', needArg, "t"},
+	{"udp-service", 'u', needArg, "u"},
+	{"scheduler", 's', needArg, "s"},
+	{"sched-flags", 'b', needArg, "b"},
+	{"persistent", 'p', optionalArg, "p"},
+	{"netmask", 'M', needArg, "M"},
+	{"real-server", 'r', needArg, "r"},
+	{"gatewaying", 'g', noArg, "g"},
+	{"ipip", 'i', noArg, "i"},
+	{"masquerading", 'm', noArg, "m"},
+	{"fullnat", 0, noArg, "fullnat"},
+	{"weight", 'w', needArg, "w"},
+	{"u-threshold", 'x', needArg, "x"},
+	{"l-threshold", 'y', needArg, "y"},
+	{"laddr", 'z', needArg, "z"},
+	{"numeric", 'n', noArg, "n"},
+	{"connection", 'c', noArg, "c"},
+	{"timeout", 0, noArg, "timeout"},
+	{"stats", 0, noArg, "stats"},
+	{"rate", 0, noArg, "rate"},
+	{"thresholds", 0, noArg, "thresholds"},
+	{"persistent-conn", 0, noArg, "persistent-conn"},
+	{"nosort", 0, noArg, "nosort"},
+	{"sort", 0, noArg, "sort"},
+	{"exact", 'X', noArg, "X"},
+	{"json", 0, noArg, "json"},
+	{"socket", 0, needArg, "socket"},
+
+	{"fwmark-service", 'f', needArg, "unsupported"},
+	{"sctp-service", 0, needArg, "unsupported"},
+	{"ipv6", '6', noArg, "unsupported"},
+	{"ops", 'o', noArg, "unsupported"},
+	{"pe", 0, needArg, "unsupported"},
+	{"start-daemon", 0, needArg, "unsupported"},
+	{"stop-daemon", 0, needArg, "unsupported"},
+	{"daemon", 0, noArg, "unsupported"},
+	{"mcast-interface", 0, needArg, "unsupported"},
+	{"mcast-group", 0, needArg, "unsupported"},
+	{"mcast-port", 0, needArg, "unsupported"},
+	{"mcast-ttl", 0, needArg, "unsupported"},
+	{"sync-maxlen", 0, needArg, "unsupported"},
+	{"syncid", 0, needArg, "unsupported"},
+	{"tun-info", 0, noArg, "unsupported"},
+	{"tun-type", 0, needArg, "unsupported"},
+	{"tun-port", 0, needArg, "unsupported"},
+	{"tun-nocsum", 0, noArg, "unsupported"},
+	{"tun-csum", 0, noArg, "unsupported"},
+	{"tun-remcsum", 0, noArg, "unsupported"},
+}
+
+// unsupportedWhy explains the ipvsadm options govsd has no counterpart for.
+var unsupportedWhy = map[string]string{
+	"fwmark-service": "firewall-mark services are not supported by govsd",
+	"sctp-service":   "SCTP services are not supported by govsd",
+	"ipv6":           "firewall-mark services are not supported by govsd",
+	"ops":            "one-packet scheduling is not supported by govsd",
+	"pe":             "persistence engines are not supported by govsd",
+	"tun-type":       "govsd tunnels with IPIP only",
+	"tun-port":       "govsd tunnels with IPIP only",
+	"tun-nocsum":     "govsd tunnels with IPIP only",
+	"tun-csum":       "govsd tunnels with IPIP only",
+	"tun-remcsum":    "govsd tunnels with IPIP only",
+	"tun-info":       "govsd tunnels with IPIP only",
+}
+
+func lookupLong(name string) *optionDef {
+	for i := range optionDefs {
+		if optionDefs[i].long == name && name != "" {
+			return &optionDefs[i]
+		}
+	}
+	return nil
+}
+
+func lookupShort(c byte) *optionDef {
+	for i := range optionDefs {
+		if optionDefs[i].short == c && c != 0 {
+			return &optionDefs[i]
+		}
+	}
+	return nil
+}
+
+// parser turns arguments into a command.
+type parser struct {
+	getenv    func(string) string
+	res       resolver
+	inRestore bool // parsing a line of -R input
+}
+
+// parseState is what a parse collects before the command is checked.
+type parseState struct {
+	p          *parser
+	cmd        *command
+	rawNetmask string
+	rawDest    string
+	rawFlags   string
+	positional []string
+	sawOption  bool // anything other than --socket was given
+}
+
+// parse reads one invocation: ipvsadm's options in any order, long forms
+// (--weight 3, --weight=3), bundled short options (-Ln, -Lnc, -w3), and the
+// three positional values of --set.
+func (p *parser) parse(args []string) (*command, error) {
+	st := &parseState{p: p, cmd: &command{}}
+	if p.getenv != nil {
+		st.cmd.socket = p.getenv("GOVS_SOCKET")
+	}
+	if st.cmd.socket == "" {
+		st.cmd.socket = control.DefaultSocket
+	}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			st.positional = append(st.positional, args[i+1:]...)
+			i = len(args)
+		case strings.HasPrefix(a, "--"):
+			name, val, hasVal := strings.Cut(a[2:], "=")
+			def := lookupLong(name)
+			if def == nil {
+				return nil, &usageError{msg: fmt.Sprintf("unknown option `--%s'", name), tryHelp: true}
+			}
+			display := "--" + name
+			switch def.arg {
+			case noArg:
+				if hasVal {
+					return nil, usagef("option `%s' does not take an argument", display)
+				}
+			case needArg:
+				if !hasVal {
+					if i+1 >= len(args) {
+						return nil, usagef("option `%s' requires an argument", display)
+					}
+					i++
+					val, hasVal = args[i], true
+				}
+			case optionalArg:
+				if !hasVal && i+1 < len(args) && !strings.HasPrefix(args[i+1], "-") {
+					i++
+					val, hasVal = args[i], true
+				}
+			}
+			if done, err := st.apply(def, display, val, hasVal); err != nil {
+				return nil, err
+			} else if done {
+				return st.cmd, nil
+			}
+		case len(a) > 1 && a[0] == '-':
+			for j := 1; j < len(a); j++ {
+				def := lookupShort(a[j])
+				if def == nil {
+					return nil, &usageError{msg: fmt.Sprintf("unknown option `-%c'", a[j]), tryHelp: true}
+				}
+				display := "-" + string(a[j])
+				val, hasVal := "", false
+				rest := a[j+1:]
+				switch def.arg {
+				case needArg:
+					if rest != "" {
+						val, hasVal = rest, true
+					} else if i+1 < len(args) {
+						i++
+						val, hasVal = args[i], true
+					} else {
+						return nil, usagef("option `%s' requires an argument", display)
+					}
+					j = len(a)
+				case optionalArg:
+					if rest != "" {
+						val, hasVal = rest, true
+					} else if i+1 < len(args) && !strings.HasPrefix(args[i+1], "-") {
+						i++
+						val, hasVal = args[i], true
+					}
+					j = len(a)
+				}
+				if done, err := st.apply(def, display, val, hasVal); err != nil {
+					return nil, err
+				} else if done {
+					return st.cmd, nil
+				}
+			}
+		default:
+			st.positional = append(st.positional, a)
+		}
+	}
+	if err := st.finish(); err != nil {
+		return nil, err
+	}
+	return st.cmd, nil
+}
+
+func (st *parseState) setCommand(k cmdKind) error {
+	if st.cmd.kind != cmdNone {
+		return usagef("multiple commands specified")
+	}
+	st.cmd.kind = k
+	return nil
+}
+
+func (st *parseState) setOption(o optBit) error {
+	if st.cmd.opts&o != 0 {
+		return usagef("multiple '%s' options specified", optName(o))
+	}
+	st.cmd.opts |= o
+	return nil
+}
+
+func optName(o optBit) string {
+	for i := range optNames {
+		if o == 1<<i {
+			return optNames[i]
+		}
+	}
+	return "?"
+}
+
+// apply handles one option; done reports that parsing ends here (help,
+// version).
+func (st *parseState) apply(def *optionDef, display, val string, hasVal bool) (done bool, err error) {
+	c := st.cmd
+	if def.key != "socket" {
+		st.sawOption = true
+	}
+	switch def.key {
+	case "h", "v":
+		if st.p.inRestore {
+			return false, usagef("%s is not allowed in restore input", display)
+		}
+		c.kind = cmdHelp
+		if def.key == "v" {
+			c.kind = cmdVersion
+		}
+		return true, nil
+	case "A":
+		return false, st.setCommand(cmdAddService)
+	case "E":
+		return false, st.setCommand(cmdEditService)
+	case "D":
+		return false, st.setCommand(cmdDelService)
+	case "C":
+		return false, st.setCommand(cmdClear)
+	case "L":
+		return false, st.setCommand(cmdList)
+	case "Z":
+		return false, st.setCommand(cmdZero)
+	case "a":
+		return false, st.setCommand(cmdAddDest)
+	case "e":
+		return false, st.setCommand(cmdEditDest)
+	case "d":
+		return false, st.setCommand(cmdDelDest)
+	case "set":
+		return false, st.setCommand(cmdSetTimeouts)
+	case "R":
+		if st.p.inRestore {
+			return false, usagef("-R is not allowed in restore input")
+		}
+		return false, st.setCommand(cmdRestore)
+	case "S":
+		return false, st.setCommand(cmdSave)
+	case "add-laddr":
+		return false, st.setCommand(cmdAddLaddr)
+	case "del-laddr":
+		return false, st.setCommand(cmdDelLaddr)
+	case "reload":
+		return false, st.setCommand(cmdReload)
+	case "counters":
+		return false, st.setCommand(cmdCounters)
+
+	case "t", "u":
+		if err := st.setOption(optService); err != nil {
+			return false, err
+		}
+		proto := "tcp"
+		if def.key == "u" {
+			proto = "udp"
+		}
+		ip, port, _, ok := st.p.parseAddrPort(val, proto)
+		if !ok {
+			return false, usagef("illegal virtual server address[:port] specified")
+		}
+		c.service = control.ServiceKey{Protocol: proto, VIP: ip.String(), Port: port}
+		c.serviceIP = ip
+	case "s":
+		if err := st.setOption(optScheduler); err != nil {
+			return false, err
+		}
+		if val == "" {
+			return false, usagef("illegal scheduler specified")
+		}
+		c.scheduler = val
+	case "b":
+		if err := st.setOption(optSchedFlags); err != nil {
+			return false, err
+		}
+		st.rawFlags = val
+	case "p":
+		if err := st.setOption(optPersistent); err != nil {
+			return false, err
+		}
+		c.persistent = defaultPersistence
+		if hasVal {
+			n, ok := parseNumber(val, 1, maxTimeout)
+			if !ok {
+				return false, usagef("invalid timeout value `%s' specified", val)
+			}
+			c.persistent = n
+		}
+	case "M":
+		if err := st.setOption(optNetmask); err != nil {
+			return false, err
+		}
+		st.rawNetmask = val
+	case "r":
+		if err := st.setOption(optServer); err != nil {
+			return false, err
+		}
+		st.rawDest = val
+	case "g", "i", "m", "fullnat":
+		if err := st.setOption(optForward); err != nil {
+			return false, err
+		}
+		c.forward = map[string]string{"g": fwdDR, "i": fwdTun, "m": fwdNAT, "fullnat": fwdFullNAT}[def.key]
+	case "w":
+		if err := st.setOption(optWeight); err != nil {
+			return false, err
+		}
+		n, ok := parseNumber(val, 0, 65535)
+		if !ok {
+			return false, usagef("illegal weight specified")
+		}
+		c.weight = n
+	case "x":
+		if err := st.setOption(optUThreshold); err != nil {
+			return false, err
+		}
+		n, ok := parseNumber(val, 0, math.MaxInt32)
+		if !ok {
+			return false, usagef("illegal u_threshold specified")
+		}
+		c.upper = uint32(n)
+	case "y":
+		if err := st.setOption(optLThreshold); err != nil {
+			return false, err
+		}
+		n, ok := parseNumber(val, 0, math.MaxInt32)
+		if !ok {
+			return false, usagef("illegal l_threshold specified")
+		}
+		c.lower = uint32(n)
+	case "z":
+		if err := st.setOption(optLaddr); err != nil {
+			return false, err
+		}
+		ip, err := netip.ParseAddr(val)
+		if err != nil || ip.Zone() != "" {
+			return false, usagef("illegal local address specified")
+		}
+		c.laddr = ip.Unmap()
+	case "n":
+		return false, st.setOption(optNumeric)
+	case "c":
+		return false, st.setOption(optConnection)
+	case "timeout":
+		return false, st.setOption(optTimeout)
+	case "stats":
+		return false, st.setOption(optStats)
+	case "rate":
+		return false, st.setOption(optRate)
+	case "thresholds":
+		return false, st.setOption(optThresholds)
+	case "persistent-conn":
+		return false, st.setOption(optPersistentConn)
+	case "nosort":
+		return false, st.setOption(optNoSort)
+	case "sort":
+		// Sorting is the default; ipvsadm keeps --sort for old scripts.
+	case "X":
+		return false, st.setOption(optExact)
+	case "json":
+		return false, st.setOption(optJSON)
+	case "socket":
+		if st.p.inRestore {
+			return false, usagef("--socket is not allowed in restore input")
+		}
+		if val == "" {
+			return false, usagef("option `--socket' requires a path")
+		}
+		c.socket = val
+	case "unsupported":
+		why := unsupportedWhy[def.long]
+		if why == "" {
+			why = "connection synchronisation is configured in govsd's configuration file (director.sync)"
+		}
+		return false, usagef("option `%s': %s", display, why)
+	default:
+		return false, usagef("option `%s' is not implemented", display)
+	}
+	return false, nil
+}
+
+// finish checks the whole command as ipvsadm's process_options does, in its
+// order: positional values, scheduler flags, the command/option table, then
+// the per-command rules.
+func (st *parseState) finish() error {
+	c := st.cmd
+	if c.kind == cmdNone {
+		if !st.sawOption && len(st.positional) == 0 {
+			// ipvsadm with no arguments lists the table.
+			c.kind = cmdList
+		} else {
+			return &usageError{msg: "no command specified", tryHelp: true}
+		}
+	}
+	if c.kind == cmdSetTimeouts {
+		if len(st.positional) < 3 {
+			return usagef("--set option requires 3 timeout values")
+		}
+		var v [3]int
+		for i := range v {
+			n, ok := parseNumber(st.positional[i], 0, maxTimeout)
+			if !ok {
+				return usagef("invalid timeout value `%s' specified", st.positional[i])
+			}
+			v[i] = n
+		}
+		c.timeouts = control.Timeouts{TCP: v[0], TCPFin: v[1], UDP: v[2]}
+		st.positional = st.positional[3:]
+	}
+	if len(st.positional) > 0 {
+		return usagef("unexpected argument %s", st.positional[0])
+	}
+	if c.has(optSchedFlags) {
+		sched := c.scheduler
+		if sched == "" {
+			sched = defaultScheduler
+		}
+		flags, err := parseSchedFlags(sched, st.rawFlags)
+		if err != nil {
+			return err
+		}
+		c.schedFlags = flags
+	}
+	if err := checkOptions(c.kind, c.opts); err != nil {
+		return err
+	}
+
+	switch c.kind {
+	case cmdAddService, cmdEditService:
+		if c.service.Port == 0 && !c.has(optPersistent) {
+			return usagef("Zero port specified for non-persistent service")
+		}
+		if c.scheduler == "" {
+			c.scheduler = defaultScheduler
+		}
+		if c.has(optNetmask) {
+			mask, err := parseNetmask(st.rawNetmask, c.serviceIP.Is6())
+			if err != nil {
+				return err
+			}
+			c.netmask = mask
+		}
+	case cmdAddDest, cmdEditDest, cmdDelDest:
+		ip, port, hasPort, ok := st.p.parseAddrPort(st.rawDest, c.service.Protocol)
+		if !ok {
+			return usagef("illegal real server address[:port] specified")
+		}
+		c.destIP, c.destPort = ip, port
+		if !hasPort {
+			// ipvsadm: "the port specified in the service address will
+			// be used if port is not specified".
+			c.destPort = c.service.Port
+		}
+		if c.kind == cmdAddDest && c.forward == "" {
+			// ipvsadm's default forwarding method is direct routing (-g).
+			c.forward = fwdDR
+		}
+		if c.kind != cmdDelDest && (c.forward == fwdDR || c.forward == fwdTun) {
+			// Direct routing and tunnelling cannot map ports: the
+			// server's port is the service's, whatever was given.
+			c.destPort = c.service.Port
+		}
+		if c.kind != cmdDelDest && c.forward != "" && c.forward != fwdTun && c.destIP.Is6() != c.serviceIP.Is6() {
+			return usagef("Different address family is allowed only for tunneling servers")
+		}
+		if c.kind == cmdAddDest && !c.has(optWeight) {
+			c.weight = 1
+		}
+	case cmdList:
+		conflicting := c.has(optConnection|optTimeout) && c.has(optStats|optRate|optThresholds)
+		if conflicting || (c.has(optTimeout) && c.has(optPersistentConn)) {
+			return usagef("options conflicts in the list command")
+		}
+	}
+	c.format = listFormat{
+		numeric:        c.has(optNumeric),
+		stats:          c.has(optStats),
+		rate:           c.has(optRate),
+		thresholds:     c.has(optThresholds),
+		persistentConn: c.has(optPersistentConn),
+		nosort:         c.has(optNoSort),
+		exact:          c.has(optExact),
+		json:           c.has(optJSON),
+	}
+	return nil
+}
+
+// checkOptions is ipvsadm's generic_opt_check: options are examined in
+// table order and the first problem is reported.
+func checkOptions(k cmdKind, opts optBit) error {
+	rule := cmdRules[k]
+	count, last := 0, ""
+	for i, name := range optNames {
+		bit := optBit(1) << i
+		if opts&bit == 0 {
+			if rule.required&bit != 0 {
+				return usagef("You need to supply the '%s' option for the '%s' command", name, cmdNames[k])
+			}
+			continue
+		}
+		if (rule.required|rule.optional|rule.exclusive)&bit == 0 {
+			return usagef("Illegal '%s' option with the '%s' command", name, cmdNames[k])
+		}
+		if rule.exclusive&bit != 0 {
+			count++
+			if count > 1 {
+				return usagef("The option '%s' conflicts with the '%s' option in the '%s' command", name, last, cmdNames[k])
+			}
+			last = name
+		}
+	}
+	return nil
+}
+
+// parseSchedFlags checks -b's comma-separated list as ipvsadm does: the sh
+// and mh flags only go with their scheduler.
+func parseSchedFlags(sched, arg string) ([]string, error) {
+	var out []string
+	for _, f := range strings.Split(arg, ",") {
+		if f == "" {
+			if arg == "" {
+				return nil, usagef("invalid scheduler flag `%s'", f)
+			}
+			continue // strtok skips empty fields
+		}
+		switch f {
+		case "flag-1", "flag-2", "flag-3":
+		case "sh-fallback", "sh-port":
+			if sched != "sh" {
+				return nil, usagef("incompatible scheduler flag `%s'", f)
+			}
+		case "mh-fallback", "mh-port":
+			if sched != "mh" {
+				return nil, usagef("incompatible scheduler flag `%s'", f)
+			}
+		default:
+			return nil, usagef("invalid scheduler flag `%s'", f)
+		}
+		if !contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
