@@ -44,6 +44,15 @@ static __always_inline bool endpoint_in(void *map, const __u8 addr[16], __be16 p
 	return bpf_map_lookup_elem(map, &key) != NULL;
 }
 
+/* is_own reports whether addr is one of the director's own addresses. */
+static __always_inline bool is_own(const __u8 addr[16])
+{
+	struct addr_key key = {};
+
+	__builtin_memcpy(key.addr, addr, 16);
+	return bpf_map_lookup_elem(&own_addrs, &key) != NULL;
+}
+
 static __always_inline enum verdict verdict_of(int status)
 {
 	switch (status) {
@@ -70,7 +79,7 @@ static __always_inline enum verdict classify_icmp_error(int status, struct tuple
 		return verdict_of(status);
 	if (endpoint_in(&vips, inner->saddr, inner->sport, inner->proto))
 		return VERDICT_ICMP;
-	if (endpoint_in(&reals, inner->daddr, inner->dport, inner->proto))
+	if (endpoint_in(&reals, inner->daddr, inner->dport, inner->proto) && !is_own(inner->saddr))
 		return VERDICT_ICMP;
 	return VERDICT_PASS;
 }
@@ -118,7 +127,7 @@ static __always_inline enum verdict classify(struct cursor *c)
 		return verdict_of(status);
 	if (endpoint_in(&vips, t.daddr, t.dport, t.proto))
 		return VERDICT_VIP;
-	if (endpoint_in(&reals, t.saddr, t.sport, t.proto))
+	if (endpoint_in(&reals, t.saddr, t.sport, t.proto) && !is_own(t.daddr))
 		return VERDICT_REPLY;
 	return VERDICT_PASS;
 }

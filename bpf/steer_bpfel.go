@@ -13,6 +13,11 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type steerAddrKey struct {
+	_    structs.HostLayout
+	Addr [16]uint8
+}
+
 type steerCounterId uint32
 
 const (
@@ -47,6 +52,7 @@ type steerEndpointValue struct {
 const (
 	steerMapCounters = "counters"
 	steerMapIfaces   = "ifaces"
+	steerMapOwnAddrs = "own_addrs"
 	steerMapReals    = "reals"
 	steerMapVips     = "vips"
 	steerMapXsks     = "xsks"
@@ -104,6 +110,7 @@ type steerProgramSpecs struct {
 type steerMapSpecs struct {
 	Counters *ebpf.MapSpec `ebpf:"counters"`
 	Ifaces   *ebpf.MapSpec `ebpf:"ifaces"`
+	OwnAddrs *ebpf.MapSpec `ebpf:"own_addrs"`
 	Reals    *ebpf.MapSpec `ebpf:"reals"`
 	Vips     *ebpf.MapSpec `ebpf:"vips"`
 	Xsks     *ebpf.MapSpec `ebpf:"xsks"`
@@ -137,6 +144,7 @@ func (o *steerObjects) Close() error {
 type steerMaps struct {
 	Counters *ebpf.Map `ebpf:"counters"`
 	Ifaces   *ebpf.Map `ebpf:"ifaces"`
+	OwnAddrs *ebpf.Map `ebpf:"own_addrs"`
 	Reals    *ebpf.Map `ebpf:"reals"`
 	Vips     *ebpf.Map `ebpf:"vips"`
 	Xsks     *ebpf.Map `ebpf:"xsks"`
@@ -146,6 +154,7 @@ func (m *steerMaps) Close() error {
 	return _SteerClose(
 		m.Counters,
 		m.Ifaces,
+		m.OwnAddrs,
 		m.Reals,
 		m.Vips,
 		m.Xsks,

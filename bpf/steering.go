@@ -41,6 +41,27 @@ func (e Endpoint) key() (steerEndpointKey, error) {
 	}, nil
 }
 
+// AddOwnAddr marks addr as one of the director's own addresses: traffic
+// from a real server to it is the director's own (a health check), not a
+// reply to translate. Full-NAT local addresses must not be added.
+func (s *Steering) AddOwnAddr(addr inet.Addr) error {
+	if addr.IsZero() {
+		return errors.New("own address: zero address")
+	}
+	if err := s.objs.OwnAddrs.Update(steerAddrKey{Addr: addr}, uint32(0), ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("own address %s: %w", addr, err)
+	}
+	return nil
+}
+
+// DelOwnAddr forgets an own address.
+func (s *Steering) DelOwnAddr(addr inet.Addr) error {
+	if err := s.objs.OwnAddrs.Delete(steerAddrKey{Addr: addr}); err != nil {
+		return fmt.Errorf("own address %s: %w", addr, err)
+	}
+	return nil
+}
+
 // Counters are the steering program's packet counters summed over CPUs.
 // Every packet arriving on a served interface adds one to exactly one of
 // SteeredVIP, SteeredReply, SteeredICMP, Passed, Malformed and FragPassed.

@@ -2,6 +2,7 @@ package bpf
 
 import (
 	"errors"
+	"github.com/govs/govs/inet"
 	"net"
 	"reflect"
 	"testing"
@@ -274,6 +275,36 @@ func TestSteerClassifies(t *testing.T) {
 // TestSteerTruncated cuts steerable frames at every length the kernel
 // accepts (at least an Ethernet header) and expects each cut to pass as
 // malformed, never to be steered.
+// TestSteerOwnAddress: a real server's answer to the director's own
+// connection (a health check from the director's address) is not a reply to
+// translate; one to a full-NAT local address still is.
+func TestSteerOwnAddress(t *testing.T) {
+	s := newTestSteering(t)
+	const own4 = "198.18.4.254"
+	toOwn := pkt{src: real4, dst: own4, proto: tcp, sport: 8080, dport: 50000}.frame(t)
+	toLocal := pkt{src: real4, dst: director4, proto: tcp, sport: 8080, dport: 5001}.frame(t)
+	check := func(step string, frame []byte, want verdict) {
+		t.Helper()
+		if _, delta := run(t, s, frame); delta != expected(want) {
+			t.Errorf("%s: counters moved by %+v, want %+v", step, delta, expected(want))
+		}
+	}
+	check("before AddOwnAddr", toOwn, wantReply)
+	own := endpoint(t, own4, 0, tcp).Addr
+	if err := s.AddOwnAddr(own); err != nil {
+		t.Fatal(err)
+	}
+	check("to the director's own address", toOwn, wantPassed)
+	check("to a full-NAT local address", toLocal, wantReply)
+	if err := s.DelOwnAddr(own); err != nil {
+		t.Fatal(err)
+	}
+	check("after DelOwnAddr", toOwn, wantReply)
+	if err := s.AddOwnAddr(inet.Addr{}); err == nil {
+		t.Error("AddOwnAddr accepted the zero address")
+	}
+}
+
 func TestSteerTruncated(t *testing.T) {
 	s := newTestSteering(t)
 	frames := []struct {

@@ -3,6 +3,7 @@ package daemon
 import (
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -19,19 +20,22 @@ type collector struct {
 	dp, drops, xdp, conns    *prometheus.Desc
 	destActive, destInactive *prometheus.Desc
 	destWeight, destConns    *prometheus.Desc
+	destUp, destTransitions  *prometheus.Desc
 }
 
 func newMetricsHandler(d *Daemon) http.Handler {
 	c := &collector{
-		d:            d,
-		dp:           prometheus.NewDesc("govs_datapath_packets_total", "Packets by data-path event.", []string{"event"}, nil),
-		drops:        prometheus.NewDesc("govs_datapath_drops_total", "Packets dropped by the workers, by reason.", []string{"reason"}, nil),
-		xdp:          prometheus.NewDesc("govs_xdp_packets_total", "Packets seen by the steering XDP program, by verdict.", []string{"verdict"}, nil),
-		conns:        prometheus.NewDesc("govs_conntrack_entries", "Connections in the connection tables.", nil, nil),
-		destActive:   prometheus.NewDesc("govs_real_server_active_conns", "Active (ESTABLISHED) connections.", []string{"service", "server"}, nil),
-		destInactive: prometheus.NewDesc("govs_real_server_inactive_conns", "Inactive connections.", []string{"service", "server"}, nil),
-		destWeight:   prometheus.NewDesc("govs_real_server_weight", "Current weight (0 = quiescent).", []string{"service", "server"}, nil),
-		destConns:    prometheus.NewDesc("govs_real_server_connections_total", "Connections scheduled to the server.", []string{"service", "server"}, nil),
+		d:               d,
+		dp:              prometheus.NewDesc("govs_datapath_packets_total", "Packets by data-path event.", []string{"event"}, nil),
+		drops:           prometheus.NewDesc("govs_datapath_drops_total", "Packets dropped by the workers, by reason.", []string{"reason"}, nil),
+		xdp:             prometheus.NewDesc("govs_xdp_packets_total", "Packets seen by the steering XDP program, by verdict.", []string{"verdict"}, nil),
+		conns:           prometheus.NewDesc("govs_conntrack_entries", "Connections in the connection tables.", nil, nil),
+		destActive:      prometheus.NewDesc("govs_real_server_active_conns", "Active (ESTABLISHED) connections.", []string{"service", "server"}, nil),
+		destInactive:    prometheus.NewDesc("govs_real_server_inactive_conns", "Inactive connections.", []string{"service", "server"}, nil),
+		destWeight:      prometheus.NewDesc("govs_real_server_weight", "Current weight (0 = quiescent).", []string{"service", "server"}, nil),
+		destConns:       prometheus.NewDesc("govs_real_server_connections_total", "Connections scheduled to the server.", []string{"service", "server"}, nil),
+		destUp:          prometheus.NewDesc("govs_real_server_up", "1 while the server's health check passes (or it has none).", []string{"service", "server"}, nil),
+		destTransitions: prometheus.NewDesc("govs_real_server_health_transitions_total", "Health state changes of the server.", []string{"service", "server"}, nil),
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(c)
@@ -41,7 +45,7 @@ func newMetricsHandler(d *Daemon) http.Handler {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.dp, c.drops, c.xdp, c.conns, c.destActive, c.destInactive, c.destWeight, c.destConns} {
+	for _, d := range []*prometheus.Desc{c.dp, c.drops, c.xdp, c.conns, c.destActive, c.destInactive, c.destWeight, c.destConns, c.destUp, c.destTransitions} {
 		ch <- d
 	}
 }
@@ -71,6 +75,16 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		for name, v := range xdpCounters(x) {
 			counter(c.xdp, v, name)
 		}
+	}
+	up, transitions := c.d.healthMetrics()
+	for key, isUp := range up {
+		service, server, _ := strings.Cut(key, "/")
+		v := 0.0
+		if isUp {
+			v = 1
+		}
+		gauge(c.destUp, v, service, server)
+		counter(c.destTransitions, transitions[key], service, server)
 	}
 	for _, svc := range c.d.dp.Services() {
 		sname := svc.Name

@@ -62,6 +62,8 @@ type Director struct {
 	nextSvc uint32
 	// reals are the real-server endpoints installed in the steering map.
 	reals map[bpf.Endpoint]struct{}
+	// own are the director's own addresses installed in the steering map.
+	own map[inet.Addr]struct{}
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -82,7 +84,7 @@ func New(opts Options, log *slog.Logger) (_ *Director, err error) {
 	if opts.ConnTableSize <= 0 {
 		opts.ConnTableSize = 1 << 20
 	}
-	d := &Director{log: log, opts: opts, reals: map[bpf.Endpoint]struct{}{}}
+	d := &Director{log: log, opts: opts, reals: map[bpf.Endpoint]struct{}{}, own: map[inet.Addr]struct{}{}}
 	d.state.Store(&snapshot{byKey: map[serviceKey]*Service{}})
 	defer func() {
 		if err != nil {
@@ -291,6 +293,7 @@ func (d *Director) Apply(specs []ServiceSpec) error {
 	if err := d.syncReals(next); err != nil {
 		return err
 	}
+	d.syncOwnAddrs(next)
 	d.state.Store(next)
 	d.res.want(nextHopsWanted(next))
 	return nil
@@ -330,6 +333,45 @@ func (d *Director) syncReals(s *snapshot) error {
 	return nil
 }
 
+// syncOwnAddrs tells the steering program the director's own addresses
+// (those of the served interfaces, full-NAT local addresses excepted), so
+// that real servers' answers to the director's own connections — health
+// checks above all — reach the kernel instead of the workers.
+func (d *Director) syncOwnAddrs(s *snapshot) {
+	want := map[inet.Addr]struct{}{}
+	for _, ifc := range d.ifaces {
+		link, err := netlink.LinkByIndex(ifc.Index)
+		if err != nil {
+			continue
+		}
+		addrs, _ := netlink.AddrList(link, netlink.FAMILY_ALL)
+		for _, a := range addrs {
+			ip, ok := netip.AddrFromSlice(a.IP)
+			if !ok {
+				continue
+			}
+			if addr := inet.AddrFromNetip(ip.Unmap()); !s.locals[addr] {
+				want[addr] = struct{}{}
+			}
+		}
+	}
+	for a := range want {
+		if _, have := d.own[a]; !have {
+			if err := d.steer.AddOwnAddr(a); err != nil {
+				d.log.Warn("steering: own address", "addr", a.String(), "err", err)
+				continue
+			}
+			d.own[a] = struct{}{}
+		}
+	}
+	for a := range d.own {
+		if _, keep := want[a]; !keep {
+			d.steer.DelOwnAddr(a)
+			delete(d.own, a)
+		}
+	}
+}
+
 // nextHopsWanted are the real servers the data path may send to: those in
 // service and those draining their last connections.
 func nextHopsWanted(s *snapshot) []inet.Addr {
@@ -361,6 +403,7 @@ func (d *Director) housekeeping(ctx context.Context) {
 			d.log.Warn("steering upkeep", "err", err)
 		}
 		d.res.want(nextHopsWanted(s))
+		d.syncOwnAddrs(s)
 		d.mu.Unlock()
 	}
 }

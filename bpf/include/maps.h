@@ -50,6 +50,22 @@ struct {
 	__type(value, __u32);
 } reals SEC(".maps");
 
+/*
+ * The director's own addresses (full-NAT local addresses excepted): a packet
+ * from a real server to one of them is the director's own traffic (a health
+ * check, an ssh session), not a reply to translate, and goes to the kernel.
+ */
+struct addr_key {
+	__u8 addr[16];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct addr_key);
+	__type(value, __u32);
+} own_addrs SEC(".maps");
+
 /* Interfaces the director serves: ifindex -> first xsks slot of its queues. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

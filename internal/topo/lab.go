@@ -160,30 +160,39 @@ func (l *Lab) AddVIP(vip netip.Addr) error {
 // answers each request with the server's name ("rs1", "rs2", ...) and the
 // client address it saw. It returns a function that stops them all.
 func (l *Lab) ServeHTTP(port int) (stop func(), err error) {
-	var servers []*http.Server
+	var stops []func()
 	stop = func() {
-		for _, s := range servers {
-			s.Close()
+		for _, s := range stops {
+			s()
 		}
 	}
-	for i, rs := range l.Reals {
-		name := fmt.Sprintf("rs%d", i+1)
-		ln, err := rs.Listen("tcp", fmt.Sprintf(":%d", port))
+	for i := range l.Reals {
+		s, err := l.ServeHTTPOn(i, port)
 		if err != nil {
 			stop()
 			return nil, err
 		}
-		srv := &http.Server{
-			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				host, _, _ := net.SplitHostPort(r.RemoteAddr)
-				fmt.Fprintf(w, "%s %s\n", name, host)
-			}),
-			ReadHeaderTimeout: 5 * time.Second,
-		}
-		servers = append(servers, srv)
-		go srv.Serve(ln)
+		stops = append(stops, s)
 	}
 	return stop, nil
+}
+
+// ServeHTTPOn starts the HTTP server of real server i (0-based) alone.
+func (l *Lab) ServeHTTPOn(i, port int) (stop func(), err error) {
+	name := fmt.Sprintf("rs%d", i+1)
+	ln, err := l.Reals[i].Listen("tcp", fmt.Sprintf(":%d", port))
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			host, _, _ := net.SplitHostPort(r.RemoteAddr)
+			fmt.Fprintf(w, "%s %s\n", name, host)
+		}),
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+	go srv.Serve(ln)
+	return func() { srv.Close() }, nil
 }
 
 // ServeUDPEcho starts a UDP responder in every real-server namespace that
