@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/govs/govs/bgp"
 	"github.com/govs/govs/bpf"
 	"github.com/govs/govs/config"
 	"github.com/govs/govs/conntrack"
@@ -38,6 +39,7 @@ type Daemon struct {
 	dp       *dataplane.Director
 	health   *healthState
 	vips     *managedVIPs // nil unless director.manage_vips
+	bgp      *bgp.Speaker // nil unless director.bgp
 }
 
 // Run loads the configuration at path and runs the director until ctx ends
@@ -74,6 +76,15 @@ func Run(ctx context.Context, path string, log *slog.Logger) error {
 	}
 	d.startHealth()
 	defer d.stopHealth()
+	if cfg.Director.BGP != nil {
+		if err := d.startBGP(cfg.Director.BGP); err != nil {
+			return err
+		}
+		defer d.stopBGP()
+		d.mu.Lock()
+		d.syncRoutes()
+		d.mu.Unlock()
+	}
 	if !d.dp.WaitNextHops(3 * time.Second) {
 		log.Warn("some real servers' next hops are not resolved yet; their first packets are dropped until they are")
 	}

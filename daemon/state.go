@@ -95,9 +95,14 @@ func (d *Daemon) isUp(key string) bool {
 	return up || !known
 }
 
-// apply pushes the effective configuration to the data path. Callers hold d.mu.
+// apply pushes the effective configuration to the data path and the
+// routes to BGP. Callers hold d.mu.
 func (d *Daemon) apply() error {
-	return d.dp.Apply(d.effectiveSpecs())
+	if err := d.dp.Apply(d.effectiveSpecs()); err != nil {
+		return err
+	}
+	d.syncRoutes()
+	return nil
 }
 
 // change runs f on a copy of the services and applies the result; if f or
