@@ -465,3 +465,19 @@ func (t *Table) Walk(fn func(c *Conn) bool) {
 		}
 	}
 }
+
+// Restore puts a connection in the state and expiry another director
+// reported (connection synchronisation), keeping the class counts exact.
+func (t *Table) Restore(c *Conn, s State, expires int64) {
+	if !c.live() || int(s) >= numStates {
+		return
+	}
+	if s != c.State {
+		from, to := c.State.Class(), s.Class()
+		c.State = s
+		if from != to && t.onClass != nil {
+			t.onClass(c.Dest, from, to)
+		}
+	}
+	c.Expires = expires
+}

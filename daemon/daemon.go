@@ -40,6 +40,7 @@ type Daemon struct {
 	health   *healthState
 	vips     *managedVIPs // nil unless director.manage_vips
 	bgp      *bgp.Speaker // nil unless director.bgp
+	sync     *connSync    // nil unless director.sync
 }
 
 // Run loads the configuration at path and runs the director until ctx ends
@@ -65,6 +66,12 @@ func Run(ctx context.Context, path string, log *slog.Logger) error {
 	}()
 	if err := d.apply(); err != nil {
 		return fmt.Errorf("apply configuration: %w", err)
+	}
+	if cfg.Director.Sync != nil {
+		if err := d.startSync(cfg.Director.Sync); err != nil {
+			return err
+		}
+		defer d.sync.stop()
 	}
 	d.dp.Start()
 	if cfg.Director.ManageVIPs {
@@ -344,6 +351,10 @@ func (d *Daemon) Counters() (control.Counters, error) {
 	for _, r := range dataplane.DropReasons() {
 		out.DataPath["drop_"+r.String()] = c.Drops[r]
 	}
+	out.DataPath["sync_installed"] = c.SyncInstalled
+	out.DataPath["sync_unknown"] = c.SyncUnknown
+	out.DataPath["sync_dropped"] = c.SyncDropped
+	d.syncCounters(out.DataPath)
 	xc, err := d.dp.SteeringCounters()
 	if err != nil {
 		return out, err

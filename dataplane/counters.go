@@ -24,6 +24,7 @@ const (
 	DropNoSource                        // no local address to use as tunnel source
 	DropPortExhausted                   // full-NAT local ports exhausted
 	DropHandoffFull                     // the owner worker's hand-off ring was full
+	DropSyncNoL2                        // a reply of a synced connection before its first request
 	numDropReasons
 )
 
@@ -43,6 +44,7 @@ var dropReasonNames = [numDropReasons]string{
 	DropNoSource:      "no_source_addr",
 	DropPortExhausted: "lport_exhausted",
 	DropHandoffFull:   "handoff_full",
+	DropSyncNoL2:      "sync_no_l2",
 }
 
 func (r DropReason) String() string { return dropReasonNames[r] }
@@ -59,26 +61,29 @@ func DropReasons() []DropReason {
 // workerCounters are written by one worker and read atomically by anyone.
 // Each worker has its own, so writers never share a cache line.
 type workerCounters struct {
-	RxPackets atomic.Uint64
-	RxBytes   atomic.Uint64
-	TxPackets atomic.Uint64
-	TxBytes   atomic.Uint64
-	TxErrors  atomic.Uint64
-	NewConns  atomic.Uint64
-	Inbound   atomic.Uint64
-	Outbound  atomic.Uint64
-	ICMP      atomic.Uint64 // related ICMP errors forwarded
-	ICMPSent  atomic.Uint64 // ICMP errors originated (path MTU)
-	HandedOff atomic.Uint64 // frames passed to the connection's owner worker
-	Drops     [numDropReasons]atomic.Uint64
-	_         [64]byte // keep the next worker's counters off this cache line
+	RxPackets     atomic.Uint64
+	RxBytes       atomic.Uint64
+	TxPackets     atomic.Uint64
+	TxBytes       atomic.Uint64
+	TxErrors      atomic.Uint64
+	NewConns      atomic.Uint64
+	Inbound       atomic.Uint64
+	Outbound      atomic.Uint64
+	ICMP          atomic.Uint64 // related ICMP errors forwarded
+	ICMPSent      atomic.Uint64 // ICMP errors originated (path MTU)
+	HandedOff     atomic.Uint64 // frames passed to the connection's owner worker
+	SyncDropped   atomic.Uint64 // sync entries lost to a full queue
+	SyncUnknown   atomic.Uint64 // synced entries for an unknown service or server
+	SyncInstalled atomic.Uint64 // connections installed from a master
+	Drops         [numDropReasons]atomic.Uint64
+	_             [64]byte // keep the next worker's counters off this cache line
 }
 
 // Counters is a snapshot of the data path's counters summed over workers.
 type Counters struct {
-	RxPackets, RxBytes, TxPackets, TxBytes, TxErrors uint64
-	NewConns, Inbound, Outbound, ICMP, ICMPSent      uint64
-	HandedOff                                        uint64
-	Drops                                            [numDropReasons]uint64
-	Conns                                            int
+	RxPackets, RxBytes, TxPackets, TxBytes, TxErrors   uint64
+	NewConns, Inbound, Outbound, ICMP, ICMPSent        uint64
+	HandedOff, SyncDropped, SyncUnknown, SyncInstalled uint64
+	Drops                                              [numDropReasons]uint64
+	Conns                                              int
 }

@@ -510,6 +510,9 @@ func (d *Director) Counters() Counters {
 		c.ICMP += k.ICMP.Load()
 		c.ICMPSent += k.ICMPSent.Load()
 		c.HandedOff += k.HandedOff.Load()
+		c.SyncDropped += k.SyncDropped.Load()
+		c.SyncUnknown += k.SyncUnknown.Load()
+		c.SyncInstalled += k.SyncInstalled.Load()
 		for i := range c.Drops {
 			c.Drops[i] += k.Drops[i].Load()
 		}

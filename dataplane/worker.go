@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/govs/govs/connsync"
 	"github.com/govs/govs/conntrack"
 	"github.com/govs/govs/dataplane/packet"
 	"github.com/govs/govs/dataplane/xsk"
@@ -70,6 +71,12 @@ type worker struct {
 	lastPortLog int64
 	lastExpire  int64
 	budget      int
+
+	// connection synchronisation (sync.go)
+	syncOut     chan []connsync.Entry
+	syncFree    chan []connsync.Entry
+	syncBuf     []connsync.Entry
+	lastRefresh int64
 
 	ctr       workerCounters
 	connCount atomic.Int64
@@ -167,6 +174,13 @@ func (w *worker) run() {
 		w.flush()
 		w.complete()
 		w.refill()
+		if w.syncOut != nil {
+			w.flushSync()
+			if now-w.lastRefresh >= int64(syncRefresh) {
+				w.lastRefresh = now
+				w.refreshSync(now, st)
+			}
+		}
 		if now-w.lastExpire >= int64(expireEvery) {
 			w.lastExpire = now
 			w.ct.Expire(now, w.budget)
@@ -298,7 +312,17 @@ func (w *worker) process(desc *xsk.Desc, inIface int, now int64, st *snapshot, o
 		}
 		dir = conntrack.DirOriginal
 	}
+	before := c.State
 	w.ct.Track(c, dir, p.TCPFlags, now)
+	if w.syncOut != nil && (!found || c.State != before) {
+		w.syncConn(c, st, now)
+	}
+	if dir == conntrack.DirOriginal && c.Flags&flagNoL2 != 0 {
+		// A connection synced from another director learns its
+		// client's L2 neighbour from its first request here.
+		c.InPort, c.ClientMAC, c.LocalMAC = uint16(inIface), [6]byte(frame[6:12]), [6]byte(frame[0:6])
+		c.Flags &^= flagNoL2
+	}
 	ds := &st.dest(c.Dest).stats.perWorker[w.q]
 	if dir == conntrack.DirOriginal {
 		c.PktsIn++
@@ -464,6 +488,10 @@ func (w *worker) toRealServer(desc *xsk.Desc, frame []byte, c *conntrack.Conn, s
 // the L2 neighbour the connection's requests came from.
 func (w *worker) toClient(frame []byte, c *conntrack.Conn) (int, bool) {
 	p := &w.p
+	if c.Flags&flagNoL2 != 0 {
+		w.drop(DropSyncNoL2)
+		return 0, false
+	}
 	if !packet.DecTTL(frame, p) {
 		w.drop(DropTTL)
 		return 0, false

@@ -1,0 +1,152 @@
+package test
+
+import (
+	"bufio"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/govs/govs/internal/topo"
+)
+
+// syncLab: a client and two directors on one LAN, the directors and two
+// real servers on another; the VIP is routed by the client to the active
+// director (as a router would, after VRRP or BGP moved it).
+//
+//	client ── lan ── dirA, dirB ── rsnet ── rs1, rs2
+type syncLab struct {
+	*topo.Topology
+	client, dirA, dirB *topo.NS
+	reals              []*topo.NS
+}
+
+func newSyncLab(t *testing.T) *syncLab {
+	t.Helper()
+	l := &syncLab{Topology: topo.New(prefix("sy"))}
+	t.Cleanup(func() { l.Close() })
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	ns := func(name string) *topo.NS {
+		n, err := l.AddNS(name)
+		must(err)
+		return n
+	}
+	l.client, l.dirA, l.dirB = ns("client"), ns("dira"), ns("dirb")
+	lan, rsnet := ns("lan"), ns("rsnet")
+	for _, br := range []*topo.NS{lan, rsnet} {
+		must(br.MustExec([]string{"ip", "link", "add", "br0", "type", "bridge"}, []string{"ip", "link", "set", "br0", "up"}))
+	}
+	port := 0
+	attach := func(n *topo.NS, dev string, br *topo.NS, addr string) {
+		port++
+		p := fmt.Sprintf("p%d", port)
+		must(topo.Veth(n, dev, br, p))
+		must(br.MustExec([]string{"ip", "link", "set", p, "master", "br0"}))
+		must(n.MustExec([]string{"ip", "addr", "add", addr, "dev", dev}))
+	}
+	attach(l.client, "c0", lan, "198.18.0.1/24")
+	attach(l.dirA, "d0", lan, "198.18.0.11/24")
+	attach(l.dirB, "d0", lan, "198.18.0.12/24")
+	attach(l.dirA, "d1", rsnet, "198.18.1.11/24")
+	attach(l.dirB, "d1", rsnet, "198.18.1.12/24")
+	must(l.client.MustExec([]string{"ip", "route", "add", "198.18.2.100/32", "via", "198.18.0.11"}))
+	for _, d := range []*topo.NS{l.dirA, l.dirB} {
+		must(d.MustExec(
+			[]string{"sysctl", "-qw", "net.ipv4.ip_forward=1"},
+			[]string{"sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0"},
+			[]string{"sysctl", "-qw", "net.ipv4.conf.d1.rp_filter=0"},
+		))
+	}
+	for i := 1; i <= 2; i++ {
+		rs := ns(fmt.Sprintf("rs%d", i))
+		attach(rs, "r0", rsnet, fmt.Sprintf("198.18.1.%d/24", i))
+		must(rs.MustExec(
+			[]string{"ip", "route", "add", "default", "via", "198.18.1.11"},
+			[]string{"ip", "addr", "add", "198.18.2.100/32", "dev", "lo"},
+			[]string{"sysctl", "-qw", "net.ipv4.conf.all.arp_ignore=1"},
+			[]string{"sysctl", "-qw", "net.ipv4.conf.all.arp_announce=2"},
+		))
+		l.reals = append(l.reals, rs)
+	}
+	return l
+}
+
+func syncConfig(role, key string) string {
+	return fmt.Sprintf(`
+director:
+  interfaces: [d0, d1]
+  control_socket: @SOCKET@
+  metrics_listen: ""
+  sync: {role: %s, interface: d1, group: 224.0.0.81, port: 8848, sync_id: 7, key_file: %s}
+services:
+  - name: dr
+    vip: 198.18.2.100
+    port: 80
+    protocol: tcp
+    scheduler: rr
+    forward: dr
+    real_servers:
+      - {address: 198.18.1.1, port: 80}
+      - {address: 198.18.1.2, port: 80}
+`, role, key)
+}
+
+// TestSyncFailover: a long-lived TCP connection through the master goes on
+// through the backup after the traffic moves there, because the backup
+// learned the connection from the master's sync messages.
+func TestSyncFailover(t *testing.T) {
+	needRoot(t)
+	l := newSyncLab(t)
+	servers := &topo.Lab{Reals: l.reals}
+	stop, err := servers.ServeHTTP(80)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	key := filepath.Join(t.TempDir(), "sync.key")
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	if err := os.WriteFile(key, secret, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	master := startGovsd(t, l.dirA, syncConfig("master", key))
+	backup := startGovsd(t, l.dirB, syncConfig("backup", key))
+
+	c, err := l.client.Dial("tcp", "198.18.2.100:80", 3*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	rw := bufio.NewReadWriter(bufio.NewReader(c), bufio.NewWriter(c))
+	first := keepAliveGet(t, rw)
+	local := c.LocalAddr().String()
+	waitFor(t, 3*time.Second, "the backup to learn the connection", func() bool {
+		return strings.Contains(backup.admOK(t, "-L", "-n", "-c"), local)
+	})
+
+	// Failover: the master stops, the VIP's route moves to the backup.
+	master.stop(syscall.SIGTERM)
+	if _, err := l.client.Exec("ip", "route", "replace", "198.18.2.100/32", "via", "198.18.0.12"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if got := keepAliveGet(t, rw); got != first {
+			t.Fatalf("after failover the connection reached %s, want %s", got, first)
+		}
+	}
+	out := backup.admOK(t, "--counters")
+	if !strings.Contains(out, "sync_installed") {
+		t.Errorf("backup counters lack sync_installed:\n%s", out)
+	}
+	t.Logf("connection %s kept %s across the failover", local, first)
+}
