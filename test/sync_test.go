@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/rand"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -149,4 +150,64 @@ func TestSyncFailover(t *testing.T) {
 		t.Errorf("backup counters lack sync_installed:\n%s", out)
 	}
 	t.Logf("connection %s kept %s across the failover", local, first)
+}
+
+// TestMaglevSameOnEveryDirector: two independently started directors with
+// the same configuration pick the same real server for every flow, so a
+// flow that ECMP moves from one director to the other keeps its server
+// without any sync.
+func TestMaglevSameOnEveryDirector(t *testing.T) {
+	needRoot(t)
+	l := newSyncLab(t)
+	servers := &topo.Lab{Reals: l.reals}
+	stop, err := servers.ServeHTTP(80)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	cfg := strings.ReplaceAll(syncConfig("master", "/nonexistent"), "  sync: {role: master, interface: d1, group: 224.0.0.81, port: 8848, sync_id: 7, key_file: /nonexistent}\n", "")
+	cfg = strings.Replace(cfg, "scheduler: rr", "scheduler: mh\n    scheduler_flags: [mh-port]", 1)
+	startGovsd(t, l.dirA, cfg)
+	startGovsd(t, l.dirB, cfg)
+	// The same 30 flows (fixed source ports) through each director.
+	pick := func() map[int]string {
+		out := map[int]string{}
+		for port := 41000; port < 41030; port++ {
+			var body string
+			err := l.client.Do(func() error {
+				d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(198, 18, 0, 1), Port: port}, Timeout: 2 * time.Second}
+				c, err := d.Dial("tcp", "198.18.2.100:80")
+				if err != nil {
+					return err
+				}
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(3 * time.Second))
+				body = keepAliveGet(t, bufio.NewReadWriter(bufio.NewReader(c), bufio.NewWriter(c)))
+				// Close from the server side first would leave our port
+				// in TIME_WAIT; SO_LINGER 0 frees it for the second round.
+				c.(*net.TCPConn).SetLinger(0)
+				return nil
+			})
+			if err != nil {
+				t.Fatalf("flow from port %d: %v", port, err)
+			}
+			out[port] = body
+		}
+		return out
+	}
+	viaA := pick()
+	if _, err := l.client.Exec("ip", "route", "replace", "198.18.2.100/32", "via", "198.18.0.12"); err != nil {
+		t.Fatal(err)
+	}
+	viaB := pick()
+	used := map[string]bool{}
+	for port, rs := range viaA {
+		used[rs] = true
+		if viaB[port] != rs {
+			t.Errorf("flow from port %d: director A chose %s, director B %s", port, rs, viaB[port])
+		}
+	}
+	if len(used) < 2 {
+		t.Errorf("30 flows all went to %v: the test proves nothing", used)
+	}
 }
