@@ -26,7 +26,10 @@ type syncLab struct {
 	reals              []*topo.NS
 }
 
-func newSyncLab(t *testing.T) *syncLab {
+func newSyncLab(t *testing.T) *syncLab { return newSyncLabVia(t, "198.18.1.11") }
+
+// newSyncLabVia builds the lab with the real servers' default route via gw.
+func newSyncLabVia(t *testing.T, gw string) *syncLab {
 	t.Helper()
 	l := &syncLab{Topology: topo.New(prefix("sy"))}
 	t.Cleanup(func() { l.Close() })
@@ -71,7 +74,7 @@ func newSyncLab(t *testing.T) *syncLab {
 		rs := ns(fmt.Sprintf("rs%d", i))
 		attach(rs, "r0", rsnet, fmt.Sprintf("198.18.1.%d/24", i))
 		must(rs.MustExec(
-			[]string{"ip", "route", "add", "default", "via", "198.18.1.11"},
+			[]string{"ip", "route", "add", "default", "via", gw},
 			[]string{"ip", "addr", "add", "198.18.2.100/32", "dev", "lo"},
 			[]string{"sysctl", "-qw", "net.ipv4.conf.all.arp_ignore=1"},
 			[]string{"sysctl", "-qw", "net.ipv4.conf.all.arp_announce=2"},
