@@ -125,3 +125,14 @@ type Counters struct {
 type Error struct {
 	Error string `json:"error"`
 }
+
+// SyncDaemon is a connection sync daemon (ipvsadm --start-daemon).
+type SyncDaemon struct {
+	Role      string   `json:"role"` // master or backup
+	Interface string   `json:"interface"`
+	Group     string   `json:"group,omitempty"` // multicast group (default 224.0.0.81)
+	Peers     []string `json:"peers,omitempty"` // unicast peers instead of a group
+	Port      uint16   `json:"port,omitempty"`  // default 8848
+	SyncID    uint8    `json:"sync_id"`
+	KeyFile   string   `json:"key_file,omitempty"` // default: director.sync.key_file
+}

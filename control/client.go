@@ -135,6 +135,22 @@ func (c *Client) Counters() (Counters, error) {
 // Reload asks govsd to re-read its configuration file.
 func (c *Client) Reload() error { return c.do(http.MethodPost, "/v1/reload", nil, nil, nil) }
 
+// SyncDaemons lists the running sync daemons (ipvsadm -L --daemon).
+func (c *Client) SyncDaemons() ([]SyncDaemon, error) {
+	var out []SyncDaemon
+	return out, c.do(http.MethodGet, "/v1/daemon", nil, nil, &out)
+}
+
+// StartSyncDaemon is ipvsadm --start-daemon.
+func (c *Client) StartSyncDaemon(sd SyncDaemon) error {
+	return c.do(http.MethodPost, "/v1/daemon", nil, sd, nil)
+}
+
+// StopSyncDaemon is ipvsadm --stop-daemon.
+func (c *Client) StopSyncDaemon(role string) error {
+	return c.do(http.MethodDelete, "/v1/daemon", url.Values{"role": {role}}, nil, nil)
+}
+
 // ErrNotRunning is returned (wrapped) when nothing answers on the socket.
 var ErrNotRunning = errors.New("govsd is not running")
 

@@ -17,5 +17,6 @@
 //	GET    /v1/timeouts, PUT /v1/timeouts    Timeouts (ipvsadm --set, -L --timeout)
 //	GET    /v1/connections[?templates=1]     []Connection (-Lc, --persistent-conn)
 //	GET    /v1/counters                      data-path and XDP counters
+//	GET    /v1/daemon, POST /v1/daemon, DELETE /v1/daemon?role=   SyncDaemon: connection sync daemons (--start-daemon, --stop-daemon)
 //	POST   /v1/reload                        re-read the configuration file (like SIGHUP)
 package control

@@ -40,6 +40,9 @@ type Backend interface {
 	Connections(ctx context.Context, templates bool) ([]Connection, error)
 	Counters() (Counters, error)
 	Reload() error
+	SyncDaemons() []SyncDaemon
+	StartSyncDaemon(SyncDaemon) error
+	StopSyncDaemon(role string) error
 }
 
 // Server serves the API on a unix socket.
@@ -234,6 +237,18 @@ func Handler(b Backend, log *slog.Logger) http.Handler {
 	mux.HandleFunc("GET /v1/counters", func(w http.ResponseWriter, r *http.Request) {
 		c, err := b.Counters()
 		reply(w, c, err)
+	})
+	mux.HandleFunc("GET /v1/daemon", func(w http.ResponseWriter, r *http.Request) { reply(w, b.SyncDaemons(), nil) })
+	mux.HandleFunc("POST /v1/daemon", func(w http.ResponseWriter, r *http.Request) {
+		var sd SyncDaemon
+		if err := body(r, &sd); err != nil {
+			reply(w, nil, err)
+			return
+		}
+		reply(w, nil, b.StartSyncDaemon(sd))
+	})
+	mux.HandleFunc("DELETE /v1/daemon", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, nil, b.StopSyncDaemon(r.URL.Query().Get("role")))
 	})
 	mux.HandleFunc("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) {
 		err := b.Reload()

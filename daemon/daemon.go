@@ -40,7 +40,7 @@ type Daemon struct {
 	health   *healthState
 	vips     *managedVIPs // nil unless director.manage_vips
 	bgp      *bgp.Speaker // nil unless director.bgp
-	sync     *connSync    // nil unless director.sync
+	sync     *connSync    // the sync daemon's parts (director.sync, --start-daemon)
 }
 
 // Run loads the configuration at path and runs the director until ctx ends
@@ -50,7 +50,7 @@ func Run(ctx context.Context, path string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	d := &Daemon{path: path, log: log, cfg: cfg, timeouts: timeouts(cfg), up: map[string]bool{}}
+	d := &Daemon{path: path, log: log, cfg: cfg, timeouts: timeouts(cfg), up: map[string]bool{}, sync: &connSync{}}
 	if d.services, err = servicesFromConfig(cfg); err != nil {
 		return err
 	}
@@ -67,13 +67,13 @@ func Run(ctx context.Context, path string, log *slog.Logger) error {
 	if err := d.apply(); err != nil {
 		return fmt.Errorf("apply configuration: %w", err)
 	}
+	d.dp.Start()
+	defer d.sync.stop()
 	if cfg.Director.Sync != nil {
 		if err := d.startSync(cfg.Director.Sync); err != nil {
 			return err
 		}
-		defer d.sync.stop()
 	}
-	d.dp.Start()
 	if cfg.Director.ManageVIPs {
 		d.vips = newManagedVIPs(log)
 		defer d.vips.removeAll()

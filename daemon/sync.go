@@ -1,48 +1,83 @@
 package daemon
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
 	"slices"
+	"sync"
 
 	"github.com/govs/govs/config"
 	"github.com/govs/govs/connsync"
+	"github.com/govs/govs/control"
 )
 
-// connSync is the running connection synchronisation (director.sync).
+// connSync is the connection synchronisation daemon (director.sync,
+// ipvsadm --start-daemon): a master part that sends this director's
+// connections and a backup part that installs other directors'. Either can
+// run alone, or both.
 type connSync struct {
-	sender   *connsync.Sender
-	receiver *connsync.Receiver
-	cancel   context.CancelFunc
+	mu     sync.Mutex
+	master *syncMaster
+	backup *syncBackup
 }
 
-// startSync sets up the sync daemon. As master (or both) it makes the
-// workers publish their connections, which must happen before the data
-// path starts; as backup (or both) it installs what masters send.
+type syncMaster struct {
+	cfg      config.Sync
+	sender   *connsync.Sender
+	stopPump func()
+}
+
+type syncBackup struct {
+	cfg      config.Sync
+	receiver *connsync.Receiver
+}
+
+// startSync starts what director.sync's role asks for.
 func (d *Daemon) startSync(cfg *config.Sync) error {
+	if cfg.Role == config.SyncMaster || cfg.Role == config.SyncBoth {
+		if err := d.startSyncPart(*cfg, true); err != nil {
+			return err
+		}
+	}
+	if cfg.Role == config.SyncBackup || cfg.Role == config.SyncBoth {
+		if err := d.startSyncPart(*cfg, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startSyncPart starts the master (sender) or the backup (receiver) part.
+func (d *Daemon) startSyncPart(cfg config.Sync, master bool) error {
 	key, err := connsync.LoadKey(cfg.KeyFile)
 	if err != nil {
-		return fmt.Errorf("sync: %w", err)
+		return fmt.Errorf("%w: sync key: %v", control.ErrInvalid, err)
 	}
-	s := &connSync{}
-	ctx, cancel := context.WithCancel(context.Background())
-	s.cancel = cancel
-	if cfg.Role == config.SyncMaster || cfg.Role == config.SyncBoth {
-		s.sender, err = connsync.NewSender(connsync.SenderConfig{
+	s := d.sync
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	role := "backup"
+	if master {
+		role = "master"
+	}
+	if (master && s.master != nil) || (!master && s.backup != nil) {
+		return fmt.Errorf("%w: the %s sync daemon is already running", control.ErrExists, role)
+	}
+	if master {
+		sender, err := connsync.NewSender(connsync.SenderConfig{
 			Interface: cfg.Interface, Group: cfg.Group, Peers: cfg.Peers, Port: cfg.Port, SyncID: cfg.SyncID, Key: key,
 		})
 		if err != nil {
-			cancel()
-			return fmt.Errorf("sync sender: %w", err)
+			return fmt.Errorf("%w: sync sender: %v", control.ErrInvalid, err)
 		}
-		d.dp.EnableSync(ctx, func(entries []connsync.Entry) {
-			if err := s.sender.Send(entries); err != nil {
+		m := &syncMaster{cfg: cfg, sender: sender}
+		m.stopPump = d.dp.EnableSync(func(entries []connsync.Entry) {
+			if err := sender.Send(entries); err != nil {
 				d.log.Warn("sync send", "err", err)
 			}
 		})
-	}
-	if cfg.Role == config.SyncBackup || cfg.Role == config.SyncBoth {
+		s.master = m
+	} else {
 		rc := connsync.ReceiverConfig{
 			Interface: cfg.Interface, Group: cfg.Group, Port: cfg.Port, SyncID: cfg.SyncID, Key: key,
 			Deliver: func(_ netip.Addr, entries []connsync.Entry) {
@@ -52,44 +87,163 @@ func (d *Daemon) startSync(cfg *config.Sync) error {
 		if !cfg.Group.IsValid() {
 			rc.AllowFrom = cfg.Peers
 		}
-		s.receiver, err = connsync.NewReceiver(rc)
+		receiver, err := connsync.NewReceiver(rc)
 		if err != nil {
-			s.stop()
-			return fmt.Errorf("sync receiver: %w", err)
+			return fmt.Errorf("%w: sync receiver: %v", control.ErrInvalid, err)
 		}
+		s.backup = &syncBackup{cfg: cfg, receiver: receiver}
 	}
-	d.sync = s
-	d.log.Info("connection sync started", "role", cfg.Role.String(), "interface", cfg.Interface, "sync_id", cfg.SyncID)
+	d.log.Info("sync daemon started", "role", role, "interface", cfg.Interface, "sync_id", cfg.SyncID)
 	return nil
 }
 
+// stop ends both parts.
 func (s *connSync) stop() {
-	if s == nil {
-		return
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopMaster()
+	s.stopBackup()
+}
+
+func (s *connSync) stopMaster() bool {
+	if s.master == nil {
+		return false
 	}
-	s.cancel()
-	if s.sender != nil {
-		s.sender.Close()
+	s.master.stopPump()
+	s.master.sender.Close()
+	s.master = nil
+	return true
+}
+
+func (s *connSync) stopBackup() bool {
+	if s.backup == nil {
+		return false
 	}
-	if s.receiver != nil {
-		s.receiver.Close()
+	s.backup.receiver.Close()
+	s.backup = nil
+	return true
+}
+
+// SyncDaemons implements control.Backend (ipvsadm -L --daemon).
+func (d *Daemon) SyncDaemons() []control.SyncDaemon {
+	s := d.sync
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []control.SyncDaemon
+	for _, p := range []struct {
+		role string
+		cfg  *config.Sync
+	}{{"master", cfgOf(s.master)}, {"backup", cfgOfBackup(s.backup)}} {
+		if p.cfg == nil {
+			continue
+		}
+		sd := control.SyncDaemon{Role: p.role, Interface: p.cfg.Interface, Port: p.cfg.Port, SyncID: p.cfg.SyncID, KeyFile: p.cfg.KeyFile}
+		if p.cfg.Group.IsValid() {
+			sd.Group = p.cfg.Group.String()
+		}
+		for _, peer := range p.cfg.Peers {
+			sd.Peers = append(sd.Peers, peer.String())
+		}
+		out = append(out, sd)
 	}
+	return out
+}
+
+func cfgOf(m *syncMaster) *config.Sync {
+	if m == nil {
+		return nil
+	}
+	return &m.cfg
+}
+
+func cfgOfBackup(b *syncBackup) *config.Sync {
+	if b == nil {
+		return nil
+	}
+	return &b.cfg
+}
+
+// StartSyncDaemon implements control.Backend (ipvsadm --start-daemon).
+func (d *Daemon) StartSyncDaemon(sd control.SyncDaemon) error {
+	cfg := config.Sync{Interface: sd.Interface, Port: sd.Port, SyncID: sd.SyncID, KeyFile: sd.KeyFile}
+	if cfg.Interface == "" {
+		return fmt.Errorf("%w: the sync daemon needs an interface (--mcast-interface)", control.ErrInvalid)
+	}
+	if cfg.Port == 0 {
+		cfg.Port = config.DefaultSyncPort
+	}
+	if cfg.KeyFile == "" {
+		d.mu.Lock()
+		if d.cfg.Director.Sync != nil {
+			cfg.KeyFile = d.cfg.Director.Sync.KeyFile
+		}
+		d.mu.Unlock()
+	}
+	if cfg.KeyFile == "" {
+		return fmt.Errorf("%w: the sync daemon needs a shared key (--sync-key FILE, or director.sync.key_file)", control.ErrInvalid)
+	}
+	for _, p := range sd.Peers {
+		a, err := netip.ParseAddr(p)
+		if err != nil {
+			return fmt.Errorf("%w: bad peer %q", control.ErrInvalid, p)
+		}
+		cfg.Peers = append(cfg.Peers, a)
+	}
+	if len(cfg.Peers) == 0 {
+		group := sd.Group
+		if group == "" {
+			group = "224.0.0.81"
+		}
+		g, err := netip.ParseAddr(group)
+		if err != nil || !g.IsMulticast() {
+			return fmt.Errorf("%w: bad multicast group %q", control.ErrInvalid, group)
+		}
+		cfg.Group = g
+	}
+	switch sd.Role {
+	case "master":
+		return d.startSyncPart(cfg, true)
+	case "backup":
+		return d.startSyncPart(cfg, false)
+	}
+	return fmt.Errorf("%w: sync daemon role %q (master or backup)", control.ErrInvalid, sd.Role)
+}
+
+// StopSyncDaemon implements control.Backend (ipvsadm --stop-daemon).
+func (d *Daemon) StopSyncDaemon(role string) error {
+	s := d.sync
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var stopped bool
+	switch role {
+	case "master":
+		stopped = s.stopMaster()
+	case "backup":
+		stopped = s.stopBackup()
+	default:
+		return fmt.Errorf("%w: sync daemon role %q (master or backup)", control.ErrInvalid, role)
+	}
+	if !stopped {
+		return fmt.Errorf("%w: no %s sync daemon is running", control.ErrNotFound, role)
+	}
+	d.log.Info("sync daemon stopped", "role", role)
+	return nil
 }
 
 // syncCounters adds the sync daemon's counters to a counters map.
 func (d *Daemon) syncCounters(m map[string]uint64) {
-	if d.sync == nil {
-		return
-	}
-	if s := d.sync.sender; s != nil {
-		st := s.Stats()
+	s := d.sync
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.master != nil {
+		st := s.master.sender.Stats()
 		m["sync_sent_messages"] = st.Messages
 		m["sync_sent_entries"] = st.Entries
 		m["sync_send_errors"] = st.SendErrors
 		m["sync_send_dropped"] = st.Dropped
 	}
-	if r := d.sync.receiver; r != nil {
-		st := r.Stats()
+	if s.backup != nil {
+		st := s.backup.receiver.Stats()
 		m["sync_received_messages"] = st.Messages
 		m["sync_received_entries"] = st.Entries
 		for i, n := range st.Rejected {

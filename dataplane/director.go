@@ -65,6 +65,7 @@ type Director struct {
 	// own are the director's own addresses installed in the steering map.
 	own map[inet.Addr]struct{}
 
+	syncOn atomic.Bool // workers record connection changes for the sync daemon
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	closed bool

@@ -32,16 +32,14 @@ const (
 const flagNoL2 uint16 = 0x0100
 
 // EnableSync makes the workers record connection changes and calls sink
-// with batches of them until ctx ends. Call it before Start.
-func (d *Director) EnableSync(ctx context.Context, sink func([]connsync.Entry)) {
-	for _, w := range d.workers {
-		w.syncOut = make(chan []connsync.Entry, 64)
-		w.syncFree = make(chan []connsync.Entry, 64)
-		w.syncBuf = make([]connsync.Entry, 0, syncRing)
-	}
-	d.wg.Add(1)
+// with batches of them until the returned stop function is called. It may
+// be called while the director runs (ipvsadm --start-daemon master).
+func (d *Director) EnableSync(sink func([]connsync.Entry)) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	d.syncOn.Store(true)
 	go func() {
-		defer d.wg.Done()
+		defer close(done)
 		t := time.NewTicker(syncEvery)
 		defer t.Stop()
 		for {
@@ -51,7 +49,7 @@ func (d *Director) EnableSync(ctx context.Context, sink func([]connsync.Entry)) 
 			case <-t.C:
 			}
 			for _, w := range d.workers {
-				for {
+				for drained := false; !drained; {
 					select {
 					case batch := <-w.syncOut:
 						sink(batch)
@@ -59,14 +57,18 @@ func (d *Director) EnableSync(ctx context.Context, sink func([]connsync.Entry)) 
 						case w.syncFree <- batch[:0]:
 						default:
 						}
-						continue
 					default:
+						drained = true
 					}
-					break
 				}
 			}
 		}
 	}()
+	return func() {
+		d.syncOn.Store(false)
+		cancel()
+		<-done
+	}
 }
 
 // syncConn records c for the backups. It runs on the worker, per new

@@ -128,6 +128,9 @@ func newWorker(d *Director, q int, tableSize int, umem *xsk.UMEM, regionFrames i
 		a -= frameSize
 		w.free = append(w.free, a)
 	}
+	w.syncOut = make(chan []connsync.Entry, 64)
+	w.syncFree = make(chan []connsync.Entry, 64)
+	w.syncBuf = make([]connsync.Entry, 0, syncRing)
 	w.rx = make([]xsk.Desc, rxBatch)
 	w.peerBuf = make([]handoffEntry, rxBatch)
 	w.comp = make([]uint64, ring)
@@ -174,7 +177,7 @@ func (w *worker) run() {
 		w.flush()
 		w.complete()
 		w.refill()
-		if w.syncOut != nil {
+		if w.d.syncOn.Load() {
 			w.flushSync()
 			if now-w.lastRefresh >= int64(syncRefresh) {
 				w.lastRefresh = now
@@ -314,7 +317,7 @@ func (w *worker) process(desc *xsk.Desc, inIface int, now int64, st *snapshot, o
 	}
 	before := c.State
 	w.ct.Track(c, dir, p.TCPFlags, now)
-	if w.syncOut != nil && (!found || c.State != before) {
+	if (!found || c.State != before) && w.d.syncOn.Load() {
 		w.syncConn(c, st, now)
 	}
 	if dir == conntrack.DirOriginal && c.Flags&flagNoL2 != 0 {

@@ -10,6 +10,7 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 
+	"github.com/govs/govs/connsync"
 	"github.com/govs/govs/conntrack"
 	"github.com/govs/govs/dataplane/xsk"
 	"github.com/govs/govs/inet"
@@ -47,7 +48,8 @@ func testWorker(t testing.TB, fwd conntrack.Fwd) *worker {
 	}
 	t.Cleanup(func() { umem.Close() })
 	w := &worker{d: d, umem: umem, socks: make([]*xsk.Socket, 2), lportNext: map[inet.Addr]int{},
-		regionStart: 0, regionEnd: 64 * frameSize}
+		regionStart: 0, regionEnd: 64 * frameSize, syncBuf: make([]connsync.Entry, 0, syncRing),
+		syncOut: make(chan []connsync.Entry, 4), syncFree: make(chan []connsync.Entry, 4)}
 	d.workers = []*worker{w}
 	s, _ := sched.New("rr", 0)
 	dst := &Dest{Dest: sched.NewDest(inet.AddrFromNetip(realIP), 8080, 1), Proto: 6, Fwd: fwd, stats: newDestStats(1)}

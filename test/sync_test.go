@@ -123,7 +123,15 @@ func TestSyncFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	master := startGovsd(t, l.dirA, syncConfig("master", key))
-	backup := startGovsd(t, l.dirB, syncConfig("backup", key))
+	// The backup starts without sync and gets it at run time, as with
+	// ipvsadm --start-daemon.
+	noSync := strings.Replace(syncConfig("backup", key),
+		fmt.Sprintf("  sync: {role: backup, interface: d1, group: 224.0.0.81, port: 8848, sync_id: 7, key_file: %s}\n", key), "", 1)
+	backup := startGovsd(t, l.dirB, noSync)
+	backup.admOK(t, "--start-daemon", "backup", "--mcast-interface", "d1", "--syncid", "7", "--sync-key", key)
+	if out := backup.admOK(t, "-L", "--daemon"); out != "backup sync daemon (mcast=d1, syncid=7)\n" {
+		t.Errorf("-L --daemon on the backup: %q", out)
+	}
 
 	c, err := l.client.Dial("tcp", "198.18.2.100:80", 3*time.Second)
 	if err != nil {

@@ -139,6 +139,10 @@ func execute(c *control.Client, cmd *command, w io.Writer) error {
 	switch cmd.kind {
 	case cmdList:
 		return list(c, cmd, w)
+	case cmdStartDaemon:
+		return c.StartSyncDaemon(cmd.daemon)
+	case cmdStopDaemon:
+		return c.StopSyncDaemon(cmd.daemon.Role)
 	case cmdSave:
 		svcs, err := c.Services()
 		if err != nil {
@@ -247,6 +251,21 @@ func list(c *control.Client, cmd *command, w io.Writer) error {
 			return writeJSON(w, conns)
 		}
 		printConnections(w, conns, f)
+	case cmd.has(optDaemon):
+		ds, err := c.SyncDaemons()
+		if err != nil {
+			return err
+		}
+		if f.json {
+			if ds == nil {
+				ds = []control.SyncDaemon{}
+			}
+			return writeJSON(w, ds)
+		}
+		for _, d := range ds {
+			// ipvsadm's layout: "master sync daemon (mcast=eth1, syncid=1)".
+			fmt.Fprintf(w, "%s sync daemon (mcast=%s, syncid=%d)\n", d.Role, d.Interface, d.SyncID)
+		}
 	case cmd.has(optTimeout):
 		t, err := c.Timeouts()
 		if err != nil {

@@ -275,3 +275,28 @@ func TestDaemonNotRunning(t *testing.T) {
 		t.Errorf("--socket: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 }
+
+func TestSyncDaemonCommands(t *testing.T) {
+	b := newFakeBackend()
+	socket := serve(t, b)
+	mustRun(t, socket, "--start-daemon", "master", "--mcast-interface", "eth1", "--syncid", "7", "--sync-key", "/etc/govs/sync.key")
+	if got := mustRun(t, socket, "-L", "--daemon"); got != "master sync daemon (mcast=eth1, syncid=7)\n" {
+		t.Errorf("-L --daemon = %q", got)
+	}
+	if d := b.SyncDaemons(); len(d) != 1 || d[0].KeyFile != "/etc/govs/sync.key" || d[0].Group != "" {
+		t.Errorf("daemon sent to govsd: %+v", d)
+	}
+	if r := runAdm(t, socket, "", "--start-daemon", "master", "--mcast-interface", "eth1"); r.code != 1 {
+		t.Errorf("second master start: exit %d, want 1 (%q)", r.code, r.stderr)
+	}
+	if r := runAdm(t, socket, "", "--start-daemon", "master"); r.code != 2 {
+		t.Errorf("--start-daemon without --mcast-interface: exit %d, want 2 (%q)", r.code, r.stderr)
+	}
+	if r := runAdm(t, socket, "", "--start-daemon", "primary", "--mcast-interface", "eth1"); r.code != 2 {
+		t.Errorf("--start-daemon primary: exit %d, want 2", r.code)
+	}
+	mustRun(t, socket, "--stop-daemon", "master")
+	if r := runAdm(t, socket, "", "--stop-daemon", "master"); r.code != 1 {
+		t.Errorf("stopping a stopped daemon: exit %d, want 1", r.code)
+	}
+}

@@ -29,6 +29,37 @@ type fakeBackend struct {
 	counters control.Counters
 	reloads  int
 	zeroed   []string
+	daemons  []control.SyncDaemon
+}
+
+func (b *fakeBackend) SyncDaemons() []control.SyncDaemon {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]control.SyncDaemon(nil), b.daemons...)
+}
+
+func (b *fakeBackend) StartSyncDaemon(sd control.SyncDaemon) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, d := range b.daemons {
+		if d.Role == sd.Role {
+			return fmt.Errorf("%w: the %s sync daemon is already running", control.ErrExists, sd.Role)
+		}
+	}
+	b.daemons = append(b.daemons, sd)
+	return nil
+}
+
+func (b *fakeBackend) StopSyncDaemon(role string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i, d := range b.daemons {
+		if d.Role == role {
+			b.daemons = append(b.daemons[:i], b.daemons[i+1:]...)
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: no %s sync daemon is running", control.ErrNotFound, role)
 }
 
 func newFakeBackend() *fakeBackend {

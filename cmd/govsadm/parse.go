@@ -30,6 +30,8 @@ const (
 	cmdDelLaddr
 	cmdReload
 	cmdCounters
+	cmdStartDaemon
+	cmdStopDaemon
 	cmdHelp
 	cmdVersion
 )
@@ -53,6 +55,8 @@ var cmdNames = map[cmdKind]string{
 	cmdDelLaddr:    "del-laddr",
 	cmdReload:      "reload",
 	cmdCounters:    "counters",
+	cmdStartDaemon: "start-daemon",
+	cmdStopDaemon:  "stop-daemon",
 }
 
 // optBit is one option class of ipvsadm's command/option table; -t and -u
@@ -81,6 +85,12 @@ const (
 	optSchedFlags
 	optLaddr
 	optJSON
+	optDaemon
+	optMcastInterface
+	optMcastGroup
+	optMcastPort
+	optSyncID
+	optSyncKey
 )
 
 // optNames are in bit order; the first ones are ipvsadm's own.
@@ -88,7 +98,8 @@ var optNames = []string{
 	"numeric", "connection", "service-address", "scheduler", "persistent",
 	"netmask", "real-server", "forwarding-method", "weight", "u-threshold",
 	"l-threshold", "timeout", "stats", "rate", "thresholds", "persistent-conn",
-	"nosort", "exact", "sched-flags", "laddr", "json",
+	"nosort", "exact", "sched-flags", "laddr", "json", "daemon",
+	"mcast-interface", "mcast-group", "mcast-port", "syncid", "sync-key",
 }
 
 // cmdRule says which options a command needs, may take, and which of them
@@ -109,7 +120,7 @@ var cmdRules = map[cmdKind]cmdRule{
 	cmdEditService: {required: optService, optional: serviceOpts},
 	cmdDelService:  {required: optService},
 	cmdClear:       {},
-	cmdList:        {optional: listFormats, exclusive: optConnection | optService | optTimeout},
+	cmdList:        {optional: listFormats, exclusive: optConnection | optService | optTimeout | optDaemon},
 	cmdAddDest:     {required: optService | optServer, optional: destOpts},
 	cmdDelDest:     {required: optService | optServer},
 	cmdEditDest:    {required: optService | optServer, optional: destOpts},
@@ -121,6 +132,8 @@ var cmdRules = map[cmdKind]cmdRule{
 	cmdDelLaddr:    {required: optService | optLaddr},
 	cmdReload:      {},
 	cmdCounters:    {optional: optJSON},
+	cmdStartDaemon: {required: optMcastInterface, optional: optMcastGroup | optMcastPort | optSyncID | optSyncKey},
+	cmdStopDaemon:  {},
 }
 
 const (
@@ -168,6 +181,7 @@ type command struct {
 	laddr    netip.Addr
 	timeouts control.Timeouts
 	format   listFormat
+	daemon   control.SyncDaemon // --start-daemon / --stop-daemon
 }
 
 func (c *command) has(o optBit) bool { return c.opts&o != 0 }
@@ -257,15 +271,16 @@ var optionDefs = []optionDef{
 	{"ipv6", '6', noArg, "unsupported"},
 	{"ops", 'o', noArg, "unsupported"},
 	{"pe", 0, needArg, "unsupported"},
-	{"start-daemon", 0, needArg, "unsupported"},
-	{"stop-daemon", 0, needArg, "unsupported"},
-	{"daemon", 0, noArg, "unsupported"},
-	{"mcast-interface", 0, needArg, "unsupported"},
-	{"mcast-group", 0, needArg, "unsupported"},
-	{"mcast-port", 0, needArg, "unsupported"},
+	{"start-daemon", 0, needArg, "start-daemon"},
+	{"stop-daemon", 0, needArg, "stop-daemon"},
+	{"daemon", 0, noArg, "daemon"},
+	{"mcast-interface", 0, needArg, "mcast-interface"},
+	{"mcast-group", 0, needArg, "mcast-group"},
+	{"mcast-port", 0, needArg, "mcast-port"},
+	{"sync-key", 0, needArg, "sync-key"},
 	{"mcast-ttl", 0, needArg, "unsupported"},
 	{"sync-maxlen", 0, needArg, "unsupported"},
-	{"syncid", 0, needArg, "unsupported"},
+	{"syncid", 0, needArg, "syncid"},
 	{"tun-info", 0, noArg, "unsupported"},
 	{"tun-type", 0, needArg, "unsupported"},
 	{"tun-port", 0, needArg, "unsupported"},
@@ -592,6 +607,44 @@ func (st *parseState) apply(def *optionDef, display, val string, hasVal bool) (d
 		return false, st.setOption(optConnection)
 	case "timeout":
 		return false, st.setOption(optTimeout)
+	case "start-daemon", "stop-daemon":
+		if val != "master" && val != "backup" {
+			return false, usagef("illegal start_daemon specified")
+		}
+		c.daemon.Role = val
+		if def.key == "start-daemon" {
+			return false, st.setCommand(cmdStartDaemon)
+		}
+		return false, st.setCommand(cmdStopDaemon)
+	case "daemon":
+		return false, st.setOption(optDaemon)
+	case "mcast-interface":
+		c.daemon.Interface = val
+		return false, st.setOption(optMcastInterface)
+	case "mcast-group":
+		a, err := netip.ParseAddr(val)
+		if err != nil || !a.IsMulticast() {
+			return false, usagef("invalid mcast-group address")
+		}
+		c.daemon.Group = a.String()
+		return false, st.setOption(optMcastGroup)
+	case "mcast-port":
+		n, ok := parseNumber(val, 1, 65535)
+		if !ok {
+			return false, usagef("illegal mcast-port specified")
+		}
+		c.daemon.Port = uint16(n)
+		return false, st.setOption(optMcastPort)
+	case "syncid":
+		n, ok := parseNumber(val, 0, 255)
+		if !ok {
+			return false, usagef("illegal syncid specified")
+		}
+		c.daemon.SyncID = uint8(n)
+		return false, st.setOption(optSyncID)
+	case "sync-key":
+		c.daemon.KeyFile = val
+		return false, st.setOption(optSyncKey)
 	case "stats":
 		return false, st.setOption(optStats)
 	case "rate":
@@ -619,7 +672,7 @@ func (st *parseState) apply(def *optionDef, display, val string, hasVal bool) (d
 	case "unsupported":
 		why := unsupportedWhy[def.long]
 		if why == "" {
-			why = "connection synchronisation is configured in govsd's configuration file (director.sync)"
+			why = "not supported by govsd's sync daemon (messages are sized to the path MTU, TTL is 1)"
 		}
 		return false, usagef("option `%s': %s", display, why)
 	default:

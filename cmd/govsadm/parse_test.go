@@ -254,7 +254,8 @@ func TestParseErrors(t *testing.T) {
 		{"--socket", "option `--socket' requires an argument", false},
 		{"-f 1", "option `-f': firewall-mark services are not supported by govsd", false},
 		{"-A --sctp-service 198.18.0.100:80", "option `--sctp-service': SCTP services are not supported by govsd", false},
-		{"--start-daemon master", "option `--start-daemon': connection synchronisation is configured in govsd's configuration file (director.sync)", false},
+		{"--start-daemon master", "You need to supply the 'mcast-interface' option for the 'start-daemon' command", false},
+		{"--start-daemon master --mcast-interface eth1 --mcast-ttl 2", "option `--mcast-ttl': not supported by govsd's sync daemon (messages are sized to the path MTU, TTL is 1)", false},
 		{"-a -t 198.18.0.100:80 -r 198.18.1.1 -i --tun-type gue", "option `--tun-type': govsd tunnels with IPIP only", false},
 	}
 	for _, tc := range cases {

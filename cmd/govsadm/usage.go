@@ -16,6 +16,10 @@ Usage:
                [--exact] [--nosort] [--json]
   govsadm -Z [-t|u service-address]
   govsadm --set tcp tcpfin udp
+  govsadm --start-daemon master|backup --mcast-interface IF [--syncid N] [--mcast-group ADDR]
+          [--mcast-port PORT] [--sync-key FILE]
+  govsadm --stop-daemon master|backup
+  govsadm -L --daemon
   govsadm --reload
   govsadm --counters [--json]
   govsadm -h|-v
@@ -36,6 +40,8 @@ Either long or short options are allowed.
   --list            -L|-l     list the table
   --zero            -Z        zero counters in a service or all services
   --set tcp tcpfin udp        set connection timeout values (seconds; 0 keeps a value)
+  --start-daemon STATE        start the connection synchronisation daemon (master or backup)
+  --stop-daemon STATE         stop the connection synchronisation daemon
   --reload                    make govsd re-read its configuration file (govs)
   --counters                  print govsd's data-path and XDP counters (govs)
   --help            -h        display this help message
@@ -75,14 +81,21 @@ Options:
   --numeric      -n                   numeric output of addresses and ports (govsadm always
                                       prints numbers; -n is accepted)
   --json                              listings (-L, -Lc, -L --timeout, --counters) as JSON
+  --daemon                            output of daemon information (with -L)
+  --mcast-interface IF                sync daemon's interface
+  --mcast-group ADDR                  sync daemon's multicast group (default 224.0.0.81)
+  --mcast-port PORT                   sync daemon's port (default 8848)
+  --syncid N                          sync daemon's id, 0..255 (default 0)
+  --sync-key FILE                     shared HMAC key of the sync daemons (govs; default
+                                      director.sync.key_file)
   --socket PATH                       govsd's control socket; default $GOVS_SOCKET, else
                                       /run/govs.sock
 
 Short options may be bundled (-Ln, -Lnc, -w3). Without -g, -i, -m or --fullnat
 a real server added with -a uses direct routing (-g), as with ipvsadm; direct
 routing and tunnelling keep the service's port.
-Not supported: -f/--fwmark-service, --sctp-service, -6, -o/--ops, --pe, the
-sync-daemon options (configure director.sync in govs.yaml) and --tun-* options.
+Not supported: -f/--fwmark-service, --sctp-service, -6, -o/--ops, --pe,
+--mcast-ttl, --sync-maxlen and --tun-* options.
 Exit status: 0 on success, 2 for a refused command line, 1 when govsd refuses
 the command or cannot be reached.
 `
