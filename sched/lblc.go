@@ -25,10 +25,8 @@ type localityLeastConn struct {
 }
 
 type lblcEntry struct {
-	addr    inet.Addr
-	used    bool
-	lastUse int64
-	dest    *Dest
+	localityKey
+	dest *Dest
 }
 
 type lblcBucket struct {
@@ -78,37 +76,12 @@ func (s *localityLeastConn) Pick(k *Key) *Dest {
 	return d
 }
 
-// find returns the live entry for addr, or nil; an expired entry is freed.
 func (b *lblcBucket) find(addr *inet.Addr, now, exp int64) *lblcEntry {
-	for i := range b.entries {
-		e := &b.entries[i]
-		if !e.used || e.addr != *addr {
-			continue
-		}
-		if now-e.lastUse >= exp {
-			*e = lblcEntry{}
-			return nil
-		}
-		return e
-	}
-	return nil
+	return findLocality[lblcEntry](b.entries[:], addr, now, exp)
 }
 
-// victim returns a free or expired entry, else the least recently used one.
 func (b *lblcBucket) victim(now, exp int64) *lblcEntry {
-	oldest := &b.entries[0]
-	for i := range b.entries {
-		e := &b.entries[i]
-		if !e.used || now-e.lastUse >= exp {
-			*e = lblcEntry{}
-			return e
-		}
-		if e.lastUse < oldest.lastUse {
-			oldest = e
-		}
-	}
-	*oldest = lblcEntry{}
-	return oldest
+	return victimLocality[lblcEntry](b.entries[:], now, exp)
 }
 
 var _ Expirer = (*localityLeastConn)(nil)

@@ -28,9 +28,7 @@ type localityReplicated struct {
 }
 
 type lblcrEntry struct {
-	addr    inet.Addr
-	used    bool
-	lastUse int64
+	localityKey
 	lastMod int64
 	n       int
 	// set holds the members, most recently added first (IPVS adds at
@@ -159,37 +157,12 @@ func (e *lblcrEntry) insert(d *Dest, now int64) {
 	e.lastMod = now
 }
 
-// find returns the live entry for addr, or nil; an expired entry is freed.
 func (b *lblcrBucket) find(addr *inet.Addr, now, exp int64) *lblcrEntry {
-	for i := range b.entries {
-		e := &b.entries[i]
-		if !e.used || e.addr != *addr {
-			continue
-		}
-		if now-e.lastUse >= exp {
-			*e = lblcrEntry{}
-			return nil
-		}
-		return e
-	}
-	return nil
+	return findLocality[lblcrEntry](b.entries[:], addr, now, exp)
 }
 
-// victim returns a free or expired entry, else the least recently used one.
 func (b *lblcrBucket) victim(now, exp int64) *lblcrEntry {
-	oldest := &b.entries[0]
-	for i := range b.entries {
-		e := &b.entries[i]
-		if !e.used || now-e.lastUse >= exp {
-			*e = lblcrEntry{}
-			return e
-		}
-		if e.lastUse < oldest.lastUse {
-			oldest = e
-		}
-	}
-	*oldest = lblcrEntry{}
-	return oldest
+	return victimLocality[lblcrEntry](b.entries[:], now, exp)
 }
 
 var _ Expirer = (*localityReplicated)(nil)

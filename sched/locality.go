@@ -82,3 +82,55 @@ func localityOverloaded(d *Dest, dests []*Dest) bool {
 	}
 	return false
 }
+
+// localityKey is what the entries of both locality caches share.
+type localityKey struct {
+	addr    inet.Addr
+	used    bool
+	lastUse int64
+}
+
+func (k *localityKey) key() *localityKey { return k }
+
+// localityEntry is a pointer to a cache entry that embeds localityKey.
+type localityEntry[E any] interface {
+	*E
+	key() *localityKey
+}
+
+// findLocality returns the live entry for addr, or nil; an expired entry is
+// freed.
+func findLocality[E any, P localityEntry[E]](entries []E, addr *inet.Addr, now, exp int64) P {
+	for i := range entries {
+		k := P(&entries[i]).key()
+		if !k.used || k.addr != *addr {
+			continue
+		}
+		if now-k.lastUse >= exp {
+			var zero E
+			entries[i] = zero
+			return nil
+		}
+		return &entries[i]
+	}
+	return nil
+}
+
+// victimLocality returns a free or expired entry, else the least recently
+// used one, emptied.
+func victimLocality[E any, P localityEntry[E]](entries []E, now, exp int64) P {
+	var zero E
+	oldest := 0
+	for i := range entries {
+		k := P(&entries[i]).key()
+		if !k.used || now-k.lastUse >= exp {
+			entries[i] = zero
+			return &entries[i]
+		}
+		if k.lastUse < P(&entries[oldest]).key().lastUse {
+			oldest = i
+		}
+	}
+	entries[oldest] = zero
+	return &entries[oldest]
+}

@@ -49,19 +49,7 @@ func TestRouteHealthInjection(t *testing.T) {
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	router := lab.Client.Command(context.Background(), "gobgpd", "-f", conf, "-p", "--api-hosts", "unix://"+sock, "--pprof-disable")
-	var routerLog strings.Builder
-	router.Stdout, router.Stderr = &routerLog, &routerLog
-	if err := router.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		router.Process.Kill()
-		router.Wait()
-		if t.Failed() {
-			t.Logf("gobgpd log:\n%s", routerLog.String())
-		}
-	})
+	startProcess(t, lab.Client, "gobgpd", "-f", conf, "-p", "--api-hosts", "unix://"+sock, "--pprof-disable")
 	rib := func() string {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -3,6 +3,7 @@ package test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"fmt"
 	"net"
 	"os"
@@ -180,4 +181,44 @@ func udpExchange(ns *topo.NS, addr, msg string, timeout time.Duration) (string, 
 		return "", err
 	}
 	return string(buf[:n]), nil
+}
+
+// startProcess runs a helper program in ns until the test ends (SIGTERM,
+// then SIGKILL after 5 s; only the process we started, by PID), and logs
+// its output if the test failed.
+func startProcess(t *testing.T, ns *topo.NS, name string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := ns.Command(context.Background(), name, args...)
+	out := &govsd{} // a locked buffer
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("%s %s log:\n%s", ns.Name, name, out.Logs())
+		}
+	})
+	return cmd
+}
+
+// writeSyncKey writes a random shared key for the sync daemons.
+func writeSyncKey(t *testing.T) string {
+	t.Helper()
+	key := filepath.Join(t.TempDir(), "sync.key")
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	if err := os.WriteFile(key, secret, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return key
 }

@@ -2,8 +2,6 @@ package test
 
 import (
 	"bufio"
-	"context"
-	"crypto/rand"
 	"fmt"
 	"os"
 	"os/exec"
@@ -43,28 +41,8 @@ func startKeepalived(t *testing.T, ns *topo.NS, name string, priority int) *exec
 	if err := os.WriteFile(conf, []byte(fmt.Sprintf(keepalivedConfig, name, priority)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := ns.Command(context.Background(), "keepalived", "--dont-fork", "--log-console", "--vrrp",
+	return startProcess(t, ns, "keepalived", "--dont-fork", "--log-console", "--vrrp",
 		"-f", conf, "-p", filepath.Join(dir, "k.pid"), "-r", filepath.Join(dir, "v.pid"))
-	var log strings.Builder
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("keepalived %s log:\n%s", name, log.String())
-		}
-	})
-	return cmd
 }
 
 func hasAddr(ns *topo.NS, dev, addr string) bool {
@@ -87,12 +65,7 @@ func TestKeepalivedFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stop()
-	key := filepath.Join(t.TempDir(), "sync.key")
-	secret := make([]byte, 32)
-	rand.Read(secret)
-	if err := os.WriteFile(key, secret, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	key := writeSyncKey(t)
 	cfg := func(role string) string {
 		return fmt.Sprintf(`
 director:

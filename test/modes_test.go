@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -142,27 +141,11 @@ func startDecap(t *testing.T, lab *topo.Lab, vips ...string) {
 		for _, v := range vips {
 			args = append(args, "--vip", v)
 		}
-		cmd := rs.Command(context.Background(), filepath.Join(binDir, "govsd"), args...)
-		var log strings.Builder
-		cmd.Stdout, cmd.Stderr = &log, &log
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		t.Cleanup(func() {
-			cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-done:
-			case <-time.After(5 * time.Second):
-				cmd.Process.Kill()
-				<-done
-			}
-		})
+		startProcess(t, rs, filepath.Join(binDir, "govsd"), args...)
 		deadline := time.Now().Add(10 * time.Second)
 		for !xdpAttached(t, rs, topo.RealIf) {
 			if time.Now().After(deadline) {
-				t.Fatalf("govsd decap did not attach on %s: %s", rs.Name, log.String())
+				t.Fatalf("govsd decap did not attach on %s", rs.Name)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}

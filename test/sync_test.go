@@ -2,11 +2,8 @@ package test
 
 import (
 	"bufio"
-	"crypto/rand"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -116,12 +113,7 @@ func TestSyncFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stop()
-	key := filepath.Join(t.TempDir(), "sync.key")
-	secret := make([]byte, 32)
-	rand.Read(secret)
-	if err := os.WriteFile(key, secret, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	key := writeSyncKey(t)
 	master := startGovsd(t, l.dirA, syncConfig("master", key))
 	// The backup starts without sync and gets it at run time, as with
 	// ipvsadm --start-daemon.
