@@ -165,9 +165,16 @@ func TestProcessFullNAT(t *testing.T) {
 // packets of a known connection in both directions, and new connections
 // (parse, lookup, schedule, insert, rewrite).
 func TestProcessAllocs(t *testing.T) {
-	for _, fwd := range []conntrack.Fwd{conntrack.FwdNAT, conntrack.FwdFullNAT, conntrack.FwdDR, conntrack.FwdTun} {
-		t.Run(fwd.String(), func(t *testing.T) {
+	for _, fwd := range []conntrack.Fwd{conntrack.FwdNAT, conntrack.FwdFullNAT, conntrack.FwdDR, conntrack.FwdTun, 100} {
+		name := fwd.String()
+		withSync := fwd == 100
+		if withSync {
+			// A sync master records every new connection and state change.
+			name, fwd = "nat with sync", conntrack.FwdNAT
+		}
+		t.Run(name, func(t *testing.T) {
 			w := testWorker(t, fwd)
+			w.d.syncOn.Store(withSync)
 			st := w.d.state.Load()
 			syn := tcpFrame(t, clientMAC, dirMAC0, clientIP, vipIP, 40000, 80, true, false)
 			ack := tcpFrame(t, clientMAC, dirMAC0, clientIP, vipIP, 40000, 80, false, true)
@@ -196,7 +203,13 @@ func TestProcessAllocs(t *testing.T) {
 				if _, ok := w.process(&d, 0, now, st, true); !ok {
 					t.Fatalf("new connection dropped: %v", dropSummary(w))
 				}
+				if len(w.syncBuf) > cap(w.syncBuf)/2 {
+					w.syncBuf = w.syncBuf[:0] // as the loop's flush would
+				}
 			})
+			if withSync && w.ctr.SyncDropped.Load() == 0 && len(w.syncBuf) == 0 {
+				t.Errorf("sync master recorded nothing")
+			}
 			if allocs != 0 {
 				t.Errorf("new connections: %.1f allocations per packet, want 0", allocs)
 			}
