@@ -17,6 +17,7 @@ build:
 # files are committed, so a plain build needs no clang.
 generate:
 	cd bpf && $(GO) generate ./...
+	cd pktgen && $(GO) generate ./...
 
 vet:
 	$(GO) vet ./...
@@ -36,9 +37,13 @@ e2e: build
 demo: build
 	$(BIN)/govs-demo -govsd $(BIN)/govsd -govsadm $(BIN)/govsadm
 
-# Go microbenchmarks (rewrite per mode, scheduler pick, connection table).
-bench:
-	$(GO) test -run='^$$' -bench=. -benchmem ./dataplane/packet/ ./sched/ ./conntrack/
+# The benchmark: govs-pktgen (XDP live frames) drives kernel forwarding,
+# nftables DNAT and govs in every mode through namespaces; writes
+# bench/results.md. Then the Go microbenchmarks (rewrite per mode, scheduler
+# pick, connection table at 1M entries, sync codec), for benchstat.
+bench: build
+	$(GO) run ./bench/run --govsd $(BIN)/govsd
+	$(GO) test -run='^$$' -bench=. -benchmem ./dataplane/packet/ ./sched/ ./conntrack/ ./connsync/ | tee bench/micro.txt
 
 # Each fuzz target for a short while.
 FUZZTIME ?= 30s

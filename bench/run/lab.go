@@ -1,0 +1,355 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/govs/govs/internal/topo"
+	"github.com/govs/govs/pktgen"
+)
+
+// Addresses of the bench topology (all in 198.18.0.0/15).
+const (
+	clientAddr   = "198.18.0.1"
+	directorAddr = "198.18.0.254" // client side
+	directorRS   = "198.18.1.254" // real-server side
+	localAddr    = "198.18.1.250" // full-NAT local address
+	vipNAT       = "198.18.0.100" // nat, fullnat, nftables: on the director's client side
+	vipDR        = "198.18.2.100" // dr, tun: routed to the director, on the real servers' loopback
+	udpPort      = 9000
+	httpPort     = 8080 // the real servers' HTTP port
+	vipHTTPPort  = 80
+	numReals     = 4
+)
+
+// directorNice is the nice value of the director's threads (govsd, NAPI)
+// and of the generator: the machine may be busy with other work, which
+// should not take turns with what is measured.
+const directorNice = -20
+
+func realAddr(i int) string { return fmt.Sprintf("198.18.1.%d", i+1) }
+
+// lab is the bench topology:
+//
+//	client(Pc) ── Pd0 [director] Pd1 ── Psd bridge Ps1..Ps4 ── Pr1..Pr4 (real servers)
+//
+// Interface names carry the unique prefix P, so that the kernel's NAPI
+// threads ("napi/<device>-<id>") of this run can be found by name and
+// pinned, whatever else runs on the machine.
+type lab struct {
+	*topo.Topology
+	prefix                   string
+	client, director, bridge *topo.NS
+	reals                    []*topo.NS
+	sinks                    []*pktgen.Sink // one per real server, on its interface
+	switchSink               *pktgen.Sink   // on the switch port facing the director (--count-at switch)
+	dirSink                  *pktgen.Sink   // pass-through XDP on the director for the kernel paths
+	httpStop                 func()
+	napiDevs                 map[*topo.NS][]string // the veth ends whose NAPI runs threaded
+	genCPU, dirCPU           int
+	log                      func(format string, args ...any)
+}
+
+func (l *lab) dev(name string) string { return l.prefix + name }
+
+func newLab(prefix string, genCPU, dirCPU int, countAtSwitch bool, log func(string, ...any)) (l *lab, err error) {
+	l = &lab{Topology: topo.New(prefix), prefix: prefix, genCPU: genCPU, dirCPU: dirCPU, log: log}
+	defer func() {
+		if err != nil {
+			l.close()
+		}
+	}()
+	if l.client, err = l.AddNS("cli"); err != nil {
+		return nil, err
+	}
+	if l.director, err = l.AddNS("dir"); err != nil {
+		return nil, err
+	}
+	if l.bridge, err = l.AddNS("sw"); err != nil {
+		return nil, err
+	}
+	if err = topo.Veth(l.client, l.dev("c"), l.director, l.dev("d0")); err != nil {
+		return nil, err
+	}
+	if err = topo.Veth(l.director, l.dev("d1"), l.bridge, l.dev("sd")); err != nil {
+		return nil, err
+	}
+	if err = l.bridge.MustExec(
+		[]string{"ip", "link", "add", "br0", "type", "bridge"},
+		[]string{"ip", "link", "set", "br0", "up"},
+		[]string{"ip", "link", "set", l.dev("sd"), "master", "br0"},
+	); err != nil {
+		return nil, err
+	}
+	if err = l.client.MustExec(
+		[]string{"ip", "addr", "add", clientAddr + "/24", "dev", l.dev("c")},
+		[]string{"ip", "route", "add", "default", "via", directorAddr},
+		[]string{"sysctl", "-qw", "net.ipv4.ip_local_port_range=1024 65535"},
+		[]string{"sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1"},
+	); err != nil {
+		return nil, err
+	}
+	if err = l.director.MustExec(
+		[]string{"ip", "addr", "add", directorAddr + "/24", "dev", l.dev("d0")},
+		[]string{"ip", "addr", "add", vipNAT + "/32", "dev", l.dev("d0")},
+		[]string{"ip", "addr", "add", directorRS + "/24", "dev", l.dev("d1")},
+		[]string{"ip", "addr", "add", localAddr + "/32", "dev", l.dev("d1")},
+		[]string{"sysctl", "-qw", "net.ipv4.ip_forward=1"},
+		[]string{"sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0"},
+		[]string{"sysctl", "-qw", "net.ipv4.conf." + l.dev("d0") + ".rp_filter=0"},
+		[]string{"sysctl", "-qw", "net.ipv4.conf." + l.dev("d1") + ".rp_filter=0"},
+		// Room for a connection per flow and per wrk connection.
+		[]string{"sysctl", "-qw", "net.netfilter.nf_conntrack_max=1048576"},
+	); err != nil {
+		// nf_conntrack may not be loaded yet; it is set again with the rules.
+		if !strings.Contains(err.Error(), "nf_conntrack_max") {
+			return nil, err
+		}
+	}
+	for i := 0; i < numReals; i++ {
+		rs, err := l.AddNS(fmt.Sprintf("rs%d", i+1))
+		if err != nil {
+			return nil, err
+		}
+		rdev, sdev := l.dev(fmt.Sprintf("r%d", i+1)), l.dev(fmt.Sprintf("s%d", i+1))
+		if err = topo.Veth(rs, rdev, l.bridge, sdev); err != nil {
+			return nil, err
+		}
+		if _, err = l.bridge.Exec("ip", "link", "set", sdev, "master", "br0"); err != nil {
+			return nil, err
+		}
+		// Ready for every mode: the route back through the director
+		// (nat), the VIP on loopback without ARP for it (dr, tun). No
+		// TIME_WAIT sockets: wrk's client ports come round again from
+		// run to run, and a SYN that meets the TIME_WAIT of an earlier
+		// run's connection can stall for a second, which measured the
+		// order of the runs rather than the director.
+		if err = rs.MustExec(
+			[]string{"ip", "addr", "add", realAddr(i) + "/24", "dev", rdev},
+			[]string{"ip", "route", "add", "default", "via", directorRS},
+			[]string{"ip", "addr", "add", vipDR + "/32", "dev", "lo"},
+			[]string{"sysctl", "-qw", "net.ipv4.conf.all.arp_ignore=1"},
+			[]string{"sysctl", "-qw", "net.ipv4.conf.all.arp_announce=2"},
+			[]string{"sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0"},
+			[]string{"sysctl", "-qw", "net.ipv4.conf." + rdev + ".rp_filter=0"},
+			[]string{"sysctl", "-qw", "net.ipv4.tcp_max_tw_buckets=0"},
+		); err != nil {
+			return nil, err
+		}
+		l.reals = append(l.reals, rs)
+		sink, err := pktgen.LoadSink(false)
+		if err != nil {
+			return nil, err
+		}
+		l.sinks = append(l.sinks, sink)
+		if err = attach(rs, sink, rdev); err != nil {
+			return nil, err
+		}
+	}
+	if countAtSwitch {
+		// The frames are counted (and dropped) where they reach the
+		// real servers' network, before the bridge: forwarding them on
+		// to the servers costs the generator's CPU more than
+		// generating them, and this measures the same director.
+		if l.switchSink, err = pktgen.LoadSink(false); err != nil {
+			return nil, err
+		}
+		if err = attach(l.bridge, l.switchSink, l.dev("sd")); err != nil {
+			return nil, err
+		}
+	}
+	if l.httpStop, err = l.serveHTTP(); err != nil {
+		return nil, err
+	}
+	if err = l.threadedNAPI(); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func attach(ns *topo.NS, s *pktgen.Sink, dev string) error {
+	return ns.Do(func() error {
+		ifi, err := net.InterfaceByName(dev)
+		if err != nil {
+			return err
+		}
+		return s.Attach(ifi.Index)
+	})
+}
+
+// kernelPaths readies the director for the kernel's own forwarding: a
+// pass-through XDP program on its client side, because frames sent with
+// XDP_TX reach a veth only where the peer runs NAPI (an XDP program or
+// GRO), and govsd has an XDP program there too.
+func (l *lab) kernelPaths(on bool) error {
+	if !on {
+		if l.dirSink != nil {
+			err := l.dirSink.Close()
+			l.dirSink = nil
+			return err
+		}
+		return nil
+	}
+	if l.dirSink != nil {
+		return nil
+	}
+	s, err := pktgen.LoadSink(true)
+	if err != nil {
+		return err
+	}
+	if err := attach(l.director, s, l.dev("d0")); err != nil {
+		s.Close()
+		return err
+	}
+	l.dirSink = s
+	return l.pinNAPI()
+}
+
+// delivered sums what the sinks counted, and returns each real server's
+// share (zero when counting at the switch).
+func (l *lab) delivered() (uint64, []uint64, error) {
+	var total uint64
+	per := make([]uint64, len(l.sinks))
+	if l.switchSink != nil {
+		c, err := l.switchSink.Counters()
+		if err != nil {
+			return 0, nil, err
+		}
+		total = c.UDP + c.Tunnel
+	}
+	for i, s := range l.sinks {
+		c, err := s.Counters()
+		if err != nil {
+			return 0, nil, err
+		}
+		per[i] = c.UDP + c.Tunnel
+		total += per[i]
+	}
+	return total, per, nil
+}
+
+// serveHTTP starts a tiny HTTP server on every real server.
+func (l *lab) serveHTTP() (func(), error) {
+	var servers []*http.Server
+	stop := func() {
+		for _, s := range servers {
+			s.Close()
+		}
+	}
+	for i, rs := range l.reals {
+		ln, err := rs.Listen("tcp", fmt.Sprintf(":%d", httpPort))
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		body := []byte(fmt.Sprintf("rs%d\n", i+1))
+		srv := &http.Server{
+			Handler:           http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write(body) }),
+			ReadHeaderTimeout: 5 * time.Second,
+		}
+		servers = append(servers, srv)
+		go srv.Serve(ln)
+	}
+	return stop, nil
+}
+
+// threadedNAPI moves the receive processing of every veth end that has
+// NAPI into kernel threads (best effort): the director's to dirCPU, the
+// rest (client, switch, real servers) to genCPU, so that the director's
+// core does the director's work only. The switch port facing the director
+// gets GRO so that it has NAPI (and a thread) too; without it, the bridge
+// would run on the director's core, in the sender's context.
+func (l *lab) threadedNAPI() error {
+	if _, err := l.bridge.Exec("ethtool", "-K", l.dev("sd"), "gro", "on"); err != nil {
+		l.log("warning: GRO on %s: %v", l.dev("sd"), err)
+	}
+	devs := map[*topo.NS][]string{
+		l.client:   {l.dev("c")},
+		l.director: {l.dev("d0"), l.dev("d1")},
+		l.bridge:   {l.dev("sd")},
+	}
+	for i, rs := range l.reals {
+		devs[rs] = []string{l.dev(fmt.Sprintf("r%d", i+1))}
+		devs[l.bridge] = append(devs[l.bridge], l.dev(fmt.Sprintf("s%d", i+1)))
+	}
+	l.napiDevs = devs
+	return l.pinNAPI()
+}
+
+// pinNAPI pins this lab's NAPI threads: the director's devices to dirCPU,
+// the others to genCPU. NAPI instances (and their threads) come and go
+// with XDP programs, so it runs again whenever one is attached.
+func (l *lab) pinNAPI() error {
+	// A veth end has NAPI only while it has an XDP program or GRO, and
+	// threaded mode can be set only then (the bridge's ports toward the
+	// real servers never have it: the kernel refuses, harmlessly). New
+	// NAPI instances inherit the device's setting.
+	for ns, list := range l.napiDevs {
+		for _, d := range list {
+			ns.Exec("sh", "-c", "echo 1 > /sys/class/net/"+d+"/threaded")
+		}
+	}
+	procs, err := filepath.Glob("/proc/[0-9]*/comm")
+	if err != nil {
+		return err
+	}
+	director := []string{"napi/" + l.dev("d0"), "napi/" + l.dev("d1")}
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		comm := strings.TrimSpace(string(b))
+		if !strings.HasPrefix(comm, "napi/"+l.prefix) {
+			continue
+		}
+		cpu := l.genCPU
+		for _, d := range director {
+			if strings.HasPrefix(comm, d+"-") || comm == d {
+				cpu = l.dirCPU
+			}
+		}
+		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+		if err := pinPID(pid, cpu); err != nil {
+			l.log("warning: pin %s (%d) to cpu %d: %v", comm, pid, cpu, err)
+		}
+		if cpu == l.genCPU {
+			// The "other machines" (switch, real servers) must not
+			// lose packets while the generator's busy loop holds the
+			// CPU: their NAPI threads preempt it.
+			if err := realtime(pid); err != nil {
+				l.log("warning: SCHED_FIFO for %s (%d): %v", comm, pid, err)
+			}
+		} else if err := unix.Setpriority(unix.PRIO_PROCESS, pid, directorNice); err != nil {
+			// The director's keep the ordinary policy (how they share
+			// the CPU with govsd is part of what is measured), at the
+			// highest weight, ahead of whatever else runs there.
+			l.log("warning: nice %s (%d): %v", comm, pid, err)
+		}
+	}
+	return nil
+}
+
+func (l *lab) close() {
+	if l.httpStop != nil {
+		l.httpStop()
+	}
+	if l.dirSink != nil {
+		l.dirSink.Close()
+	}
+	for _, s := range l.sinks {
+		s.Close()
+	}
+	if l.switchSink != nil {
+		l.switchSink.Close()
+	}
+	l.Close()
+}

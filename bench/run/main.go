@@ -1,0 +1,342 @@
+// Command run is `make bench`: it measures what the director delivers on
+// one namespace topology, in one run, for the kernel's own paths and for
+// govs in each forwarding mode, and writes the table to bench/results.md.
+//
+//	client ── director ── bridge ── 4 real servers
+//
+// The client sends 64-byte UDP frames over many flows with the XDP
+// live-frames generator (package pktgen), pinned to one CPU; the director
+// (govsd, or the kernel's forwarding and its NAPI threads) is pinned to the
+// other; the rest of the topology (bridge, real servers) runs on the
+// generator's CPU, as if on other machines. Every real server counts the
+// UDP (and IP-in-IP) packets it receives with an XDP program and drops
+// them; delivered = those counts per second.
+//
+// Paths: kernel (IP forwarding to the real servers' addresses, no load
+// balancing), nftables (DNAT of the VIP, numgen random mod 4), and govs
+// nat, fullnat, dr and tun. For each, the offered load is swept to find the
+// best delivered rate; that level is run three times and the median kept.
+// With wrk installed, TCP connections per second (one request per
+// connection) are measured directly to a real server, through nftables and
+// through govs nat and fullnat.
+//
+// It needs root and at least two CPUs, runs the govsd given with --govsd
+// (or builds one), and removes everything it creates.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// bench holds the options and the topology of one run.
+type bench struct {
+	ctx           context.Context // cancelled by SIGINT, SIGTERM, SIGHUP
+	lab           *lab
+	govsdBin      string
+	flows         uint32
+	size          int
+	runs          int
+	levels        int
+	warmup        time.Duration
+	window        time.Duration
+	wrkDuration   time.Duration
+	wrkConns      int
+	verbose       bool
+	cpuProfileDir string
+	perfDir       string
+	countAt       string
+	out           io.Writer
+}
+
+func (b *bench) logf(format string, args ...any) {
+	fmt.Fprintf(b.out, format+"\n", args...)
+}
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	// Interrupted, it still removes its namespaces; a closed stdout (| head)
+	// is an error on write rather than a silent death.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	b := &bench{out: os.Stdout, ctx: ctx}
+	pathList := fs.String("paths", "kernel,nftables,nat,fullnat,dr,tun", "paths to measure, comma-separated")
+	flows := fs.Uint("flows", 1024, "flows (source ports) the generator cycles through")
+	fs.IntVar(&b.size, "size", 64, "frame size in bytes")
+	fs.IntVar(&b.runs, "runs", 3, "runs at the best level (the median is reported)")
+	fs.IntVar(&b.levels, "levels", 6, "paced levels tried at most when a path drops part of the full load")
+	fs.DurationVar(&b.warmup, "warmup", 500*time.Millisecond, "traffic before each measurement window")
+	fs.DurationVar(&b.window, "window", 1500*time.Millisecond, "measurement window")
+	fs.DurationVar(&b.wrkDuration, "wrk-duration", 4*time.Second, "length of each wrk run")
+	fs.IntVar(&b.wrkConns, "wrk-connections", 32, "wrk's concurrent connections")
+	countAt := fs.String("count-at", "switch", "where delivered frames are counted: switch (its port facing the director) or servers (each real server's interface, behind the bridge)")
+	noTCP := fs.Bool("no-tcp", false, "skip the wrk connection-rate measurements")
+	genCPU := fs.Int("gen-cpu", 0, "CPU of the generator and the rest of the topology")
+	dirCPU := fs.Int("dir-cpu", 1, "CPU of the director")
+	out := fs.String("out", "bench/results.md", "where to write the results table (\"\" for nowhere)")
+	fs.StringVar(&b.cpuProfileDir, "cpuprofile", "", "directory for govsd CPU profiles (govsd -cpuprofile), one per mode")
+	fs.StringVar(&b.perfDir, "perf", "", "directory for a `perf record -a -g` (3 s at the best level) per path; read the director with perf report --cpu")
+	fs.StringVar(&b.govsdBin, "govsd", "", "govsd binary to run (default: build one from ./cmd/govsd)")
+	fs.BoolVar(&b.verbose, "v", false, "print wrk output and govsd logs")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	b.flows = uint32(*flows)
+	if os.Geteuid() != 0 {
+		return errors.New("needs root (network namespaces, XDP)")
+	}
+	if runtime.NumCPU() < 2 || *genCPU == *dirCPU {
+		return fmt.Errorf("needs two distinct CPUs for the generator and the director (have %d)", runtime.NumCPU())
+	}
+	paths, err := selectPaths(*pathList)
+	if err != nil {
+		return err
+	}
+	for _, d := range []string{b.cpuProfileDir, b.perfDir} {
+		if d != "" {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return err
+			}
+		}
+	}
+	wrk := !*noTCP
+	if _, err := exec.LookPath("wrk"); wrk && err != nil {
+		b.logf("wrk is not installed: skipping connections per second (apt-get install wrk)")
+		wrk = false
+	}
+
+	// This process (the real servers' HTTP handlers, the sampling) lives on
+	// the generator's CPU; the director's CPU is the director's.
+	if err := pinSelf(*genCPU); err != nil {
+		return fmt.Errorf("pin to cpu %d: %w", *genCPU, err)
+	}
+	if b.govsdBin == "" {
+		binDir, err := os.MkdirTemp("", "govs-bench-bin")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(binDir)
+		b.govsdBin = filepath.Join(binDir, "govsd")
+		if out, err := exec.Command("go", "build", "-o", b.govsdBin, "github.com/govs/govs/cmd/govsd").CombinedOutput(); err != nil {
+			return fmt.Errorf("build govsd: %w\n%s", err, out)
+		}
+	} else if b.govsdBin, err = filepath.Abs(b.govsdBin); err != nil {
+		return err
+	}
+
+	prefix := fmt.Sprintf("gbn%d", os.Getpid()%10000)
+	if *countAt != "switch" && *countAt != "servers" {
+		return fmt.Errorf("--count-at %q: want switch or servers", *countAt)
+	}
+	b.countAt = *countAt
+	b.lab, err = newLab(prefix, *genCPU, *dirCPU, *countAt == "switch", b.logf)
+	if err != nil {
+		return fmt.Errorf("build topology: %w", err)
+	}
+	defer b.lab.close()
+
+	start := time.Now()
+	var results []result
+	for _, p := range paths {
+		if ctx.Err() != nil {
+			return errors.New("interrupted")
+		}
+		b.logf("%s: %s", p.name, p.desc)
+		r, err := b.measurePath(p, wrk)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p.name, err)
+		}
+		results = append(results, r)
+	}
+	table := report(results, b, time.Since(start))
+	fmt.Fprint(b.out, "\n"+table)
+	if *out != "" {
+		if err := os.WriteFile(*out, []byte(table), 0o644); err != nil {
+			return err
+		}
+		b.logf("written to %s", *out)
+	}
+	return nil
+}
+
+func selectPaths(list string) ([]path, error) {
+	all := allPaths()
+	var out []path
+	for _, name := range strings.Split(list, ",") {
+		name = strings.TrimSpace(name)
+		found := false
+		for _, p := range all {
+			if p.name == name {
+				out = append(out, p)
+				found = true
+			}
+		}
+		if !found {
+			var names []string
+			for _, p := range all {
+				names = append(names, p.name)
+			}
+			return nil, fmt.Errorf("unknown path %q (have %s)", name, strings.Join(names, ", "))
+		}
+	}
+	return out, nil
+}
+
+// measurePath sets p up, sweeps it, measures connections per second, and
+// takes it down again.
+func (b *bench) measurePath(p path, wrk bool) (result, error) {
+	teardown, err := b.setUp(p)
+	if err != nil {
+		return result{}, err
+	}
+	defer teardown()
+	cfg, err := b.generatorConfig(p)
+	if err != nil {
+		return result{}, err
+	}
+	r, err := b.sweep(p, cfg)
+	if err != nil {
+		return r, err
+	}
+	if wrk && p.httpURL != "" {
+		if r.connsPS, r.connRun, err = b.connsPerSecond(p.httpURL); err != nil {
+			b.logf("warning: %v", err)
+			r.connsPS = 0
+		}
+	}
+	return r, nil
+}
+
+// report renders the results as Markdown.
+func report(results []result, b *bench, took time.Duration) string {
+	var nft float64
+	var nftConns float64
+	for _, r := range results {
+		if r.path.name == "nftables" {
+			nft, nftConns = r.best.delivered, r.connsPS
+		}
+	}
+	ratio := func(v, base float64) string {
+		if base == 0 || v == 0 {
+			return "–"
+		}
+		return fmt.Sprintf("%.2f×", v/base)
+	}
+	var s strings.Builder
+	host, _ := os.Hostname()
+	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	fmt.Fprintf(&s, "# govs benchmark results\n\n")
+	fmt.Fprintf(&s, "`make bench` (`go run ./bench/run`) on %s, kernel %s, %d CPUs (%s), %s. Took %s.\n\n",
+		host, strings.TrimSpace(string(kernel)), runtime.NumCPU(), cpuModel(), time.Now().UTC().Format("2006-01-02 15:04 UTC"), took.Round(time.Second))
+	where := "where they enter the real servers' network (an XDP program on the switch port facing the director counts and drops them)"
+	if b.countAt == "servers" {
+		where = "at the real servers (an XDP program on each counts and drops them)"
+	}
+	fmt.Fprintf(&s, "UDP, %d-byte frames, %d flows, from the XDP live-frames generator (CPU %d) through the director (CPU %d) "+
+		"toward %d real servers. Delivered: frames counted %s, per second; median of %d runs of %s "+
+		"at the offered rate that delivered the most in the sweep (or, when that rate lost more than 2%%, at the highest "+
+		"rate that did not, if its median is higher). Loss-free: the highest rate of the sweep delivered with at most 2%% lost (one run). "+
+		"At full load: delivered of offered with the generator unpaced (one run): an overloaded director can deliver far less than its best.\n\n",
+		b.size, b.flows, b.lab.genCPU, b.lab.dirCPU, numReals, where, b.runs, b.window)
+	s.WriteString("| path | delivered Mpps | offered Mpps | vs nftables | runs (Mpps) | loss-free Mpps | at full load Mpps |\n|---|---:|---:|---:|---|---:|---:|\n")
+	for _, r := range results {
+		var runs []string
+		for _, x := range r.runs {
+			runs = append(runs, fmt.Sprintf("%.3f", x.delivered/1e6))
+		}
+		name := r.path.desc
+		if r.note != "" {
+			name += " ¹"
+		}
+		var lossFree float64
+		for _, x := range r.sweep {
+			if x.delivered >= 0.98*x.offered {
+				lossFree = max(lossFree, x.delivered)
+			}
+		}
+		full := r.sweep[0]
+		fmt.Fprintf(&s, "| %s | %.3f | %.3f | %s | %s | %.3f | %.3f of %.3f |\n", name, r.best.delivered/1e6, r.best.offered/1e6,
+			ratio(r.best.delivered, nft), strings.Join(runs, ", "), lossFree/1e6, full.delivered/1e6, full.offered/1e6)
+	}
+	for _, r := range results {
+		if r.note != "" {
+			fmt.Fprintf(&s, "\n¹ %s: the generator's limit, not the path's.\n", r.path.name)
+			break
+		}
+	}
+	s.WriteString("\nOn a small shared VM the figures move by 20–30% from one `make bench` to the next; compare paths within one run.\n")
+	fmt.Fprintf(&s, "\nSetup: the generator's thread, the bridge and the real servers' NAPI threads (SCHED_FIFO, so that nothing is lost "+
+		"past the director) share CPU %d; the director's NAPI threads (threaded veth NAPI) and govsd (taskset) have CPU %d, "+
+		"at nice %d against whatever else runs on the machine. The kernel paths get a pass-through XDP program on the director's "+
+		"client-side interface, as govs has its steering program there (a veth receives XDP_TX frames only with XDP or GRO on). "+
+		"Caveat: the generator's frames come from a page pool of CPU %d; a path that frees them on the director's CPU (govs: "+
+		"AF_XDP copy mode copies and frees at once) pays a cross-CPU, locked return that a NIC's local page pool would not cost.\n",
+		b.lab.genCPU, b.lab.dirCPU, directorNice, b.lab.genCPU)
+	var tcp []result
+	for _, r := range results {
+		if r.connsPS > 0 {
+			tcp = append(tcp, r)
+		}
+	}
+	if len(tcp) > 0 {
+		fmt.Fprintf(&s, "\nTCP connections per second: wrk -t1 -c%d -d%s -H 'Connection: close' from the client (CPU %d), "+
+			"one HTTP request per connection, Go HTTP servers on the real servers (CPU %d, no TIME_WAIT kept: "+
+			"tcp_max_tw_buckets=0, so that client ports reused from run to run do not stall); median of %d runs.\n\n",
+			b.wrkConns, b.wrkDuration, b.lab.genCPU, b.lab.genCPU, b.runs)
+		s.WriteString("| path | connections/s | vs nftables | runs |\n|---|---:|---:|---|\n")
+		for _, r := range tcp {
+			var runs []string
+			for _, x := range r.connRun {
+				runs = append(runs, fmt.Sprintf("%.0f", x))
+			}
+			target := r.path.desc
+			if r.path.name == "kernel" {
+				target = "direct to one real server (kernel forwarding)"
+			}
+			fmt.Fprintf(&s, "| %s | %.0f | %s | %s |\n", target, r.connsPS, ratio(r.connsPS, nftConns), strings.Join(runs, ", "))
+		}
+	}
+	s.WriteString("\nSweep (one run per level):\n\n")
+	for _, r := range results {
+		fmt.Fprintf(&s, "- %s:", r.path.name)
+		for _, x := range r.sweep {
+			fmt.Fprintf(&s, " [%s]", x)
+		}
+		s.WriteString("\n")
+	}
+	return s.String()
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}

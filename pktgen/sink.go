@@ -1,0 +1,109 @@
+package pktgen
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/rlimit"
+)
+
+// SinkCounters are the sink program's counters summed over CPUs.
+type SinkCounters struct {
+	UDP    uint64 // UDP over IPv4 or IPv6
+	Tunnel uint64 // IP-in-IP (LVS-TUN packets, still encapsulated)
+	Passed uint64 // everything else, passed to the kernel
+}
+
+// Sink owns a loaded sink program: attached to the receiving interfaces of
+// a test or a benchmark, it counts UDP and IP-in-IP packets and drops them
+// (or passes them on), like a real server that discards at line rate.
+type Sink struct {
+	objs sinkObjects
+
+	mu    sync.Mutex
+	links map[int]link.Link
+}
+
+// LoadSink loads the sink program. With pass, counted packets go on to the
+// kernel instead of being dropped.
+func LoadSink(pass bool) (*Sink, error) {
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, fmt.Errorf("remove memlock rlimit: %w", err)
+	}
+	s := &Sink{links: make(map[int]link.Link)}
+	if err := loadSinkObjects(&s.objs, nil); err != nil {
+		return nil, loadError("sink", err)
+	}
+	var cfg sinkSinkConfig
+	if pass {
+		cfg.Pass = 1
+	}
+	if err := s.objs.SinkSettings.Update(uint32(0), &cfg, ebpf.UpdateAny); err != nil {
+		s.objs.Close()
+		return nil, fmt.Errorf("write sink settings: %w", err)
+	}
+	return s, nil
+}
+
+// Program returns the sink XDP program.
+func (s *Sink) Program() *ebpf.Program { return s.objs.Sink }
+
+// Attach attaches the sink to an interface of the calling thread's network
+// namespace, in native (driver) mode: veth has it, and it is the mode that
+// receives frames a peer transmits with XDP_TX or XDP_REDIRECT.
+func (s *Sink) Attach(ifindex int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.links[ifindex]; ok {
+		return fmt.Errorf("attach sink to ifindex %d: already attached", ifindex)
+	}
+	l, err := link.AttachXDP(link.XDPOptions{Program: s.objs.Sink, Interface: ifindex, Flags: link.XDPDriverMode})
+	if err != nil {
+		return fmt.Errorf("attach sink to ifindex %d: %w", ifindex, err)
+	}
+	s.links[ifindex] = l
+	return nil
+}
+
+// Counters returns the counters summed over CPUs.
+func (s *Sink) Counters() (SinkCounters, error) {
+	var c SinkCounters
+	fields := [...]struct {
+		id  sinkCounterId
+		dst *uint64
+	}{
+		{sinkCounterIdSunkUdp, &c.UDP},
+		{sinkCounterIdSunkTunnel, &c.Tunnel},
+		{sinkCounterIdPassed, &c.Passed},
+	}
+	var perCPU []uint64
+	for _, f := range fields {
+		if err := s.objs.SinkCounters.Lookup(uint32(f.id), &perCPU); err != nil {
+			return SinkCounters{}, fmt.Errorf("read sink counter %d: %w", f.id, err)
+		}
+		for _, v := range perCPU {
+			*f.dst += v
+		}
+	}
+	return c, nil
+}
+
+// Close detaches the sink from every interface and frees it.
+func (s *Sink) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for ifindex, l := range s.links {
+		if err := l.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("detach sink from ifindex %d: %w", ifindex, err))
+		}
+		delete(s.links, ifindex)
+	}
+	if err := s.objs.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close sink objects: %w", err))
+	}
+	return errors.Join(errs...)
+}
