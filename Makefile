@@ -23,7 +23,9 @@ vet:
 	$(GO) vet ./...
 
 # Every test, privileged ones included (they need root and skip without it).
-test: vet
+# Missing Debian packages (iproute2, ethtool, gobgpd, keepalived, ...) are
+# installed first, so this works on a fresh machine.
+test: deps vet
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 unit:
@@ -34,7 +36,7 @@ e2e: build
 
 # The demo: a namespace topology with three tiny HTTP real servers, govsd on
 # an embedded configuration, requests through the VIP. Needs root.
-demo: build
+demo: deps build
 	$(BIN)/govs-demo -govsd $(BIN)/govsd -govsadm $(BIN)/govsadm
 
 # The benchmark: govs-pktgen (XDP live frames) drives kernel forwarding,
@@ -53,7 +55,7 @@ fuzz:
 
 # Debian packages the build, the tests and the demo use.
 deps:
-	./.ci/deps
+	@./.ci/deps
 
 clean:
 	rm -rf $(BIN)
