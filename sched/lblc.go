@@ -1,12 +1,5 @@
 package sched
 
-import (
-	"sync"
-	"sync/atomic"
-
-	"github.com/govs/govs/inet"
-)
-
 func init() { Register("lblc", func(Flags) Scheduler { return newLocalityLeastConn() }) }
 
 // localityLeastConn is IPVS's lblc: a destination address goes to the server
@@ -19,9 +12,7 @@ func init() { Register("lblc", func(Flags) Scheduler { return newLocalityLeastCo
 // Pick locks one of 1024 cache buckets, as IPVS serialises cache updates;
 // lookups of different addresses rarely contend.
 type localityLeastConn struct {
-	state   atomic.Pointer[localityState]
-	buckets []lblcBucket
-	localityClock
+	localityCache[lblcEntry, *lblcEntry]
 }
 
 type lblcEntry struct {
@@ -29,28 +20,17 @@ type lblcEntry struct {
 	dest *Dest
 }
 
-type lblcBucket struct {
-	mu      sync.Mutex
-	entries [localityWays]lblcEntry
-}
-
 func newLocalityLeastConn() *localityLeastConn {
-	s := &localityLeastConn{buckets: make([]lblcBucket, localityTabSize)}
-	s.initClock()
+	s := &localityLeastConn{}
+	s.init()
 	return s
 }
 
-func (s *localityLeastConn) Update(dests []*Dest) { s.state.Store(newLocalityState(dests)) }
-
 func (s *localityLeastConn) Pick(k *Key) *Dest {
-	st := s.state.Load()
-	if st == nil || len(st.dests) == 0 {
+	st, b, k, now, exp := s.lock(k)
+	if st == nil {
 		return nil
 	}
-	k = keyOrZero(k)
-	now, exp := s.now(), s.expiration.Load()
-	b := &s.buckets[localityBucketOf(&k.Dst)]
-	b.mu.Lock()
 	defer b.mu.Unlock()
 
 	e := b.find(&k.Dst, now, exp)
@@ -74,14 +54,6 @@ func (s *localityLeastConn) Pick(k *Key) *Dest {
 	}
 	e.dest, e.lastUse = d, now
 	return d
-}
-
-func (b *lblcBucket) find(addr *inet.Addr, now, exp int64) *lblcEntry {
-	return findLocality[lblcEntry](b.entries[:], addr, now, exp)
-}
-
-func (b *lblcBucket) victim(now, exp int64) *lblcEntry {
-	return victimLocality[lblcEntry](b.entries[:], now, exp)
 }
 
 var _ Expirer = (*localityLeastConn)(nil)

@@ -1,12 +1,5 @@
 package sched
 
-import (
-	"sync"
-	"sync/atomic"
-
-	"github.com/govs/govs/inet"
-)
-
 func init() { Register("lblcr", func(Flags) Scheduler { return newLocalityReplicated() }) }
 
 // lblcrSetCap bounds a server set so that the cache is allocated once. IPVS's
@@ -22,9 +15,7 @@ const lblcrSetCap = 8
 // time (24h by default, see Expirer) drops its most loaded member, so sets
 // shrink back once load falls; an entry unused that long is forgotten.
 type localityReplicated struct {
-	state   atomic.Pointer[localityState]
-	buckets []lblcrBucket
-	localityClock
+	localityCache[lblcrEntry, *lblcrEntry]
 }
 
 type lblcrEntry struct {
@@ -36,28 +27,17 @@ type lblcrEntry struct {
 	set [lblcrSetCap]*Dest
 }
 
-type lblcrBucket struct {
-	mu      sync.Mutex
-	entries [localityWays]lblcrEntry
-}
-
 func newLocalityReplicated() *localityReplicated {
-	s := &localityReplicated{buckets: make([]lblcrBucket, localityTabSize)}
-	s.initClock()
+	s := &localityReplicated{}
+	s.init()
 	return s
 }
 
-func (s *localityReplicated) Update(dests []*Dest) { s.state.Store(newLocalityState(dests)) }
-
 func (s *localityReplicated) Pick(k *Key) *Dest {
-	st := s.state.Load()
-	if st == nil || len(st.dests) == 0 {
+	st, b, k, now, exp := s.lock(k)
+	if st == nil {
 		return nil
 	}
-	k = keyOrZero(k)
-	now, exp := s.now(), s.expiration.Load()
-	b := &s.buckets[localityBucketOf(&k.Dst)]
-	b.mu.Lock()
 	defer b.mu.Unlock()
 
 	e := b.find(&k.Dst, now, exp)
@@ -155,14 +135,6 @@ func (e *lblcrEntry) insert(d *Dest, now int64) {
 	e.set[0] = d
 	e.n++
 	e.lastMod = now
-}
-
-func (b *lblcrBucket) find(addr *inet.Addr, now, exp int64) *lblcrEntry {
-	return findLocality[lblcrEntry](b.entries[:], addr, now, exp)
-}
-
-func (b *lblcrBucket) victim(now, exp int64) *lblcrEntry {
-	return victimLocality[lblcrEntry](b.entries[:], now, exp)
 }
 
 var _ Expirer = (*localityReplicated)(nil)

@@ -1,6 +1,7 @@
 package sched
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -98,39 +99,76 @@ type localityEntry[E any] interface {
 	key() *localityKey
 }
 
-// findLocality returns the live entry for addr, or nil; an expired entry is
-// freed.
-func findLocality[E any, P localityEntry[E]](entries []E, addr *inet.Addr, now, exp int64) P {
-	for i := range entries {
-		k := P(&entries[i]).key()
+// localityBucket is one bucket of a locality cache; its lock serialises
+// the cache updates of the addresses that hash to it.
+type localityBucket[E any, P localityEntry[E]] struct {
+	mu      sync.Mutex
+	entries [localityWays]E
+}
+
+// find returns the live entry for addr, or nil; an expired entry is freed.
+func (b *localityBucket[E, P]) find(addr *inet.Addr, now, exp int64) P {
+	for i := range b.entries {
+		k := P(&b.entries[i]).key()
 		if !k.used || k.addr != *addr {
 			continue
 		}
 		if now-k.lastUse >= exp {
 			var zero E
-			entries[i] = zero
+			b.entries[i] = zero
 			return nil
 		}
-		return &entries[i]
+		return &b.entries[i]
 	}
 	return nil
 }
 
-// victimLocality returns a free or expired entry, else the least recently
-// used one, emptied.
-func victimLocality[E any, P localityEntry[E]](entries []E, now, exp int64) P {
+// victim returns a free or expired entry, else the least recently used one,
+// emptied.
+func (b *localityBucket[E, P]) victim(now, exp int64) P {
 	var zero E
 	oldest := 0
-	for i := range entries {
-		k := P(&entries[i]).key()
+	for i := range b.entries {
+		k := P(&b.entries[i]).key()
 		if !k.used || now-k.lastUse >= exp {
-			entries[i] = zero
-			return &entries[i]
+			b.entries[i] = zero
+			return &b.entries[i]
 		}
-		if k.lastUse < P(&entries[oldest]).key().lastUse {
+		if k.lastUse < P(&b.entries[oldest]).key().lastUse {
 			oldest = i
 		}
 	}
-	entries[oldest] = zero
-	return &entries[oldest]
+	b.entries[oldest] = zero
+	return &b.entries[oldest]
+}
+
+// localityCache is what lblc and lblcr share: the service's servers, the
+// fixed table of cache buckets, and the clock.
+type localityCache[E any, P localityEntry[E]] struct {
+	state   atomic.Pointer[localityState]
+	buckets []localityBucket[E, P]
+	localityClock
+}
+
+func (c *localityCache[E, P]) init() {
+	c.buckets = make([]localityBucket[E, P], localityTabSize)
+	c.initClock()
+}
+
+// Update implements Scheduler.
+func (c *localityCache[E, P]) Update(dests []*Dest) { c.state.Store(newLocalityState(dests)) }
+
+// lock starts a Pick: it returns the servers and the bucket of k's
+// destination, locked (the caller unlocks it), with the clock's reading.
+// st is nil, and nothing is locked, when the service has no server.
+func (c *localityCache[E, P]) lock(k *Key) (st *localityState, b *localityBucket[E, P], key *Key, now, exp int64) {
+	st = c.state.Load()
+	if st == nil || len(st.dests) == 0 {
+		return nil, nil, nil, 0, 0
+	}
+	key = keyOrZero(k)
+	now, exp = c.now(), c.expiration.Load()
+	b = &c.buckets[localityBucketOf(&key.Dst)]
+	b.mu.Lock()
+	return st, b, key, now, exp
 }
