@@ -326,13 +326,14 @@ func (w *worker) process(desc *xsk.Desc, inIface int, now int64, st *snapshot, o
 		c.InPort, c.ClientMAC, c.LocalMAC = uint16(inIface), [6]byte(frame[6:12]), [6]byte(frame[0:6])
 		c.Flags &^= flagNoL2
 	}
-	ds := &st.dest(c.Dest).stats.perWorker[w.q]
+	dst := st.dest(c.Dest)
+	ds := &dst.stats.perWorker[w.q]
 	if dir == conntrack.DirOriginal {
 		c.PktsIn++
 		c.BytesIn += uint64(len(frame))
 		ds.inPkts.Add(1)
 		ds.inBytes.Add(uint64(len(frame)))
-		return w.toRealServer(desc, frame, c, st)
+		return w.toRealServer(desc, frame, c, dst, c.Fwd)
 	}
 	c.PktsOut++
 	c.BytesOut += uint64(len(frame))
@@ -435,11 +436,12 @@ func (w *worker) sleep() {
 	w.wk.sleeping.Store(false)
 }
 
-// toRealServer forwards a request (or an ICMP error already rewritten for
-// the real server) according to the connection's forwarding method.
-func (w *worker) toRealServer(desc *xsk.Desc, frame []byte, c *conntrack.Conn, st *snapshot) (int, bool) {
+// toRealServer forwards a frame of connection c to its real server dst,
+// rewritten for forwarding method fwd: the connection's own for a request;
+// for an ICMP error whose addresses are already translated, DR's (only the
+// MACs change) or TUN's.
+func (w *worker) toRealServer(desc *xsk.Desc, frame []byte, c *conntrack.Conn, dst *Dest, fwd conntrack.Fwd) (int, bool) {
 	p := &w.p
-	dst := st.dest(c.Dest)
 	nh, ok := w.d.res.lookup(dst.Addr)
 	if !ok {
 		w.drop(DropNeighMiss)
@@ -449,15 +451,11 @@ func (w *worker) toRealServer(desc *xsk.Desc, frame []byte, c *conntrack.Conn, s
 		w.drop(DropTTL)
 		return 0, false
 	}
-	switch c.Fwd {
+	switch fwd {
 	case conntrack.FwdNAT:
-		if p.Proto == packet.ProtoTCP || p.Proto == packet.ProtoUDP {
-			packet.DNAT(frame, p, dst.Addr, dst.Port)
-		}
+		packet.DNAT(frame, p, dst.Addr, dst.Port)
 	case conntrack.FwdFullNAT:
-		if p.Proto == packet.ProtoTCP || p.Proto == packet.ProtoUDP {
-			packet.FullNAT(frame, p, c.LAddr, c.LPort, dst.Addr, dst.Port)
-		}
+		packet.FullNAT(frame, p, c.LAddr, c.LPort, dst.Addr, dst.Port)
 	case conntrack.FwdDR:
 		// VS/DR: only the Ethernet header changes.
 	case conntrack.FwdTun:
@@ -548,8 +546,13 @@ func (w *worker) processICMP(desc *xsk.Desc, frame []byte, now int64, st *snapsh
 			w.drop(DropMalformed)
 			return 0, false
 		}
-		// DR and TUN forward the error unchanged (TUN encapsulated).
-		return w.toRealServerRaw(desc, frame, c, st)
+		// The addresses are translated: NAT and full-NAT now forward
+		// like DR; DR forwards the error as is, TUN encapsulates it.
+		fwd := c.Fwd
+		if fwd == conntrack.FwdNAT || fwd == conntrack.FwdFullNAT {
+			fwd = conntrack.FwdDR
+		}
+		return w.toRealServer(desc, frame, c, dst, fwd)
 	}
 	// About a request we sent to the real server: the client must hear of it.
 	var err error
@@ -569,19 +572,6 @@ func (w *worker) processICMP(desc *xsk.Desc, frame []byte, now int64, st *snapsh
 	packet.SetMACs(frame, c.ClientMAC, c.LocalMAC)
 	w.ctr.Outbound.Add(1)
 	return int(c.InPort), true
-}
-
-// toRealServerRaw sends an already translated ICMP error toward the real
-// server: as is for NAT, full-NAT and DR, encapsulated for TUN.
-func (w *worker) toRealServerRaw(desc *xsk.Desc, frame []byte, c *conntrack.Conn, st *snapshot) (int, bool) {
-	fwd := c.Fwd
-	if fwd == conntrack.FwdNAT || fwd == conntrack.FwdFullNAT {
-		// The addresses are already rewritten; forward like DR.
-		c2 := *c
-		c2.Fwd = conntrack.FwdDR
-		return w.toRealServer(desc, frame, &c2, st)
-	}
-	return w.toRealServer(desc, frame, c, st)
 }
 
 // tooBig answers a packet that would exceed the path MTU once encapsulated
