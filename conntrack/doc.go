@@ -41,8 +41,8 @@
 // remote clients cannot aim collisions at a table.
 //
 // Memory is allocated up front and never grows: per connection of capacity,
-// 176 bytes of slab, 18 to 37 bytes of index (32 at 1M and 4M), and with the
-// default template capacity (Capacity/4) 24 bytes of templates: 232 bytes
+// 144 bytes of slab, 18 to 37 bytes of index (32 at 1M and 4M), and with the
+// default template capacity (Capacity/4) 24 bytes of templates: 200 bytes
 // in all at 1M and 4M, so the footprint is known when the daemon starts.
 // Untouched slab pages are not even resident until connections use them.
 // Large slabs and indexes are advised for transparent huge pages (Linux), so

@@ -53,15 +53,11 @@ type Conn struct {
 	LAddr               inet.Addr // full-NAT local address
 	LPort               uint16    // full-NAT local port
 
-	// Table-private fields, placed so that the line holding the packet
-	// counters also holds the liveness bits Track checks.
+	// Table-private fields.
 	slot    uint32 // own position in the slab
 	tmpl    uint32 // live: persistence template slot + 1 (0 = unbound); free: next free slot + 1
 	tmplGen uint32 // generation of that template slot when bound
 	bits    uint8  // bitLive, bitHasReply
-
-	PktsIn, PktsOut   uint64
-	BytesIn, BytesOut uint64
 }
 
 const (

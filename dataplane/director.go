@@ -527,17 +527,13 @@ func (d *Director) SteeringCounters() (bpf.Counters, error) { return d.steer.Cou
 
 // Conn is one connection as listings show it.
 type Conn struct {
-	Proto    uint8
-	State    string
-	Expires  time.Duration
-	Client   netip.AddrPort
-	Virtual  netip.AddrPort
-	Dest     netip.AddrPort
-	Local    netip.AddrPort // full-NAT
-	PktsIn   uint64
-	PktsOut  uint64
-	BytesIn  uint64
-	BytesOut uint64
+	Proto   uint8
+	State   string
+	Expires time.Duration
+	Client  netip.AddrPort
+	Virtual netip.AddrPort
+	Dest    netip.AddrPort
+	Local   netip.AddrPort // full-NAT
 }
 
 // Connections lists the live connections of every worker. Each worker builds

@@ -329,14 +329,10 @@ func (w *worker) process(desc *xsk.Desc, inIface int, now int64, st *snapshot, o
 	dst := st.dest(c.Dest)
 	ds := &dst.stats.perWorker[w.q]
 	if dir == conntrack.DirOriginal {
-		c.PktsIn++
-		c.BytesIn += uint64(len(frame))
 		ds.inPkts.Add(1)
 		ds.inBytes.Add(uint64(len(frame)))
 		return w.toRealServer(desc, frame, c, dst, c.Fwd)
 	}
-	c.PktsOut++
-	c.BytesOut += uint64(len(frame))
 	ds.outPkts.Add(1)
 	ds.outBytes.Add(uint64(len(frame)))
 	return w.toClient(frame, c)
@@ -764,15 +760,11 @@ func (w *worker) listConns(ctx context.Context) ([]Conn, error) {
 				return true
 			}
 			conn := Conn{
-				Proto:    c.Orig.Proto,
-				State:    c.State.String(),
-				Expires:  time.Duration(c.Expires - now),
-				Client:   netip.AddrPortFrom(c.Orig.Src.Netip(), c.Orig.SrcPort),
-				Virtual:  netip.AddrPortFrom(c.Orig.Dst.Netip(), c.Orig.DstPort),
-				PktsIn:   c.PktsIn,
-				PktsOut:  c.PktsOut,
-				BytesIn:  c.BytesIn,
-				BytesOut: c.BytesOut,
+				Proto:   c.Orig.Proto,
+				State:   c.State.String(),
+				Expires: time.Duration(c.Expires - now),
+				Client:  netip.AddrPortFrom(c.Orig.Src.Netip(), c.Orig.SrcPort),
+				Virtual: netip.AddrPortFrom(c.Orig.Dst.Netip(), c.Orig.DstPort),
 			}
 			if dst := st.dest(c.Dest); dst != nil {
 				conn.Dest = netip.AddrPortFrom(dst.Addr.Netip(), dst.Port)
