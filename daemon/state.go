@@ -317,6 +317,17 @@ func destAddr(s *service, addr string, port uint16) (netip.Addr, uint16, error) 
 	return a, port, nil
 }
 
+// serviceAndDest finds the service a govsadm real-server command names and
+// parses the real server's address (a port of 0 means the service's).
+func serviceAndDest(svcs []*service, k control.ServiceKey, address string, port uint16) (*service, netip.Addr, uint16, error) {
+	i, err := findService(svcs, k)
+	if err != nil {
+		return nil, netip.Addr{}, 0, err
+	}
+	addr, port, err := destAddr(svcs[i], address, port)
+	return svcs[i], addr, port, err
+}
+
 // editDest applies a govsadm dest spec to ds.
 func editDest(s *service, cd control.DestSpec, ds *dataplane.DestSpec) error {
 	if cd.Forward != "" {
@@ -353,12 +364,7 @@ func editDest(s *service, cd control.DestSpec, ds *dataplane.DestSpec) error {
 // AddDest implements control.Backend (ipvsadm -a).
 func (d *Daemon) AddDest(cd control.DestSpec) error {
 	return d.change(func(svcs []*service) ([]*service, error) {
-		i, err := findService(svcs, cd.Service)
-		if err != nil {
-			return nil, err
-		}
-		s := svcs[i]
-		addr, port, err := destAddr(s, cd.Address, cd.Port)
+		s, addr, port, err := serviceAndDest(svcs, cd.Service, cd.Address, cd.Port)
 		if err != nil {
 			return nil, err
 		}
@@ -379,12 +385,7 @@ func (d *Daemon) AddDest(cd control.DestSpec) error {
 // EditDest implements control.Backend (ipvsadm -e).
 func (d *Daemon) EditDest(cd control.DestSpec) error {
 	return d.change(func(svcs []*service) ([]*service, error) {
-		i, err := findService(svcs, cd.Service)
-		if err != nil {
-			return nil, err
-		}
-		s := svcs[i]
-		addr, port, err := destAddr(s, cd.Address, cd.Port)
+		s, addr, port, err := serviceAndDest(svcs, cd.Service, cd.Address, cd.Port)
 		if err != nil {
 			return nil, err
 		}
@@ -404,12 +405,7 @@ func (d *Daemon) EditDest(cd control.DestSpec) error {
 // its established connections go on until they end.
 func (d *Daemon) DeleteDest(k control.ServiceKey, address string, port uint16) error {
 	return d.change(func(svcs []*service) ([]*service, error) {
-		i, err := findService(svcs, k)
-		if err != nil {
-			return nil, err
-		}
-		s := svcs[i]
-		addr, port, err := destAddr(s, address, port)
+		s, addr, port, err := serviceAndDest(svcs, k, address, port)
 		if err != nil {
 			return nil, err
 		}
