@@ -17,6 +17,7 @@
 #include "icmp.h"
 #include "maps.h"
 #include "counters.h"
+#include "fastpath.h"
 
 enum verdict {
 	VERDICT_VIP,
@@ -84,9 +85,10 @@ static __always_inline enum verdict classify_icmp_error(int status, struct tuple
 	return VERDICT_PASS;
 }
 
-static __always_inline enum verdict classify(struct cursor *c)
+/* classify decides on a packet and leaves its tuple in t and its family in
+ * is_ipv6 (meaningful for VERDICT_VIP and VERDICT_REPLY). */
+static __always_inline enum verdict classify(struct cursor *c, struct tuple *t, bool *is_ipv6_out)
 {
-	struct tuple t = {};
 	__be16 ethertype;
 	bool is_ipv6;
 	int status;
@@ -95,17 +97,18 @@ static __always_inline enum verdict classify(struct cursor *c)
 		return VERDICT_MALFORMED;
 	if (ethertype == bpf_htons(ETH_P_IP)) {
 		is_ipv6 = false;
-		status = parse_ipv4(c, &t, false);
+		status = parse_ipv4(c, t, false);
 	} else if (ethertype == bpf_htons(ETH_P_IPV6)) {
 		is_ipv6 = true;
-		status = parse_ipv6(c, &t, false);
+		status = parse_ipv6(c, t, false);
 	} else {
 		return VERDICT_PASS;
 	}
 	if (status != PARSE_OK)
 		return verdict_of(status);
+	*is_ipv6_out = is_ipv6;
 
-	if (!is_ipv6 && t.proto == IPPROTO_ICMP) {
+	if (!is_ipv6 && t->proto == IPPROTO_ICMP) {
 		struct tuple inner = {};
 		bool is_error;
 		status = parse_icmp4_error(c, &inner, &is_error);
@@ -113,7 +116,7 @@ static __always_inline enum verdict classify(struct cursor *c)
 			return VERDICT_PASS;
 		return classify_icmp_error(status, &inner);
 	}
-	if (is_ipv6 && t.proto == IPPROTO_ICMPV6) {
+	if (is_ipv6 && t->proto == IPPROTO_ICMPV6) {
 		struct tuple inner = {};
 		bool is_error;
 		status = parse_icmp6_error(c, &inner, &is_error);
@@ -122,12 +125,12 @@ static __always_inline enum verdict classify(struct cursor *c)
 		return classify_icmp_error(status, &inner);
 	}
 
-	status = parse_ports(c, &t, false);
+	status = parse_ports(c, t, false);
 	if (status != PARSE_OK)
 		return verdict_of(status);
-	if (endpoint_in(&vips, t.daddr, t.dport, t.proto))
+	if (endpoint_in(&vips, t->daddr, t->dport, t->proto))
 		return VERDICT_VIP;
-	if (endpoint_in(&reals, t.saddr, t.sport, t.proto) && !is_own(t.daddr))
+	if (endpoint_in(&reals, t->saddr, t->sport, t->proto) && !is_own(t->daddr))
 		return VERDICT_REPLY;
 	return VERDICT_PASS;
 }
@@ -147,7 +150,18 @@ int steer(struct xdp_md *ctx)
 		return XDP_PASS;
 	}
 
-	switch (classify(&c)) {
+	struct tuple t = {};
+	bool is_ipv6 = false;
+	enum verdict v = classify(&c, &t, &is_ipv6);
+
+	if (v == VERDICT_VIP || v == VERDICT_REPLY) {
+		int action = fast_forward(ctx, &t, is_ipv6);
+		if (action != FAST_NO) {
+			count(action == XDP_ABORTED ? fast_aborted : fast_forwarded);
+			return action;
+		}
+	}
+	switch (v) {
 	case VERDICT_VIP:
 		count(steered_vip);
 		break;

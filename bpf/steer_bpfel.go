@@ -29,8 +29,18 @@ const (
 	steerCounterIdFragPassed     steerCounterId = 5
 	steerCounterIdUnknownIface   steerCounterId = 6
 	steerCounterIdRedirectFailed steerCounterId = 7
-	steerCounterIdCounterMax     steerCounterId = 8
+	steerCounterIdFastForwarded  steerCounterId = 8
+	steerCounterIdFastAborted    steerCounterId = 9
+	steerCounterIdCounterMax     steerCounterId = 10
 )
+
+type steerDestCounters struct {
+	_        structs.HostLayout
+	InPkts   uint64
+	InBytes  uint64
+	OutPkts  uint64
+	OutBytes uint64
+}
 
 type steerEndpointKey struct {
 	_     structs.HostLayout
@@ -46,17 +56,56 @@ type steerEndpointValue struct {
 	Flags     uint32
 }
 
+type steerFastConfig struct {
+	_       structs.HostLayout
+	Enabled uint32
+	Gen     uint32
+}
+
+type steerFlowAction struct {
+	_           structs.HostLayout
+	Saddr       [16]uint8
+	Daddr       [16]uint8
+	Sport       uint16
+	Dport       uint16
+	Dmac        [6]uint8
+	Smac        [6]uint8
+	Ifindex     uint32
+	DestId      uint32
+	Gen         uint32
+	FlowLabel   uint32
+	MaxL3Len    uint16
+	Flags       uint8
+	Pad         uint8
+	_           [4]byte
+	LastSeen    uint64
+	IdleTimeout uint64
+}
+
+type steerFlowKey struct {
+	_     structs.HostLayout
+	Saddr [16]uint8
+	Daddr [16]uint8
+	Sport uint16
+	Dport uint16
+	Proto uint8
+	Pad   [3]uint8
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	steerMapCounters = "counters"
-	steerMapIfaces   = "ifaces"
-	steerMapOwnAddrs = "own_addrs"
-	steerMapReals    = "reals"
-	steerMapVips     = "vips"
-	steerMapXsks     = "xsks"
-	steerProgSteer   = "steer"
+	steerMapCounters  = "counters"
+	steerMapFastCfg   = "fast_cfg"
+	steerMapFastStats = "fast_stats"
+	steerMapFlows     = "flows"
+	steerMapIfaces    = "ifaces"
+	steerMapOwnAddrs  = "own_addrs"
+	steerMapReals     = "reals"
+	steerMapVips      = "vips"
+	steerMapXsks      = "xsks"
+	steerProgSteer    = "steer"
 )
 
 // loadSteer returns the embedded CollectionSpec for steer.
@@ -108,12 +157,15 @@ type steerProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type steerMapSpecs struct {
-	Counters *ebpf.MapSpec `ebpf:"counters"`
-	Ifaces   *ebpf.MapSpec `ebpf:"ifaces"`
-	OwnAddrs *ebpf.MapSpec `ebpf:"own_addrs"`
-	Reals    *ebpf.MapSpec `ebpf:"reals"`
-	Vips     *ebpf.MapSpec `ebpf:"vips"`
-	Xsks     *ebpf.MapSpec `ebpf:"xsks"`
+	Counters  *ebpf.MapSpec `ebpf:"counters"`
+	FastCfg   *ebpf.MapSpec `ebpf:"fast_cfg"`
+	FastStats *ebpf.MapSpec `ebpf:"fast_stats"`
+	Flows     *ebpf.MapSpec `ebpf:"flows"`
+	Ifaces    *ebpf.MapSpec `ebpf:"ifaces"`
+	OwnAddrs  *ebpf.MapSpec `ebpf:"own_addrs"`
+	Reals     *ebpf.MapSpec `ebpf:"reals"`
+	Vips      *ebpf.MapSpec `ebpf:"vips"`
+	Xsks      *ebpf.MapSpec `ebpf:"xsks"`
 }
 
 // steerVariableSpecs contains global variables before they are loaded into the kernel.
@@ -142,17 +194,23 @@ func (o *steerObjects) Close() error {
 //
 // It can be passed to loadSteerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type steerMaps struct {
-	Counters *ebpf.Map `ebpf:"counters"`
-	Ifaces   *ebpf.Map `ebpf:"ifaces"`
-	OwnAddrs *ebpf.Map `ebpf:"own_addrs"`
-	Reals    *ebpf.Map `ebpf:"reals"`
-	Vips     *ebpf.Map `ebpf:"vips"`
-	Xsks     *ebpf.Map `ebpf:"xsks"`
+	Counters  *ebpf.Map `ebpf:"counters"`
+	FastCfg   *ebpf.Map `ebpf:"fast_cfg"`
+	FastStats *ebpf.Map `ebpf:"fast_stats"`
+	Flows     *ebpf.Map `ebpf:"flows"`
+	Ifaces    *ebpf.Map `ebpf:"ifaces"`
+	OwnAddrs  *ebpf.Map `ebpf:"own_addrs"`
+	Reals     *ebpf.Map `ebpf:"reals"`
+	Vips      *ebpf.Map `ebpf:"vips"`
+	Xsks      *ebpf.Map `ebpf:"xsks"`
 }
 
 func (m *steerMaps) Close() error {
 	return _SteerClose(
 		m.Counters,
+		m.FastCfg,
+		m.FastStats,
+		m.Flows,
 		m.Ifaces,
 		m.OwnAddrs,
 		m.Reals,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/rlimit"
@@ -74,6 +75,8 @@ type Counters struct {
 	FragPassed     uint64 // non-first fragment (no ports): to the kernel
 	UnknownIface   uint64 // arrived on an interface without a base slot: to the kernel
 	RedirectFailed uint64 // steered, but no socket in the slot: to the kernel
+	FastForwarded  uint64 // rewritten and sent by the XDP fast path
+	FastAborted    uint64 // taken by the fast path, then a helper failed: dropped
 }
 
 // Steering owns the loaded steering program and its maps.
@@ -83,16 +86,37 @@ type Steering struct {
 
 	mu       sync.Mutex
 	realRefs map[Endpoint]int
+
+	fastMu sync.Mutex    // serialises changes of fast_cfg
+	gen    atomic.Uint32 // fast_cfg.gen: the generation of valid flow entries
 }
 
-// LoadSteering loads the steering program and creates its maps. Nothing is
-// attached yet.
-func LoadSteering() (*Steering, error) {
+// SteeringOptions size the steering program's maps.
+type SteeringOptions struct {
+	// MaxFlows bounds the XDP fast path's flow entries (two per
+	// connection that is forwarded both ways); 0 keeps the default, 2M.
+	// The map allocates entries as they are added.
+	MaxFlows int
+}
+
+// LoadSteering loads the steering program and creates its maps with the
+// default sizes. Nothing is attached yet.
+func LoadSteering() (*Steering, error) { return LoadSteeringWith(SteeringOptions{}) }
+
+// LoadSteeringWith loads the steering program with maps sized by opts.
+func LoadSteeringWith(opts SteeringOptions) (*Steering, error) {
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, fmt.Errorf("remove memlock rlimit: %w", err)
 	}
+	spec, err := loadSteer()
+	if err != nil {
+		return nil, loadError("steering", err)
+	}
+	if opts.MaxFlows > 0 {
+		spec.Maps[steerMapFlows].MaxEntries = uint32(min(opts.MaxFlows, 1<<30))
+	}
 	s := &Steering{realRefs: make(map[Endpoint]int)}
-	if err := loadSteerObjects(&s.objs, nil); err != nil {
+	if err := spec.LoadAndAssign(&s.objs, nil); err != nil {
 		return nil, loadError("steering", err)
 	}
 	return s, nil
@@ -236,6 +260,8 @@ func (s *Steering) Counters() (Counters, error) {
 		{steerCounterIdFragPassed, &c.FragPassed},
 		{steerCounterIdUnknownIface, &c.UnknownIface},
 		{steerCounterIdRedirectFailed, &c.RedirectFailed},
+		{steerCounterIdFastForwarded, &c.FastForwarded},
+		{steerCounterIdFastAborted, &c.FastAborted},
 	}
 	var perCPU []uint64
 	for _, f := range fields {

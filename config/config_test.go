@@ -103,6 +103,7 @@ func TestFullExample(t *testing.T) {
 			Timeouts:      Timeouts{TCP: 10 * time.Minute, TCPFin: 30 * time.Second, UDP: time.Minute},
 			ManageVIPs:    true,
 			BusyPoll:      true,
+			FastPath:      true,
 			Sync: &Sync{Role: SyncBoth, Interface: "eth1", Peers: []netip.Addr{addr("198.18.1.253"), addr("198.18.1.254")},
 				Port: 8849, SyncID: 7, KeyFile: "/etc/govs/sync.key"},
 			BGP: &BGP{
@@ -181,7 +182,7 @@ func TestDefaults(t *testing.T) {
 	}
 	d := cfg.Director
 	if d.XDPMode != XDPAuto || d.ControlSocket != "/run/govs.sock" || d.MetricsListen != "127.0.0.1:9469" ||
-		d.ConnTableSize != 1048576 || d.ManageVIPs || d.BusyPoll {
+		d.ConnTableSize != 1048576 || d.ManageVIPs || d.BusyPoll || !d.FastPath {
 		t.Errorf("director defaults: %+v", d)
 	}
 	if d.Timeouts != (Timeouts{TCP: 900 * time.Second, TCPFin: 120 * time.Second, UDP: 300 * time.Second}) {

@@ -26,6 +26,7 @@
 //	    udp: 300s
 //	  manage_vips: false                # add the VIPs to the interfaces
 //	  busy_poll: false                  # spin instead of sleeping in poll(2)
+//	  fast_path: true                   # XDP forwards established connections itself
 //	  sync:                             # optional: connection synchronisation
 //	    role: master                    # required: master | backup | both
 //	    interface: eth1                 # required

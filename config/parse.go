@@ -98,6 +98,7 @@ func (p *parser) director(n *yaml.Node, path string) Director {
 		ControlSocket: DefaultControlSocket,
 		MetricsListen: DefaultMetricsListen,
 		ConnTableSize: DefaultConnTableSize,
+		FastPath:      true,
 		Timeouts: Timeouts{
 			TCP:    DefaultTimeoutTCP,
 			TCPFin: DefaultTimeoutTCPFin,
@@ -105,7 +106,7 @@ func (p *parser) director(n *yaml.Node, path string) Director {
 		},
 	}
 	m := p.mapping(n, path, "interfaces", "xdp_mode", "control_socket", "metrics_listen",
-		"conn_table_size", "timeouts", "manage_vips", "busy_poll", "sync", "bgp")
+		"conn_table_size", "timeouts", "manage_vips", "busy_poll", "fast_path", "sync", "bgp")
 	if m == nil {
 		return d
 	}
@@ -147,6 +148,9 @@ func (p *parser) director(n *yaml.Node, path string) Director {
 	}
 	if f, ok := m.get("busy_poll"); ok {
 		d.BusyPoll, _ = p.boolean(f.val, f.path)
+	}
+	if f, ok := m.get("fast_path"); ok {
+		d.FastPath, _ = p.boolean(f.val, f.path)
 	}
 	if f, ok := m.get("sync"); ok {
 		d.Sync = p.sync(f)

@@ -24,6 +24,9 @@ type Director struct {
 	ManageVIPs    bool
 	// BusyPoll makes the workers spin instead of sleeping in poll(2).
 	BusyPoll bool
+	// FastPath lets the XDP program forward established connections
+	// itself (default true); false sends every packet to the workers.
+	FastPath bool
 	Sync     *Sync // nil: no connection synchronisation
 	BGP      *BGP  // nil: no BGP announcements
 }

@@ -58,6 +58,11 @@ type Conn struct {
 	tmpl    uint32 // live: persistence template slot + 1 (0 = unbound); free: next free slot + 1
 	tmplGen uint32 // generation of that template slot when bound
 	bits    uint8  // bitLive, bitHasReply
+
+	// FastGen is the dataplane's (the table never reads it; Insert keeps
+	// the caller's value): the generation of the XDP fast-path entries it
+	// wrote for this connection. It fills what was padding.
+	FastGen uint16
 }
 
 const (
@@ -103,6 +108,13 @@ type Config struct {
 	// Callbacks run on the owner's goroutine inside table calls and must not
 	// call back into the table.
 	OnRemove func(c *Conn)
+	// LastSeen, when set, is asked about a connection whose timeout has
+	// passed before the table treats it as gone (Lookup, Expire, the
+	// reclaim in Insert): it returns the latest time, on the table's clock,
+	// at which a packet of c was forwarded without passing through the
+	// table (the XDP fast path), or 0. If that time plus the state's
+	// timeout is still ahead, the connection lives on with that expiry.
+	LastSeen func(c *Conn) int64
 }
 
 // Stats are counters kept by a table (owner-only, like everything else).
@@ -111,6 +123,7 @@ type Stats struct {
 	Refused         uint64 // Insert refused with ErrFull
 	Duplicates      uint64 // Insert refused with ErrExists
 	Expired         uint64 // connections removed by Expire or reclaimed by Insert
+	Revived         uint64 // timeouts extended because LastSeen reported later packets
 	Deleted         uint64 // connections removed by Delete or Flush
 	TemplatesFull   uint64 // InsertTemplate refused with ErrFull
 	TemplateExpired uint64 // templates removed by Expire
@@ -131,6 +144,7 @@ type Table struct {
 	now      int64 // latest clock seen, for calls that take none
 	onClass  func(dest uint32, from, to sched.ConnClass)
 	onRemove func(c *Conn)
+	lastSeen func(c *Conn) int64
 
 	tmpl tmplTable
 
@@ -159,6 +173,7 @@ func New(cfg Config) *Table {
 		timeout:  cfg.Timeouts.table(),
 		onClass:  cfg.OnClass,
 		onRemove: cfg.OnRemove,
+		lastSeen: cfg.LastSeen,
 		tmpl:     newTmplTable(tcap),
 	}
 	adviseHugePages(t.slab)
@@ -208,10 +223,29 @@ func ref(slot uint32, dir Direction) uint32 { return (slot<<1 | uint32(dir)) + 1
 func (t *Table) Lookup(k *Tuple, now int64) (c *Conn, dir Direction, ok bool) {
 	t.now = now
 	c, dir = t.find(k, hashTuple(&t.seed, k))
-	if c == nil || c.Expires <= now {
+	if c == nil || (c.Expires <= now && !t.revive(c, now)) {
 		return nil, 0, false
 	}
 	return c, dir, true
+}
+
+// revive extends the life of c, whose timeout has passed by now, when
+// packets of it were seen elsewhere since (Config.LastSeen). It reports
+// whether c lives on.
+func (t *Table) revive(c *Conn, now int64) bool {
+	if t.lastSeen == nil {
+		return false
+	}
+	seen := t.lastSeen(c)
+	if seen <= 0 {
+		return false
+	}
+	if exp := seen + t.timeout[c.State]; exp > now {
+		c.Expires = exp
+		t.stats.Revived++
+		return true
+	}
+	return false
 }
 
 // find returns the entry for k (whose hash is h), expired or not.
@@ -243,7 +277,7 @@ func (t *Table) claim(k *Tuple, h uint32, now int64) bool {
 		if old == nil {
 			return true
 		}
-		if old.Expires > now {
+		if old.Expires > now || t.revive(old, now) {
 			return false
 		}
 		t.stats.Expired++
@@ -420,7 +454,7 @@ func (t *Table) Expire(now int64, budget int) int {
 		}
 		// Expires first: for the usual live, unexpired slot that is the only
 		// cache line read.
-		if c.Expires <= now && c.live() {
+		if c.Expires <= now && c.live() && !t.revive(c, now) {
 			t.stats.Expired++
 			t.remove(c)
 			removed++
@@ -476,4 +510,24 @@ func (t *Table) Restore(c *Conn, s State, expires int64) {
 		}
 	}
 	c.Expires = expires
+}
+
+// Touch refreshes c's expiry as a packet seen at time seen would (without
+// changing its state): the XDP fast path forwards packets the table never
+// sees. An earlier time than the last refresh changes nothing.
+func (t *Table) Touch(c *Conn, seen int64) {
+	if !c.live() || seen <= 0 {
+		return
+	}
+	if exp := seen + t.timeout[c.State]; exp > c.Expires {
+		c.Expires = exp
+	}
+}
+
+// Timeout returns the idle timeout of state s.
+func (t *Table) Timeout(s State) time.Duration {
+	if int(s) >= numStates {
+		return 0
+	}
+	return time.Duration(t.timeout[s])
 }

@@ -192,6 +192,7 @@ func dataplaneOptions(cfg *config.Config) dataplane.Options {
 		ConnTableSize: cfg.Director.ConnTableSize,
 		Timeouts:      timeouts(cfg),
 		BusyPoll:      cfg.Director.BusyPoll,
+		FastPath:      cfg.Director.FastPath,
 	}
 }
 
@@ -354,6 +355,8 @@ func (d *Daemon) Counters() (control.Counters, error) {
 	out.DataPath["sync_installed"] = c.SyncInstalled
 	out.DataPath["sync_unknown"] = c.SyncUnknown
 	out.DataPath["sync_dropped"] = c.SyncDropped
+	out.DataPath["fast_installed"] = c.FastInstalled
+	out.DataPath["fast_failed"] = c.FastFailed
 	d.syncCounters(out.DataPath)
 	xc, err := d.dp.SteeringCounters()
 	if err != nil {

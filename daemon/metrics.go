@@ -108,6 +108,8 @@ func xdpCounters(x bpf.Counters) map[string]uint64 {
 		"frag_passed":     x.FragPassed,
 		"unknown_iface":   x.UnknownIface,
 		"redirect_failed": x.RedirectFailed,
+		"fast_forwarded":  x.FastForwarded,
+		"fast_aborted":    x.FastAborted,
 	}
 }
 

@@ -75,6 +75,8 @@ type workerCounters struct {
 	SyncDropped   atomic.Uint64 // sync entries lost to a full queue
 	SyncUnknown   atomic.Uint64 // synced entries for an unknown service or server
 	SyncInstalled atomic.Uint64 // connections installed from a master
+	FastInstalled atomic.Uint64 // XDP fast-path flow entries written
+	FastFailed    atomic.Uint64 // flow entries that could not be written (map full)
 	Drops         [numDropReasons]atomic.Uint64
 	_             [64]byte // keep the next worker's counters off this cache line
 }
@@ -84,6 +86,7 @@ type Counters struct {
 	RxPackets, RxBytes, TxPackets, TxBytes, TxErrors   uint64
 	NewConns, Inbound, Outbound, ICMP, ICMPSent        uint64
 	HandedOff, SyncDropped, SyncUnknown, SyncInstalled uint64
+	FastInstalled, FastFailed                          uint64
 	Drops                                              [numDropReasons]uint64
 	Conns                                              int
 }

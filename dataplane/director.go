@@ -30,6 +30,9 @@ type Options struct {
 	BusyPoll bool
 	// RingSize is the size of every AF_XDP ring (default 2048).
 	RingSize int
+	// FastPath lets the steering program forward the packets of
+	// established connections itself (fastpath.go).
+	FastPath bool
 }
 
 // Interface is a NIC the director serves.
@@ -45,6 +48,10 @@ type Interface struct {
 	// source of ICMP errors govsd originates.
 	Addr4, Addr6 inet.Addr
 	base         uint32 // first XSKMAP slot of its queues
+	// fastOK: the interface accepts frames the XDP fast path redirects to
+	// it (refreshFastIfaces).
+	fastOK     atomic.Bool
+	fastWarned bool
 }
 
 // Director is the running data path.
@@ -92,7 +99,8 @@ func New(opts Options, log *slog.Logger) (_ *Director, err error) {
 			d.Close()
 		}
 	}()
-	d.steer, err = bpf.LoadSteering()
+	// Two flow entries per connection at most (request and reply).
+	d.steer, err = bpf.LoadSteeringWith(bpf.SteeringOptions{MaxFlows: 2 * opts.ConnTableSize})
 	if err != nil {
 		return nil, fmt.Errorf("load steering program: %w", err)
 	}
@@ -149,6 +157,11 @@ func New(opts Options, log *slog.Logger) (_ *Director, err error) {
 		}
 		ifc.Mode = mode
 		log.Info("xdp attached", "iface", ifc.Name, "mode", mode.String(), "queues", ifc.Queues)
+	}
+	d.refreshFastIfaces()
+	d.res.onChange = d.invalidateFlows
+	if err := d.steer.SetFastPath(opts.FastPath); err != nil {
+		return nil, err
 	}
 	return d, nil
 }
@@ -296,6 +309,10 @@ func (d *Director) Apply(specs []ServiceSpec) error {
 	}
 	d.syncOwnAddrs(next)
 	d.state.Store(next)
+	// Flow entries were written for the old services: the next packet of
+	// each flow goes to its worker, which writes a fresh one if the
+	// connection still stands.
+	d.invalidateFlows()
 	d.res.want(nextHopsWanted(next))
 	return nil
 }
@@ -405,6 +422,9 @@ func (d *Director) housekeeping(ctx context.Context) {
 		}
 		d.res.want(nextHopsWanted(s))
 		d.syncOwnAddrs(s)
+		if d.opts.FastPath {
+			d.refreshFastIfaces()
+		}
 		d.mu.Unlock()
 	}
 }
@@ -462,6 +482,7 @@ func (d *Director) buildService(sp *ServiceSpec, prev *Service, next *snapshot) 
 				Proto:   sp.Proto,
 				stats:   newDestStats(len(d.workers)),
 			}
+			dst.stats.fast = d.fastStats(dst.ID)
 			dst.Dest.ID = dst.ID
 			next.dests = append(next.dests[:len(next.dests):len(next.dests)], dst)
 		}
@@ -514,6 +535,8 @@ func (d *Director) Counters() Counters {
 		c.SyncDropped += k.SyncDropped.Load()
 		c.SyncUnknown += k.SyncUnknown.Load()
 		c.SyncInstalled += k.SyncInstalled.Load()
+		c.FastInstalled += k.FastInstalled.Load()
+		c.FastFailed += k.FastFailed.Load()
 		for i := range c.Drops {
 			c.Drops[i] += k.Drops[i].Load()
 		}

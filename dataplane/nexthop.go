@@ -42,6 +42,10 @@ type resolver struct {
 	mu     sync.Mutex
 	wanted map[inet.Addr]struct{}
 	warned map[inet.Addr]string
+	// onChange, when set, is called (with mu held) after a refresh that
+	// changed or lost a next hop the previous table had: the XDP fast
+	// path's entries embed next hops and must be rewritten.
+	onChange func()
 }
 
 func newResolver(log *slog.Logger, ifaces []*Interface) *resolver {
@@ -144,7 +148,15 @@ func (r *resolver) refresh() {
 		}
 		next[a] = nh
 	}
-	r.table.Store(&next)
+	old := r.table.Swap(&next)
+	if r.onChange != nil {
+		for a, nh := range *old {
+			if now, ok := next[a]; !ok || now != nh {
+				r.onChange()
+				break
+			}
+		}
+	}
 }
 
 var errNeighPending = errors.New("neighbour resolution in progress")

@@ -40,6 +40,9 @@ type destCounters struct {
 // that -Z set, and the estimated rates.
 type destStats struct {
 	perWorker []destCounters
+	// fast, when set, reads what the XDP fast path forwarded for this
+	// real server (its conns are counted by the workers).
+	fast func() Stats
 
 	mu    sync.Mutex
 	base  Stats
@@ -63,6 +66,9 @@ func (s *destStats) total() Stats {
 		t.OutPkts += c.outPkts.Load()
 		t.InBytes += c.inBytes.Load()
 		t.OutBytes += c.outBytes.Load()
+	}
+	if s.fast != nil {
+		t.add(s.fast())
 	}
 	return t
 }

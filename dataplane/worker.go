@@ -142,6 +142,8 @@ func newWorker(d *Director, q int, tableSize int, umem *xsk.UMEM, regionFrames i
 				dst.Transition(from, to)
 			}
 		},
+		OnRemove: w.unoffload,
+		LastSeen: w.lastSeen,
 	})
 	sweeps := int(expireSweep / expireEvery)
 	w.budget = max(256, tableSize/sweeps)
@@ -317,7 +319,14 @@ func (w *worker) process(desc *xsk.Desc, inIface int, now int64, st *snapshot, o
 	}
 	before := c.State
 	w.ct.Track(c, dir, p.TCPFlags, now)
-	if (!found || c.State != before) && w.d.syncOn.Load() {
+	if c.State != before {
+		if c.Flags&flagFast != 0 && !fastState(c.State) {
+			w.unoffload(c) // FIN or RST: the workers see the rest
+		}
+		if w.d.syncOn.Load() {
+			w.syncConn(c, st, now)
+		}
+	} else if !found && w.d.syncOn.Load() {
 		w.syncConn(c, st, now)
 	}
 	if dir == conntrack.DirOriginal && c.Flags&flagNoL2 != 0 {
@@ -331,11 +340,19 @@ func (w *worker) process(desc *xsk.Desc, inIface int, now int64, st *snapshot, o
 	if dir == conntrack.DirOriginal {
 		ds.inPkts.Add(1)
 		ds.inBytes.Add(uint64(len(frame)))
-		return w.toRealServer(desc, frame, c, dst, c.Fwd)
+		out, ok := w.toRealServer(desc, frame, c, dst, c.Fwd)
+		if ok && w.d.opts.FastPath {
+			w.offloadRequest(c, dst)
+		}
+		return out, ok
 	}
 	ds.outPkts.Add(1)
 	ds.outBytes.Add(uint64(len(frame)))
-	return w.toClient(frame, c)
+	out, ok := w.toClient(frame, c)
+	if ok && w.d.opts.FastPath {
+		w.offloadReply(c, dst)
+	}
+	return out, ok
 }
 
 // outHandedOff is process's verdict for a frame given to its owner worker.
@@ -756,6 +773,9 @@ func (w *worker) listConns(ctx context.Context) ([]Conn, error) {
 		now := nanotime()
 		st := w.d.state.Load()
 		w.ct.Walk(func(c *conntrack.Conn) bool {
+			if c.Flags&flagFast != 0 {
+				w.ct.Touch(c, w.lastSeen(c))
+			}
 			if c.Expires <= now {
 				return true
 			}
@@ -781,10 +801,10 @@ func (w *worker) listConns(ctx context.Context) ([]Conn, error) {
 
 func (w *worker) setTimeouts(t conntrack.Timeouts) {
 	select {
-	case w.reqs <- func() { w.ct.SetTimeouts(t) }:
+	case w.reqs <- func() { w.ct.SetTimeouts(t); w.d.invalidateFlows() }:
 	default:
 		// Busy with another request: retry from a goroutine.
-		go w.request(context.Background(), func() { w.ct.SetTimeouts(t) })
+		go w.request(context.Background(), func() { w.ct.SetTimeouts(t); w.d.invalidateFlows() })
 	}
 }
 

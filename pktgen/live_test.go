@@ -280,7 +280,10 @@ func TestLiveCount(t *testing.T) {
 				if got.UDP != want.UDP || got.Passed < want.Passed {
 					t.Errorf("sink counters %+v, want %+v", got, want)
 				}
-			} else if d := got.UDP - base.UDP; d != st.IfaceTx || d == 0 {
+			} else if d := got.UDP - base.UDP; d > st.IfaceTx || d < st.IfaceTx-st.IfaceTx/100 || d == 0 {
+				// Unpaced, the peer's receive ring can overflow while its
+				// CPU serves other tests (a few frames in 20000 were seen
+				// lost under a parallel go test ./...): 1% is allowed.
 				t.Errorf("sink counted %d of %d frames sent, interface counted %d transmitted", d, st.Sent, st.IfaceTx)
 			}
 			base = got

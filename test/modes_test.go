@@ -114,6 +114,8 @@ func TestFullNAT(t *testing.T) {
 	}
 	g := startGovsd(t, lab.Director, modeConfig("fullnat", "198.18.0.100", "2001:db8::100", "198.18.1.250", "2001:db8:1::250"))
 	checkModeTraffic(t, lab, "198.18.0.100", "2001:db8::100", 8080, 8053, "198.18.1.250", "2001:db8:1::250")
+	checkLongFlows(t, lab, g, "198.18.0.100")
+	checkLongFlows(t, lab, g, "2001:db8::100")
 	out, _ := g.adm("-Lnc")
 	if !strings.Contains(out, "198.18.0.1:") {
 		t.Errorf("connection listing lacks the client:\n%s", out)
@@ -128,9 +130,11 @@ func TestDR(t *testing.T) {
 	if err := lab.RealServerVIPs(mustAddr("198.18.2.100"), mustAddr("2001:db8:2::100")); err != nil {
 		t.Fatal(err)
 	}
-	startGovsd(t, lab.Director, modeConfig("dr", "198.18.2.100", "2001:db8:2::100", "", ""))
+	g := startGovsd(t, lab.Director, modeConfig("dr", "198.18.2.100", "2001:db8:2::100", "", ""))
 	checkModeTraffic(t, lab, "198.18.2.100", "2001:db8:2::100", 80, 53, "198.18.0.1", "2001:db8::1",
 		mustAddr("198.18.2.100"), mustAddr("2001:db8:2::100"))
+	checkLongFlows(t, lab, g, "198.18.2.100")
+	checkLongFlows(t, lab, g, "2001:db8:2::100")
 }
 
 // startDecap runs `govsd decap` on every real server until the test ends.
@@ -159,9 +163,11 @@ func TestTUN(t *testing.T) {
 		t.Fatal(err)
 	}
 	startDecap(t, lab, "198.18.2.100", "2001:db8:2::100")
-	startGovsd(t, lab.Director, modeConfig("tun", "198.18.2.100", "2001:db8:2::100", "", ""))
+	g := startGovsd(t, lab.Director, modeConfig("tun", "198.18.2.100", "2001:db8:2::100", "", ""))
 	checkModeTraffic(t, lab, "198.18.2.100", "2001:db8:2::100", 80, 53, "198.18.0.1", "2001:db8::1",
 		mustAddr("198.18.2.100"), mustAddr("2001:db8:2::100"))
+	checkLongFlows(t, lab, g, "198.18.2.100")
+	checkLongFlows(t, lab, g, "2001:db8:2::100")
 
 	// Path MTU: a full-size datagram with DF set cannot be encapsulated
 	// within the 1500-byte MTU of the real servers' link; the client must

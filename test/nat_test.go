@@ -48,6 +48,15 @@ services:
       - {address: "2001:db8:1::1", port: 8080}
       - {address: "2001:db8:1::2", port: 8080}
       - {address: "2001:db8:1::3", port: 8080}
+  - name: echo6
+    vip: 2001:db8::100
+    port: 53
+    protocol: udp
+    scheduler: rr
+    real_servers:
+      - {address: "2001:db8:1::1", port: 5353}
+      - {address: "2001:db8:1::2", port: 5353}
+      - {address: "2001:db8:1::3", port: 5353}
 `
 
 // TestNAT is the foundation's proof: HTTP and UDP through a LVS-NAT VIP with
@@ -153,6 +162,10 @@ func TestNAT(t *testing.T) {
 		if len(seen) != 3 {
 			t.Errorf("udp flows reached %v, want all three servers", seen)
 		}
+	})
+	t.Run("fast path", func(t *testing.T) {
+		checkLongFlows(t, lab, g, "198.18.0.100")
+		checkLongFlows(t, lab, g, "2001:db8::100")
 	})
 	t.Run("director traffic untouched", func(t *testing.T) {
 		if out, err := lab.Client.Exec("ping", "-c", "2", "-i", "0.2", "-W", "1", "198.18.0.254"); err != nil {

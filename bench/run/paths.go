@@ -26,6 +26,9 @@ type path struct {
 	mode string
 	// nft is an nftables ruleset for the director; "" for none.
 	nft string
+	// workersOnly runs govsd with fast_path: false: every packet through
+	// the AF_XDP workers.
+	workersOnly bool
 }
 
 func allPaths() []path {
@@ -54,16 +57,18 @@ func allPaths() []path {
 		{name: "fullnat", desc: "govs fullnat", dsts: []string{vipUDP}, httpURL: vipHTTP, mode: "fullnat"},
 		{name: "dr", desc: "govs dr", dsts: []string{vipDRUDP}, mode: "dr"},
 		{name: "tun", desc: "govs tun (encapsulated packets counted)", dsts: []string{vipDRUDP}, mode: "tun"},
+		{name: "nat-workers", desc: "govs nat, workers only (fast_path: false: every packet through AF_XDP)",
+			dsts: []string{vipUDP}, httpURL: vipHTTP, mode: "nat", workersOnly: true},
 	}
 }
 
 // govsConfig is govsd's configuration for a forwarding mode: the UDP
 // service the generator loads and, for nat and fullnat, an HTTP service
 // for wrk.
-func govsConfig(l *lab, mode, socket string) string {
+func govsConfig(l *lab, mode, socket string, fast bool) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "director:\n  interfaces: [%s, %s]\n  control_socket: %s\n  metrics_listen: \"\"\nservices:\n",
-		l.dev("d0"), l.dev("d1"), socket)
+	fmt.Fprintf(&b, "director:\n  interfaces: [%s, %s]\n  control_socket: %s\n  metrics_listen: \"\"\n  fast_path: %v\nservices:\n",
+		l.dev("d0"), l.dev("d1"), socket, fast)
 	vip := vipNAT
 	if mode == "dr" || mode == "tun" {
 		vip = vipDR
@@ -109,19 +114,20 @@ func (g *govsd) Logs() string {
 // startGovsd runs govsd pinned to the director's CPU, at directorNice, in the director
 // namespace and waits until its control socket answers and its XDP program
 // is on the client-side interface.
-func (b *bench) startGovsd(mode string) (*govsd, error) {
+func (b *bench) startGovsd(p path) (*govsd, error) {
+	mode := p.mode
 	dir, err := os.MkdirTemp("", "govs-bench")
 	if err != nil {
 		return nil, err
 	}
 	socket := filepath.Join(dir, "govs.sock")
 	cfg := filepath.Join(dir, "govs.yaml")
-	if err := os.WriteFile(cfg, []byte(govsConfig(b.lab, mode, socket)), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(govsConfig(b.lab, mode, socket, !p.workersOnly)), 0o644); err != nil {
 		return nil, err
 	}
 	args := []string{"-n", fmt.Sprint(directorNice), "taskset", "-c", fmt.Sprint(b.lab.dirCPU), b.govsdBin, "-c", cfg}
 	if b.cpuProfileDir != "" {
-		args = append(args, "-cpuprofile", filepath.Join(b.cpuProfileDir, "govsd-"+mode+".pprof"))
+		args = append(args, "-cpuprofile", filepath.Join(b.cpuProfileDir, "govsd-"+p.name+".pprof"))
 	}
 	g := &govsd{done: make(chan struct{})}
 	g.cmd = b.lab.director.Command(context.Background(), "nice", args...)
@@ -190,7 +196,7 @@ func (b *bench) setUp(p path) (func(), error) {
 	if err := l.kernelPaths(false); err != nil {
 		return nil, err
 	}
-	g, err := b.startGovsd(p.mode)
+	g, err := b.startGovsd(p)
 	if err != nil {
 		return nil, err
 	}

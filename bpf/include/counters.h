@@ -12,7 +12,7 @@
 
 /*
  * Each packet on a served interface increments exactly one of the counters
- * from steered_vip to frag_passed; redirect_failed additionally counts the
+ * from steered_vip to frag_passed, fast_forwarded and fast_aborted; redirect_failed additionally counts the
  * steered packets whose slot had no socket (they went to the kernel).
  * Lowercase names make readable Go identifiers (steerCounterIdSteeredVip).
  */
@@ -25,6 +25,8 @@ enum counter_id {
 	frag_passed,     /* non-first fragment, no ports: left to the kernel */
 	unknown_iface,   /* interface not in ifaces: left to the kernel */
 	redirect_failed, /* steered, but no socket in the slot: left to the kernel */
+	fast_forwarded,  /* rewritten and sent by the XDP fast path (fastpath.h) */
+	fast_aborted,    /* taken by the fast path, then a helper failed: dropped */
 	counter_max,
 };
 

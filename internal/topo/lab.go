@@ -83,7 +83,14 @@ func NewLab(prefix string, o LabOptions) (lab *Lab, err error) {
 	if err = VethQueues(l.Director, DirectorRealIf, l.Switch, "swd", o.Queues); err != nil {
 		return nil, err
 	}
+	// The director's XDP fast path redirects frames to its interfaces; a
+	// veth accepts them only while its peer has GRO on (or runs XDP), as a
+	// NIC driver with ndo_xdp_xmit always does.
+	if _, err = l.Client.Exec("ethtool", "-K", ClientIf, "gro", "on"); err != nil {
+		return nil, err
+	}
 	if err = l.Switch.MustExec(
+		[]string{"ethtool", "-K", "swd", "gro", "on"},
 		[]string{"ip", "link", "add", "br0", "type", "bridge"},
 		[]string{"ip", "link", "set", "br0", "up"},
 		[]string{"ip", "link", "set", "swd", "master", "br0"},

@@ -1,0 +1,255 @@
+package bpf
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/govs/govs/inet"
+)
+
+// The XDP fast path (include/fastpath.h): the workers write a flow entry
+// per direction of an established connection, and the steering program
+// rewrites and forwards that direction's packets itself.
+
+// FastDests is the number of real servers the fast path keeps counters
+// for: a real server with a larger id must not get flow entries.
+const FastDests = 16384
+
+// Flow names one direction of a connection: a packet's addresses, ports
+// (host byte order) and protocol as received.
+type Flow struct {
+	Src, Dst         inet.Addr
+	SrcPort, DstPort uint16
+	Proto            uint8
+}
+
+// FlowOp says what the fast path does to a flow's packets besides
+// decrementing the TTL and setting the MACs.
+type FlowOp uint8
+
+const (
+	FlowForward FlowOp = 0                       // DR: addresses unchanged
+	FlowSetSrc  FlowOp = 1 << 0                  // SNAT: NAT reply
+	FlowSetDst  FlowOp = 1 << 1                  // DNAT: NAT request
+	FlowFullNAT        = FlowSetSrc | FlowSetDst // both: full-NAT
+	FlowEncap   FlowOp = 1 << 2                  // IP-in-IP: LVS-TUN request
+)
+
+// flowReply is FLOW_REPLY: the direction is counted as outgoing.
+const flowReply = 1 << 3
+
+// FlowAction is how the fast path forwards a flow's packets.
+type FlowAction struct {
+	Op FlowOp
+	// Src and SrcPort replace the source (FlowSetSrc); Dst and DstPort the
+	// destination (FlowSetDst). For FlowEncap they are the outer header's
+	// addresses, of the inner packet's family.
+	Src, Dst         inet.Addr
+	SrcPort, DstPort uint16
+	DstMAC, SrcMAC   [6]byte
+	Ifindex          int    // egress interface (XDP_TX when it is the ingress one)
+	DestID           uint32 // real server, for its counters (< FastDests)
+	Reply            bool   // counted as outgoing traffic of DestID
+	// MaxL3Len: longer IP packets go to the workers (for FlowEncap, the
+	// path MTU less the outer header, so that they answer with
+	// "fragmentation needed"); 0 means no limit.
+	MaxL3Len  int
+	FlowLabel uint32 // outer IPv6 flow label (FlowEncap)
+	// IdleTimeout: a packet after this long without one goes to the
+	// workers (the connection's timeout in its state); 0 means none.
+	IdleTimeout time.Duration
+	// Seen is when the worker last forwarded a packet of the flow, in
+	// CLOCK_MONOTONIC nanoseconds (0: now): the start of the idle time.
+	Seen int64
+}
+
+// MonotonicNow returns CLOCK_MONOTONIC in nanoseconds, the clock of
+// bpf_ktime_get_ns and so of FlowLastSeen and FlowAction.Seen.
+func MonotonicNow() int64 {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return 0
+	}
+	return ts.Nano()
+}
+
+func netPort(p uint16) uint16 {
+	var b [2]byte
+	binary.BigEndian.PutUint16(b[:], p)
+	return binary.NativeEndian.Uint16(b[:])
+}
+
+func (f *Flow) key() steerFlowKey {
+	return steerFlowKey{Saddr: f.Src, Daddr: f.Dst, Sport: netPort(f.SrcPort), Dport: netPort(f.DstPort), Proto: f.Proto}
+}
+
+// SetFastPath turns the fast path on or off. Off, every packet of a
+// service goes to the workers; entries stay but are not used.
+func (s *Steering) SetFastPath(on bool) error {
+	s.fastMu.Lock()
+	defer s.fastMu.Unlock()
+	cfg := steerFastConfig{Gen: s.gen.Load()}
+	if on {
+		cfg.Enabled = 1
+	}
+	if err := s.objs.FastCfg.Update(uint32(0), &cfg, ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("fast path config: %w", err)
+	}
+	return nil
+}
+
+// FastPathEnabled reports whether the fast path is on.
+func (s *Steering) FastPathEnabled() bool {
+	var cfg steerFastConfig
+	if err := s.objs.FastCfg.Lookup(uint32(0), &cfg); err != nil {
+		return false
+	}
+	return cfg.Enabled != 0
+}
+
+// FlowGeneration is the generation that InstallFlow stamps entries with;
+// InvalidateFlows moves it on.
+func (s *Steering) FlowGeneration() uint32 { return s.gen.Load() }
+
+// InvalidateFlows makes every flow entry written so far stale at once: the
+// program ignores them and the workers write fresh ones. It returns the new
+// generation.
+func (s *Steering) InvalidateFlows() (uint32, error) {
+	s.fastMu.Lock()
+	defer s.fastMu.Unlock()
+	var cfg steerFastConfig
+	if err := s.objs.FastCfg.Lookup(uint32(0), &cfg); err != nil {
+		return s.gen.Load(), fmt.Errorf("fast path config: %w", err)
+	}
+	cfg.Gen = s.gen.Load() + 1
+	if err := s.objs.FastCfg.Update(uint32(0), &cfg, ebpf.UpdateAny); err != nil {
+		return s.gen.Load(), fmt.Errorf("fast path config: %w", err)
+	}
+	s.gen.Store(cfg.Gen)
+	return cfg.Gen, nil
+}
+
+// ErrFlowsFull is returned by InstallFlow when the flow map is full: the
+// connection stays on the workers.
+var ErrFlowsFull = errors.New("fast path flow map full")
+
+// InstallFlow writes (or replaces) the entry of flow f, stamped with
+// generation gen (from FlowGeneration, read before the action was built,
+// so that an invalidation in between makes the entry stale rather than
+// wrong).
+func (s *Steering) InstallFlow(f Flow, a *FlowAction, gen uint32) error {
+	if a.DestID >= FastDests {
+		return fmt.Errorf("install flow: real server id %d has no fast-path counters", a.DestID)
+	}
+	if a.Ifindex <= 0 {
+		return fmt.Errorf("install flow: invalid ifindex %d", a.Ifindex)
+	}
+	// The program builds the outer header of the inner packet's family.
+	if a.Op&FlowEncap != 0 && (a.Src.Is4() != f.Dst.Is4() || a.Dst.Is4() != f.Dst.Is4()) {
+		return errors.New("install flow: tunnel addresses of another family than the packet's")
+	}
+	v := steerFlowAction{
+		Saddr:     a.Src,
+		Daddr:     a.Dst,
+		Sport:     netPort(a.SrcPort),
+		Dport:     netPort(a.DstPort),
+		Dmac:      a.DstMAC,
+		Smac:      a.SrcMAC,
+		Ifindex:   uint32(a.Ifindex),
+		DestId:    a.DestID,
+		Gen:       gen,
+		FlowLabel: a.FlowLabel & 0xfffff,
+		MaxL3Len:  0xffff,
+		Flags:     uint8(a.Op),
+	}
+	if a.MaxL3Len > 0 && a.MaxL3Len < 0xffff {
+		v.MaxL3Len = uint16(a.MaxL3Len)
+	}
+	if a.Reply {
+		v.Flags |= flowReply
+	}
+	v.LastSeen = uint64(a.Seen)
+	if a.Seen <= 0 {
+		v.LastSeen = uint64(MonotonicNow())
+	}
+	v.IdleTimeout = math.MaxUint64
+	if a.IdleTimeout > 0 {
+		v.IdleTimeout = uint64(a.IdleTimeout)
+	}
+	k := f.key()
+	if err := s.objs.Flows.Update(&k, &v, ebpf.UpdateAny); err != nil {
+		if errors.Is(err, unix.E2BIG) {
+			return ErrFlowsFull
+		}
+		return fmt.Errorf("install flow: %w", err)
+	}
+	return nil
+}
+
+// DeleteFlow removes the entry of f; a missing entry is not an error.
+func (s *Steering) DeleteFlow(f Flow) error {
+	k := f.key()
+	if err := s.objs.Flows.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("delete flow: %w", err)
+	}
+	return nil
+}
+
+// FlowLastSeen returns when the program last forwarded a packet of f, or
+// the entry's Seen if it has forwarded none, in CLOCK_MONOTONIC
+// nanoseconds (bpf_ktime_get_ns), updated at most every ~67 ms; ok is false
+// when f has no entry.
+func (s *Steering) FlowLastSeen(f Flow) (ns int64, ok bool) {
+	k := f.key()
+	var v steerFlowAction
+	if err := s.objs.Flows.Lookup(&k, &v); err != nil || v.LastSeen == 0 {
+		return 0, false
+	}
+	return int64(v.LastSeen), true
+}
+
+// FlowCount counts the entries of the flow map (for tests and listings; it
+// walks the map).
+func (s *Steering) FlowCount() int {
+	var (
+		k steerFlowKey
+		v steerFlowAction
+		n int
+	)
+	it := s.objs.Flows.Iterate()
+	for it.Next(&k, &v) {
+		n++
+	}
+	return n
+}
+
+// DestCounters are the fast path's packet and byte counters of a real
+// server, summed over CPUs.
+type DestCounters struct {
+	InPkts, InBytes, OutPkts, OutBytes uint64
+}
+
+// FastDestCounters returns the fast path's counters of real server id.
+func (s *Steering) FastDestCounters(id uint32) (DestCounters, error) {
+	if id >= FastDests {
+		return DestCounters{}, nil
+	}
+	var perCPU []steerDestCounters
+	if err := s.objs.FastStats.Lookup(id, &perCPU); err != nil {
+		return DestCounters{}, fmt.Errorf("fast path counters of %d: %w", id, err)
+	}
+	var c DestCounters
+	for _, v := range perCPU {
+		c.InPkts += v.InPkts
+		c.InBytes += v.InBytes
+		c.OutPkts += v.OutPkts
+		c.OutBytes += v.OutBytes
+	}
+	return c, nil
+}

@@ -1,0 +1,383 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * The XDP fast path: established connections forwarded without leaving the
+ * driver. The workers stay the authority on every connection: they schedule
+ * it, track its state and decide when it ends. Once a connection is
+ * established (TCP) or has seen its first packet (UDP), the owning worker
+ * writes one flow entry per direction that passes the director: how to
+ * rewrite the packet and where to send it. The steering program then
+ * rewrites and redirects packets of that direction itself; SYN, FIN and RST
+ * segments, fragments, VLAN-tagged frames, IPv6 packets with extension
+ * headers and packets too big to encapsulate still go to the workers, which
+ * drive the TCP state machine and delete the entries when the connection
+ * leaves ESTABLISHED or expires. The program stamps each entry with when it
+ * last saw a packet, which the workers read before expiring a connection,
+ * and counts packets and bytes per real server for ipvsadm --stats. A packet
+ * that comes after the connection's idle timeout goes to the workers, which
+ * decide, as for any packet, whether its connection still lives (the other
+ * direction may have kept it alive) or a new one starts.
+ *
+ * Entries are a cache: a worker can always rebuild one, so the control plane
+ * invalidates them all at once (a service or next-hop change) by bumping the
+ * generation in fast_cfg; entries of an older generation are ignored.
+ */
+#ifndef GOVS_FASTPATH_H
+#define GOVS_FASTPATH_H
+
+#include <stdbool.h>
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "parse.h"
+#include "csum.h"
+
+/* flow_action.flags */
+#define FLOW_SET_SRC 0x01 /* rewrite the source address and port (SNAT, full-NAT) */
+#define FLOW_SET_DST 0x02 /* rewrite the destination address and port (DNAT, full-NAT) */
+#define FLOW_ENCAP 0x04   /* IP-in-IP encapsulate (LVS-TUN), outer addresses saddr -> daddr */
+#define FLOW_REPLY 0x08   /* a reply: counted as outgoing */
+
+/* Real servers with a fast-path counter slot: ids below this. */
+#define FAST_DESTS 16384
+
+/* last_seen is rewritten at most this often (~67 ms), so that a flow's
+ * packets on several CPUs do not fight over the entry's cache line. */
+#define FLOW_TOUCH_NS (1ULL << 26)
+
+/* TTL and hop limit of the outer header of an encapsulated packet. */
+#define OUTER_TTL 64
+
+#define TCP_FLAG_FIN 0x01
+#define TCP_FLAG_SYN 0x02
+#define TCP_FLAG_RST 0x04
+
+/* The packet as received; addresses IPv4-mapped, ports in network order. */
+struct flow_key {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 pad[3]; /* always 0 */
+};
+
+struct flow_action {
+	__u8 saddr[16];   /* new source (FLOW_SET_SRC) or outer source (FLOW_ENCAP) */
+	__u8 daddr[16];   /* new destination (FLOW_SET_DST) or outer destination (FLOW_ENCAP) */
+	__be16 sport;     /* new source port (FLOW_SET_SRC) */
+	__be16 dport;     /* new destination port (FLOW_SET_DST) */
+	__u8 dmac[6];     /* next hop */
+	__u8 smac[6];     /* egress interface */
+	__u32 ifindex;    /* egress interface */
+	__u32 dest_id;    /* fast_stats slot of the real server */
+	__u32 gen;        /* fast_config.gen when written */
+	__u32 flow_label; /* outer IPv6 flow label (FLOW_ENCAP), host order */
+	__u16 max_l3_len; /* longer IP packets go to the workers (FLOW_ENCAP: path MTU) */
+	__u8 flags;       /* FLOW_* */
+	__u8 pad;
+	__u64 last_seen;  /* bpf_ktime_get_ns() of a recent packet: set by the worker, then here */
+	__u64 idle_timeout; /* ns: a packet after this long idle goes to the workers */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 1 << 21); /* the control plane sizes it to its connection table */
+	__type(key, struct flow_key);
+	__type(value, struct flow_action);
+} flows SEC(".maps");
+
+struct fast_config {
+	__u32 enabled;
+	__u32 gen;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct fast_config);
+} fast_cfg SEC(".maps");
+
+struct dest_counters {
+	__u64 in_pkts;
+	__u64 in_bytes;
+	__u64 out_pkts;
+	__u64 out_bytes;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, FAST_DESTS);
+	__type(key, __u32);
+	__type(value, struct dest_counters);
+} fast_stats SEC(".maps");
+
+/* Verdicts of fast_forward besides an XDP action. */
+#define FAST_NO -1 /* not a fast-path packet: steer it to the workers */
+
+/* ecn_encapsulate: DSCP copied, ECN copied except CE, which becomes ECT(0)
+ * (RFC 6040 normal mode), as the workers' encapsulation does. */
+static __always_inline __u8 ecn_encapsulate(__u8 ds)
+{
+	if ((ds & 3) == 3)
+		return (ds & ~3) | 2;
+	return ds;
+}
+
+/*
+ * rewrite_l4 rewrites the ports, and the transport checksum for them and for
+ * the address difference addr_d (the pseudo-header), as the workers do: an
+ * IPv4 UDP checksum of zero (none) stays zero, a computed zero becomes
+ * 0xffff.
+ */
+static __always_inline void rewrite_l4(__u16 *ports, __u16 *csum, bool udp, bool v4,
+				       const struct flow_action *a, __u64 addr_d)
+{
+	__u64 d = addr_d;
+
+	if (a->flags & FLOW_SET_SRC)
+		d = csum_delta16(d, ports[0], a->sport);
+	if (a->flags & FLOW_SET_DST)
+		d = csum_delta16(d, ports[1], a->dport);
+	if (!(udp && v4 && *csum == 0)) {
+		__u16 c = csum_apply(*csum, d);
+		if (udp && c == 0)
+			c = 0xffff;
+		*csum = c;
+	}
+	if (a->flags & FLOW_SET_SRC)
+		ports[0] = a->sport;
+	if (a->flags & FLOW_SET_DST)
+		ports[1] = a->dport;
+}
+
+/* encap4 puts an outer IPv4 header before the inner IPv4 packet of l3len
+ * bytes at data + ETH_HLEN, replacing the Ethernet header. */
+static __always_inline int encap4(struct xdp_md *ctx, const struct flow_action *a, __u32 l3len)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct iphdr *inner = data + ETH_HLEN;
+
+	if ((void *)(inner + 1) > end)
+		return XDP_ABORTED;
+	__u8 tos = ecn_encapsulate(inner->tos);
+	__be16 df = inner->frag_off & bpf_htons(0x4000);
+	int pad = (int)(end - data) - (int)(ETH_HLEN + l3len);
+
+	/* Ethernet padding of a short frame is not part of the packet. */
+	if (pad > 0 && bpf_xdp_adjust_tail(ctx, -pad))
+		return XDP_ABORTED;
+	if (bpf_xdp_adjust_head(ctx, -(int)sizeof(struct iphdr)))
+		return XDP_ABORTED;
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *outer = (void *)(eth + 1);
+	if ((void *)(outer + 1) > end)
+		return XDP_ABORTED;
+	__builtin_memcpy(eth->h_dest, a->dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, a->smac, ETH_ALEN);
+	eth->h_proto = bpf_htons(ETH_P_IP);
+	outer->version = 4;
+	outer->ihl = 5;
+	outer->tos = tos;
+	outer->tot_len = bpf_htons(l3len + sizeof(struct iphdr));
+	outer->id = (__be16)bpf_get_prandom_u32();
+	outer->frag_off = df;
+	outer->ttl = OUTER_TTL;
+	outer->protocol = IPPROTO_IPIP;
+	outer->check = 0;
+	__builtin_memcpy(&outer->saddr, &a->saddr[12], 4);
+	__builtin_memcpy(&outer->daddr, &a->daddr[12], 4);
+	outer->check = csum_ipv4_header((const __u16 *)outer);
+	return XDP_PASS; /* done: the caller redirects */
+}
+
+/* encap6 puts an outer IPv6 header before the inner IPv6 packet. */
+static __always_inline int encap6(struct xdp_md *ctx, const struct flow_action *a, __u32 l3len)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__u8 *inner = data + ETH_HLEN;
+
+	if ((void *)(inner + sizeof(struct ipv6hdr)) > end)
+		return XDP_ABORTED;
+	__u8 tc = ecn_encapsulate((inner[0] << 4) | (inner[1] >> 4));
+	int pad = (int)(end - data) - (int)(ETH_HLEN + l3len);
+
+	if (pad > 0 && bpf_xdp_adjust_tail(ctx, -pad))
+		return XDP_ABORTED;
+	if (bpf_xdp_adjust_head(ctx, -(int)sizeof(struct ipv6hdr)))
+		return XDP_ABORTED;
+	data = (void *)(long)ctx->data;
+	end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct ipv6hdr *outer = (void *)(eth + 1);
+	if ((void *)(outer + 1) > end)
+		return XDP_ABORTED;
+	__builtin_memcpy(eth->h_dest, a->dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, a->smac, ETH_ALEN);
+	eth->h_proto = bpf_htons(ETH_P_IPV6);
+	*(__be32 *)outer = bpf_htonl((6U << 28) | ((__u32)tc << 20) | (a->flow_label & 0xfffff));
+	outer->payload_len = bpf_htons(l3len);
+	outer->nexthdr = IPPROTO_IPV6;
+	outer->hop_limit = OUTER_TTL;
+	__builtin_memcpy(&outer->saddr, a->saddr, 16);
+	__builtin_memcpy(&outer->daddr, a->daddr, 16);
+	return XDP_PASS;
+}
+
+static __always_inline void fast_count(const struct flow_action *a, __u32 bytes)
+{
+	__u32 slot = a->dest_id;
+	struct dest_counters *dc = bpf_map_lookup_elem(&fast_stats, &slot);
+
+	if (!dc)
+		return;
+	if (a->flags & FLOW_REPLY) {
+		dc->out_pkts++;
+		dc->out_bytes += bytes;
+	} else {
+		dc->in_pkts++;
+		dc->in_bytes += bytes;
+	}
+}
+
+/*
+ * fast_forward forwards a packet of an established flow: t is its tuple as
+ * classify parsed it. It returns the XDP action, or FAST_NO when the packet
+ * is not for the fast path (it is then untouched).
+ */
+static __always_inline int fast_forward(struct xdp_md *ctx, const struct tuple *t, bool is_ipv6)
+{
+	__u32 zero = 0;
+	struct fast_config *cfg = bpf_map_lookup_elem(&fast_cfg, &zero);
+
+	if (!cfg || !cfg->enabled)
+		return FAST_NO;
+	if (t->proto != IPPROTO_TCP && t->proto != IPPROTO_UDP)
+		return FAST_NO;
+
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end)
+		return FAST_NO;
+	__u32 frame_len = end - data;
+	struct iphdr *ip = (void *)(eth + 1);
+	struct ipv6hdr *ip6 = (void *)(eth + 1);
+	__u8 *l4;
+	__u32 l3len;
+
+	if (!is_ipv6) {
+		if (eth->h_proto != bpf_htons(ETH_P_IP) || (void *)(ip + 1) > end)
+			return FAST_NO; /* VLAN-tagged */
+		if (ip->frag_off & bpf_htons(0x3fff))
+			return FAST_NO; /* a fragment */
+		if (ip->ttl <= 1)
+			return FAST_NO; /* the workers drop and count it */
+		l3len = bpf_ntohs(ip->tot_len);
+		l4 = (__u8 *)ip + ip->ihl * 4;
+	} else {
+		if (eth->h_proto != bpf_htons(ETH_P_IPV6) || (void *)(ip6 + 1) > end)
+			return FAST_NO;
+		if (ip6->nexthdr != t->proto)
+			return FAST_NO; /* extension headers */
+		if (ip6->hop_limit <= 1)
+			return FAST_NO;
+		l3len = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
+		l4 = (__u8 *)(ip6 + 1);
+	}
+	if ((void *)(l4 + 20) > end && t->proto == IPPROTO_TCP)
+		return FAST_NO;
+	if ((void *)(l4 + 8) > end)
+		return FAST_NO;
+	if (t->proto == IPPROTO_TCP && (l4[13] & (TCP_FLAG_FIN | TCP_FLAG_SYN | TCP_FLAG_RST)))
+		return FAST_NO; /* the workers track the state */
+
+	struct flow_key key = {};
+	__builtin_memcpy(key.saddr, t->saddr, 16);
+	__builtin_memcpy(key.daddr, t->daddr, 16);
+	key.sport = t->sport;
+	key.dport = t->dport;
+	key.proto = t->proto;
+	struct flow_action *a = bpf_map_lookup_elem(&flows, &key);
+	if (!a || a->gen != cfg->gen)
+		return FAST_NO;
+	if (l3len > a->max_l3_len)
+		return FAST_NO; /* the workers answer "fragmentation needed" */
+	__u64 now = bpf_ktime_get_ns();
+	if (now - a->last_seen > a->idle_timeout)
+		return FAST_NO;
+
+	/* From here on the packet is ours. */
+	bool udp = t->proto == IPPROTO_UDP;
+	__u16 *ports = (__u16 *)l4;
+	__u16 *csum;
+	if (udp) {
+		if ((void *)(l4 + 8) > end)
+			return XDP_ABORTED;
+		csum = (__u16 *)(l4 + 6);
+	} else {
+		if ((void *)(l4 + 20) > end)
+			return XDP_ABORTED;
+		csum = (__u16 *)(l4 + 16);
+	}
+	__u8 rewrite = a->flags & (FLOW_SET_SRC | FLOW_SET_DST);
+	if (!is_ipv6) {
+		__u64 addr_d = 0;
+		if (a->flags & FLOW_SET_SRC)
+			addr_d = csum_delta_words(addr_d, (__u16 *)&ip->saddr, (const __u16 *)&a->saddr[12], 2);
+		if (a->flags & FLOW_SET_DST)
+			addr_d = csum_delta_words(addr_d, (__u16 *)&ip->daddr, (const __u16 *)&a->daddr[12], 2);
+		__u16 *ttl_word = (__u16 *)&ip->ttl;
+		__u16 old_ttl = *ttl_word;
+		ip->ttl--;
+		ip->check = csum_apply(ip->check, csum_delta16(addr_d, old_ttl, *ttl_word));
+		if (rewrite)
+			rewrite_l4(ports, csum, udp, true, a, addr_d);
+		if (a->flags & FLOW_SET_SRC)
+			__builtin_memcpy(&ip->saddr, &a->saddr[12], 4);
+		if (a->flags & FLOW_SET_DST)
+			__builtin_memcpy(&ip->daddr, &a->daddr[12], 4);
+	} else {
+		__u64 addr_d = 0;
+		if (a->flags & FLOW_SET_SRC)
+			addr_d = csum_delta_words(addr_d, (__u16 *)&ip6->saddr, (const __u16 *)a->saddr, 8);
+		if (a->flags & FLOW_SET_DST)
+			addr_d = csum_delta_words(addr_d, (__u16 *)&ip6->daddr, (const __u16 *)a->daddr, 8);
+		ip6->hop_limit--;
+		if (rewrite)
+			rewrite_l4(ports, csum, udp, false, a, addr_d);
+		if (a->flags & FLOW_SET_SRC)
+			__builtin_memcpy(&ip6->saddr, a->saddr, 16);
+		if (a->flags & FLOW_SET_DST)
+			__builtin_memcpy(&ip6->daddr, a->daddr, 16);
+	}
+
+	if (now - a->last_seen > FLOW_TOUCH_NS)
+		a->last_seen = now;
+	fast_count(a, frame_len);
+
+	if (a->flags & FLOW_ENCAP) {
+		int act = is_ipv6 ? encap6(ctx, a, l3len) : encap4(ctx, a, l3len);
+		if (act != XDP_PASS)
+			return act;
+	} else {
+		__builtin_memcpy(eth->h_dest, a->dmac, ETH_ALEN);
+		__builtin_memcpy(eth->h_source, a->smac, ETH_ALEN);
+	}
+	if (a->ifindex == ctx->ingress_ifindex)
+		return XDP_TX;
+	return bpf_redirect(a->ifindex, 0);
+}
+
+#endif /* GOVS_FASTPATH_H */

@@ -1,0 +1,212 @@
+package dataplane
+
+import (
+	"github.com/govs/govs/bpf"
+	"github.com/govs/govs/conntrack"
+	"github.com/govs/govs/dataplane/packet"
+)
+
+// The XDP fast path (bpf/include/fastpath.h). A worker that forwards a
+// packet of an established TCP connection, or of a UDP flow, writes a flow
+// entry for that direction into the steering program's flow map, and the
+// program forwards the direction's next packets itself: no copy into the
+// UMEM, no system call, no skb. The worker stays the owner: SYN, FIN and RST
+// segments still come to it, and when a connection leaves ESTABLISHED, is
+// reused or expires, it deletes the entries (OnRemove). Before the table
+// expires a connection it asks when the program last forwarded a packet of
+// it (conntrack.Config.LastSeen), so a busy connection lives on. The
+// entries are a cache: a change of services or next hops invalidates them
+// all at once (a generation bump), and the next packet each direction
+// brings to its worker writes a fresh one.
+
+// Dataplane bits of conntrack.Conn.Flags: a flow entry was written for the
+// request / reply direction, in generation Conn.FastGen.
+const (
+	flagFastIn  uint16 = 0x0200
+	flagFastOut uint16 = 0x0400
+	flagFast           = flagFastIn | flagFastOut
+)
+
+// monoOffset converts bpf_ktime_get_ns (CLOCK_MONOTONIC) to nanotime:
+// nanotime() == monotonic - monoOffset.
+var monoOffset = bpf.MonotonicNow() - nanotime()
+
+// fastState reports whether a connection in state s may be forwarded by
+// the fast path: established TCP, and UDP.
+func fastState(s conntrack.State) bool {
+	return s == conntrack.StateEstablished || s == conntrack.StateUDP
+}
+
+func flowOf(t *conntrack.Tuple) bpf.Flow {
+	return bpf.Flow{Src: t.Src, Dst: t.Dst, SrcPort: t.SrcPort, DstPort: t.DstPort, Proto: t.Proto}
+}
+
+// fastGen returns the current flow generation, first forgetting the
+// entries c has from an older one (they are stale: the program ignores
+// them, and both directions must be written again).
+func (w *worker) fastGen(c *conntrack.Conn) uint32 {
+	gen := w.d.steer.FlowGeneration()
+	if c.FastGen != uint16(gen) {
+		c.Flags &^= flagFast
+		c.FastGen = uint16(gen)
+	}
+	return gen
+}
+
+// offloadRequest writes the flow entry of c's request direction, just
+// forwarded to dst by the worker, unless it has one already.
+func (w *worker) offloadRequest(c *conntrack.Conn, dst *Dest) {
+	if !fastState(c.State) || dst.ID >= bpf.FastDests {
+		return
+	}
+	gen := w.fastGen(c)
+	if c.Flags&flagFastIn != 0 {
+		return
+	}
+	nh, ok := w.d.res.lookup(dst.Addr)
+	if !ok {
+		return
+	}
+	out := w.d.ifaces[nh.Iface]
+	if !out.fastOK.Load() {
+		return
+	}
+	a := bpf.FlowAction{DstMAC: nh.DstMAC, SrcMAC: nh.SrcMAC, Ifindex: out.Index, DestID: dst.ID}
+	switch c.Fwd {
+	case conntrack.FwdNAT:
+		a.Op, a.Dst, a.DstPort = bpf.FlowSetDst, dst.Addr, dst.Port
+	case conntrack.FwdFullNAT:
+		a.Op = bpf.FlowFullNAT
+		a.Src, a.SrcPort, a.Dst, a.DstPort = c.LAddr, c.LPort, dst.Addr, dst.Port
+	case conntrack.FwdDR:
+		a.Op = bpf.FlowForward
+	case conntrack.FwdTun:
+		if nh.Src.IsZero() || familyOf(nh.Src) != familyOf(c.Orig.Dst) {
+			return
+		}
+		a.Op, a.Src, a.Dst = bpf.FlowEncap, nh.Src, dst.Addr
+		a.MaxL3Len = nh.MTU - packet.EncapOverhead(familyOf(dst.Addr))
+		a.FlowLabel = packet.FlowLabel(&w.p) // w.p: this request, not rewritten by Encap
+	default:
+		return
+	}
+	w.installFlow(c, &c.Orig, &a, gen, flagFastIn)
+}
+
+// offloadReply writes the flow entry of c's reply direction (NAT and
+// full-NAT), just forwarded to the client by the worker.
+func (w *worker) offloadReply(c *conntrack.Conn, dst *Dest) {
+	if !fastState(c.State) || dst.ID >= bpf.FastDests || c.Flags&flagNoL2 != 0 {
+		return
+	}
+	gen := w.fastGen(c)
+	if c.Flags&flagFastOut != 0 {
+		return
+	}
+	out := w.d.ifaces[c.InPort]
+	if !out.fastOK.Load() {
+		return
+	}
+	a := bpf.FlowAction{DstMAC: c.ClientMAC, SrcMAC: c.LocalMAC, Ifindex: out.Index, DestID: dst.ID, Reply: true}
+	switch c.Fwd {
+	case conntrack.FwdNAT:
+		a.Op, a.Src, a.SrcPort = bpf.FlowSetSrc, c.Orig.Dst, c.Orig.DstPort
+	case conntrack.FwdFullNAT:
+		a.Op = bpf.FlowFullNAT
+		a.Src, a.SrcPort, a.Dst, a.DstPort = c.Orig.Dst, c.Orig.DstPort, c.Orig.Src, c.Orig.SrcPort
+	default:
+		return
+	}
+	w.installFlow(c, &c.Reply, &a, gen, flagFastOut)
+}
+
+func (w *worker) installFlow(c *conntrack.Conn, t *conntrack.Tuple, a *bpf.FlowAction, gen uint32, flag uint16) {
+	// The packet just forwarded starts the idle time; past the state's
+	// timeout the program sends the flow back to the worker.
+	a.Seen = nanotime() + monoOffset
+	a.IdleTimeout = w.ct.Timeout(c.State)
+	if err := w.d.steer.InstallFlow(flowOf(t), a, gen); err != nil {
+		w.ctr.FastFailed.Add(1)
+		return
+	}
+	c.Flags |= flag
+	w.ctr.FastInstalled.Add(1)
+}
+
+// unoffload deletes c's flow entries: it left ESTABLISHED or is going away.
+func (w *worker) unoffload(c *conntrack.Conn) {
+	if c.Flags&flagFastIn != 0 {
+		w.d.steer.DeleteFlow(flowOf(&c.Orig))
+	}
+	if c.Flags&flagFastOut != 0 {
+		w.d.steer.DeleteFlow(flowOf(&c.Reply))
+	}
+	c.Flags &^= flagFast
+}
+
+// lastSeen returns when the fast path last forwarded a packet of c, on
+// nanotime's clock, or 0 (conntrack.Config.LastSeen).
+func (w *worker) lastSeen(c *conntrack.Conn) int64 {
+	if c.Flags&flagFast == 0 {
+		return 0
+	}
+	var seen int64
+	if c.Flags&flagFastIn != 0 {
+		if ns, ok := w.d.steer.FlowLastSeen(flowOf(&c.Orig)); ok {
+			seen = ns - monoOffset
+		}
+	}
+	if c.Flags&flagFastOut != 0 {
+		if ns, ok := w.d.steer.FlowLastSeen(flowOf(&c.Reply)); ok {
+			seen = max(seen, ns-monoOffset)
+		}
+	}
+	return seen
+}
+
+// refreshFastIfaces asks the kernel which interfaces accept XDP-redirected
+// frames now, and invalidates the flow entries when that changed. In
+// generic (skb) mode redirects need nothing from the driver.
+func (d *Director) refreshFastIfaces() {
+	changed := false
+	for _, ifc := range d.ifaces {
+		ok := ifc.Mode == bpf.ModeGeneric
+		if !ok {
+			f, err := xdpFeatures(ifc.Index)
+			ok = err == nil && f&xdpActNdoXmit != 0
+			if err != nil && !ifc.fastWarned {
+				ifc.fastWarned = true
+				d.log.Warn("xdp fast path: cannot read interface xdp features; the workers forward everything", "iface", ifc.Name, "err", err)
+			}
+		}
+		if ifc.fastOK.Swap(ok) != ok {
+			changed = true
+			if d.opts.FastPath {
+				d.log.Info("xdp fast path toward interface", "iface", ifc.Name, "on", ok)
+			}
+		}
+	}
+	if changed {
+		d.invalidateFlows()
+	}
+}
+
+func (d *Director) invalidateFlows() {
+	if _, err := d.steer.InvalidateFlows(); err != nil {
+		d.log.Warn("xdp fast path: invalidate flows", "err", err)
+	}
+}
+
+// fastStats returns a reader of the fast path's counters of real server id.
+func (d *Director) fastStats(id uint32) func() Stats {
+	if id >= bpf.FastDests {
+		return nil
+	}
+	return func() Stats {
+		c, err := d.steer.FastDestCounters(id)
+		if err != nil {
+			return Stats{}
+		}
+		return Stats{InPkts: c.InPkts, InBytes: c.InBytes, OutPkts: c.OutPkts, OutBytes: c.OutBytes}
+	}
+}
