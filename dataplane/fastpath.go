@@ -20,12 +20,36 @@ import (
 // brings to its worker writes a fresh one.
 
 // Dataplane bits of conntrack.Conn.Flags: a flow entry was written for the
-// request / reply direction, in generation Conn.FastGen.
+// request / reply direction, in generation Conn.FastGen; and a saturating
+// count of the packets the worker forwarded while the connection could
+// have had entries.
 const (
-	flagFastIn  uint16 = 0x0200
-	flagFastOut uint16 = 0x0400
-	flagFast           = flagFastIn | flagFastOut
+	flagFastIn     uint16 = 0x0200
+	flagFastOut    uint16 = 0x0400
+	flagFast              = flagFastIn | flagFastOut
+	fastCountShift        = 11
+	fastCountMask  uint16 = 0x7 << fastCountShift
 )
+
+// fastAfter is how many packets of an established connection (or UDP
+// flow) the workers forward before they write its flow entries. Writing
+// and deleting entries costs system calls; a short connection (one HTTP
+// request, a DNS query) ends before they would pay off, and a long one
+// loses only its first few packets to the slower path.
+const fastAfter = 6
+
+// warm counts a packet of c forwarded by the worker while c could have
+// had flow entries, and reports whether c has now shown enough traffic to
+// get them.
+func warm(c *conntrack.Conn) bool {
+	n := (c.Flags & fastCountMask) >> fastCountShift
+	if n >= fastAfter {
+		return true
+	}
+	n++
+	c.Flags = c.Flags&^fastCountMask | n<<fastCountShift
+	return n >= fastAfter
+}
 
 // monoOffset converts bpf_ktime_get_ns (CLOCK_MONOTONIC) to nanotime:
 // nanotime() == monotonic - monoOffset.
@@ -60,7 +84,7 @@ func (w *worker) offloadRequest(c *conntrack.Conn, dst *Dest) {
 		return
 	}
 	gen := w.fastGen(c)
-	if c.Flags&flagFastIn != 0 {
+	if c.Flags&flagFastIn != 0 || !warm(c) {
 		return
 	}
 	nh, ok := w.d.res.lookup(dst.Addr)
@@ -100,7 +124,7 @@ func (w *worker) offloadReply(c *conntrack.Conn, dst *Dest) {
 		return
 	}
 	gen := w.fastGen(c)
-	if c.Flags&flagFastOut != 0 {
+	if c.Flags&flagFastOut != 0 || !warm(c) {
 		return
 	}
 	out := w.d.ifaces[c.InPort]

@@ -95,9 +95,10 @@ func checkLongFlows(t *testing.T, lab *topo.Lab, g *govsd, vip string) {
 	}
 	fast := g.counter(t, "xdp", "fast_forwarded") - fast0
 	// Each request is one client segment at least; only the first few
-	// (handshake, first request) pass through the workers.
-	if fast < n-3 {
-		t.Errorf("%d keep-alive requests over %s: fast path forwarded %d packets, want >= %d", n, vipPort, fast, n-3)
+	// packets (the handshake and the workers' warm-up of six established
+	// packets, both directions together) pass through the workers.
+	if fast < n-8 {
+		t.Errorf("%d keep-alive requests over %s: fast path forwarded %d packets, want >= %d", n, vipPort, fast, n-8)
 	}
 	in1, _ := g.serviceStats(t, proto, vipPort)
 	if in1-in0 < n {
@@ -133,8 +134,8 @@ func checkLongFlows(t *testing.T, lab *topo.Lab, g *govsd, vip string) {
 			t.Fatalf("udp datagram %d answered by %s, earlier ones by %s", i, f[0], server)
 		}
 	}
-	if fast := g.counter(t, "xdp", "fast_forwarded") - fast0; fast < n-2 {
-		t.Errorf("%d udp exchanges: fast path forwarded %d packets, want >= %d", n, fast, n-2)
+	if fast := g.counter(t, "xdp", "fast_forwarded") - fast0; fast < n-8 {
+		t.Errorf("%d udp exchanges: fast path forwarded %d packets, want >= %d", n, fast, n-8)
 	}
 }
 
@@ -229,7 +230,7 @@ func TestFastPathLifetime(t *testing.T) {
 		fast0 := g.counter(t, "xdp", "fast_forwarded")
 		first := exchange(0)
 		// 5 s of traffic, 2.5 times the 2 s UDP timeout: the workers see
-		// only the first exchange, the rest goes through XDP.
+		// only the first few exchanges, the rest goes through XDP.
 		for i := 1; i <= 20; i++ {
 			time.Sleep(250 * time.Millisecond)
 			if s := exchange(i); s != first {
@@ -237,8 +238,8 @@ func TestFastPathLifetime(t *testing.T) {
 					i, time.Duration(i)*250*time.Millisecond, s, first)
 			}
 		}
-		if fast := g.counter(t, "xdp", "fast_forwarded") - fast0; fast < 38 {
-			t.Errorf("fast path forwarded %d packets of 42, want >= 38", fast)
+		if fast := g.counter(t, "xdp", "fast_forwarded") - fast0; fast < 30 {
+			t.Errorf("fast path forwarded %d packets of 42, want >= 30", fast)
 		}
 		if line := connLine(t, g, local); line == "" {
 			t.Fatalf("govsadm -Lnc lacks the live udp flow from %s", local)

@@ -81,7 +81,7 @@ func run(args []string) error {
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	b := &bench{out: os.Stdout, ctx: ctx}
-	pathList := fs.String("paths", "kernel,nftables,nat,fullnat,dr,tun", "paths to measure, comma-separated")
+	pathList := fs.String("paths", "kernel,nftables,nat,fullnat,dr,tun,nat-workers", "paths to measure, comma-separated")
 	flows := fs.Uint("flows", 1024, "flows (source ports) the generator cycles through")
 	fs.IntVar(&b.size, "size", 64, "frame size in bytes")
 	fs.IntVar(&b.runs, "runs", 3, "runs at the best level (the median is reported)")
