@@ -5,8 +5,10 @@ GO        ?= go
 BIN       := bin
 GOFLAGS   ?=
 TEST_TIMEOUT ?= 30m
+BASE      ?= HEAD~1
+COUNT     ?= 6
 
-.PHONY: all build generate test unit e2e demo bench fuzz vet deps clean
+.PHONY: all build generate test unit e2e demo bench benchstat fuzz vet deps clean
 
 all: build
 
@@ -46,6 +48,11 @@ demo: deps build
 bench: build
 	$(GO) run ./bench/run --govsd $(BIN)/govsd
 	$(GO) test -run='^$$' -bench=. -benchmem ./dataplane/packet/ ./sched/ ./conntrack/ ./connsync/ | tee bench/micro.txt
+
+# The microbenchmarks of commit BASE (default HEAD~1) against the working
+# tree, compared with benchstat: make benchstat BASE=v1 COUNT=6
+benchstat:
+	BASE=$(BASE) COUNT=$(COUNT) sh bench/compare.sh
 
 # Each fuzz target for a short while.
 FUZZTIME ?= 30s

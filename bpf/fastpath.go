@@ -178,7 +178,7 @@ func (s *Steering) InstallFlow(f Flow, a *FlowAction, gen uint32) error {
 	if a.Seen <= 0 {
 		v.LastSeen = uint64(MonotonicNow())
 	}
-	v.IdleTimeout = math.MaxUint64
+	v.IdleTimeout = math.MaxInt64
 	if a.IdleTimeout > 0 {
 		v.IdleTimeout = uint64(a.IdleTimeout)
 	}
@@ -203,7 +203,7 @@ func (s *Steering) DeleteFlow(f Flow) error {
 
 // FlowLastSeen returns when the program last forwarded a packet of f, or
 // the entry's Seen if it has forwarded none, in CLOCK_MONOTONIC
-// nanoseconds (bpf_ktime_get_ns), updated at most every ~67 ms; ok is false
+// nanoseconds (bpf_ktime_get_coarse_ns: a tick behind at most), updated at most every ~67 ms; ok is false
 // when f has no entry.
 func (s *Steering) FlowLastSeen(f Flow) (ns int64, ok bool) {
 	k := f.key()

@@ -26,6 +26,7 @@ enum verdict {
 	VERDICT_PASS,
 	VERDICT_MALFORMED,
 	VERDICT_FRAGMENT,
+	VERDICT_FAST, /* forwarded by the fast path: the action is in *fast */
 };
 
 /* endpoint_in looks up (addr, port, proto) in map, then (addr, 0, proto),
@@ -85,9 +86,11 @@ static __always_inline enum verdict classify_icmp_error(int status, struct tuple
 	return VERDICT_PASS;
 }
 
-/* classify decides on a packet and leaves its tuple in t and its family in
- * is_ipv6 (meaningful for VERDICT_VIP and VERDICT_REPLY). */
-static __always_inline enum verdict classify(struct cursor *c, struct tuple *t, bool *is_ipv6_out)
+/* classify decides on a packet. A packet of an established flow is
+ * forwarded by the fast path right after parsing, before the service
+ * lookups it does not need (an entry exists only for steered traffic):
+ * VERDICT_FAST, with the XDP action in *fast. */
+static __always_inline enum verdict classify(struct xdp_md *ctx, struct cursor *c, struct tuple *t, int *fast)
 {
 	__be16 ethertype;
 	bool is_ipv6;
@@ -106,7 +109,6 @@ static __always_inline enum verdict classify(struct cursor *c, struct tuple *t, 
 	}
 	if (status != PARSE_OK)
 		return verdict_of(status);
-	*is_ipv6_out = is_ipv6;
 
 	if (!is_ipv6 && t->proto == IPPROTO_ICMP) {
 		struct tuple inner = {};
@@ -128,6 +130,9 @@ static __always_inline enum verdict classify(struct cursor *c, struct tuple *t, 
 	status = parse_ports(c, t, false);
 	if (status != PARSE_OK)
 		return verdict_of(status);
+	*fast = fast_forward(ctx, t, is_ipv6);
+	if (*fast != FAST_NO)
+		return VERDICT_FAST;
 	if (endpoint_in(&vips, t->daddr, t->dport, t->proto))
 		return VERDICT_VIP;
 	if (endpoint_in(&reals, t->saddr, t->sport, t->proto) && !is_own(t->daddr))
@@ -151,17 +156,12 @@ int steer(struct xdp_md *ctx)
 	}
 
 	struct tuple t = {};
-	bool is_ipv6 = false;
-	enum verdict v = classify(&c, &t, &is_ipv6);
+	int fast = FAST_NO;
 
-	if (v == VERDICT_VIP || v == VERDICT_REPLY) {
-		int action = fast_forward(ctx, &t, is_ipv6);
-		if (action != FAST_NO) {
-			count(action == XDP_ABORTED ? fast_aborted : fast_forwarded);
-			return action;
-		}
-	}
-	switch (v) {
+	switch (classify(ctx, &c, &t, &fast)) {
+	case VERDICT_FAST:
+		count(fast == XDP_ABORTED ? fast_aborted : fast_forwarded);
+		return fast;
 	case VERDICT_VIP:
 		count(steered_vip);
 		break;

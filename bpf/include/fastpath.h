@@ -81,8 +81,8 @@ struct flow_action {
 	__u16 max_l3_len; /* longer IP packets go to the workers (FLOW_ENCAP: path MTU) */
 	__u8 flags;       /* FLOW_* */
 	__u8 pad;
-	__u64 last_seen;  /* bpf_ktime_get_ns() of a recent packet: set by the worker, then here */
-	__u64 idle_timeout; /* ns: a packet after this long idle goes to the workers */
+	__u64 last_seen;  /* CLOCK_MONOTONIC ns of a recent packet: set by the worker, then here */
+	__u64 idle_timeout; /* ns, at most INT64_MAX: a packet after this long idle goes to the workers */
 };
 
 struct {
@@ -314,8 +314,12 @@ static __always_inline int fast_forward(struct xdp_md *ctx, const struct tuple *
 		return FAST_NO;
 	if (l3len > a->max_l3_len)
 		return FAST_NO; /* the workers answer "fragmentation needed" */
-	__u64 now = bpf_ktime_get_ns();
-	if (now - a->last_seen > a->idle_timeout)
+	/* The coarse clock (CLOCK_MONOTONIC_COARSE, one tick behind at most)
+	 * costs a fraction of bpf_ktime_get_ns's TSC read, and ticks are fine
+	 * for timeouts of seconds. It may lag the worker's stamp (signed
+	 * differences, so a lag reads as "just seen"). */
+	__u64 now = bpf_ktime_get_coarse_ns();
+	if ((__s64)(now - a->last_seen) > (__s64)a->idle_timeout)
 		return FAST_NO;
 
 	/* From here on the packet is ours. */
@@ -363,7 +367,7 @@ static __always_inline int fast_forward(struct xdp_md *ctx, const struct tuple *
 			__builtin_memcpy(&ip6->daddr, a->daddr, 16);
 	}
 
-	if (now - a->last_seen > FLOW_TOUCH_NS)
+	if ((__s64)(now - a->last_seen) > (__s64)FLOW_TOUCH_NS)
 		a->last_seen = now;
 	fast_count(a, frame_len);
 
