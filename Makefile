@@ -47,7 +47,7 @@ demo: deps build
 # pick, connection table at 1M entries, sync codec), for benchstat.
 bench: build
 	$(GO) run ./bench/run --govsd $(BIN)/govsd
-	$(GO) test -run='^$$' -bench=. -benchmem ./dataplane/packet/ ./sched/ ./conntrack/ ./connsync/ | tee bench/micro.txt
+	$(GO) test -run='^$$' -bench=. -benchmem ./dataplane/packet/ ./sched/ ./conntrack/ ./connsync/ ./bpf/ | tee bench/micro.txt
 
 # The microbenchmarks of commit BASE (default HEAD~1) against the working
 # tree, compared with benchstat: make benchstat BASE=v1 COUNT=6

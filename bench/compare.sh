@@ -5,7 +5,7 @@
 set -eu
 BASE=${BASE:-HEAD~1}
 COUNT=${COUNT:-6}
-PKGS="./dataplane/packet/ ./sched/ ./conntrack/ ./connsync/"
+PKGS="./dataplane/packet/ ./sched/ ./conntrack/ ./connsync/ ./bpf/"
 # golang.org/x/perf has no tagged releases; pinned to a pseudo-version.
 BENCHSTAT=golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 

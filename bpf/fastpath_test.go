@@ -207,7 +207,7 @@ func loIndex(t testing.TB) int {
 
 // newFastSteering is newTestSteering with UDP real servers and the fast
 // path on.
-func newFastSteering(t *testing.T) *Steering {
+func newFastSteering(t testing.TB) *Steering {
 	t.Helper()
 	s := newTestSteering(t)
 	for _, e := range []Endpoint{endpoint(t, real4, rportU, udp), endpoint(t, real6, rportU, udp)} {

@@ -37,7 +37,7 @@ const (
 
 // newTestSteering loads the program with a few services and real servers,
 // serving the interface BPF_PROG_TEST_RUN reports: the loopback device.
-func newTestSteering(t *testing.T) *Steering {
+func newTestSteering(t testing.TB) *Steering {
 	t.Helper()
 	requireRoot(t)
 	s, err := LoadSteering()
