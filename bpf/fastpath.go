@@ -79,6 +79,7 @@ func MonotonicNow() int64 {
 	return ts.Nano()
 }
 
+// netPort returns port p as the maps hold it: in network byte order.
 func netPort(p uint16) uint16 {
 	var b [2]byte
 	binary.BigEndian.PutUint16(b[:], p)

@@ -1,7 +1,6 @@
 package bpf
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -33,11 +32,9 @@ func (e Endpoint) key() (steerEndpointKey, error) {
 		return steerEndpointKey{}, fmt.Errorf("endpoint %v: no protocol", e)
 	}
 	// The key holds the port in network byte order, as it is on the wire.
-	var port [2]byte
-	binary.BigEndian.PutUint16(port[:], e.Port)
 	return steerEndpointKey{
 		Addr:  [16]uint8(e.Addr),
-		Port:  binary.NativeEndian.Uint16(port[:]),
+		Port:  netPort(e.Port),
 		Proto: e.Proto,
 	}, nil
 }

@@ -236,16 +236,12 @@ func (t *Table) revive(c *Conn, now int64) bool {
 	if t.lastSeen == nil {
 		return false
 	}
-	seen := t.lastSeen(c)
-	if seen <= 0 {
+	t.Touch(c, t.lastSeen(c))
+	if c.Expires <= now {
 		return false
 	}
-	if exp := seen + t.timeout[c.State]; exp > now {
-		c.Expires = exp
-		t.stats.Revived++
-		return true
-	}
-	return false
+	t.stats.Revived++
+	return true
 }
 
 // find returns the entry for k (whose hash is h), expired or not.

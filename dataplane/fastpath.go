@@ -78,17 +78,13 @@ func (w *worker) fastGen(c *conntrack.Conn) uint32 {
 }
 
 // offloadRequest writes the flow entry of c's request direction, just
-// forwarded to dst by the worker, unless it has one already.
-func (w *worker) offloadRequest(c *conntrack.Conn, dst *Dest) {
+// forwarded to dst through nh by the worker, unless it has one already.
+func (w *worker) offloadRequest(c *conntrack.Conn, dst *Dest, nh *NextHop) {
 	if !fastState(c.State) || dst.ID >= bpf.FastDests {
 		return
 	}
 	gen := w.fastGen(c)
 	if c.Flags&flagFastIn != 0 || !warm(c) {
-		return
-	}
-	nh, ok := w.d.res.lookup(dst.Addr)
-	if !ok {
 		return
 	}
 	out := w.d.ifaces[nh.Iface]

@@ -114,9 +114,7 @@ func (w *worker) flushSync() {
 func (w *worker) refreshSync(now int64, st *snapshot) {
 	w.ct.Walk(func(c *conntrack.Conn) bool {
 		if c.State == conntrack.StateEstablished || c.State == conntrack.StateUDP {
-			if c.Flags&flagFast != 0 {
-				w.ct.Touch(c, w.lastSeen(c)) // the backup gets the real expiry
-			}
+			w.ct.Touch(c, w.lastSeen(c)) // fast-path traffic: the backup gets the real expiry
 			w.syncConn(c, st, now)
 		}
 		return true

@@ -319,14 +319,10 @@ func (w *worker) process(desc *xsk.Desc, inIface int, now int64, st *snapshot, o
 	}
 	before := c.State
 	w.ct.Track(c, dir, p.TCPFlags, now)
-	if c.State != before {
-		if c.Flags&flagFast != 0 && !fastState(c.State) {
-			w.unoffload(c) // FIN or RST: the workers see the rest
-		}
-		if w.d.syncOn.Load() {
-			w.syncConn(c, st, now)
-		}
-	} else if !found && w.d.syncOn.Load() {
+	if c.State != before && c.Flags&flagFast != 0 && !fastState(c.State) {
+		w.unoffload(c) // FIN or RST: the workers see the rest
+	}
+	if (!found || c.State != before) && w.d.syncOn.Load() {
 		w.syncConn(c, st, now)
 	}
 	if dir == conntrack.DirOriginal && c.Flags&flagNoL2 != 0 {
@@ -340,9 +336,13 @@ func (w *worker) process(desc *xsk.Desc, inIface int, now int64, st *snapshot, o
 	if dir == conntrack.DirOriginal {
 		ds.inPkts.Add(1)
 		ds.inBytes.Add(uint64(len(frame)))
-		out, ok := w.toRealServer(desc, frame, c, dst, c.Fwd)
+		nh, ok := w.nextHop(dst)
+		if !ok {
+			return 0, false
+		}
+		out, ok := w.toRealServer(desc, frame, c, dst, nh, c.Fwd)
 		if ok && w.d.opts.FastPath {
-			w.offloadRequest(c, dst)
+			w.offloadRequest(c, dst, &nh)
 		}
 		return out, ok
 	}
@@ -449,17 +449,22 @@ func (w *worker) sleep() {
 	w.wk.sleeping.Store(false)
 }
 
-// toRealServer forwards a frame of connection c to its real server dst,
-// rewritten for forwarding method fwd: the connection's own for a request;
-// for an ICMP error whose addresses are already translated, DR's (only the
-// MACs change) or TUN's.
-func (w *worker) toRealServer(desc *xsk.Desc, frame []byte, c *conntrack.Conn, dst *Dest, fwd conntrack.Fwd) (int, bool) {
-	p := &w.p
+// nextHop returns the next hop toward real server dst; a miss is counted
+// (the frame is dropped) and makes the resolver look it up.
+func (w *worker) nextHop(dst *Dest) (NextHop, bool) {
 	nh, ok := w.d.res.lookup(dst.Addr)
 	if !ok {
 		w.drop(DropNeighMiss)
-		return 0, false
 	}
+	return nh, ok
+}
+
+// toRealServer forwards a frame of connection c to its real server dst
+// through next hop nh, rewritten for forwarding method fwd: the
+// connection's own for a request; for an ICMP error whose addresses are
+// already translated, DR's (only the MACs change) or TUN's.
+func (w *worker) toRealServer(desc *xsk.Desc, frame []byte, c *conntrack.Conn, dst *Dest, nh NextHop, fwd conntrack.Fwd) (int, bool) {
+	p := &w.p
 	if !packet.DecTTL(frame, p) {
 		w.drop(DropTTL)
 		return 0, false
@@ -565,7 +570,11 @@ func (w *worker) processICMP(desc *xsk.Desc, frame []byte, now int64, st *snapsh
 		if fwd == conntrack.FwdNAT || fwd == conntrack.FwdFullNAT {
 			fwd = conntrack.FwdDR
 		}
-		return w.toRealServer(desc, frame, c, dst, fwd)
+		nh, ok := w.nextHop(dst)
+		if !ok {
+			return 0, false
+		}
+		return w.toRealServer(desc, frame, c, dst, nh, fwd)
 	}
 	// About a request we sent to the real server: the client must hear of it.
 	var err error
@@ -773,9 +782,7 @@ func (w *worker) listConns(ctx context.Context) ([]Conn, error) {
 		now := nanotime()
 		st := w.d.state.Load()
 		w.ct.Walk(func(c *conntrack.Conn) bool {
-			if c.Flags&flagFast != 0 {
-				w.ct.Touch(c, w.lastSeen(c))
-			}
+			w.ct.Touch(c, w.lastSeen(c)) // fast-path traffic
 			if c.Expires <= now {
 				return true
 			}

@@ -67,30 +67,12 @@ func checkLongFlows(t *testing.T, lab *topo.Lab, g *govsd, vip string) {
 	in0, _ := g.serviceStats(t, proto, vipPort)
 	fast0 := g.counter(t, "xdp", "fast_forwarded")
 
-	conn, err := lab.Client.Dial("tcp", vipPort, 3*time.Second)
-	if err != nil {
-		t.Fatalf("dial %s: %v", vipPort, err)
-	}
+	conn := dial(t, lab, vipPort)
 	defer conn.Close()
-	r := bufio.NewReader(conn)
-	server := ""
-	for i := 0; i < n; i++ {
-		conn.SetDeadline(time.Now().Add(3 * time.Second))
-		if _, err := fmt.Fprintf(conn, "GET /%d HTTP/1.1\r\nHost: %s\r\n\r\n", i, vip); err != nil {
-			t.Fatalf("keep-alive request %d: %v", i, err)
-		}
-		resp, err := http.ReadResponse(r, nil)
-		if err != nil {
-			t.Fatalf("keep-alive response %d: %v", i, err)
-		}
-		body := make([]byte, 256)
-		k, _ := resp.Body.Read(body)
-		resp.Body.Close()
-		name := strings.Fields(string(body[:k]))[0]
-		if server == "" {
-			server = name
-		} else if name != server {
-			t.Fatalf("keep-alive request %d answered by %s, earlier ones by %s", i, name, server)
+	names := keepAlive(t, conn, n)
+	for i, name := range names {
+		if name != names[0] {
+			t.Fatalf("keep-alive request %d answered by %s, earlier ones by %s", i, name, names[0])
 		}
 	}
 	fast := g.counter(t, "xdp", "fast_forwarded") - fast0
@@ -113,7 +95,7 @@ func checkLongFlows(t *testing.T, lab *topo.Lab, g *govsd, vip string) {
 	}
 	defer uc.Close()
 	fast0 = g.counter(t, "xdp", "fast_forwarded")
-	server = ""
+	server := ""
 	buf := make([]byte, 512)
 	for i := 0; i < n; i++ {
 		var got string
@@ -260,21 +242,9 @@ func TestFastPathLifetime(t *testing.T) {
 	})
 
 	t.Run("tcp fin reaches the workers", func(t *testing.T) {
-		conn, err := lab.Client.Dial("tcp", "198.18.0.100:80", 3*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
+		conn := dial(t, lab, "198.18.0.100:80")
 		local := conn.LocalAddr().String()
-		r := bufio.NewReader(conn)
-		for i := 0; i < 10; i++ {
-			conn.SetDeadline(time.Now().Add(3 * time.Second))
-			fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: v\r\n\r\n")
-			resp, err := http.ReadResponse(r, nil)
-			if err != nil {
-				t.Fatalf("request %d: %v", i, err)
-			}
-			resp.Body.Close()
-		}
+		keepAlive(t, conn, 10)
 		if line := connLine(t, g, local); !strings.Contains(line, "ESTABLISHED") {
 			t.Fatalf("connection from %s not ESTABLISHED while open: %q", local, line)
 		}
@@ -316,7 +286,9 @@ func TestFastPathFallback(t *testing.T) {
 	t.Run("fast_path false", func(t *testing.T) {
 		g := startGovsd(t, lab.Director, strings.Replace(lifetimeConfig, "  metrics_listen: \"\"\n", "  metrics_listen: \"\"\n  fast_path: false\n", 1))
 		defer g.stop(syscall.SIGTERM)
-		keepAlive(t, lab, "198.18.0.100:80", 20)
+		conn := dial(t, lab, "198.18.0.100:80")
+		keepAlive(t, conn, 20)
+		conn.Close()
 		if fast := g.counter(t, "xdp", "fast_forwarded"); fast != 0 {
 			t.Errorf("fast_path: false, yet the fast path forwarded %d packets", fast)
 		}
@@ -327,7 +299,9 @@ func TestFastPathFallback(t *testing.T) {
 		}
 		g := startGovsd(t, lab.Director, lifetimeConfig)
 		defer g.stop(syscall.SIGTERM)
-		keepAlive(t, lab, "198.18.0.100:80", 20)
+		conn := dial(t, lab, "198.18.0.100:80")
+		keepAlive(t, conn, 20)
+		conn.Close()
 		// Requests go to d1, whose peer has GRO: fast. Replies go to d0,
 		// which would drop redirected frames: the workers send them.
 		fast, out := g.counter(t, "xdp", "fast_forwarded"), g.counter(t, "datapath", "outbound")
@@ -337,22 +311,39 @@ func TestFastPathFallback(t *testing.T) {
 	})
 }
 
-// keepAlive sends n HTTP requests over one TCP connection to addr.
-func keepAlive(t *testing.T, lab *topo.Lab, addr string, n int) {
+// dial opens a TCP connection from the client to addr.
+func dial(t *testing.T, lab *topo.Lab, addr string) net.Conn {
 	t.Helper()
 	conn, err := lab.Client.Dial("tcp", addr, 3*time.Second)
 	if err != nil {
 		t.Fatalf("dial %s: %v", addr, err)
 	}
-	defer conn.Close()
+	return conn
+}
+
+// keepAlive sends n HTTP requests over conn and returns the name of the
+// real server that answered each (the first word of the lab's answers).
+func keepAlive(t *testing.T, conn net.Conn, n int) []string {
+	t.Helper()
 	r := bufio.NewReader(conn)
+	names := make([]string, 0, n)
 	for i := 0; i < n; i++ {
 		conn.SetDeadline(time.Now().Add(3 * time.Second))
-		fmt.Fprintf(conn, "GET / HTTP/1.1\r\nHost: v\r\n\r\n")
-		resp, err := http.ReadResponse(r, nil)
-		if err != nil {
+		if _, err := fmt.Fprintf(conn, "GET /%d HTTP/1.1\r\nHost: v\r\n\r\n", i); err != nil {
 			t.Fatalf("request %d over one connection: %v", i, err)
 		}
+		resp, err := http.ReadResponse(r, nil)
+		if err != nil {
+			t.Fatalf("response %d over one connection: %v", i, err)
+		}
+		body := make([]byte, 256)
+		k, _ := resp.Body.Read(body)
 		resp.Body.Close()
+		name := ""
+		if f := strings.Fields(string(body[:k])); len(f) > 0 {
+			name = f[0]
+		}
+		names = append(names, name)
 	}
+	return names
 }

@@ -296,12 +296,19 @@ static __always_inline int fast_forward(struct xdp_md *ctx, const struct tuple *
 		l3len = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
 		l4 = (__u8 *)(ip6 + 1);
 	}
-	if ((void *)(l4 + 20) > end && t->proto == IPPROTO_TCP)
-		return FAST_NO;
-	if ((void *)(l4 + 8) > end)
-		return FAST_NO;
-	if (t->proto == IPPROTO_TCP && (l4[13] & (TCP_FLAG_FIN | TCP_FLAG_SYN | TCP_FLAG_RST)))
-		return FAST_NO; /* the workers track the state */
+	bool udp = t->proto == IPPROTO_UDP;
+	__u16 *csum;
+	if (udp) {
+		if ((void *)(l4 + 8) > end)
+			return FAST_NO;
+		csum = (__u16 *)(l4 + 6);
+	} else {
+		if ((void *)(l4 + 20) > end)
+			return FAST_NO;
+		if (l4[13] & (TCP_FLAG_FIN | TCP_FLAG_SYN | TCP_FLAG_RST))
+			return FAST_NO; /* the workers track the state */
+		csum = (__u16 *)(l4 + 16);
+	}
 
 	struct flow_key key = {};
 	__builtin_memcpy(key.saddr, t->saddr, 16);
@@ -323,18 +330,7 @@ static __always_inline int fast_forward(struct xdp_md *ctx, const struct tuple *
 		return FAST_NO;
 
 	/* From here on the packet is ours. */
-	bool udp = t->proto == IPPROTO_UDP;
 	__u16 *ports = (__u16 *)l4;
-	__u16 *csum;
-	if (udp) {
-		if ((void *)(l4 + 8) > end)
-			return XDP_ABORTED;
-		csum = (__u16 *)(l4 + 6);
-	} else {
-		if ((void *)(l4 + 20) > end)
-			return XDP_ABORTED;
-		csum = (__u16 *)(l4 + 16);
-	}
 	__u8 rewrite = a->flags & (FLOW_SET_SRC | FLOW_SET_DST);
 	if (!is_ipv6) {
 		__u64 addr_d = 0;
