@@ -63,6 +63,17 @@ type Conn struct {
 	// the caller's value): the generation of the XDP fast-path entries it
 	// wrote for this connection. It fills what was padding.
 	FastGen uint16
+
+	// The SYN proxy's sequence translation, the dataplane's like FastGen
+	// (the table never reads them; Insert keeps the caller's values):
+	// SeqDelta is the real server's initial sequence number minus the
+	// cookie the director answered the client with; ClientWin the window
+	// of the client's handshake ACK, until the real server's SYN-ACK; and
+	// WinShift the real server's window scale less the one the director
+	// announced to the client.
+	SeqDelta  uint32
+	ClientWin uint16
+	WinShift  int8
 }
 
 const (

@@ -443,6 +443,7 @@ func (d *Director) buildService(sp *ServiceSpec, prev *Service, next *snapshot) 
 		Persistence: sp.Persistence,
 		PersistBits: sp.PersistBits,
 	}
+	svc.SynProxy = sp.SynProxy
 	for _, la := range sp.LocalAddrs {
 		svc.LocalAddrs = append(svc.LocalAddrs, inet.AddrFromNetip(la))
 	}

@@ -25,7 +25,34 @@ type ServiceSpec struct {
 	Persistence time.Duration
 	PersistBits int
 	LocalAddrs  []netip.Addr // full-NAT source addresses
+	SynProxy    SynProxyMode
 	Dests       []DestSpec
+}
+
+// SynProxyMode says when the director answers a TCP service's SYNs itself
+// with SYN cookies (NAT and full-NAT only: DR and TUN replies bypass it).
+type SynProxyMode uint8
+
+const (
+	// SynProxyAuto: while the service is under SYN pressure (director
+	// thresholds), and for SYNs over the rate the workers take.
+	SynProxyAuto SynProxyMode = iota
+	// SynProxyOn: always.
+	SynProxyOn
+	// SynProxyOff: never; SYNs over the workers' rate are dropped.
+	SynProxyOff
+)
+
+func (m SynProxyMode) String() string {
+	switch m {
+	case SynProxyAuto:
+		return "auto"
+	case SynProxyOn:
+		return "on"
+	case SynProxyOff:
+		return "off"
+	}
+	return fmt.Sprintf("SynProxyMode(%d)", uint8(m))
 }
 
 // DestSpec is a real server of a service.
@@ -60,6 +87,7 @@ type Service struct {
 	Persistence time.Duration
 	PersistBits int
 	LocalAddrs  []inet.Addr
+	SynProxy    SynProxyMode
 	Dests       []*Dest // the scheduler's current list, in config order
 }
 
