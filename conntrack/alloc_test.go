@@ -75,4 +75,34 @@ func TestZeroAllocs(t *testing.T) {
 	if removed == 0 || active == 0 {
 		t.Fatal("callbacks not exercised")
 	}
+
+	// A full table of half-open connections under pressure: every Insert
+	// evicts the oldest, and the newcomer's SYN puts it at the tail.
+	removed = 0
+	full := New(Config{
+		Capacity: 64,
+		OnClass:  func(uint32, sched.ConnClass, sched.ConnClass) {},
+		OnRemove: func(c *Conn) { removed++ },
+	})
+	for i := range 64 {
+		c := natConn(i, ProtoTCP)
+		p, _ := full.Insert(&c, now)
+		full.Track(p, DirOriginal, TCPSyn, now)
+	}
+	j := 64
+	check("Insert with eviction", func() {
+		c := natConn(j, ProtoTCP)
+		j++
+		p, err := full.Insert(&c, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		full.Track(p, DirOriginal, TCPSyn, now)
+		full.Restore(p, StateSynAck, now+sec)
+		full.Touch(p, now)
+		_ = full.HalfOpen()
+	})
+	if st := full.Stats(); st.EvictedHalfOpen < 1000 || removed < 1000 || full.HalfOpen() != 64 || !full.UnderPressure() {
+		t.Fatalf("eviction not exercised: %+v, removed %d, half-open %d", st, removed, full.HalfOpen())
+	}
 }

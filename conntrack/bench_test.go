@@ -172,6 +172,42 @@ func BenchmarkInsert1M(b *testing.B) {
 	cpu.report(b, b.N)
 }
 
+// BenchmarkInsertEvict1M: a SYN flood's steady state. The table of 1M is
+// full of half-open connections, and each new one (Insert, then Track with
+// its SYN) evicts the oldest.
+func BenchmarkInsertEvict1M(b *testing.B) {
+	const n = 1 << 20
+	t := New(Config{Capacity: n})
+	// 2n tuples used in turn: the previous user of a tuple was evicted n
+	// inserts ago.
+	conns := make([]Conn, 2*n)
+	for j := range conns {
+		conns[j] = natConn(j, ProtoTCP)
+	}
+	for j := range n {
+		p, _ := t.Insert(&conns[j], 1)
+		t.Track(p, DirOriginal, TCPSyn, 1)
+	}
+	b.ReportAllocs()
+	cpu := startCPU()
+	b.ResetTimer()
+	j := n
+	for b.Loop() {
+		p, err := t.Insert(&conns[j], 1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		t.Track(p, DirOriginal, TCPSyn, 1)
+		if j++; j == len(conns) {
+			j = 0
+		}
+	}
+	cpu.report(b, b.N)
+	if t.Stats().EvictedHalfOpen < uint64(b.N) {
+		b.Fatal("no eviction")
+	}
+}
+
 // BenchmarkExpire1M: the sweep's cost per slot over a full table with
 // nothing to expire (the common case between expiries).
 func BenchmarkExpire1M(b *testing.B) {

@@ -41,8 +41,8 @@
 // remote clients cannot aim collisions at a table.
 //
 // Memory is allocated up front and never grows: per connection of capacity,
-// 144 bytes of slab, 18 to 37 bytes of index (32 at 1M and 4M), and with the
-// default template capacity (Capacity/4) 24 bytes of templates: 200 bytes
+// 160 bytes of slab, 18 to 37 bytes of index (32 at 1M and 4M), and with the
+// default template capacity (Capacity/4) 24 bytes of templates: 216 bytes
 // in all at 1M and 4M, so the footprint is known when the daemon starts.
 // Untouched slab pages are not even resident until connections use them.
 // Large slabs and indexes are advised for transparent huge pages (Linux), so
@@ -72,12 +72,44 @@
 //
 // # Capacity and SYN floods
 //
-// Capacity is fixed at New. A full table refuses new connections with
-// ErrFull (counted in Stats) in O(1), before any hashing, while existing
-// connections keep working: a SYN flood cannot make the table grow, cost
-// more per packet, or evict established connections. Flooded entries sit in
-// SYN_RECV (60 s by default) and are reclaimed by the sweep; after that the
-// table accepts connections again.
+// Capacity is fixed at New: a SYN flood cannot make the table grow or cost
+// more per packet. What a flood creates is half-open connections (SYN_RECV,
+// SYN_SENT, SYNACK: State.HalfOpen), and the table gives those up first, so
+// that a flood never locks anyone out. IPVS's drop_entry and secure_tcp
+// defences (ip_vs_ctl.c, ip_vs_proto_tcp.c) are the reference, with two
+// differences: the victim is the oldest half-open connection rather than a
+// random entry of a slice of the hash table, and a connection past its
+// handshake is never dropped, however idle. Two mechanisms:
+//
+//   - Eviction. When Insert finds the table full, it evicts the oldest
+//     half-open connection (OnClass, OnRemove, Stats.EvictedHalfOpen) and
+//     takes its slot. "Oldest" is the one that entered a half-open state
+//     first: the half-open connections form a FIFO list threaded through
+//     the slab (two uint32 links in Conn), joined at the tail on entering a
+//     half-open state, kept while moving between them, left on leaving them
+//     or the table. Eviction is O(1) and allocation-free, and the list is
+//     exact (no stale entries, nothing to overflow or compact; halfopen.go
+//     says why not a ring). A legitimate handshake completes within a round
+//     trip, so it is the youngest entry while a flood's entries age at the
+//     head. Nothing else is ever evicted: a table full of connections past
+//     their handshake refuses new connections with ErrFull (Stats.Refused)
+//     in O(1), before any hashing, and established connections, which
+//     already live in the table, never lose a packet to a flood.
+//   - Shorter half-open timeouts under pressure. The table is under
+//     pressure (UnderPressure) while it is at least 3/4 full or more than
+//     1/8 of its capacity (and more than 16 connections) is half-open;
+//     then a connection entering or refreshed in a half-open state (Insert,
+//     Track, Touch, Restore) gets at most Config.PressureTimeout
+//     (DefaultPressureTimeout, 3 s, instead of SYN_RECV's 60 s), on the
+//     model of the shorter timeouts IPVS used under attack (its 2.4
+//     secure_tcp timeout table: SYN_RECV 10 s). A flood's entries then
+//     leave a few seconds after it ends, not a minute. Entries made before the
+//     pressure began keep their deadline, but they are the oldest, so the
+//     first to be evicted.
+//
+// HalfOpen counts the half-open connections exactly, kept up to date by
+// every state change and removal, for the dataplane's decision to answer
+// SYNs with cookies instead.
 //
 // # States
 //

@@ -2,6 +2,7 @@ package conntrack
 
 import (
 	"errors"
+	"math"
 	"math/rand/v2"
 	"time"
 
@@ -42,7 +43,7 @@ type Conn struct {
 
 	Service, Dest uint32 // indices owned by the dataplane; Dest must not change (class counts follow it)
 	Fwd           Fwd
-	State         State  // set by Track
+	State         State  // set by Insert, Track and Restore; do not change
 	Flags         uint16 // bits 0..7: FlagNoOutput, FlagPersistent; 8..15: the dataplane's
 	Expires       int64  // monotonic nanoseconds; set by Insert and Track
 
@@ -54,10 +55,11 @@ type Conn struct {
 	LPort               uint16    // full-NAT local port
 
 	// Table-private fields.
-	slot    uint32 // own position in the slab
-	tmpl    uint32 // live: persistence template slot + 1 (0 = unbound); free: next free slot + 1
-	tmplGen uint32 // generation of that template slot when bound
-	bits    uint8  // bitLive, bitHasReply
+	slot           uint32 // own position in the slab
+	tmpl           uint32 // live: persistence template slot + 1 (0 = unbound); free: next free slot + 1
+	tmplGen        uint32 // generation of that template slot when bound
+	hoPrev, hoNext uint32 // half-open list (halfopen.go): neighbours' slot + 1, 0 = none
+	bits           uint8  // bitLive, bitHasReply, bitHalfOpen
 
 	// FastGen is the dataplane's (the table never reads it; Insert keeps
 	// the caller's value): the generation of the XDP fast-path entries it
@@ -79,12 +81,14 @@ type Conn struct {
 const (
 	bitLive     uint8 = 1 << 0 // the slot holds a connection
 	bitHasReply uint8 = 1 << 1 // Reply is in the index
+	bitHalfOpen uint8 = 1 << 2 // in the half-open list
 )
 
 func (c *Conn) live() bool { return c.bits&bitLive != 0 }
 
 // ErrFull is returned by Insert (and InsertTemplate) when the table is at
-// capacity: the new connection is refused, existing ones keep working.
+// capacity and, for Insert, holds no half-open connection to evict: the new
+// connection is refused, existing ones keep working.
 var ErrFull = errors.New("connection table full")
 
 // ErrExists is returned by Insert when a live connection already owns the
@@ -108,13 +112,19 @@ type Config struct {
 	TemplateCapacity int
 	// Timeouts per state; zero fields take DefaultTimeouts.
 	Timeouts Timeouts
+	// PressureTimeout caps the timeout of a connection entering or
+	// refreshed in a half-open state (SYN_RECV, SYN_SENT, SYNACK) while the
+	// table is under pressure (UnderPressure); DefaultPressureTimeout when
+	// 0, never capped when negative.
+	PressureTimeout time.Duration
 	// OnClass reports every change of how a connection counts against its
 	// destination (sched.Dest.Transition): ClassNone -> class on Insert,
 	// class -> class on Track, class -> ClassNone on removal. Optional.
 	OnClass func(dest uint32, from, to sched.ConnClass)
 	// OnRemove is called for every connection leaving the table (Delete,
-	// Expire, Flush, or reclaim of an expired duplicate by Insert), before
-	// its slot is reused. Optional.
+	// Expire, Flush, reclaim of an expired duplicate by Insert, or eviction
+	// of the oldest half-open connection by Insert into a full table),
+	// before its slot is reused. Optional.
 	//
 	// Callbacks run on the owner's goroutine inside table calls and must not
 	// call back into the table.
@@ -132,6 +142,7 @@ type Config struct {
 type Stats struct {
 	Inserted        uint64 // connections added
 	Refused         uint64 // Insert refused with ErrFull
+	EvictedHalfOpen uint64 // half-open connections removed by Insert to make room
 	Duplicates      uint64 // Insert refused with ErrExists
 	Expired         uint64 // connections removed by Expire or reclaimed by Insert
 	Revived         uint64 // timeouts extended because LastSeen reported later packets
@@ -149,6 +160,14 @@ type Table struct {
 	freeHead uint32 // slot + 1 of the first free slot; 0 when full
 	n        int
 	hand     int // Expire's clock hand over the slab
+
+	// Half-open connections (halfopen.go): the list's ends (slot + 1, 0 =
+	// empty), its length, and when the table is under pressure.
+	hoHead, hoTail   uint32
+	halfOpen         int
+	pressureLen      int   // under pressure at this many connections
+	pressureHalfOpen int   // or above this many half-open ones
+	pressureTimeout  int64 // the half-open timeout cap under pressure
 
 	timeout  [numStates]int64
 	seed     hashSeed
@@ -186,6 +205,16 @@ func New(cfg Config) *Table {
 		onRemove: cfg.OnRemove,
 		lastSeen: cfg.LastSeen,
 		tmpl:     newTmplTable(tcap),
+
+		pressureLen:      capacity - capacity*(pressureFillDen-pressureFillNum)/pressureFillDen,
+		pressureHalfOpen: max(capacity/pressureHalfOpenDiv, pressureHalfOpenMin),
+		pressureTimeout:  int64(cfg.PressureTimeout),
+	}
+	switch {
+	case cfg.PressureTimeout == 0:
+		t.pressureTimeout = int64(DefaultPressureTimeout)
+	case cfg.PressureTimeout < 0:
+		t.pressureTimeout = math.MaxInt64
 	}
 	adviseHugePages(t.slab)
 	adviseHugePages(t.idx.cells)
@@ -296,11 +325,15 @@ func (t *Table) claim(k *Tuple, h uint32, now int64) bool {
 // non-zero, its Reply tuple. The connection starts in c.State (normally
 // StateNone: the caller then runs Track with the first packet) with that
 // state's timeout, and counts against c.Dest from now on (OnClass). Table
-// flags in c.Flags are replaced (FlagNoOutput for DR/TUN). ErrFull when the
-// table is at capacity, ErrExists when a live connection owns either tuple.
+// flags in c.Flags are replaced (FlagNoOutput for DR/TUN). ErrExists when a
+// live connection owns either tuple. When the table is at capacity, the
+// oldest half-open connection makes room (OnClass, OnRemove and
+// Stats.EvictedHalfOpen, after the tuples are found free, so a duplicate
+// evicts nothing); ErrFull when there is none, in O(1) before any hashing:
+// a connection past its handshake is never evicted.
 func (t *Table) Insert(c *Conn, now int64) (*Conn, error) {
 	t.now = now
-	if t.freeHead == 0 {
+	if t.freeHead == 0 && t.halfOpen == 0 {
 		t.stats.Refused++
 		return nil, ErrFull
 	}
@@ -316,12 +349,18 @@ func (t *Table) Insert(c *Conn, now int64) (*Conn, error) {
 		t.stats.Duplicates++
 		return nil, ErrExists
 	}
+	// The claims only ever free slots; still full means none was reclaimed.
+	if t.freeHead == 0 && !t.evictHalfOpen() {
+		t.stats.Refused++
+		return nil, ErrFull
+	}
 	slot := t.freeHead - 1
 	n := &t.slab[slot]
 	t.freeHead = n.tmpl
 	*n = v
 	n.slot = slot
 	n.tmpl, n.tmplGen = 0, 0
+	n.hoPrev, n.hoNext = 0, 0
 	n.bits = bitLive
 	if hasReply {
 		n.bits |= bitHasReply
@@ -333,12 +372,15 @@ func (t *Table) Insert(c *Conn, now int64) (*Conn, error) {
 	if int(n.State) >= numStates {
 		n.State = StateNone
 	}
-	n.Expires = now + t.timeout[n.State]
 	t.idx.insert(ho, ref(slot, DirOriginal))
 	if hasReply {
 		t.idx.insert(hr, ref(slot, DirReply))
 	}
 	t.n++
+	if n.State.HalfOpen() {
+		t.hoPush(n)
+	}
+	n.Expires = now + t.timeoutOf(n.State)
 	t.stats.Inserted++
 	if t.onClass != nil {
 		t.onClass(n.Dest, sched.ClassNone, n.State.Class())
@@ -374,13 +416,9 @@ func (t *Table) Track(c *Conn, dir Direction, tcpFlags uint8, now int64) {
 		next = StateUDP
 	}
 	if next != c.State {
-		from, to := c.State.Class(), next.Class()
-		c.State = next
-		if from != to && t.onClass != nil {
-			t.onClass(c.Dest, from, to)
-		}
+		t.setState(c, next)
 	}
-	c.Expires = now + t.timeout[next]
+	c.Expires = now + t.timeoutOf(next)
 }
 
 // Reusable reports whether a packet on connection c opens a new connection
@@ -429,6 +467,9 @@ func (t *Table) remove(c *Conn) {
 	}
 	if c.tmpl != 0 {
 		t.tmpl.unbind(c.tmpl-1, c.tmplGen, t.now)
+	}
+	if c.bits&bitHalfOpen != 0 {
+		t.hoUnlink(c)
 	}
 	if t.onClass != nil {
 		t.onClass(c.Dest, c.State.Class(), sched.ClassNone)
@@ -504,17 +545,17 @@ func (t *Table) Walk(fn func(c *Conn) bool) {
 }
 
 // Restore puts a connection in the state and expiry another director
-// reported (connection synchronisation), keeping the class counts exact.
+// reported (connection synchronisation), keeping the class counts and the
+// half-open count exact. While the pressure shortens a half-open state's
+// timeout, the expiry is capped as a refresh would cap it (the short
+// timeout on the table's latest clock).
 func (t *Table) Restore(c *Conn, s State, expires int64) {
 	if !c.live() || int(s) >= numStates {
 		return
 	}
-	if s != c.State {
-		from, to := c.State.Class(), s.Class()
-		c.State = s
-		if from != to && t.onClass != nil {
-			t.onClass(c.Dest, from, to)
-		}
+	t.setState(c, s)
+	if d := t.timeoutOf(s); d < t.timeout[s] {
+		expires = min(expires, t.now+d)
 	}
 	c.Expires = expires
 }
@@ -526,12 +567,13 @@ func (t *Table) Touch(c *Conn, seen int64) {
 	if !c.live() || seen <= 0 {
 		return
 	}
-	if exp := seen + t.timeout[c.State]; exp > c.Expires {
+	if exp := seen + t.timeoutOf(c.State); exp > c.Expires {
 		c.Expires = exp
 	}
 }
 
-// Timeout returns the idle timeout of state s.
+// Timeout returns the configured idle timeout of state s (under pressure,
+// half-open states get less: UnderPressure).
 func (t *Table) Timeout(s State) time.Duration {
 	if int(s) >= numStates {
 		return 0

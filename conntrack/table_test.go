@@ -1,10 +1,13 @@
 package conntrack
 
 import (
+	"cmp"
 	"errors"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"testing"
+	"unsafe"
 
 	"github.com/govs/govs/inet"
 )
@@ -29,6 +32,14 @@ func TestNoPointers(t *testing.T) {
 	}
 	check("Conn", reflect.TypeFor[Conn]())
 	check("tmplEntry", reflect.TypeFor[tmplEntry]())
+}
+
+// The slab's footprint is documented (doc.go, "Layout"): growing Conn must
+// be deliberate.
+func TestConnSize(t *testing.T) {
+	if got := unsafe.Sizeof(Conn{}); got != 160 {
+		t.Fatalf("Conn is %d bytes; update doc.go (and this test) if that is meant", got)
+	}
 }
 
 func TestLookupBothDirections(t *testing.T) {
@@ -120,29 +131,31 @@ func TestInsertDuplicates(t *testing.T) {
 	}
 }
 
+// A full table makes room by evicting half-open connections, oldest first,
+// and refuses new connections once only connections past their handshake
+// remain; those keep working throughout.
 func TestCapacity(t *testing.T) {
 	cc := newClassCounter(t)
-	tb := New(Config{Capacity: 100, OnClass: cc.onClass})
+	var removed []int
+	tb := New(Config{
+		Capacity: 100, OnClass: cc.onClass,
+		OnRemove:        func(c *Conn) { removed = append(removed, int(c.Service)) },
+		PressureTimeout: -1, // the 60 s SYN_RECV timeout throughout
+	})
 	now := int64(0)
 	for i := range 100 {
 		c := natConn(i, ProtoTCP)
+		c.Service = uint32(i)
 		p, err := tb.Insert(&c, now)
 		if err != nil {
 			t.Fatalf("insert %d: %v", i, err)
 		}
 		tb.Track(p, DirOriginal, TCPSyn, now) // SYN_RECV: 60 s
 	}
-	// Full: new connections are refused, old ones keep working.
-	for i := 100; i < 200; i++ {
-		c := natConn(i, ProtoTCP)
-		if _, err := tb.Insert(&c, now); !errors.Is(err, ErrFull) {
-			t.Fatalf("insert %d into a full table: %v", i, err)
-		}
+	if tb.HalfOpen() != 100 {
+		t.Fatalf("half-open %d, want 100", tb.HalfOpen())
 	}
-	if tb.Stats().Refused != 100 || tb.Len() != 100 {
-		t.Fatalf("stats %+v len %d", tb.Stats(), tb.Len())
-	}
-	// Half of them get established and stay for 15 min.
+	// Half of them (the older half) get established and stay for 15 min.
 	now += 30 * sec
 	for i := range 50 {
 		c := natConn(i, ProtoTCP)
@@ -153,34 +166,65 @@ func TestCapacity(t *testing.T) {
 		tb.Track(p, dir, TCPSyn|TCPAck, now)
 		tb.Track(p, DirOriginal, TCPAck, now)
 	}
+	if tb.HalfOpen() != 50 {
+		t.Fatalf("half-open %d, want 50", tb.HalfOpen())
+	}
 	cc.check(t, tb)
-	// After the SYN_RECV timeout and one sweep, room for 50 again.
-	now += 31 * sec
+	// Full: 50 new connections (in NONE, not half-open) replace the 50
+	// half-open ones, oldest first.
+	for i := 100; i < 150; i++ {
+		c := natConn(i, ProtoTCP)
+		c.Service = uint32(i)
+		if _, err := tb.Insert(&c, now); err != nil {
+			t.Fatalf("insert %d into a full table with half-open entries: %v", i, err)
+		}
+	}
+	for k, id := range removed {
+		if id != 50+k {
+			t.Fatalf("eviction %d removed connection %d, want %d", k, id, 50+k)
+		}
+	}
+	if st := tb.Stats(); len(removed) != 50 || st.EvictedHalfOpen != 50 || st.Refused != 0 || tb.Len() != 100 || tb.HalfOpen() != 0 {
+		t.Fatalf("removed %d, stats %+v, len %d, half-open %d", len(removed), st, tb.Len(), tb.HalfOpen())
+	}
+	cc.check(t, tb)
+	// No half-open entry left: refused, and nothing is removed.
+	for i := 150; i < 200; i++ {
+		c := natConn(i, ProtoTCP)
+		if _, err := tb.Insert(&c, now); !errors.Is(err, ErrFull) {
+			t.Fatalf("insert %d into a table without half-open entries: %v", i, err)
+		}
+	}
+	if st := tb.Stats(); st.Refused != 50 || len(removed) != 50 {
+		t.Fatalf("stats %+v removed %d", st, len(removed))
+	}
+	// After the NONE timeout (2 s) and one sweep, room for 50 again.
+	now += 3 * sec
 	if n := tb.Expire(now, 100); n != 50 {
 		t.Fatalf("expired %d, want 50", n)
 	}
 	cc.check(t, tb)
-	for i := 100; i < 150; i++ {
+	for i := 150; i < 200; i++ {
 		c := natConn(i, ProtoTCP)
 		if _, err := tb.Insert(&c, now); err != nil {
 			t.Fatalf("insert %d after expiry: %v", i, err)
 		}
 	}
-	c := natConn(150, ProtoTCP)
+	c := natConn(200, ProtoTCP)
 	if _, err := tb.Insert(&c, now); !errors.Is(err, ErrFull) {
 		t.Fatalf("table should be full again: %v", err)
 	}
 	for i := range 50 {
 		c := natConn(i, ProtoTCP)
-		if _, _, ok := tb.Lookup(&c.Orig, now); !ok {
+		if p, _, ok := tb.Lookup(&c.Orig, now); !ok || p.State != StateEstablished {
 			t.Fatalf("established connection %d lost", i)
 		}
 	}
 	cc.check(t, tb)
 	tb.Flush()
 	cc.check(t, tb)
-	if tb.Len() != 0 {
-		t.Fatal("flush left connections")
+	if tb.Len() != 0 || tb.HalfOpen() != 0 {
+		t.Fatalf("flush left %d connections, %d half-open", tb.Len(), tb.HalfOpen())
 	}
 }
 
@@ -312,30 +356,57 @@ func TestNewClampsCapacity(t *testing.T) {
 	}
 }
 
-// Property test: random inserts, deletes, refreshes, expiry sweeps and
-// clock jumps against a map model; every removal must be one the model
-// allows, and every lookup must agree with the model.
+// Property test: random inserts, deletes, refreshes, restores, expiry
+// sweeps, flushes and clock jumps against a map model; every removal must be
+// one the model allows (an expired connection, a Delete, or the eviction of
+// the model's oldest half-open connection by an Insert into a full table),
+// every lookup must agree with the model, every deadline must be the one
+// the state and the pressure give, and HalfOpen and the half-open list must
+// match the model after every operation.
 func TestRandomAgainstModel(t *testing.T) {
 	for seed := range uint64(8) {
-		runModel(t, seed, 50000)
+		runModel(t, seed, 50000, sparse)
+		runModel(t, seed, 50000, crowded)
 	}
 }
+
+// modelShape sets how often tuples clash and how fast the clock runs.
+type modelShape struct {
+	addrs, ports int   // client addresses and source ports tuples are drawn from
+	maxJump      int64 // the most the clock advances in one step
+	full         bool  // the run must fill the table: evictions and refusals
+}
+
+var (
+	// sparse: few tuples, long clock jumps: duplicates, cross-direction
+	// clashes, reuse and expiry all the time; the table rarely fills.
+	sparse = modelShape{addrs: 6, ports: 8, maxJump: 3 * 60 * sec}
+	// crowded: many tuples, a slow clock: the table is often full and
+	// under pressure, so Insert evicts and refuses.
+	crowded = modelShape{addrs: 64, ports: 64, maxJump: 4 * sec, full: true}
+)
 
 type modelConn struct {
 	orig, reply Tuple
 	hasReply    bool
 	expires     int64
+	state       State
+	hoSeq       uint64 // when it last entered a half-open state
 }
 
-func runModel(t *testing.T, seed uint64, ops int) {
+func runModel(t *testing.T, seed uint64, ops int, shape modelShape) {
 	rng := rand.New(rand.NewPCG(seed, 99))
 	const capacity = 64
 	var (
-		now      int64
-		model    = map[uint32]*modelConn{} // by Service (the id)
-		owner    = map[Tuple]uint32{}
-		deleting uint32
-		nextID   uint32 = 1
+		now       int64
+		model     = map[uint32]*modelConn{} // by Service (the id)
+		owner     = map[Tuple]uint32{}
+		deleting  uint32
+		evictOK   uint32 // the connection Insert may evict
+		flushing  bool
+		nextID    uint32 = 1
+		hoSeq     uint64
+		pressured int
 	)
 	cc := newClassCounter(t)
 	tb := New(Config{
@@ -346,7 +417,7 @@ func runModel(t *testing.T, seed uint64, ops int) {
 			if m == nil {
 				t.Fatalf("seed %d: removed unknown connection %d", seed, c.Service)
 			}
-			if c.Service != deleting && m.expires > now {
+			if c.Service != deleting && c.Service != evictOK && !flushing && m.expires > now {
 				t.Fatalf("seed %d: live connection %d removed (expires %d, now %d)", seed, c.Service, m.expires, now)
 			}
 			delete(owner, m.orig)
@@ -360,8 +431,8 @@ func runModel(t *testing.T, seed uint64, ops int) {
 	// duplicates, cross-direction clashes and reuse are frequent.
 	tuple := func() Tuple {
 		return Tuple{
-			Src: clientAddr(rng.IntN(6)), Dst: vip,
-			SrcPort: uint16(rng.IntN(8)), DstPort: uint16(rng.IntN(2)), Proto: ProtoTCP,
+			Src: clientAddr(rng.IntN(shape.addrs)), Dst: vip,
+			SrcPort: uint16(rng.IntN(shape.ports)), DstPort: uint16(rng.IntN(2)), Proto: ProtoTCP,
 		}
 	}
 	ids := func() []uint32 {
@@ -369,7 +440,37 @@ func runModel(t *testing.T, seed uint64, ops int) {
 		for id := range model {
 			out = append(out, id)
 		}
+		slices.Sort(out) // map order is random: keep runs reproducible
 		return out
+	}
+	setState := func(m *modelConn, s State) {
+		if s.HalfOpen() && !m.state.HalfOpen() {
+			hoSeq++
+			m.hoSeq = hoSeq
+		}
+		m.state = s
+	}
+	// The model's half-open connections, oldest first.
+	halfOpen := func() []uint32 {
+		var out []uint32
+		for id, m := range model {
+			if m.state.HalfOpen() {
+				out = append(out, id)
+			}
+		}
+		slices.SortFunc(out, func(a, b uint32) int { return cmp.Compare(model[a].hoSeq, model[b].hoSeq) })
+		return out
+	}
+	// The timeout the documented rule gives state s now: pressure at 48
+	// connections (3/4 of 64) or more than 16 half-open (max(64/8, 16)).
+	defaults := DefaultTimeouts()
+	pressure := func() bool { return len(model) >= 48 || len(halfOpen()) > 16 }
+	timeout := func(s State) int64 {
+		d := int64(defaults.For(s))
+		if s.HalfOpen() && pressure() {
+			d = min(d, int64(DefaultPressureTimeout))
+		}
+		return d
 	}
 	for op := range ops {
 		switch r := rng.IntN(100); {
@@ -382,6 +483,10 @@ func runModel(t *testing.T, seed uint64, ops int) {
 			}
 			c.State = State(rng.IntN(numStates))
 			full := len(model) == capacity
+			victim := uint32(0)
+			if ho := halfOpen(); len(ho) > 0 {
+				victim = ho[0]
+			}
 			clash := false
 			check := func(k Tuple) {
 				if id, ok := owner[k]; ok && model[id].expires > now {
@@ -393,25 +498,42 @@ func runModel(t *testing.T, seed uint64, ops int) {
 				check(c.Reply)
 				clash = clash || c.Reply == c.Orig
 			}
+			st0 := tb.Stats()
+			evictOK = victim
 			p, err := tb.Insert(&c, now)
+			evictOK = 0
+			st1 := tb.Stats()
+			evicted, reclaimed := st1.EvictedHalfOpen-st0.EvictedHalfOpen, st1.Expired-st0.Expired
 			switch {
-			case full:
+			case full && victim == 0:
 				if !errors.Is(err, ErrFull) {
-					t.Fatalf("seed %d op %d: insert into full table: %v", seed, op, err)
+					t.Fatalf("seed %d op %d: insert into a full table without half-open entries: %v", seed, op, err)
 				}
 			case clash:
-				if !errors.Is(err, ErrExists) {
-					t.Fatalf("seed %d op %d: insert of a live tuple: %v", seed, op, err)
+				if !errors.Is(err, ErrExists) || evicted != 0 {
+					t.Fatalf("seed %d op %d: insert of a live tuple: %v, %d evicted", seed, op, err, evicted)
 				}
 			case err != nil:
 				t.Fatalf("seed %d op %d: insert: %v", seed, op, err)
-			default:
+			case full && reclaimed == 0:
+				if evicted != 1 || model[victim] != nil {
+					t.Fatalf("seed %d op %d: insert into a full table evicted %d, oldest half-open %d still there: %v",
+						seed, op, evicted, victim, model[victim] != nil)
+				}
+			case evicted != 0:
+				t.Fatalf("seed %d op %d: evicted with room (full %v, reclaimed %d)", seed, op, full, reclaimed)
+			}
+			if err == nil {
 				// OnRemove has already dropped reclaimed owners.
 				m := &modelConn{orig: c.Orig, reply: c.Reply, hasReply: c.Reply != (Tuple{}), expires: p.Expires}
 				if _, taken := owner[c.Orig]; taken {
 					t.Fatalf("seed %d op %d: orig tuple still owned after insert", seed, op)
 				}
 				model[nextID] = m
+				setState(m, p.State)
+				if want := now + timeout(p.State); p.Expires != want {
+					t.Fatalf("seed %d op %d: inserted in %v expires in %d, want %d", seed, op, p.State, p.Expires-now, want-now)
+				}
 				owner[c.Orig] = nextID
 				if m.hasReply {
 					owner[c.Reply] = nextID
@@ -465,18 +587,80 @@ func runModel(t *testing.T, seed uint64, ops int) {
 				continue
 			}
 			tb.Track(c, dir, flags, now)
+			setState(m, c.State)
+			if want := now + timeout(c.State); c.Expires != want {
+				t.Fatalf("seed %d op %d: tracked into %v expires in %d, want %d", seed, op, c.State, c.Expires-now, want-now)
+			}
+			m.expires = c.Expires
+		case r < 74: // synchronisation or fast-path traffic on a live connection
+			if len(model) == 0 {
+				continue
+			}
+			all := ids()
+			id := all[rng.IntN(len(all))]
+			m := model[id]
+			c, _, ok := tb.Lookup(&m.orig, now)
+			if !ok {
+				continue
+			}
+			if rng.IntN(2) == 0 {
+				s := State(rng.IntN(numStates))
+				exp := now + 1 + rng.Int64N(200*sec)
+				tb.Restore(c, s, exp)
+				setState(m, s)
+				if s.HalfOpen() && pressure() {
+					exp = min(exp, now+timeout(s))
+				}
+				if c.State != s || c.Expires != exp {
+					t.Fatalf("seed %d op %d: restored %v expires in %d, want %v in %d", seed, op, c.State, c.Expires-now, s, exp-now)
+				}
+			} else {
+				seen := now - rng.Int64N(10*sec)
+				want := max(m.expires, seen+timeout(m.state))
+				tb.Touch(c, seen)
+				if c.Expires != want {
+					t.Fatalf("seed %d op %d: touched %v expires in %d, want %d", seed, op, c.State, c.Expires-now, want-now)
+				}
+			}
 			m.expires = c.Expires
 		case r < 85: // time passes
-			now += rng.Int64N(int64(3 * 60 * sec))
+			now += rng.Int64N(shape.maxJump)
 		case r < 97: // sweep
 			tb.Expire(now, 1+rng.IntN(capacity))
-		default:
+		case r < 99:
 			cc.check(t, tb)
+		default:
+			if rng.IntN(10) == 0 {
+				flushing = true
+				tb.Flush()
+				flushing = false
+				if len(model) != 0 {
+					t.Fatalf("seed %d op %d: Flush left %d in the model", seed, op, len(model))
+				}
+			}
 		}
 		if tb.Len() != len(model) {
 			t.Fatalf("seed %d op %d: len %d, model %d", seed, op, tb.Len(), len(model))
 		}
+		ho := halfOpen()
+		if tb.HalfOpen() != len(ho) {
+			t.Fatalf("seed %d op %d: HalfOpen %d, model %d", seed, op, tb.HalfOpen(), len(ho))
+		}
+		if got := hoOrder(t, tb); !slices.Equal(got, ho) {
+			t.Fatalf("seed %d op %d: half-open list %v, model %v", seed, op, got, ho)
+		}
+		if tb.UnderPressure() {
+			pressured++
+		}
+		if tb.UnderPressure() != pressure() {
+			t.Fatalf("seed %d op %d: UnderPressure %v with %d connections, %d half-open", seed, op, tb.UnderPressure(), len(model), len(ho))
+		}
 	}
+	// The run must have exercised what it checks.
+	if st := tb.Stats(); shape.full && (st.EvictedHalfOpen == 0 || st.Refused == 0 || pressured == 0) {
+		t.Fatalf("seed %d: %d evictions, %d refusals, %d operations under pressure", seed, st.EvictedHalfOpen, st.Refused, pressured)
+	}
+	t.Logf("seed %d: %+v, %d of %d operations under pressure", seed, tb.Stats(), pressured, ops)
 	// Final census: every model connection is found iff alive.
 	for id, m := range model {
 		c, _, ok := tb.Lookup(&m.orig, now)
@@ -487,8 +671,8 @@ func runModel(t *testing.T, seed uint64, ops int) {
 	cc.check(t, tb)
 	now += 3600 * sec
 	tb.Expire(now, capacity)
-	if tb.Len() != 0 || len(model) != 0 {
-		t.Fatalf("seed %d: %d left after a full sweep far in the future", seed, tb.Len())
+	if tb.Len() != 0 || len(model) != 0 || tb.HalfOpen() != 0 || tb.hoHead != 0 || tb.hoTail != 0 {
+		t.Fatalf("seed %d: %d (%d half-open) left after a full sweep far in the future", seed, tb.Len(), tb.HalfOpen())
 	}
 	cc.check(t, tb)
 }
