@@ -21,9 +21,22 @@
 // entry in the ifaces map and q the RX queue. Everything else goes to the
 // kernel (XDP_PASS), and so do non-first fragments (they have no ports),
 // frames the program cannot parse, frames on interfaces not in ifaces, and
-// steered frames whose slot holds no socket. The program never drops.
+// steered frames whose slot holds no socket. The program drops nothing it
+// does not understand; the fast path (fastpath.h) forwards established
+// flows itself.
 // [Steering] loads it, attaches it and edits its maps; [Counters] reports
 // the per-CPU counters of those outcomes, summed.
+//
+// A TCP SYN to a virtual service meets the SYN defence (include/synproxy.h)
+// first: it is counted per service ([Steering.ServiceSYNs]), then answered
+// by the program itself with a SYN-ACK whose sequence number is a SYN cookie
+// (XDP_TX) when the service's [VIPFlags] say VIPSynProxyOn, or else metered
+// by a per-CPU token bucket ([Steering.SetSynLimit]): within the rate it goes
+// to the workers, over it it gets a cookie (VIPSynProxyCapable) or is
+// dropped. The cookie is packet.SynCookie's, keyed by
+// [Steering.SetSynCookieKey]; the workers check the client's ACK with
+// packet.CheckSynCookie. Only untagged IPv4 without options and IPv6 without
+// extension headers are answered or metered; other SYNs are steered.
 //
 // IPv4 addresses are held IPv4-mapped (::ffff:a.b.c.d) in every map, like
 // [inet.Addr], so one key layout serves both families.

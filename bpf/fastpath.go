@@ -44,6 +44,10 @@ const (
 // flowReply is FLOW_REPLY: the direction is counted as outgoing.
 const flowReply = 1 << 3
 
+// flowSeqAdj is FLOW_SEQ_ADJ: the TCP sequence numbers and window are
+// translated (SeqAdd, AckAdd, WinShift).
+const flowSeqAdj = 1 << 4
+
 // FlowAction is how the fast path forwards a flow's packets.
 type FlowAction struct {
 	Op FlowOp
@@ -67,6 +71,13 @@ type FlowAction struct {
 	// Seen is when the worker last forwarded a packet of the flow, in
 	// CLOCK_MONOTONIC nanoseconds (0: now): the start of the idle time.
 	Seen int64
+	// SeqAdd, AckAdd and WinShift translate a SYN-proxied TCP connection
+	// as packet.AdjustTCP does: seq += SeqAdd; ack += AckAdd when ACK is
+	// set; the window shifted left by WinShift (right when negative). Any
+	// of them non-zero sends the flow's segments with TCP options (SACK
+	// blocks) to the workers. Only for TCP flows of NAT and full-NAT.
+	SeqAdd, AckAdd uint32
+	WinShift       int8
 }
 
 // MonotonicNow returns CLOCK_MONOTONIC in nanoseconds, the clock of
@@ -155,6 +166,10 @@ func (s *Steering) InstallFlow(f Flow, a *FlowAction, gen uint32) error {
 	if a.Op&FlowEncap != 0 && (a.Src.Is4() != f.Dst.Is4() || a.Dst.Is4() != f.Dst.Is4()) {
 		return errors.New("install flow: tunnel addresses of another family than the packet's")
 	}
+	seqAdj := a.SeqAdd != 0 || a.AckAdd != 0 || a.WinShift != 0
+	if seqAdj && f.Proto != unix.IPPROTO_TCP {
+		return errors.New("install flow: sequence translation of a flow that is not TCP")
+	}
 	v := steerFlowAction{
 		Saddr:     a.Src,
 		Daddr:     a.Dst,
@@ -174,6 +189,10 @@ func (s *Steering) InstallFlow(f Flow, a *FlowAction, gen uint32) error {
 	}
 	if a.Reply {
 		v.Flags |= flowReply
+	}
+	if seqAdj {
+		v.Flags |= flowSeqAdj
+		v.SeqAdd, v.AckAdd, v.WinShift = a.SeqAdd, a.AckAdd, a.WinShift
 	}
 	v.LastSeen = uint64(a.Seen)
 	if a.Seen <= 0 {

@@ -15,7 +15,16 @@ func BenchmarkFastPath(b *testing.B) {
 	var cases []fastCase
 	for _, c := range matrixCases() {
 		switch c.name {
-		case "nat in udp4", "nat out udp4", "full-nat in udp4", "dr udp4", "tun udp4", "nat in udp6", "tun udp6":
+		case "nat in udp4", "nat out udp4", "full-nat in udp4", "dr udp4", "tun udp4", "nat in udp6", "tun udp6",
+			"nat in tcp4", "nat out tcp4":
+			cases = append(cases, c)
+		}
+	}
+	// A SYN-proxied connection's flows (sequence translation) against the
+	// plain TCP ones above.
+	for _, c := range seqAdjCases() {
+		switch c.name {
+		case "seq-adj nat in tcp4", "seq-adj nat out window shift 3 tcp4":
 			cases = append(cases, c)
 		}
 	}

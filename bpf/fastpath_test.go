@@ -76,6 +76,28 @@ type fpkt struct {
 	v4Options []layers.IPv4Option
 	v6Ext     []uint8 // extension headers, as pkt.v6Ext
 	noUDPSum  bool    // IPv4 UDP without a checksum (0)
+
+	// TCP sequence and acknowledgement numbers and window; 0 means 1000,
+	// 2000 and 512.
+	seq, ack uint32
+	win      uint16
+	tcpOpts  []layers.TCPOption
+}
+
+// tcpFields returns p's TCP sequence number, acknowledgement number and
+// window with the defaults filled in.
+func (p fpkt) tcpFields() (seq, ack uint32, win uint16) {
+	seq, ack, win = p.seq, p.ack, p.win
+	if seq == 0 {
+		seq = 1000
+	}
+	if ack == 0 {
+		ack = 2000
+	}
+	if win == 0 {
+		win = 512
+	}
+	return seq, ack, win
 }
 
 func (p fpkt) frame(t testing.TB) []byte {
@@ -121,10 +143,11 @@ func (p fpkt) frame(t testing.TB) []byte {
 		if flags == 0 {
 			flags = tcpACK
 		}
+		seq, ack, win := p.tcpFields()
 		seg := &layers.TCP{
-			SrcPort: layers.TCPPort(p.sport), DstPort: layers.TCPPort(p.dport), Seq: 1000, Ack: 2000, Window: 512,
+			SrcPort: layers.TCPPort(p.sport), DstPort: layers.TCPPort(p.dport), Seq: seq, Ack: ack, Window: win,
 			FIN: flags&tcpFIN != 0, SYN: flags&tcpSYN != 0, RST: flags&tcpRST != 0,
-			PSH: flags&tcpPSH != 0, ACK: flags&tcpACK != 0,
+			PSH: flags&tcpPSH != 0, ACK: flags&tcpACK != 0, Options: p.tcpOpts,
 		}
 		_ = seg.SetNetworkLayerForChecksum(network)
 		l4 = serialize(t, seg, gopacket.Payload(p.payload))
@@ -163,6 +186,9 @@ type flowSpec struct {
 	tx           bool // egress is the ingress interface (lo): XDP_TX
 	maxL3Len     int
 	idle         time.Duration // the entry's idle timeout (default a minute); Seen is a second ago
+	// Sequence translation of a SYN-proxied connection.
+	seqAdd, ackAdd uint32
+	winShift       int8
 }
 
 // action builds the FlowAction of fs for the packet frame. The outer IPv6
@@ -176,6 +202,7 @@ func (fs flowSpec) action(t testing.TB, frame []byte, destID uint32) FlowAction 
 		// Seen a second ago, so that a forwarded packet visibly moves
 		// LastSeen (it is rewritten at most every ~67 ms).
 		Seen: MonotonicNow() - int64(time.Second), IdleTimeout: fs.idle,
+		SeqAdd: fs.seqAdd, AckAdd: fs.ackAdd, WinShift: fs.winShift,
 	}
 	if fs.idle == 0 {
 		a.IdleTimeout = time.Minute
@@ -263,6 +290,9 @@ func oracle(t *testing.T, frame []byte, a *FlowAction) []byte {
 	if !packet.DecTTL(out, &p) {
 		t.Fatal("oracle: TTL expired")
 	}
+	// A SYN-proxied connection (dataplane/synproxy.go): the translation
+	// goes first, before an encapsulation would move the segment.
+	packet.AdjustTCP(out, &p, a.SeqAdd, a.AckAdd, a.WinShift)
 	switch a.Op {
 	case FlowSetDst:
 		packet.DNAT(out, &p, a.Dst, a.DstPort)
@@ -311,6 +341,8 @@ type decoded struct {
 	sport, dport uint16
 	ttl          uint8
 	l4Sum        uint16 // the transport checksum field
+	seq, ack     uint32 // TCP
+	win          uint16 // TCP
 }
 
 // verifyDecodes decodes frame with gopacket and checks, independently of
@@ -345,6 +377,7 @@ func verifyDecodes(t *testing.T, frame []byte) decoded {
 		case *layers.TCP:
 			seen = true
 			d.sport, d.dport, d.l4Sum = uint16(l.SrcPort), uint16(l.DstPort), l.Checksum
+			d.seq, d.ack, d.win = l.Seq, l.Ack, l.Window
 			if sum := onesSum(slices.Concat(l.Contents, l.Payload), pseudo); sum != 0xffff {
 				t.Errorf("TCP checksum %#04x does not verify (sum %#04x)", l.Checksum, sum)
 			}
@@ -554,7 +587,7 @@ func extraCases() []fastCase {
 // packets with the workers' (package packet).
 func TestFastPathForwards(t *testing.T) {
 	s := newFastSteering(t)
-	for i, c := range append(matrixCases(), extraCases()...) {
+	for i, c := range slices.Concat(matrixCases(), extraCases(), seqAdjCases()) {
 		t.Run(c.name, func(t *testing.T) {
 			if c.tuneSum {
 				c.pkt = tuneUDPSum(t, c.pkt, c.spec)
@@ -655,6 +688,15 @@ func (c fastCase) checkDecoded(t *testing.T, d decoded) {
 	if c.spec.op&FlowSetDst != 0 {
 		want.dst, want.dport = inet.AddrFromNetip(mustAddr(t, c.spec.dst)), c.spec.dport
 	}
+	if c.pkt.proto == tcp {
+		// The translation worked out here from the flow's numbers, not
+		// with package packet.
+		seq, ack, win := c.pkt.tcpFields()
+		want.seq, want.ack, want.win = seq+c.spec.seqAdd, ack, rescaleWindow(win, c.spec.winShift)
+		if c.pkt.flags == 0 || c.pkt.flags&tcpACK != 0 {
+			want.ack += c.spec.ackAdd
+		}
+	}
 	if d != want {
 		t.Errorf("decoded %+v, want %+v", d, want)
 	}
@@ -663,6 +705,142 @@ func (c fastCase) checkDecoded(t *testing.T, d decoded) {
 	}
 	if c.tuneSum && d.l4Sum != 0xffff {
 		t.Errorf("UDP checksum %#04x, want 0xffff", d.l4Sum)
+	}
+}
+
+// synProxyDelta is a SYN-proxied connection's SeqDelta (real server ISN -
+// cookie): a request's ack moves by it, a reply's seq by its negation.
+const synProxyDelta uint32 = 0x9e3779b9
+
+// minus is -d modulo 2^32, how a negative offset is passed.
+func minus(d uint32) uint32 { return -d }
+
+var (
+	nopOpt        = layers.TCPOption{OptionType: layers.TCPOptionKindNop}
+	sackOpts      = []layers.TCPOption{nopOpt, nopOpt, {OptionType: layers.TCPOptionKindSACK, OptionData: []byte{0, 0, 0x0b, 0xb8, 0, 0, 0x0f, 0xa0}}}
+	timestampOpts = []layers.TCPOption{nopOpt, nopOpt, {OptionType: layers.TCPOptionKindTimestamps, OptionData: []byte{0, 0, 0, 1, 0, 0, 0, 2}}}
+)
+
+// with returns fs changed by f.
+func (fs flowSpec) with(f func(*flowSpec)) flowSpec {
+	f(&fs)
+	return fs
+}
+
+// rescaleWindow is the fast path's window translation written out plainly:
+// doubled shift times (saturating at 0xffff), or halved -shift times.
+func rescaleWindow(w uint16, shift int8) uint16 {
+	v := uint32(w)
+	for ; shift > 0; shift-- {
+		if v *= 2; v > 0xffff {
+			return 0xffff
+		}
+	}
+	for ; shift < 0; shift++ {
+		v /= 2
+	}
+	return uint16(v)
+}
+
+// seqAdjCases are flows of SYN-proxied connections (FLOW_SEQ_ADJ) in every
+// mode that gets them: NAT and full-NAT, both directions, with and without
+// a window shift, with wrap-around of the sequence space.
+func seqAdjCases() []fastCase {
+	type fam struct {
+		name                   string
+		client, vip, real, lip string
+		vport, rport           uint16
+	}
+	var cases []fastCase
+	for _, f := range []fam{
+		{"4", client4, vip4, real4, director4, vport4, rport4},
+		{"6", client6, vip6, real6, director6, vport6, rport6},
+	} {
+		req := fpkt{src: f.client, dst: f.vip, proto: tcp, sport: cport, dport: f.vport, flags: tcpPSH | tcpACK, payload: payloadOf(37)}
+		natReply := fpkt{src: f.real, dst: f.client, proto: tcp, sport: f.rport, dport: cport, flags: tcpPSH | tcpACK, payload: payloadOf(37)}
+		fnatReply := fpkt{src: f.real, dst: f.lip, proto: tcp, sport: f.rport, dport: lport, flags: tcpPSH | tcpACK, payload: payloadOf(37)}
+		dnat := flowSpec{op: FlowSetDst, dst: f.real, dport: f.rport, ackAdd: synProxyDelta}
+		snat := flowSpec{op: FlowSetSrc, src: f.vip, sport: f.vport, reply: true, tx: true, seqAdd: minus(synProxyDelta)}
+		fnatIn := flowSpec{op: FlowFullNAT, src: f.lip, sport: lport, dst: f.real, dport: f.rport, ackAdd: synProxyDelta}
+		fnatOut := flowSpec{op: FlowFullNAT, src: f.vip, sport: f.vport, dst: f.client, dport: cport, reply: true, tx: true, seqAdd: minus(synProxyDelta)}
+		shift := func(n int8) func(*flowSpec) { return func(fs *flowSpec) { fs.winShift = n } }
+		sfx := " tcp" + f.name
+		cases = append(cases,
+			fastCase{name: "seq-adj nat in" + sfx, pkt: req, spec: dnat},
+			fastCase{name: "seq-adj nat in bare ack" + sfx, pkt: req.with(func(p *fpkt) { p.flags, p.payload = tcpACK, nil }), spec: dnat},
+			fastCase{name: "seq-adj nat in ack wraps" + sfx, pkt: req.with(func(p *fpkt) { p.ack = 0xffffff00 }),
+				spec: dnat.with(func(fs *flowSpec) { fs.ackAdd = 0x1000 })},
+			// No ACK flag (the fast path takes such a segment): ack stays.
+			fastCase{name: "seq-adj nat in push without ack" + sfx, pkt: req.with(func(p *fpkt) { p.flags = tcpPSH }), spec: dnat},
+			fastCase{name: "seq-adj nat out" + sfx, pkt: natReply, spec: snat},
+			fastCase{name: "seq-adj nat out window shift 3" + sfx, pkt: natReply, spec: snat.with(shift(3))},
+			fastCase{name: "seq-adj nat out window shift -2" + sfx, pkt: natReply.with(func(p *fpkt) { p.win = 0xfffd }), spec: snat.with(shift(-2))},
+			fastCase{name: "seq-adj nat out window saturates" + sfx, pkt: natReply.with(func(p *fpkt) { p.win = 0x4001 }), spec: snat.with(shift(2))},
+			fastCase{name: "seq-adj nat out seq wraps" + sfx, pkt: natReply.with(func(p *fpkt) { p.seq = 0x10 }),
+				spec: snat.with(func(fs *flowSpec) { fs.seqAdd = minus(0x20) })},
+			fastCase{name: "seq-adj nat out window shift only" + sfx, pkt: natReply,
+				spec: snat.with(func(fs *flowSpec) { fs.seqAdd, fs.winShift = 0, 1 })},
+			fastCase{name: "seq-adj full-nat in" + sfx, pkt: req, spec: fnatIn},
+			fastCase{name: "seq-adj full-nat in padded" + sfx, pkt: req.with(func(p *fpkt) { p.flags, p.payload = tcpACK, nil }), spec: fnatIn},
+			fastCase{name: "seq-adj full-nat out" + sfx, pkt: fnatReply, spec: fnatOut},
+			fastCase{name: "seq-adj full-nat out window shift 7" + sfx, pkt: fnatReply.with(func(p *fpkt) { p.win = 3 }), spec: fnatOut.with(shift(7))},
+			fastCase{name: "seq-adj full-nat out window shift -7" + sfx, pkt: fnatReply, spec: fnatOut.with(shift(-7))},
+			// DR and TUN never get a translation (their replies bypass the
+			// director), but the program would apply it alike.
+			fastCase{name: "seq-adj dr" + sfx, pkt: req, spec: flowSpec{op: FlowForward, ackAdd: synProxyDelta}},
+			fastCase{name: "seq-adj tun" + sfx, pkt: req, spec: flowSpec{op: FlowEncap, src: f.lip, dst: f.real, ackAdd: synProxyDelta}},
+			// Without translation, segments with options stay on the fast path.
+			fastCase{name: "nat in sack without translation" + sfx, pkt: req.with(func(p *fpkt) { p.tcpOpts = sackOpts }),
+				spec: flowSpec{op: FlowSetDst, dst: f.real, dport: f.rport}},
+		)
+	}
+	return cases
+}
+
+// TestInstallFlowSeqAdj: the translation sets FLOW_SEQ_ADJ when any of its
+// numbers is non-zero, and only TCP flows take it.
+func TestInstallFlowSeqAdj(t *testing.T) {
+	s := newFastSteering(t)
+	for _, c := range []struct {
+		name     string
+		pkt      fpkt
+		spec     flowSpec
+		wantErr  bool
+		wantFlag bool
+	}{
+		{name: "none", pkt: ack4, spec: dnat4},
+		{name: "seq", pkt: reply4, spec: snat4.with(func(fs *flowSpec) { fs.seqAdd = 1 }), wantFlag: true},
+		{name: "ack", pkt: ack4, spec: dnat4.with(func(fs *flowSpec) { fs.ackAdd = 1 }), wantFlag: true},
+		{name: "window", pkt: reply6, spec: snat6.with(func(fs *flowSpec) { fs.winShift = -1 }), wantFlag: true},
+		{name: "udp", pkt: udp4, spec: dnat4U.with(func(fs *flowSpec) { fs.ackAdd = 1 }), wantErr: true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			in := c.pkt.frame(t)
+			f := c.pkt.flow(t)
+			a := c.spec.action(t, in, 1)
+			err := s.InstallFlow(f, &a, s.FlowGeneration())
+			if c.wantErr {
+				if err == nil {
+					t.Fatal("InstallFlow accepted a translation of a UDP flow")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = s.DeleteFlow(f) })
+			k := f.key()
+			var v steerFlowAction
+			if err := s.objs.Flows.Lookup(&k, &v); err != nil {
+				t.Fatal(err)
+			}
+			if got := v.Flags&flowSeqAdj != 0; got != c.wantFlag {
+				t.Errorf("FLOW_SEQ_ADJ %v, want %v (flags %#x)", got, c.wantFlag, v.Flags)
+			}
+			if v.SeqAdd != a.SeqAdd || v.AckAdd != a.AckAdd || v.WinShift != a.WinShift {
+				t.Errorf("entry %+v, want the action's translation %+v", v, a)
+			}
+		})
 	}
 }
 
@@ -706,6 +884,19 @@ func TestFastPathDeclines(t *testing.T) {
 		{name: "tcp6 destination options", pkt: ack6.with(func(p *fpkt) { p.v6Ext = []uint8{extDstOpts} }), spec: dnat6, want: wantVIP},
 		{name: "udp6 hop-by-hop", pkt: udp6.with(func(p *fpkt) { p.v6Ext = []uint8{extHopByHop} }), spec: tun6, want: wantVIP},
 		{name: "tcp6 atomic fragment header", pkt: ack6.with(func(p *fpkt) { p.v6Ext = []uint8{extFragment} }), spec: dnat6, want: wantVIP},
+
+		// A translated connection's segments with TCP options: SACK blocks
+		// are the workers' to translate (packet.AdjustTCP).
+		{name: "seq-adj tcp4 sack", pkt: ack4.with(func(p *fpkt) { p.tcpOpts = sackOpts }), want: wantVIP,
+			spec: dnat4.with(func(fs *flowSpec) { fs.ackAdd = synProxyDelta })},
+		{name: "seq-adj tcp6 sack", pkt: ack6.with(func(p *fpkt) { p.tcpOpts = sackOpts }), want: wantVIP,
+			spec: flowSpec{op: FlowFullNAT, src: director6, sport: lport, dst: real6, dport: rport6, ackAdd: synProxyDelta}},
+		{name: "seq-adj reply tcp4 timestamps", pkt: reply4.with(func(p *fpkt) { p.tcpOpts = timestampOpts }), want: wantReply,
+			spec: snat4.with(func(fs *flowSpec) { fs.seqAdd = minus(synProxyDelta) })},
+		{name: "seq-adj reply tcp6 window shift only, nop", pkt: reply6.with(func(p *fpkt) { p.tcpOpts = []layers.TCPOption{nopOpt} }),
+			want: wantReply, spec: snat6.with(func(fs *flowSpec) { fs.winShift = 2 })},
+		{name: "seq-adj tcp4 syn", pkt: ack4.with(func(p *fpkt) { p.flags = tcpSYN }), want: wantVIP,
+			spec: dnat4.with(func(fs *flowSpec) { fs.ackAdd = synProxyDelta })},
 		{name: "udp4 idle past its timeout", pkt: udp4, want: wantVIP,
 			spec: flowSpec{op: FlowSetDst, dst: real4, dport: 8080, idle: 500 * time.Millisecond}},
 		{name: "tun udp4 max l3 len below packet", pkt: udp4, want: wantVIP,

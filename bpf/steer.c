@@ -5,8 +5,10 @@
  * steer: the director's XDP program. It sends to the workers' AF_XDP sockets
  * the packets the load balancer owns (traffic to a virtual service, replies
  * from real servers of NAT services, ICMP errors about either) and passes
- * everything else to the kernel untouched. It never drops: a frame it does
- * not understand is the kernel's to judge.
+ * everything else to the kernel untouched. It never drops what it does not
+ * understand: such a frame is the kernel's to judge. The only frames it
+ * answers or drops itself are TCP SYNs to services under the SYN defence
+ * (synproxy.h).
  */
 #include <linux/types.h>
 #include <linux/bpf.h>
@@ -18,6 +20,7 @@
 #include "maps.h"
 #include "counters.h"
 #include "fastpath.h"
+#include "synproxy.h"
 
 enum verdict {
 	VERDICT_VIP,
@@ -29,21 +32,27 @@ enum verdict {
 	VERDICT_FAST, /* forwarded by the fast path: the action is in *fast */
 };
 
-/* endpoint_in looks up (addr, port, proto) in map, then (addr, 0, proto),
- * the key of a service or real server that takes every port. */
-static __always_inline bool endpoint_in(void *map, const __u8 addr[16], __be16 port, __u8 proto)
+/* endpoint_lookup looks up (addr, port, proto) in map, then (addr, 0,
+ * proto), the key of a service or real server that takes every port, and
+ * returns the value found or NULL. */
+static __always_inline void *endpoint_lookup(void *map, const __u8 addr[16], __be16 port, __u8 proto)
 {
 	struct endpoint_key key = {};
+	void *value;
 
 	__builtin_memcpy(key.addr, addr, 16);
 	key.port = port;
 	key.proto = proto;
-	if (bpf_map_lookup_elem(map, &key))
-		return true;
-	if (port == 0)
-		return false;
+	value = bpf_map_lookup_elem(map, &key);
+	if (value || port == 0)
+		return value;
 	key.port = 0;
-	return bpf_map_lookup_elem(map, &key) != NULL;
+	return bpf_map_lookup_elem(map, &key);
+}
+
+static __always_inline bool endpoint_in(void *map, const __u8 addr[16], __be16 port, __u8 proto)
+{
+	return endpoint_lookup(map, addr, port, proto) != NULL;
 }
 
 /* is_own reports whether addr is one of the director's own addresses. */
@@ -89,8 +98,10 @@ static __always_inline enum verdict classify_icmp_error(int status, struct tuple
 /* classify decides on a packet. A packet of an established flow is
  * forwarded by the fast path right after parsing, before the service
  * lookups it does not need (an entry exists only for steered traffic):
- * VERDICT_FAST, with the XDP action in *fast. */
-static __always_inline enum verdict classify(struct xdp_md *ctx, struct cursor *c, struct tuple *t, int *fast)
+ * VERDICT_FAST, with the XDP action in *fast. For VERDICT_VIP, *vip is the
+ * service's entry and *l4off the offset of the transport header. */
+static __always_inline enum verdict classify(struct xdp_md *ctx, struct cursor *c, struct tuple *t, int *fast,
+					     struct endpoint_value **vip, __u32 *l4off)
 {
 	__be16 ethertype;
 	bool is_ipv6;
@@ -130,11 +141,20 @@ static __always_inline enum verdict classify(struct xdp_md *ctx, struct cursor *
 	status = parse_ports(c, t, false);
 	if (status != PARSE_OK)
 		return verdict_of(status);
+	/* The transport header's offset, taken here: past fast_forward the
+	 * verifier no longer trusts packet pointers taken before it (it may
+	 * have rewritten the frame), and the barrier keeps clang from moving
+	 * the subtraction there. */
+	__u32 off = c->pos - (void *)(long)ctx->data;
+	asm volatile("" : "+r"(off));
 	*fast = fast_forward(ctx, t, is_ipv6);
 	if (*fast != FAST_NO)
 		return VERDICT_FAST;
-	if (endpoint_in(&vips, t->daddr, t->dport, t->proto))
+	*vip = endpoint_lookup(&vips, t->daddr, t->dport, t->proto);
+	if (*vip) {
+		*l4off = off;
 		return VERDICT_VIP;
+	}
 	if (endpoint_in(&reals, t->saddr, t->sport, t->proto) && !is_own(t->daddr))
 		return VERDICT_REPLY;
 	return VERDICT_PASS;
@@ -156,13 +176,21 @@ int steer(struct xdp_md *ctx)
 	}
 
 	struct tuple t = {};
+	struct endpoint_value *vip = NULL;
+	__u32 l4off = 0;
 	int fast = FAST_NO;
 
-	switch (classify(ctx, &c, &t, &fast)) {
+	switch (classify(ctx, &c, &t, &fast, &vip, &l4off)) {
 	case VERDICT_FAST:
 		count(fast == XDP_ABORTED ? fast_aborted : fast_forwarded);
 		return fast;
 	case VERDICT_VIP:
+		if (t.proto == IPPROTO_TCP && vip) {
+			/* A SYN answered with a cookie or dropped is counted there. */
+			int act = syn_guard(ctx, l4off, &t, vip->service_id, vip->flags);
+			if (act != SYN_STEER)
+				return act;
+		}
 		count(steered_vip);
 		break;
 	case VERDICT_REPLY:

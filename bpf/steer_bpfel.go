@@ -31,7 +31,9 @@ const (
 	steerCounterIdRedirectFailed steerCounterId = 7
 	steerCounterIdFastForwarded  steerCounterId = 8
 	steerCounterIdFastAborted    steerCounterId = 9
-	steerCounterIdCounterMax     steerCounterId = 10
+	steerCounterIdSyncookieSent  steerCounterId = 10
+	steerCounterIdSynThrottled   steerCounterId = 11
+	steerCounterIdCounterMax     steerCounterId = 12
 )
 
 type steerDestCounters struct {
@@ -76,8 +78,10 @@ type steerFlowAction struct {
 	FlowLabel   uint32
 	MaxL3Len    uint16
 	Flags       uint8
-	Pad         uint8
-	_           [4]byte
+	WinShift    int8
+	SeqAdd      uint32
+	AckAdd      uint32
+	Pad         uint32
 	LastSeen    uint64
 	IdleTimeout uint64
 }
@@ -92,20 +96,45 @@ type steerFlowKey struct {
 	Pad   [3]uint8
 }
 
+type steerSynBucket struct {
+	_      structs.HostLayout
+	Credit uint64
+	Last   uint64
+}
+
+type steerSynConfig struct {
+	_     structs.HostLayout
+	Rate  uint64
+	Burst uint64
+	Mss4  uint16
+	Mss6  uint16
+	Pad   uint32
+}
+
+type steerSyncookieKey struct {
+	_  structs.HostLayout
+	K0 uint64
+	K1 uint64
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	steerMapCounters  = "counters"
-	steerMapFastCfg   = "fast_cfg"
-	steerMapFastStats = "fast_stats"
-	steerMapFlows     = "flows"
-	steerMapIfaces    = "ifaces"
-	steerMapOwnAddrs  = "own_addrs"
-	steerMapReals     = "reals"
-	steerMapVips      = "vips"
-	steerMapXsks      = "xsks"
-	steerProgSteer    = "steer"
+	steerMapCounters      = "counters"
+	steerMapFastCfg       = "fast_cfg"
+	steerMapFastStats     = "fast_stats"
+	steerMapFlows         = "flows"
+	steerMapIfaces        = "ifaces"
+	steerMapOwnAddrs      = "own_addrs"
+	steerMapReals         = "reals"
+	steerMapServiceSyns   = "service_syns"
+	steerMapSynBuckets    = "syn_buckets"
+	steerMapSynCfg        = "syn_cfg"
+	steerMapSyncookieKeys = "syncookie_keys"
+	steerMapVips          = "vips"
+	steerMapXsks          = "xsks"
+	steerProgSteer        = "steer"
 )
 
 // loadSteer returns the embedded CollectionSpec for steer.
@@ -157,15 +186,19 @@ type steerProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type steerMapSpecs struct {
-	Counters  *ebpf.MapSpec `ebpf:"counters"`
-	FastCfg   *ebpf.MapSpec `ebpf:"fast_cfg"`
-	FastStats *ebpf.MapSpec `ebpf:"fast_stats"`
-	Flows     *ebpf.MapSpec `ebpf:"flows"`
-	Ifaces    *ebpf.MapSpec `ebpf:"ifaces"`
-	OwnAddrs  *ebpf.MapSpec `ebpf:"own_addrs"`
-	Reals     *ebpf.MapSpec `ebpf:"reals"`
-	Vips      *ebpf.MapSpec `ebpf:"vips"`
-	Xsks      *ebpf.MapSpec `ebpf:"xsks"`
+	Counters      *ebpf.MapSpec `ebpf:"counters"`
+	FastCfg       *ebpf.MapSpec `ebpf:"fast_cfg"`
+	FastStats     *ebpf.MapSpec `ebpf:"fast_stats"`
+	Flows         *ebpf.MapSpec `ebpf:"flows"`
+	Ifaces        *ebpf.MapSpec `ebpf:"ifaces"`
+	OwnAddrs      *ebpf.MapSpec `ebpf:"own_addrs"`
+	Reals         *ebpf.MapSpec `ebpf:"reals"`
+	ServiceSyns   *ebpf.MapSpec `ebpf:"service_syns"`
+	SynBuckets    *ebpf.MapSpec `ebpf:"syn_buckets"`
+	SynCfg        *ebpf.MapSpec `ebpf:"syn_cfg"`
+	SyncookieKeys *ebpf.MapSpec `ebpf:"syncookie_keys"`
+	Vips          *ebpf.MapSpec `ebpf:"vips"`
+	Xsks          *ebpf.MapSpec `ebpf:"xsks"`
 }
 
 // steerVariableSpecs contains global variables before they are loaded into the kernel.
@@ -194,15 +227,19 @@ func (o *steerObjects) Close() error {
 //
 // It can be passed to loadSteerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type steerMaps struct {
-	Counters  *ebpf.Map `ebpf:"counters"`
-	FastCfg   *ebpf.Map `ebpf:"fast_cfg"`
-	FastStats *ebpf.Map `ebpf:"fast_stats"`
-	Flows     *ebpf.Map `ebpf:"flows"`
-	Ifaces    *ebpf.Map `ebpf:"ifaces"`
-	OwnAddrs  *ebpf.Map `ebpf:"own_addrs"`
-	Reals     *ebpf.Map `ebpf:"reals"`
-	Vips      *ebpf.Map `ebpf:"vips"`
-	Xsks      *ebpf.Map `ebpf:"xsks"`
+	Counters      *ebpf.Map `ebpf:"counters"`
+	FastCfg       *ebpf.Map `ebpf:"fast_cfg"`
+	FastStats     *ebpf.Map `ebpf:"fast_stats"`
+	Flows         *ebpf.Map `ebpf:"flows"`
+	Ifaces        *ebpf.Map `ebpf:"ifaces"`
+	OwnAddrs      *ebpf.Map `ebpf:"own_addrs"`
+	Reals         *ebpf.Map `ebpf:"reals"`
+	ServiceSyns   *ebpf.Map `ebpf:"service_syns"`
+	SynBuckets    *ebpf.Map `ebpf:"syn_buckets"`
+	SynCfg        *ebpf.Map `ebpf:"syn_cfg"`
+	SyncookieKeys *ebpf.Map `ebpf:"syncookie_keys"`
+	Vips          *ebpf.Map `ebpf:"vips"`
+	Xsks          *ebpf.Map `ebpf:"xsks"`
 }
 
 func (m *steerMaps) Close() error {
@@ -214,6 +251,10 @@ func (m *steerMaps) Close() error {
 		m.Ifaces,
 		m.OwnAddrs,
 		m.Reals,
+		m.ServiceSyns,
+		m.SynBuckets,
+		m.SynCfg,
+		m.SyncookieKeys,
 		m.Vips,
 		m.Xsks,
 	)

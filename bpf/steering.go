@@ -62,7 +62,8 @@ func (s *Steering) DelOwnAddr(addr inet.Addr) error {
 
 // Counters are the steering program's packet counters summed over CPUs.
 // Every packet arriving on a served interface adds one to exactly one of
-// SteeredVIP, SteeredReply, SteeredICMP, Passed, Malformed and FragPassed.
+// SteeredVIP, SteeredReply, SteeredICMP, Passed, Malformed, FragPassed,
+// FastForwarded, FastAborted, SynCookiesSent and SynThrottled.
 type Counters struct {
 	SteeredVIP     uint64 // to a virtual service
 	SteeredReply   uint64 // from a real server: NAT or full-NAT reply
@@ -74,6 +75,8 @@ type Counters struct {
 	RedirectFailed uint64 // steered, but no socket in the slot: to the kernel
 	FastForwarded  uint64 // rewritten and sent by the XDP fast path
 	FastAborted    uint64 // taken by the fast path, then a helper failed: dropped
+	SynCookiesSent uint64 // a SYN to a service answered with a SYN-ACK cookie (XDP_TX)
+	SynThrottled   uint64 // a SYN over the SYN rate limit to a service without cookies: dropped
 }
 
 // Steering owns the loaded steering program and its maps.
@@ -174,13 +177,21 @@ func (s *Steering) UnregisterSocket(slot uint32) error {
 }
 
 // AddVIP steers traffic to e (to every port of e.Proto when e.Port is 0) to
-// the workers. Adding an existing endpoint updates its service id.
+// the workers. Adding an existing endpoint updates its service id and keeps
+// its VIPFlags (SetVIPFlags), so that reapplying the services does not
+// disengage the SYN defence; a new endpoint starts without flags.
 func (s *Steering) AddVIP(e Endpoint, serviceID uint32) error {
 	key, err := e.key()
 	if err != nil {
 		return fmt.Errorf("add vip: %w", err)
 	}
-	value := steerEndpointValue{ServiceId: serviceID}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var value steerEndpointValue
+	if err := s.objs.Vips.Lookup(&key, &value); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("add vip %v: %w", e, err)
+	}
+	value.ServiceId = serviceID
 	if err := s.objs.Vips.Update(&key, &value, ebpf.UpdateAny); err != nil {
 		return fmt.Errorf("add vip %v: %w", e, err)
 	}
@@ -259,6 +270,8 @@ func (s *Steering) Counters() (Counters, error) {
 		{steerCounterIdRedirectFailed, &c.RedirectFailed},
 		{steerCounterIdFastForwarded, &c.FastForwarded},
 		{steerCounterIdFastAborted, &c.FastAborted},
+		{steerCounterIdSyncookieSent, &c.SynCookiesSent},
+		{steerCounterIdSynThrottled, &c.SynThrottled},
 	}
 	var perCPU []uint64
 	for _, f := range fields {

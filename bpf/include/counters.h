@@ -12,7 +12,8 @@
 
 /*
  * Each packet on a served interface increments exactly one of the counters
- * from steered_vip to frag_passed, fast_forwarded and fast_aborted; redirect_failed additionally counts the
+ * from steered_vip to frag_passed, fast_forwarded, fast_aborted,
+ * syncookie_sent and syn_throttled; redirect_failed additionally counts the
  * steered packets whose slot had no socket (they went to the kernel).
  * Lowercase names make readable Go identifiers (steerCounterIdSteeredVip).
  */
@@ -27,6 +28,8 @@ enum counter_id {
 	redirect_failed, /* steered, but no socket in the slot: left to the kernel */
 	fast_forwarded,  /* rewritten and sent by the XDP fast path (fastpath.h) */
 	fast_aborted,    /* taken by the fast path, then a helper failed: dropped */
+	syncookie_sent,  /* a SYN to a service answered with a SYN-ACK cookie (synproxy.h) */
+	syn_throttled,   /* a SYN over the SYN rate limit to a service without cookies: dropped */
 	counter_max,
 };
 

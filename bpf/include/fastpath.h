@@ -17,6 +17,14 @@
  * decide, as for any packet, whether its connection still lives (the other
  * direction may have kept it alive) or a new one starts.
  *
+ * A SYN-proxied TCP connection (the director answered the client's SYN with
+ * a cookie, the real server chose another ISN) needs its sequence numbers
+ * translated for its whole life: its entries carry FLOW_SEQ_ADJ, and the
+ * program moves seq, ack and the window as packet.AdjustTCP does in the
+ * workers. Segments with TCP options go to the workers then, since SACK
+ * blocks quote sequence numbers too and walking options here is not worth
+ * its verifier cost on the common path.
+ *
  * Entries are a cache: a worker can always rebuild one, so the control plane
  * invalidates them all at once (a service or next-hop change) by bumping the
  * generation in fast_cfg; entries of an older generation are ignored.
@@ -42,6 +50,7 @@
 #define FLOW_SET_DST 0x02 /* rewrite the destination address and port (DNAT, full-NAT) */
 #define FLOW_ENCAP 0x04   /* IP-in-IP encapsulate (LVS-TUN), outer addresses saddr -> daddr */
 #define FLOW_REPLY 0x08   /* a reply: counted as outgoing */
+#define FLOW_SEQ_ADJ 0x10 /* TCP sequence translation (SYN proxy): seq_add, ack_add, win_shift */
 
 /* Real servers with a fast-path counter slot: ids below this. */
 #define FAST_DESTS 16384
@@ -56,6 +65,7 @@
 #define TCP_FLAG_FIN 0x01
 #define TCP_FLAG_SYN 0x02
 #define TCP_FLAG_RST 0x04
+#define TCP_FLAG_ACK 0x10
 
 /* The packet as received; addresses IPv4-mapped, ports in network order. */
 struct flow_key {
@@ -80,7 +90,10 @@ struct flow_action {
 	__u32 flow_label; /* outer IPv6 flow label (FLOW_ENCAP), host order */
 	__u16 max_l3_len; /* longer IP packets go to the workers (FLOW_ENCAP: path MTU) */
 	__u8 flags;       /* FLOW_* */
-	__u8 pad;
+	__s8 win_shift;   /* FLOW_SEQ_ADJ: window << win_shift (saturating), >> -win_shift if negative */
+	__u32 seq_add;    /* FLOW_SEQ_ADJ: added to the sequence number, host order, modulo 2^32 */
+	__u32 ack_add;    /* FLOW_SEQ_ADJ: added to the acknowledgement number (ACK set), host order */
+	__u32 pad;
 	__u64 last_seen;  /* CLOCK_MONOTONIC ns of a recent packet: set by the worker, then here */
 	__u64 idle_timeout; /* ns, at most INT64_MAX: a packet after this long idle goes to the workers */
 };
@@ -133,7 +146,8 @@ static __always_inline __u8 ecn_encapsulate(__u8 ds)
 
 /*
  * rewrite_l4 rewrites the ports, and the transport checksum for them and for
- * the address difference addr_d (the pseudo-header), as the workers do: an
+ * the difference addr_d of the addresses (the pseudo-header) and of a
+ * translated TCP segment's sequence numbers and window, as the workers do: an
  * IPv4 UDP checksum of zero (none) stays zero, a computed zero becomes
  * 0xffff.
  */
@@ -156,6 +170,60 @@ static __always_inline void rewrite_l4(__u16 *ports, __u16 *csum, bool udp, bool
 		ports[0] = a->sport;
 	if (a->flags & FLOW_SET_DST)
 		ports[1] = a->dport;
+}
+
+/* csum_delta32 adds to sum the difference of replacing the 32-bit field
+ * old by new, both as they lie in the packet. */
+static __always_inline __u64 csum_delta32(__u64 sum, __u32 old, __u32 new)
+{
+	sum = csum_delta16(sum, (__u16)old, (__u16)new);
+	return csum_delta16(sum, (__u16)(old >> 16), (__u16)(new >> 16));
+}
+
+/*
+ * seq_adjust translates the sequence numbers of a SYN-proxied connection's
+ * TCP segment without options at l4 (the caller checked its 20 bytes), as
+ * packet.AdjustTCP does: seq += seq_add; when ACK is set, ack += ack_add;
+ * the window rescaled by win_shift. It returns sum plus the checksum
+ * difference; every word counts even when its offset is zero, as in
+ * AdjustTCP, so that both write the same checksum bytes.
+ */
+static __always_inline __u64 seq_adjust(__u8 *l4, const struct flow_action *a, __u64 sum)
+{
+	__u32 *seq = (__u32 *)(l4 + 4);
+	__u32 *ack = (__u32 *)(l4 + 8);
+	__u16 *win = (__u16 *)(l4 + 14);
+	__u32 old = *seq;
+	__u32 v = bpf_htonl(bpf_ntohl(old) + a->seq_add);
+
+	sum = csum_delta32(sum, old, v);
+	*seq = v;
+	if (l4[13] & TCP_FLAG_ACK) {
+		old = *ack;
+		v = bpf_htonl(bpf_ntohl(old) + a->ack_add);
+		sum = csum_delta32(sum, old, v);
+		*ack = v;
+	}
+
+	/* A 16-bit window shifted 16 or more places saturates or vanishes. */
+	__u16 old_win = *win;
+	__u32 w = bpf_ntohs(old_win);
+	int shift = a->win_shift;
+	if (shift > 0) {
+		if (shift > 16)
+			shift = 16;
+		w <<= shift;
+		if (w > 0xffff)
+			w = 0xffff;
+	} else if (shift < 0) {
+		shift = -shift;
+		if (shift > 16)
+			shift = 16;
+		w >>= shift;
+	}
+	__u16 new_win = bpf_htons((__u16)w);
+	*win = new_win;
+	return csum_delta16(sum, old_win, new_win);
 }
 
 /* encap4 puts an outer IPv4 header before the inner IPv4 packet of l3len
@@ -329,9 +397,22 @@ static __always_inline int fast_forward(struct xdp_md *ctx, const struct tuple *
 	if ((__s64)(now - a->last_seen) > (__s64)a->idle_timeout)
 		return FAST_NO;
 
+	/* A translated segment with options (SACK blocks quote sequence
+	 * numbers) goes to the workers, and so does a header shorter than 20
+	 * bytes, which they drop. The checks and the translation share one
+	 * branch, and the bounds are checked again in it, so that the
+	 * verifier sees them on the TCP path alone; the translation's
+	 * checksum difference joins the addresses' in rewrite_l4. */
+	__u64 l4_d = 0;
+	if (a->flags & FLOW_SEQ_ADJ) {
+		if (udp || (void *)(l4 + 20) > end || (l4[12] >> 4) != 5)
+			return FAST_NO;
+		l4_d = seq_adjust(l4, a, 0);
+	}
+
 	/* From here on the packet is ours. */
 	__u16 *ports = (__u16 *)l4;
-	__u8 rewrite = a->flags & (FLOW_SET_SRC | FLOW_SET_DST);
+	__u8 rewrite = a->flags & (FLOW_SET_SRC | FLOW_SET_DST | FLOW_SEQ_ADJ);
 	if (!is_ipv6) {
 		__u64 addr_d = 0;
 		if (a->flags & FLOW_SET_SRC)
@@ -343,7 +424,7 @@ static __always_inline int fast_forward(struct xdp_md *ctx, const struct tuple *
 		ip->ttl--;
 		ip->check = csum_apply(ip->check, csum_delta16(addr_d, old_ttl, *ttl_word));
 		if (rewrite)
-			rewrite_l4(ports, csum, udp, true, a, addr_d);
+			rewrite_l4(ports, csum, udp, true, a, addr_d + l4_d);
 		if (a->flags & FLOW_SET_SRC)
 			__builtin_memcpy(&ip->saddr, &a->saddr[12], 4);
 		if (a->flags & FLOW_SET_DST)
@@ -356,7 +437,7 @@ static __always_inline int fast_forward(struct xdp_md *ctx, const struct tuple *
 			addr_d = csum_delta_words(addr_d, (__u16 *)&ip6->daddr, (const __u16 *)a->daddr, 8);
 		ip6->hop_limit--;
 		if (rewrite)
-			rewrite_l4(ports, csum, udp, false, a, addr_d);
+			rewrite_l4(ports, csum, udp, false, a, addr_d + l4_d);
 		if (a->flags & FLOW_SET_SRC)
 			__builtin_memcpy(&ip6->saddr, a->saddr, 16);
 		if (a->flags & FLOW_SET_DST)

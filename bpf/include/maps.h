@@ -28,7 +28,7 @@ struct endpoint_key {
 
 struct endpoint_value {
 	__u32 service_id;
-	__u32 flags;
+	__u32 flags; /* VIP_SYNPROXY_* (vips only) */
 };
 
 /* Virtual services: traffic to these endpoints goes to the workers. */
@@ -81,5 +81,73 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 } xsks SEC(".maps");
+
+/*
+ * The SYN defence (synproxy.h). A SYN to a virtual service is counted per
+ * service, then answered with a SYN cookie, admitted to the workers or
+ * dropped, by the flags of its endpoint_value and a per-CPU token bucket.
+ */
+
+/* endpoint_value.flags */
+#define VIP_SYNPROXY_CAPABLE 0x1 /* the service may answer SYNs with cookies (TCP, NAT/full-NAT) */
+#define VIP_SYNPROXY_ON 0x2      /* answer every SYN with a cookie */
+
+/* Service ids with a SYN counter in service_syns: ids below this. */
+#define SYN_SERVICES 16384
+
+/* The SipHash key of the cookies: the key's bytes 0-7 and 8-15 read as
+ * little-endian words, as SipHash reads its key. */
+struct syncookie_key {
+	__u64 k0;
+	__u64 k1;
+};
+
+/* The SYN defence's settings, written by the control plane. */
+struct syn_config {
+	__u64 rate;  /* SYNs per second and CPU admitted to the workers; 0 = unlimited */
+	__u64 burst; /* the bucket's depth in SYNs (at most 2^30, so burst * 1e9 fits) */
+	__u16 mss4;  /* MSS the SYN-ACK announces over IPv4; 0 = 1460 */
+	__u16 mss6;  /* MSS the SYN-ACK announces over IPv6; 0 = 1440 */
+	__u32 pad;
+};
+
+/* A CPU's token bucket. Credit is counted in SYN-nanoseconds per second, so
+ * that refilling needs no division: a SYN costs 1e9, a nanosecond adds rate. */
+struct syn_bucket {
+	__u64 credit;
+	__u64 last; /* bpf_ktime_get_ns of the last refill */
+};
+
+/* The cookie key (one entry): set once when the director starts. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct syncookie_key);
+} syncookie_keys SEC(".maps");
+
+/* SYN rate limit and SYN-ACK MSS (one entry); all zero = no limit, default MSS. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct syn_config);
+} syn_cfg SEC(".maps");
+
+/* Each CPU's token bucket of SYNs admitted to the workers. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct syn_bucket);
+} syn_buckets SEC(".maps");
+
+/* SYNs seen per service id, per CPU: the control plane derives SYN rates from them. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SYN_SERVICES);
+	__type(key, __u32);
+	__type(value, __u64);
+} service_syns SEC(".maps");
 
 #endif /* GOVS_MAPS_H */
