@@ -30,7 +30,7 @@
 // A TCP SYN to a virtual service meets the SYN defence (include/synproxy.h)
 // first: it is counted per service ([Steering.ServiceSYNs]), then answered
 // by the program itself with a SYN-ACK whose sequence number is a SYN cookie
-// (XDP_TX) when the service's [VIPFlags] say VIPSynProxyOn, or else metered
+// (redirected back out of its interface) when the service's [VIPFlags] say VIPSynProxyOn, or else metered
 // by a per-CPU token bucket ([Steering.SetSynLimit]): within the rate it goes
 // to the workers, over it it gets a cookie (VIPSynProxyCapable) or is
 // dropped. The cookie is packet.SynCookie's, keyed by

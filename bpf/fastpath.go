@@ -57,7 +57,7 @@ type FlowAction struct {
 	Src, Dst         inet.Addr
 	SrcPort, DstPort uint16
 	DstMAC, SrcMAC   [6]byte
-	Ifindex          int    // egress interface (XDP_TX when it is the ingress one)
+	Ifindex          int    // egress interface (a redirect, also when it is the ingress one)
 	DestID           uint32 // real server, for its counters (< FastDests)
 	Reply            bool   // counted as outgoing traffic of DestID
 	// MaxL3Len: longer IP packets go to the workers (for FlowEncap, the

@@ -56,9 +56,6 @@ func BenchmarkFastPath(b *testing.B) {
 			}
 			defer s.DeleteFlow(f)
 			want := uint32(xdpRedirect)
-			if c.spec.tx {
-				want = xdpTX
-			}
 			run(b, in, want)
 		})
 	}

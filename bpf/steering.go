@@ -75,7 +75,7 @@ type Counters struct {
 	RedirectFailed uint64 // steered, but no socket in the slot: to the kernel
 	FastForwarded  uint64 // rewritten and sent by the XDP fast path
 	FastAborted    uint64 // taken by the fast path, then a helper failed: dropped
-	SynCookiesSent uint64 // a SYN to a service answered with a SYN-ACK cookie (XDP_TX)
+	SynCookiesSent uint64 // a SYN to a service answered with a SYN-ACK cookie (sent back out of its interface)
 	SynThrottled   uint64 // a SYN over the SYN rate limit to a service without cookies: dropped
 }
 

@@ -10,7 +10,7 @@ import (
 
 // The SYN defence of the steering program (include/synproxy.h): a TCP SYN
 // to a virtual service is counted per service and then, by the service's
-// VIPFlags and a per-CPU token bucket, answered with a SYN cookie (XDP_TX),
+// VIPFlags and a per-CPU token bucket, answered with a SYN cookie (redirected back out of its interface),
 // admitted to the workers or dropped. The workers check the cookies with
 // packet.CheckSynCookie, with the key given to SetSynCookieKey.
 

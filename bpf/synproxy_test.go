@@ -27,9 +27,9 @@ import (
 
 // XDP actions.
 const (
-	actDrop = 1
-	actPass = 2
-	actTX   = 3
+	actDrop     = 1
+	actPass     = 2
+	actRedirect = 4
 )
 
 var testSynKey = packet.SynCookieKey{0x67, 0x6f, 0x76, 0x73, 0x20, 0x73, 0x79, 0x6e, 0x20, 0x63, 0x6f, 0x6f, 0x6b, 0x69, 0x65, 0x21}
@@ -372,8 +372,8 @@ func TestSynProxyAnswer(t *testing.T) {
 			t.Run(fam.name+"/"+tc.name, func(t *testing.T) {
 				in := tc.syn.frame()
 				action, out, delta, period := runSyn(t, s, in)
-				if action != actTX || delta != (Counters{SynCookiesSent: 1}) {
-					t.Fatalf("action %d, counters moved by %+v; want XDP_TX, one cookie sent", action, delta)
+				if action != actRedirect || delta != (Counters{SynCookiesSent: 1}) {
+					t.Fatalf("action %d, counters moved by %+v; want XDP_REDIRECT, one cookie sent", action, delta)
 				}
 				src, dst := tc.syn.tuple()
 				o := tc.syn.cookieOptions()
@@ -402,7 +402,7 @@ func TestSynProxyMSS(t *testing.T) {
 		action, out, _, period := runSyn(t, s, sy.frame())
 		src, dst := sy.tuple()
 		cookie := packet.SynCookie(&testSynKey, src, dst, sy.sport, sy.dport, sy.isn, period, sy.cookieOptions())
-		if want := sy.synAck(cookie, mss); action != actTX || !bytes.Equal(out, want) {
+		if want := sy.synAck(cookie, mss); action != actRedirect || !bytes.Equal(out, want) {
 			t.Errorf("%s: action %d, SYN-ACK differs: %s", step, action, diffBytes(out, want))
 		}
 	}
@@ -479,8 +479,8 @@ func TestSynCookieMatchesGo(t *testing.T) {
 		if err := s.DelVIP(vip); err != nil {
 			t.Fatal(err)
 		}
-		if action != actTX {
-			t.Fatalf("%+v: action %d, want XDP_TX", sy, action)
+		if action != actRedirect {
+			t.Fatalf("%+v: action %d, want XDP_REDIRECT", sy, action)
 		}
 		cookie := binary.BigEndian.Uint32(out[tcpOffset(v6)+4:])
 		o := sy.cookieOptions()
@@ -561,7 +561,7 @@ func TestSynLimit(t *testing.T) {
 		over  Counters
 		act   uint32
 	}{
-		{"capable", VIPSynProxyCapable, Counters{SynCookiesSent: 1}, actTX},
+		{"capable", VIPSynProxyCapable, Counters{SynCookiesSent: 1}, actRedirect},
 		{"not capable", 0, Counters{SynThrottled: 1}, actDrop},
 	} {
 		s := newTestSteering(t)
@@ -699,7 +699,7 @@ func TestSynProxyPlainFramesOnly(t *testing.T) {
 	// SYNs: answered and counted.
 	for range 4 {
 		sy := syn{src: client4, dst: vip4, sport: 1, dport: 80, flags: 0x02 | 0x08 | 0x80} // PSH, CWR: still a SYN
-		if action, _, delta, _ := runSyn(t, s, sy.frame()); action != actTX || delta != (Counters{SynCookiesSent: 1}) {
+		if action, _, delta, _ := runSyn(t, s, sy.frame()); action != actRedirect || delta != (Counters{SynCookiesSent: 1}) {
 			t.Errorf("SYN: action %d, counters moved by %+v; want a cookie", action, delta)
 		}
 	}
@@ -740,8 +740,8 @@ func TestVIPFlags(t *testing.T) {
 	}
 	// The new service id is in use: SYNs count for 42.
 	sy := syn{src: client4, dst: vip4, sport: 1, dport: 80}
-	if action, _, _, _ := runSyn(t, s, sy.frame()); action != actTX {
-		t.Errorf("SYN after AddVIP: action %d, want XDP_TX (flags kept)", action)
+	if action, _, _, _ := runSyn(t, s, sy.frame()); action != actRedirect {
+		t.Errorf("SYN after AddVIP: action %d, want XDP_REDIRECT (flags kept)", action)
 	}
 	if n, err := s.ServiceSYNs(42); err != nil || n != 1 {
 		t.Errorf("ServiceSYNs(42) = %d, %v; want 1", n, err)
@@ -768,7 +768,7 @@ func TestVIPFlags(t *testing.T) {
 }
 
 // TestSynProxyGenericXDP answers a SYN through a veth in generic (skb) mode,
-// where bpf_xdp_adjust_tail must grow an skb and XDP_TX sends it back: a
+// where bpf_xdp_adjust_tail must grow an skb and a redirect to the same veth sends it back: a
 // SYN without options becomes a longer SYN-ACK.
 func TestSynProxyGenericXDP(t *testing.T) {
 	h := enterTestNetns(t, "syn")

@@ -456,8 +456,9 @@ static __always_inline int fast_forward(struct xdp_md *ctx, const struct tuple *
 		__builtin_memcpy(eth->h_dest, a->dmac, ETH_ALEN);
 		__builtin_memcpy(eth->h_source, a->smac, ETH_ALEN);
 	}
-	if (a->ifindex == ctx->ingress_ifindex)
-		return XDP_TX;
+	/* A redirect even when the egress is the ingress interface: a veth
+	 * wakes its peer for XDP_TX frames only when the peer runs an XDP
+	 * program (veth_xdp_flush), while ndo_xdp_xmit always flushes. */
 	return bpf_redirect(a->ifindex, 0);
 }
 

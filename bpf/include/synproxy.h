@@ -5,7 +5,7 @@
  * its endpoint_value and a per-CPU token bucket:
  *
  *   - VIP_SYNPROXY_ON: answered here with a SYN-ACK whose sequence number is
- *     a SYN cookie (XDP_TX), so no state is kept for SYNs that never finish
+ *     a SYN cookie (sent back out of its interface), so no state is kept for SYNs that never finish
  *     their handshake; a worker checks the cookie of the client's ACK
  *     (packet.CheckSynCookie) and only then opens the connection to a real
  *     server;
@@ -311,7 +311,8 @@ static __noinline __u16 synack_csum(const struct tuple *t, const struct synack_t
  * (is_ipv6 false) or IPv6 without extension headers, into its SYN-ACK
  * cookie, in place: MACs, addresses and ports swapped, payload and options
  * replaced, the frame cut or grown to the new length with
- * bpf_xdp_adjust_tail (which generic XDP supports too). It returns XDP_TX,
+ * bpf_xdp_adjust_tail (which generic XDP supports too). It returns
+ * XDP_REDIRECT to the ingress interface,
  * SYN_STEER when it left the frame untouched (no key, no room to grow), or
  * XDP_ABORTED when the frame was not what it just made it (cannot happen).
  */
@@ -435,7 +436,12 @@ static __always_inline int synproxy_answer(struct xdp_md *ctx, const struct tupl
 			return XDP_ABORTED;
 		__builtin_memcpy(tcp + 28, &th.opts[8], 4);
 	}
-	return XDP_TX;
+	/* Not XDP_TX: a veth queues XDP_TX frames on its peer's ring but wakes
+	 * the peer only when the peer runs an XDP program of its own
+	 * (veth_xdp_flush), so a SYN-ACK would wait there for the next frame
+	 * toward the client. A redirect to the ingress interface goes through
+	 * ndo_xdp_xmit, which flushes, and works in generic mode as well. */
+	return bpf_redirect(ctx->ingress_ifindex, 0);
 }
 
 /* The builders are subprograms of their own (BPF-to-BPF calls), so that
@@ -501,7 +507,7 @@ static __always_inline void count_service_syn(__u32 service_id)
  * with entry vip (a copy) whose transport header is at offset l4off
  * (checked by parse_ports). It returns SYN_STEER for anything but a SYN
  * and for SYNs admitted to the workers, or the action of a SYN answered
- * (XDP_TX, counted syncookie_sent) or dropped (XDP_DROP, syn_throttled).
+ * (sent back, counted syncookie_sent) or dropped (XDP_DROP, syn_throttled).
  * A global function: the verifier checks it once, not once for every path
  * of the parser that reaches it.
  */
