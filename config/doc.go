@@ -25,8 +25,20 @@
 //	    tcpfin: 120s
 //	    udp: 300s
 //	  manage_vips: false                # add the VIPs to the interfaces
-//	  busy_poll: false                  # spin instead of sleeping in poll(2)
+//	  busy_poll: false                  # spin instead of sleeping in poll(2), and set
+//	                                    # SO_PREFER_BUSY_POLL on the AF_XDP sockets
 //	  fast_path: true                   # XDP forwards established connections itself
+//	  syn_proxy_half_open: 4096         # half-open connections (all workers) above which
+//	                                    # syn_proxy: auto services engage; 0 = never for this
+//	  syn_proxy_syn_rate: 20000         # SYNs/s to one service above which it engages
+//	                                    # (syn_proxy: auto); 0 = never for this
+//	  syn_limit: 100000                 # SYNs/s per CPU the XDP program passes to the
+//	                                    # workers; the rest get cookies (nat, fullnat) or
+//	                                    # are dropped (dr, tun, syn_proxy: off); 0 = no limit
+//	  syn_limit_burst: 10000            # token bucket depth per CPU; needs syn_limit > 0
+//	                                    # (syn_proxy_syn_rate, syn_limit, syn_limit_burst: at
+//	                                    # most 1073741824, the XDP bucket's arithmetic)
+//	  syn_proxy_mss: 1460               # MSS in cookie SYN-ACKs, 536..65495; IPv6: 20 less
 //	  sync:                             # optional: connection synchronisation
 //	    role: master                    # required: master | backup | both
 //	    interface: eth1                 # required
@@ -64,6 +76,9 @@
 //	      address: 198.18.1.200         # required, same family as the vip
 //	      port: 80                      # default: the service port (must equal it for dr/tun)
 //	    check_via_vip: false            # probe servers at the VIP; only with dr or tun
+//	    syn_proxy: auto                 # auto | on | off: answer SYNs with SYN cookies while
+//	                                    # under SYN pressure (auto) or always (on); on needs
+//	                                    # protocol tcp and forward nat or fullnat everywhere
 //	    real_servers:                   # optional list
 //	      - address: 198.18.1.1         # required, same family as the vip
 //	        port: 80                    # default: the service port; must equal it for dr and tun
@@ -72,6 +87,9 @@
 //	        upper_threshold: 0          # ipvsadm -x; 0 = no limit
 //	        lower_threshold: 0          # ipvsadm -y; at most upper_threshold when that is set
 //	        health_check: {}            # laid over the service's check key by key
+//
+// The syn_proxy and syn_* keys are the SYN-flood defence; the README's
+// "SYN floods and overload" explains how they work together.
 //
 // A service is identified by vip, port and protocol; no two services may share
 // them, nor two real servers of one service their address and port.

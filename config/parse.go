@@ -99,6 +99,13 @@ func (p *parser) director(n *yaml.Node, path string) Director {
 		MetricsListen: DefaultMetricsListen,
 		ConnTableSize: DefaultConnTableSize,
 		FastPath:      true,
+		SynGuard: SynGuard{
+			HalfOpen: DefaultSynProxyHalfOpen,
+			SynRate:  DefaultSynProxySynRate,
+			Limit:    DefaultSynLimit,
+			Burst:    DefaultSynLimitBurst,
+			MSS:      DefaultSynProxyMSS,
+		},
 		Timeouts: Timeouts{
 			TCP:    DefaultTimeoutTCP,
 			TCPFin: DefaultTimeoutTCPFin,
@@ -106,7 +113,8 @@ func (p *parser) director(n *yaml.Node, path string) Director {
 		},
 	}
 	m := p.mapping(n, path, "interfaces", "xdp_mode", "control_socket", "metrics_listen",
-		"conn_table_size", "timeouts", "manage_vips", "busy_poll", "fast_path", "sync", "bgp")
+		"conn_table_size", "timeouts", "manage_vips", "busy_poll", "fast_path", "sync", "bgp",
+		"syn_proxy_half_open", "syn_proxy_syn_rate", "syn_limit", "syn_limit_burst", "syn_proxy_mss")
 	if m == nil {
 		return d
 	}
@@ -152,6 +160,7 @@ func (p *parser) director(n *yaml.Node, path string) Director {
 	if f, ok := m.get("fast_path"); ok {
 		d.FastPath, _ = p.boolean(f.val, f.path)
 	}
+	p.synGuard(m, &d.SynGuard)
 	if f, ok := m.get("sync"); ok {
 		d.Sync = p.sync(f)
 	}
@@ -159,6 +168,34 @@ func (p *parser) director(n *yaml.Node, path string) Director {
 		d.BGP = p.bgp(f)
 	}
 	return d
+}
+
+// synGuard reads the SYN-flood defence's director keys.
+func (p *parser) synGuard(m *mapping, g *SynGuard) {
+	if f, ok := m.get("syn_proxy_half_open"); ok {
+		v, _ := p.integer(f.val, f.path, 0, math.MaxInt32)
+		g.HalfOpen = int(v)
+	}
+	for _, k := range []struct {
+		name string
+		lo   int64
+		dst  *uint64
+	}{{"syn_proxy_syn_rate", 0, &g.SynRate}, {"syn_limit", 0, &g.Limit}, {"syn_limit_burst", 1, &g.Burst}} {
+		if f, ok := m.get(k.name); ok {
+			if v, ok := p.integer(f.val, f.path, k.lo, MaxSynLimit); ok {
+				*k.dst = uint64(v)
+			}
+		}
+	}
+	if f, ok := m.get("syn_limit_burst"); ok && g.Limit == 0 {
+		if _, limitSet := m.get("syn_limit"); limitSet {
+			p.errorf(f.key, f.path, "only used with a syn_limit above 0 (syn_limit: 0 lets every SYN through)")
+		}
+	}
+	if f, ok := m.get("syn_proxy_mss"); ok {
+		v, _ := p.integer(f.val, f.path, MinSynProxyMSS, MaxSynProxyMSS)
+		g.MSS = uint16(v)
+	}
 }
 
 // validInterfaceName follows the kernel's dev_valid_name.

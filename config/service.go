@@ -12,7 +12,7 @@ import (
 
 var (
 	serviceKeys = []string{"name", "vip", "port", "protocol", "scheduler", "scheduler_flags", "forward",
-		"persistence", "local_addresses", "health_check", "on_failure", "sorry_server", "check_via_vip", "real_servers"}
+		"persistence", "local_addresses", "health_check", "on_failure", "sorry_server", "check_via_vip", "syn_proxy", "real_servers"}
 	realServerKeys  = []string{"address", "port", "weight", "forward", "upper_threshold", "lower_threshold", "health_check"}
 	healthCheckKeys = []string{"type", "interval", "timeout", "rise", "fall", "port", "http", "udp", "dns", "exec"}
 	protocolNames   = []string{"tcp", "udp"}
@@ -164,6 +164,13 @@ func (p *parser) service(n *yaml.Node, path string) *serviceState {
 		}
 	}
 
+	proxyF, hasProxy := m.get("syn_proxy")
+	if hasProxy {
+		if i, ok := p.enum(proxyF.val, proxyF.path, synProxyNames); ok {
+			s.SynProxy = SynProxyMode(i)
+		}
+	}
+
 	var fullNATLine int // line of the first use of full-NAT, 0 when none
 	if fwdOK && s.Forward == ForwardFullNAT {
 		fullNATLine = s.Line
@@ -194,6 +201,9 @@ func (p *parser) service(n *yaml.Node, path string) *serviceState {
 			}
 		}
 	}
+	if hasProxy && s.SynProxy == SynProxyOn {
+		p.checkSynProxyOn(proxyF, s, protoOK, fwdOK)
+	}
 	switch {
 	case fullNATLine != 0 && !hasLocal:
 		p.errorAtLine(s.Line, joinPath(path, "local_addresses"), "required because forward: fullnat is used (line %d)", fullNATLine)
@@ -201,6 +211,28 @@ func (p *parser) service(n *yaml.Node, path string) *serviceState {
 		p.errorf(localF.key, localF.path, "only used with forward: fullnat, which neither the service nor any real server uses")
 	}
 	return st
+}
+
+// checkSynProxyOn refuses syn_proxy: on where the director cannot proxy the
+// handshake: UDP has none, and with dr or tun the real server's SYN-ACK and
+// every later reply bypass the director, so nobody could translate the
+// sequence numbers. (auto on such a service simply never engages.)
+func (p *parser) checkSynProxyOn(f field, s *Service, protoOK, fwdOK bool) {
+	if protoOK && s.Protocol != TCP {
+		p.errorf(f.val, f.path, "on is only for tcp services (this one is %s)", s.Protocol)
+		return
+	}
+	if fwdOK && (s.Forward == ForwardDR || s.Forward == ForwardTun) {
+		p.errorf(f.val, f.path, "on needs forward: nat or fullnat (the service uses %s, whose replies bypass the director)", s.Forward)
+		return
+	}
+	for i := range s.RealServers {
+		rs := &s.RealServers[i]
+		if fw := s.ForwardFor(rs); fw == ForwardDR || fw == ForwardTun {
+			p.errorf(f.val, f.path, "on needs forward: nat or fullnat (real server %s at line %d uses %s, whose replies bypass the director)", rs.Address, rs.Line, fw)
+			return
+		}
+	}
 }
 
 func (p *parser) forward(f field) (Forward, bool) {

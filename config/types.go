@@ -27,8 +27,30 @@ type Director struct {
 	// FastPath lets the XDP program forward established connections
 	// itself (default true); false sends every packet to the workers.
 	FastPath bool
+	SynGuard SynGuard
 	Sync     *Sync // nil: no connection synchronisation
 	BGP      *BGP  // nil: no BGP announcements
+}
+
+// SynGuard is the SYN-flood defence (the director keys syn_proxy_* and
+// syn_limit*): when services with syn_proxy: auto start answering SYNs with
+// cookies, and how many SYNs the XDP program lets through to the workers.
+type SynGuard struct {
+	// HalfOpen is the number of half-open connections, summed over the
+	// workers, above which every auto service engages; 0 disables this
+	// trigger.
+	HalfOpen int
+	// SynRate is the SYNs per second to one service above which that auto
+	// service engages; 0 disables this trigger.
+	SynRate uint64
+	// Limit is the SYNs per second per CPU that the XDP program passes to
+	// the workers (the rest get cookies or are dropped); 0 = no limit.
+	Limit uint64
+	// Burst is the token bucket's depth, in SYNs per CPU.
+	Burst uint64
+	// MSS is the MSS announced in cookie SYN-ACKs over IPv4; IPv6 gets 20
+	// less (the larger header).
+	MSS uint16
 }
 
 // Timeouts are the connection idle timeouts, as ipvsadm --set.
@@ -49,6 +71,20 @@ const (
 	DefaultTimeoutUDP    = 300 * time.Second
 	DefaultSyncPort      = 8848
 	DefaultBGPPort       = 179
+
+	// The SYN-flood defence's defaults. 4096 half-open connections is far
+	// above what a healthy director holds (a handshake lasts a round trip)
+	// yet engages within milliseconds of a flood; 20000 SYNs/s is more than
+	// most services see at peak; 100000 SYNs/s per CPU is about what one
+	// worker can schedule while still serving established traffic.
+	DefaultSynProxyHalfOpen = 4096
+	DefaultSynProxySynRate  = 20000
+	DefaultSynLimit         = 100000
+	DefaultSynLimitBurst    = 10000
+	DefaultSynProxyMSS      = 1460
+	MaxSynLimit             = 1 << 30 // syn_proxy_syn_rate, syn_limit and syn_limit_burst (the XDP bucket's arithmetic)
+	MinSynProxyMSS          = 536     // RFC 1122's default MSS
+	MaxSynProxyMSS          = 65495   // the largest IPv4 packet less its headers
 )
 
 // XDPMode is how the XDP program is attached.
@@ -152,6 +188,9 @@ type Service struct {
 	OnFailure   OnFailure
 	SorryServer *SorryServer
 	CheckViaVIP bool
+	// SynProxy says when the director answers the service's SYNs with SYN
+	// cookies; only TCP services forwarding by nat or fullnat can use it.
+	SynProxy    SynProxyMode
 	RealServers []RealServer
 	// Line is where the service starts in the file, for later messages.
 	Line int
@@ -248,6 +287,19 @@ const (
 var forwardNames = []string{"inherit", "nat", "fullnat", "dr", "tun"}
 
 func (f Forward) String() string { return enumString(forwardNames, int(f)) }
+
+// SynProxyMode is a service's syn_proxy key.
+type SynProxyMode uint8
+
+const (
+	SynProxyAuto SynProxyMode = iota // engaged while the service is under SYN pressure
+	SynProxyOn                       // always engaged
+	SynProxyOff                      // never engaged
+)
+
+var synProxyNames = []string{"auto", "on", "off"}
+
+func (m SynProxyMode) String() string { return enumString(synProxyNames, int(m)) }
 
 // OnFailure is what happens to a real server whose health check fails.
 type OnFailure uint8

@@ -119,6 +119,31 @@ type Connection struct {
 type Counters struct {
 	DataPath map[string]uint64 `json:"datapath"`
 	XDP      map[string]uint64 `json:"xdp"`
+	// SynProxy is every TCP service's SYN-proxy state.
+	SynProxy []SynProxyService `json:"syn_proxy,omitempty"`
+	// Rings are the AF_XDP sockets' kernel counters, per interface and
+	// queue.
+	Rings []RingCounters `json:"rings,omitempty"`
+}
+
+// SynProxyService is a TCP service's SYN-proxy state.
+type SynProxyService struct {
+	Service string `json:"service"`
+	Mode    string `json:"mode"`    // auto | on | off
+	Capable bool   `json:"capable"` // tcp, nat or fullnat only, not off: cookies possible
+	Engaged bool   `json:"engaged"` // every SYN is answered with a cookie now
+	SYNs    uint64 `json:"syns"`    // SYNs the XDP program counted for the service
+}
+
+// RingCounters are one AF_XDP socket's kernel counters (XDP_STATISTICS).
+type RingCounters struct {
+	Interface     string `json:"interface"`
+	Queue         int    `json:"queue"`
+	RxDropped     uint64 `json:"rx_dropped"`      // no fill ring entry, or too long
+	RxRingFull    uint64 `json:"rx_ring_full"`    // the worker's RX ring was full
+	FillRingEmpty uint64 `json:"fill_ring_empty"` // times the fill ring was found empty
+	TxInvalid     uint64 `json:"tx_invalid"`      // TX descriptors the kernel refused
+	TxRingEmpty   uint64 `json:"tx_ring_empty"`   // times the TX ring was found empty
 }
 
 // Error is the body of every non-2xx answer.

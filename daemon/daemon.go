@@ -159,8 +159,8 @@ func (d *Daemon) Reload() error {
 	old := d.cfg.Director
 	if !slices.Equal(old.Interfaces, cfg.Director.Interfaces) || old.XDPMode != cfg.Director.XDPMode ||
 		old.ConnTableSize != cfg.Director.ConnTableSize || old.ControlSocket != cfg.Director.ControlSocket ||
-		old.MetricsListen != cfg.Director.MetricsListen {
-		d.log.Warn("director settings (interfaces, xdp_mode, conn_table_size, control_socket, metrics_listen) change only on restart")
+		old.MetricsListen != cfg.Director.MetricsListen || old.BusyPoll != cfg.Director.BusyPoll {
+		d.log.Warn("director settings (interfaces, xdp_mode, conn_table_size, control_socket, metrics_listen, busy_poll) change only on restart")
 	}
 	d.mu.Unlock()
 	err = d.change(func([]*service) ([]*service, error) { return svcs, nil })
@@ -172,6 +172,14 @@ func (d *Daemon) Reload() error {
 	if cfg.Director.Timeouts != old.Timeouts {
 		d.timeouts = timeouts(cfg)
 		d.dp.SetTimeouts(d.timeouts)
+	}
+	if cfg.Director.SynGuard != old.SynGuard {
+		if err := d.dp.SetSynGuard(synGuardOptions(cfg)); err != nil {
+			// The services are applied already; the old SYN settings
+			// stay, and the next reload tries again.
+			d.log.Error("reload: syn_proxy/syn_limit settings not applied", "err", err)
+			cfg.Director.SynGuard = old.SynGuard
+		}
 	}
 	d.cfg = cfg
 	d.log.Info("configuration reloaded", "config", d.path, "services", len(cfg.Services))
@@ -193,7 +201,31 @@ func dataplaneOptions(cfg *config.Config) dataplane.Options {
 		Timeouts:      timeouts(cfg),
 		BusyPoll:      cfg.Director.BusyPoll,
 		FastPath:      cfg.Director.FastPath,
+		SynGuard:      synGuardOptions(cfg),
 	}
+}
+
+// synGuardOptions maps the director's syn_proxy_* and syn_limit* keys.
+func synGuardOptions(cfg *config.Config) dataplane.SynGuardOptions {
+	g := cfg.Director.SynGuard
+	return dataplane.SynGuardOptions{
+		HalfOpen: g.HalfOpen,
+		SynRate:  g.SynRate,
+		Limit:    g.Limit,
+		Burst:    g.Burst,
+		MSS:      g.MSS,
+	}
+}
+
+// synProxyMode maps a service's syn_proxy key.
+func synProxyMode(m config.SynProxyMode) dataplane.SynProxyMode {
+	switch m {
+	case config.SynProxyOn:
+		return dataplane.SynProxyOn
+	case config.SynProxyOff:
+		return dataplane.SynProxyOff
+	}
+	return dataplane.SynProxyAuto
 }
 
 func timeouts(cfg *config.Config) conntrack.Timeouts {
@@ -220,6 +252,7 @@ func Specs(cfg *config.Config) ([]dataplane.ServiceSpec, error) {
 			Flags:      flags,
 			Fwd:        fwd(svc.Forward),
 			LocalAddrs: svc.LocalAddresses,
+			SynProxy:   synProxyMode(svc.SynProxy),
 		}
 		if p := svc.Persistence; p != nil {
 			sp.Persistence = p.Timeout
@@ -357,7 +390,18 @@ func (d *Daemon) Counters() (control.Counters, error) {
 	out.DataPath["sync_dropped"] = c.SyncDropped
 	out.DataPath["fast_installed"] = c.FastInstalled
 	out.DataPath["fast_failed"] = c.FastFailed
+	maps.Copy(out.DataPath, synCounters(c, d.dp.ConnPressure()))
 	d.syncCounters(out.DataPath)
+	for _, s := range d.dp.SynProxyStatus() {
+		out.SynProxy = append(out.SynProxy, synProxyService(s))
+	}
+	rings, err := d.dp.RingStats()
+	if err != nil {
+		d.log.Warn("af_xdp ring counters", "err", err) // the others are still worth showing
+	}
+	for _, r := range rings {
+		out.Rings = append(out.Rings, ringCounters(r))
+	}
 	xc, err := d.dp.SteeringCounters()
 	if err != nil {
 		return out, err

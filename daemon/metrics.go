@@ -9,23 +9,52 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/govs/govs/bpf"
+	"github.com/govs/govs/control"
 	"github.com/govs/govs/dataplane"
 )
+
+// metricsSource is what the collector reads; the Daemon's data path in
+// production, a fake in tests.
+type metricsSource interface {
+	Counters() dataplane.Counters
+	SteeringCounters() (bpf.Counters, error)
+	Services() []*dataplane.Service
+	SynProxyStatus() []dataplane.SynProxyStatus
+	ConnPressure() dataplane.ConnPressure
+	RingStats() ([]dataplane.RingStats, error)
+}
 
 // collector exports the director's counters as govs_* metrics. It reads the
 // atomically updated counters at scrape time, so the data path pays nothing.
 type collector struct {
-	d *Daemon
+	src    metricsSource
+	health func() (map[string]bool, map[string]uint64)
 
 	dp, drops, xdp, conns    *prometheus.Desc
 	destActive, destInactive *prometheus.Desc
 	destWeight, destConns    *prometheus.Desc
 	destUp, destTransitions  *prometheus.Desc
+	// SYN-flood defence and AF_XDP rings (README "SYN floods and overload")
+	halfOpen, evictedHalfOpen *prometheus.Desc
+	synEngaged, synSYNs       *prometheus.Desc
+	rxDropped, rxRingFull     *prometheus.Desc
+	fillRingEmpty, txInvalid  *prometheus.Desc
+	txRingEmpty               *prometheus.Desc
 }
 
 func newMetricsHandler(d *Daemon) http.Handler {
-	c := &collector{
-		d:               d,
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newCollector(d.dp, d.healthMetrics))
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return mux
+}
+
+func newCollector(src metricsSource, health func() (map[string]bool, map[string]uint64)) *collector {
+	ring := []string{"interface", "queue"}
+	return &collector{
+		src:             src,
+		health:          health,
 		dp:              prometheus.NewDesc("govs_datapath_packets_total", "Packets by data-path event.", []string{"event"}, nil),
 		drops:           prometheus.NewDesc("govs_datapath_drops_total", "Packets dropped by the workers, by reason.", []string{"reason"}, nil),
 		xdp:             prometheus.NewDesc("govs_xdp_packets_total", "Packets seen by the steering XDP program, by verdict.", []string{"verdict"}, nil),
@@ -36,22 +65,27 @@ func newMetricsHandler(d *Daemon) http.Handler {
 		destConns:       prometheus.NewDesc("govs_real_server_connections_total", "Connections scheduled to the server.", []string{"service", "server"}, nil),
 		destUp:          prometheus.NewDesc("govs_real_server_up", "1 while the server's health check passes (or it has none).", []string{"service", "server"}, nil),
 		destTransitions: prometheus.NewDesc("govs_real_server_health_transitions_total", "Health state changes of the server.", []string{"service", "server"}, nil),
+		halfOpen:        prometheus.NewDesc("govs_conntrack_half_open", "Half-open (SYN_RECV, SYN_SENT, SYNACK) connections in the connection tables.", nil, nil),
+		evictedHalfOpen: prometheus.NewDesc("govs_conntrack_evicted_half_open_total", "Half-open connections evicted to make room in a full table.", nil, nil),
+		synEngaged:      prometheus.NewDesc("govs_service_syn_proxy_engaged", "1 while every SYN to the TCP service is answered with a SYN cookie.", []string{"service"}, nil),
+		synSYNs:         prometheus.NewDesc("govs_service_syns_total", "SYNs to the TCP service seen by the XDP program.", []string{"service"}, nil),
+		rxDropped:       prometheus.NewDesc("govs_xsk_rx_dropped_total", "Frames the kernel dropped for an AF_XDP socket (no fill ring entry, or too long).", ring, nil),
+		rxRingFull:      prometheus.NewDesc("govs_xsk_rx_ring_full_total", "Frames dropped because an AF_XDP socket's RX ring was full.", ring, nil),
+		fillRingEmpty:   prometheus.NewDesc("govs_xsk_fill_ring_empty_total", "Times the kernel found an AF_XDP socket's fill ring empty.", ring, nil),
+		txInvalid:       prometheus.NewDesc("govs_xsk_tx_invalid_total", "TX descriptors the kernel refused.", ring, nil),
+		txRingEmpty:     prometheus.NewDesc("govs_xsk_tx_ring_empty_total", "Times the kernel found an AF_XDP socket's TX ring empty.", ring, nil),
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(c)
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	return mux
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.dp, c.drops, c.xdp, c.conns, c.destActive, c.destInactive, c.destWeight, c.destConns, c.destUp, c.destTransitions} {
+	for _, d := range []*prometheus.Desc{c.dp, c.drops, c.xdp, c.conns, c.destActive, c.destInactive, c.destWeight, c.destConns, c.destUp, c.destTransitions,
+		c.halfOpen, c.evictedHalfOpen, c.synEngaged, c.synSYNs, c.rxDropped, c.rxRingFull, c.fillRingEmpty, c.txInvalid, c.txRingEmpty} {
 		ch <- d
 	}
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
-	k := c.d.dp.Counters()
+	k := c.src.Counters()
 	counter := func(desc *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(desc, prometheus.CounterValue, float64(v), labels...)
 	}
@@ -71,12 +105,40 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.drops, v, dropName(i))
 	}
 	gauge(c.conns, float64(k.Conns))
-	if x, err := c.d.dp.SteeringCounters(); err == nil {
+	pressure := c.src.ConnPressure()
+	for name, v := range synCounters(k, pressure) {
+		switch name {
+		case "half_open":
+			gauge(c.halfOpen, float64(v))
+		case "evicted_half_open":
+			counter(c.evictedHalfOpen, v)
+		default: // packets: syncookies_accepted, syncookies_rejected, synproxy_dropped
+			counter(c.dp, v, name)
+		}
+	}
+	for _, s := range c.src.SynProxyStatus() {
+		v := 0.0
+		if s.Engaged {
+			v = 1
+		}
+		gauge(c.synEngaged, v, s.Service)
+		counter(c.synSYNs, s.SYNs, s.Service)
+	}
+	rings, _ := c.src.RingStats() // what could be read; Counters logs the rest
+	for _, r := range rings {
+		q := strconv.Itoa(r.Queue)
+		counter(c.rxDropped, r.RxDropped, r.Interface, q)
+		counter(c.rxRingFull, r.RxRingFull, r.Interface, q)
+		counter(c.fillRingEmpty, r.FillRingEmpty, r.Interface, q)
+		counter(c.txInvalid, r.TxInvalid, r.Interface, q)
+		counter(c.txRingEmpty, r.TxRingEmpty, r.Interface, q)
+	}
+	if x, err := c.src.SteeringCounters(); err == nil {
 		for name, v := range xdpCounters(x) {
 			counter(c.xdp, v, name)
 		}
 	}
-	up, transitions := c.d.healthMetrics()
+	up, transitions := c.health()
 	for key, isUp := range up {
 		service, server, _ := strings.Cut(key, "/")
 		v := 0.0
@@ -86,7 +148,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.destUp, v, service, server)
 		counter(c.destTransitions, transitions[key], service, server)
 	}
-	for _, svc := range c.d.dp.Services() {
+	for _, svc := range c.src.Services() {
 		sname := svc.Name
 		for _, dst := range svc.Dests {
 			server := dst.Addr.String() + ":" + strconv.Itoa(int(dst.Port))
@@ -96,6 +158,29 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			counter(c.destConns, dst.Stats().Conns, sname, server)
 		}
 	}
+}
+
+// synCounters are the SYN-flood defence's data-path counters, by the names
+// govsadm --counters shows (and Prometheus: the packet counters as events of
+// govs_datapath_packets_total, half_open as govs_conntrack_half_open,
+// evicted_half_open as govs_conntrack_evicted_half_open_total).
+func synCounters(k dataplane.Counters, p dataplane.ConnPressure) map[string]uint64 {
+	return map[string]uint64{
+		"syncookies_accepted": k.SynCookiesAccepted,
+		"syncookies_rejected": k.SynCookiesRejected,
+		"synproxy_dropped":    k.SynProxyDropped,
+		"half_open":           uint64(p.HalfOpen),
+		"evicted_half_open":   p.EvictedHalfOpen,
+	}
+}
+
+func synProxyService(s dataplane.SynProxyStatus) control.SynProxyService {
+	return control.SynProxyService{Service: s.Service, Mode: s.Mode.String(), Capable: s.Capable, Engaged: s.Engaged, SYNs: s.SYNs}
+}
+
+func ringCounters(r dataplane.RingStats) control.RingCounters {
+	return control.RingCounters{Interface: r.Interface, Queue: r.Queue, RxDropped: r.RxDropped, RxRingFull: r.RxRingFull,
+		FillRingEmpty: r.FillRingEmpty, TxInvalid: r.TxInvalid, TxRingEmpty: r.TxRingEmpty}
 }
 
 func xdpCounters(x bpf.Counters) map[string]uint64 {
@@ -110,6 +195,8 @@ func xdpCounters(x bpf.Counters) map[string]uint64 {
 		"redirect_failed": x.RedirectFailed,
 		"fast_forwarded":  x.FastForwarded,
 		"fast_aborted":    x.FastAborted,
+		"syncookies_sent": x.SynCookiesSent,
+		"syn_throttled":   x.SynThrottled,
 	}
 }
 

@@ -77,8 +77,15 @@ type workerCounters struct {
 	SyncInstalled atomic.Uint64 // connections installed from a master
 	FastInstalled atomic.Uint64 // XDP fast-path flow entries written
 	FastFailed    atomic.Uint64 // flow entries that could not be written (map full)
-	Drops         [numDropReasons]atomic.Uint64
-	_             [64]byte // keep the next worker's counters off this cache line
+	// SYN proxy (synproxy.go): handshake ACKs whose cookie was valid,
+	// handshake ACKs to a proxied service whose cookie was not (no
+	// connection either), and client segments dropped while the real
+	// server's handshake was pending.
+	SynCookiesAccepted atomic.Uint64
+	SynCookiesRejected atomic.Uint64
+	SynProxyDropped    atomic.Uint64
+	Drops              [numDropReasons]atomic.Uint64
+	_                  [64]byte // keep the next worker's counters off this cache line
 }
 
 // Counters is a snapshot of the data path's counters summed over workers.
@@ -87,6 +94,8 @@ type Counters struct {
 	NewConns, Inbound, Outbound, ICMP, ICMPSent        uint64
 	HandedOff, SyncDropped, SyncUnknown, SyncInstalled uint64
 	FastInstalled, FastFailed                          uint64
+	SynCookiesAccepted, SynCookiesRejected             uint64
+	SynProxyDropped                                    uint64
 	Drops                                              [numDropReasons]uint64
 	Conns                                              int
 }

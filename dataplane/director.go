@@ -33,6 +33,8 @@ type Options struct {
 	// FastPath lets the steering program forward the packets of
 	// established connections itself (fastpath.go).
 	FastPath bool
+	// SynGuard configures the SYN-flood defence (synguard.go).
+	SynGuard SynGuardOptions
 }
 
 // Interface is a NIC the director serves.
@@ -63,6 +65,7 @@ type Director struct {
 	workers []*worker
 	umem    *xsk.UMEM
 	res     *resolver
+	guard   *synGuard // the SYN proxy's engagement (synguard.go)
 
 	mu      sync.Mutex // serialises Apply and the steering maps' upkeep
 	state   atomic.Pointer[snapshot]
@@ -104,6 +107,7 @@ func New(opts Options, log *slog.Logger) (_ *Director, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("load steering program: %w", err)
 	}
+	d.guard = newSynGuard(log, d.steer, opts.SynGuard)
 	maxQueues := 0
 	var base uint32
 	for _, name := range opts.Interfaces {
@@ -140,6 +144,12 @@ func New(opts Options, log *slog.Logger) (_ *Director, err error) {
 		}
 		d.workers = append(d.workers, w)
 	}
+	if err := d.initSynProxy(); err != nil {
+		return nil, err
+	}
+	if opts.BusyPoll {
+		d.setBusyPoll()
+	}
 	for _, w := range d.workers {
 		w.inbox = make([]*spsc, len(d.workers))
 		w.returns = make([]*spsc, len(d.workers))
@@ -161,6 +171,9 @@ func New(opts Options, log *slog.Logger) (_ *Director, err error) {
 	d.refreshFastIfaces()
 	d.res.onChange = d.invalidateFlows
 	if err := d.steer.SetFastPath(opts.FastPath); err != nil {
+		return nil, err
+	}
+	if err := d.SetSynGuard(opts.SynGuard); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -309,6 +322,9 @@ func (d *Director) Apply(specs []ServiceSpec) error {
 	}
 	d.syncOwnAddrs(next)
 	d.state.Store(next)
+	// AddVIP of a new service starts without SYN-proxy flags, and a
+	// changed service may have a new syn_proxy mode.
+	d.reapplySynFlags(next)
 	// Flow entries were written for the old services: the next packet of
 	// each flow goes to its worker, which writes a fresh one if the
 	// connection still stands.
@@ -402,14 +418,20 @@ func nextHopsWanted(s *snapshot) []inet.Addr {
 	return out
 }
 
-// housekeeping estimates rates and stops steering drained real servers.
+// housekeeping estimates rates, stops steering drained real servers and,
+// more often, decides where the SYN proxy is engaged (synguard.go).
 func (d *Director) housekeeping(ctx context.Context) {
 	t := time.NewTicker(estimateEvery)
 	defer t.Stop()
+	g := time.NewTicker(synGuardEvery)
+	defer g.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case now := <-g.C:
+			d.guardTick(now)
+			continue
 		case <-t.C:
 		}
 		s := d.state.Load()
@@ -538,6 +560,9 @@ func (d *Director) Counters() Counters {
 		c.SyncInstalled += k.SyncInstalled.Load()
 		c.FastInstalled += k.FastInstalled.Load()
 		c.FastFailed += k.FastFailed.Load()
+		c.SynCookiesAccepted += k.SynCookiesAccepted.Load()
+		c.SynCookiesRejected += k.SynCookiesRejected.Load()
+		c.SynProxyDropped += k.SynProxyDropped.Load()
 		for i := range c.Drops {
 			c.Drops[i] += k.Drops[i].Load()
 		}

@@ -110,6 +110,9 @@ func (w *worker) offloadRequest(c *conntrack.Conn, dst *Dest, nh *NextHop) {
 	default:
 		return
 	}
+	if c.Flags&flagSynProxy != 0 {
+		a.AckAdd = c.SeqDelta // as process does: synproxy.go
+	}
 	w.installFlow(c, &c.Orig, &a, gen, flagFastIn)
 }
 
@@ -136,6 +139,9 @@ func (w *worker) offloadReply(c *conntrack.Conn, dst *Dest) {
 		a.Src, a.SrcPort, a.Dst, a.DstPort = c.Orig.Dst, c.Orig.DstPort, c.Orig.Src, c.Orig.SrcPort
 	default:
 		return
+	}
+	if c.Flags&flagSynProxy != 0 {
+		a.SeqAdd, a.WinShift = -c.SeqDelta, c.WinShift
 	}
 	w.installFlow(c, &c.Reply, &a, gen, flagFastOut)
 }

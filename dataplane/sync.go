@@ -76,7 +76,7 @@ func (d *Director) EnableSync(sink func([]connsync.Entry)) (stop func()) {
 // entry (counted), and the periodic refresh repairs it.
 func (w *worker) syncConn(c *conntrack.Conn, st *snapshot, now int64) {
 	dst := st.dest(c.Dest)
-	if dst == nil {
+	if dst == nil || c.Flags&flagSynProxy != 0 { // no sequence offset in connsync: synproxy.go
 		return
 	}
 	e := connsync.Entry{

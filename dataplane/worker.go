@@ -71,6 +71,10 @@ type worker struct {
 	lastPortLog int64
 	lastExpire  int64
 	budget      int
+	synKey      packet.SynCookieKey // the director's SYN cookie key (synproxy.go)
+	held        [synHeldMax]heldSeg // data segments of pending proxied connections
+	nheld       int
+	heldOrder   uint32
 
 	// connection synchronisation (sync.go)
 	syncOut     chan []connsync.Entry
@@ -80,6 +84,7 @@ type worker struct {
 
 	ctr       workerCounters
 	connCount atomic.Int64
+	pressure  ctPressure // half-open count and evictions, for the SYN guard (synguard.go)
 	stop      atomic.Bool
 	reqs      chan func()
 }
@@ -189,7 +194,9 @@ func (w *worker) run() {
 		if now-w.lastExpire >= int64(expireEvery) {
 			w.lastExpire = now
 			w.ct.Expire(now, w.budget)
+			w.expireHeld(now)
 			w.connCount.Store(int64(w.ct.Len()))
+			w.pressure.publish(w.ct)
 		}
 		select {
 		case f := <-w.reqs:
@@ -310,12 +317,29 @@ func (w *worker) process(desc *xsk.Desc, inIface int, now int64, st *snapshot, o
 		// A new SYN on a finished connection starts a new one at once.
 		w.ct.Delete(c)
 		found = false
+	} else if found && dir == conntrack.DirOriginal && (c.State == conntrack.StateTimeWait || c.State == conntrack.StateClose) &&
+		isHandshakeACK(p) && w.synProxyReuses(c, frame, now, st) {
+		// The same for a new connection whose SYN the XDP program
+		// answered with a cookie (synproxy.go).
+		w.ct.Delete(c)
+		found = false
 	}
 	if !found {
-		if c = w.newConn(frame, p, &t, inIface, now, st); c == nil {
+		svc := st.lookup(p.Dst, p.DstPort, p.Proto)
+		if svc == nil {
+			w.drop(DropNoService)
+			return 0, false
+		}
+		if isHandshakeACK(p) && synProxied(svc) {
+			return w.synProxyOpen(desc, frame, svc, &t, inIface, now, st)
+		}
+		if c = w.newConn(frame, p, svc, &t, inIface, now, st); c == nil {
 			return 0, false
 		}
 		dir = conntrack.DirOriginal
+	} else if c.Flags&flagSynPending != 0 ||
+		(c.Flags&flagSynProxy != 0 && dir == conntrack.DirReply && p.TCPFlags&tcpSYN != 0) {
+		return w.synProxySegment(desc, frame, c, dir, inIface, now, st)
 	}
 	before := c.State
 	w.ct.Track(c, dir, p.TCPFlags, now)
@@ -340,6 +364,9 @@ func (w *worker) process(desc *xsk.Desc, inIface int, now int64, st *snapshot, o
 		if !ok {
 			return 0, false
 		}
+		if c.Flags&flagSynProxy != 0 {
+			packet.AdjustTCP(frame, p, 0, c.SeqDelta, 0)
+		}
 		out, ok := w.toRealServer(desc, frame, c, dst, nh, c.Fwd)
 		if ok && w.d.opts.FastPath {
 			w.offloadRequest(c, dst, &nh)
@@ -348,6 +375,9 @@ func (w *worker) process(desc *xsk.Desc, inIface int, now int64, st *snapshot, o
 	}
 	ds.outPkts.Add(1)
 	ds.outBytes.Add(uint64(len(frame)))
+	if c.Flags&flagSynProxy != 0 {
+		packet.AdjustTCP(frame, p, -c.SeqDelta, 0, c.WinShift)
+	}
 	out, ok := w.toClient(frame, c)
 	if ok && w.d.opts.FastPath {
 		w.offloadReply(c, dst)
@@ -564,6 +594,9 @@ func (w *worker) processICMP(desc *xsk.Desc, frame []byte, now int64, st *snapsh
 			w.drop(DropMalformed)
 			return 0, false
 		}
+		if c.Flags&flagSynProxy != 0 {
+			synProxyQuote(frame, p, c) // the quoted seq in the real server's space
+		}
 		// The addresses are translated: NAT and full-NAT now forward
 		// like DR; DR forwards the error as is, TUN encapsulates it.
 		fwd := c.Fwd
@@ -632,21 +665,31 @@ func familyOf(a inet.Addr) uint8 {
 	return 6
 }
 
-// newConn schedules a new connection for a packet that matched no entry.
-func (w *worker) newConn(frame []byte, p *packet.Parsed, t *conntrack.Tuple, inIface int, now int64, st *snapshot) *conntrack.Conn {
-	svc := st.lookup(p.Dst, p.DstPort, p.Proto)
-	if svc == nil {
-		w.drop(DropNoService)
-		return nil
-	}
-	// Like IPVS, only a SYN starts a TCP connection.
+// newConn schedules a new connection of service svc for a packet that
+// matched no entry.
+func (w *worker) newConn(frame []byte, p *packet.Parsed, svc *Service, t *conntrack.Tuple, inIface int, now int64, st *snapshot) *conntrack.Conn {
+	// Like IPVS, only a SYN starts a TCP connection (the SYN proxy's
+	// handshake ACK aside: synProxyOpen).
 	if p.Proto == packet.ProtoTCP && p.TCPFlags&(tcpSYN|tcpACK|tcpRST) != tcpSYN {
 		w.drop(DropNoConn)
 		return nil
 	}
+	return w.schedule(svc, frame, p, t, inIface, now, st, nil)
+}
+
+// schedule picks the real server of a new connection of svc with request
+// tuple t (scheduler, persistence), allocates its full-NAT local endpoint
+// and inserts it. With sp, the connection is the SYN proxy's, half-open
+// until its real server answers; only a NAT or full-NAT server can take it.
+func (w *worker) schedule(svc *Service, frame []byte, p *packet.Parsed, t *conntrack.Tuple, inIface int, now int64, st *snapshot, sp *synProxyInit) *conntrack.Conn {
 	dst := w.pick(svc, p, now, st)
 	if dst == nil {
 		w.drop(DropNoDest)
+		return nil
+	}
+	if sp != nil && dst.Fwd != conntrack.FwdNAT && dst.Fwd != conntrack.FwdFullNAT {
+		// Its replies would bypass the director, which must translate them.
+		w.drop(DropUnsupported)
 		return nil
 	}
 	conn := conntrack.Conn{
@@ -657,6 +700,11 @@ func (w *worker) newConn(frame []byte, p *packet.Parsed, t *conntrack.Tuple, inI
 		InPort:    uint16(inIface),
 		ClientMAC: [6]byte(frame[6:12]),
 		LocalMAC:  [6]byte(frame[0:6]),
+	}
+	if sp != nil {
+		conn.State = conntrack.StateSynRecv
+		conn.Flags = flagSynProxy | flagSynPending
+		conn.SeqDelta, conn.ClientWin = sp.cookie, sp.win
 	}
 	switch dst.Fwd {
 	case conntrack.FwdNAT:

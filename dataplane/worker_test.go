@@ -129,10 +129,17 @@ func TestProcessNATBothDirections(t *testing.T) {
 	if got := st.dests[0].InactiveConns() + st.dests[0].ActiveConns(); got != 1 {
 		t.Errorf("destination counts %d connections, want 1", got)
 	}
-	// A non-SYN with no connection is dropped, as IPVS does.
+	// A non-SYN with no connection is dropped, as IPVS does: as a wrong
+	// SYN cookie while the service may be SYN-proxied (synproxy.go), as
+	// no_conn when it may not.
 	desc = put(w, 2, tcpFrame(t, clientMAC, dirMAC0, clientIP, vipIP, 40001, 80, false, true))
-	if _, ok := w.process(&desc, 0, 3, st, true); ok || w.ctr.Drops[DropNoConn].Load() != 1 {
-		t.Errorf("ACK without a connection was not dropped as no_conn")
+	if _, ok := w.process(&desc, 0, 3, st, true); ok || w.ctr.SynCookiesRejected.Load() != 1 {
+		t.Errorf("ACK without a connection was not dropped as a wrong SYN cookie")
+	}
+	st.services[0].SynProxy = SynProxyOff
+	desc = put(w, 2, tcpFrame(t, clientMAC, dirMAC0, clientIP, vipIP, 40001, 80, false, true))
+	if _, ok := w.process(&desc, 0, 4, st, true); ok || w.ctr.Drops[DropNoConn].Load() != 1 {
+		t.Errorf("ACK without a connection was not dropped as no_conn (syn_proxy off)")
 	}
 }
 

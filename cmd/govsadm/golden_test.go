@@ -95,8 +95,20 @@ func goldenBackend() *fakeBackend {
 		{Protocol: "IP", Expire: 300_000, State: "NONE", Source: "198.18.3.2:0", Virtual: "198.18.0.103:0", Dest: "198.18.1.5:0", Template: true},
 	}
 	b.counters = control.Counters{
-		DataPath: map[string]uint64{"rx_packets": 1000, "tx_packets": 990, "drop_no_service": 10},
-		XDP:      map[string]uint64{"redirect": 1000, "pass": 5},
+		DataPath: map[string]uint64{"rx_packets": 1000, "tx_packets": 990, "drop_no_service": 10,
+			"syncookies_accepted": 870, "syncookies_rejected": 12, "synproxy_dropped": 3,
+			"half_open": 4100, "evicted_half_open": 25000},
+		XDP: map[string]uint64{"steered_vip": 1000, "passed": 5, "syncookies_sent": 1_500_000, "syn_throttled": 42},
+		SynProxy: []control.SynProxyService{
+			{Service: "web", Mode: "auto", Capable: true, Engaged: true, SYNs: 1_501_000},
+			{Service: "api", Mode: "on", Capable: true, Engaged: true, SYNs: 310},
+			{Service: "ssh-dr", Mode: "auto", SYNs: 7},
+		},
+		Rings: []control.RingCounters{
+			{Interface: "eth0", Queue: 0, RxDropped: 12, RxRingFull: 340_000, FillRingEmpty: 5, TxInvalid: 0, TxRingEmpty: 77},
+			{Interface: "eth0", Queue: 1, RxRingFull: 1},
+			{Interface: "eth1", Queue: 0},
+		},
 	}
 	return b
 }

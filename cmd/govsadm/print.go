@@ -196,7 +196,10 @@ func printTimeouts(w io.Writer, t control.Timeouts) {
 	fmt.Fprintf(w, "Timeout (tcp tcpfin udp): %d %d %d\n", t.TCP, t.TCPFin, t.UDP)
 }
 
-// printCounters prints the data-path and XDP counters, sorted by name.
+// printCounters prints the data-path and XDP counters, sorted by name, then
+// the TCP services' SYN-proxy state and the AF_XDP sockets' ring counters,
+// each table under a header line naming its columns (the Prometheus names
+// end the same way: govs_service_syn_proxy_engaged, govs_xsk_rx_ring_full_total).
 func printCounters(w io.Writer, k control.Counters) {
 	for _, part := range []struct {
 		name string
@@ -209,6 +212,27 @@ func printCounters(w io.Writer, k control.Counters) {
 		slices.Sort(names)
 		for _, n := range names {
 			fmt.Fprintf(w, "%-8s %-32s %d\n", part.name, n, part.m[n])
+		}
+	}
+	if len(k.SynProxy) > 0 {
+		fmt.Fprintf(w, "\n%-24s %-9s %-7s %s\n", "service", "syn_proxy", "engaged", "syns")
+		for _, s := range k.SynProxy {
+			engaged := "no"
+			switch {
+			case !s.Capable:
+				engaged = "-" // off, or a dr/tun real server: never
+			case s.Engaged:
+				engaged = "yes"
+			}
+			fmt.Fprintf(w, "%-24s %-9s %-7s %d\n", s.Service, s.Mode, engaged, s.SYNs)
+		}
+	}
+	if len(k.Rings) > 0 {
+		fmt.Fprintf(w, "\n%-15s %5s %12s %12s %15s %12s %13s\n",
+			"interface", "queue", "rx_dropped", "rx_ring_full", "fill_ring_empty", "tx_invalid", "tx_ring_empty")
+		for _, r := range k.Rings {
+			fmt.Fprintf(w, "%-15s %5d %12d %12d %15d %12d %13d\n",
+				r.Interface, r.Queue, r.RxDropped, r.RxRingFull, r.FillRingEmpty, r.TxInvalid, r.TxRingEmpty)
 		}
 	}
 }

@@ -43,7 +43,7 @@ Either long or short options are allowed.
   --start-daemon STATE        start the connection synchronisation daemon (master or backup)
   --stop-daemon STATE         stop the connection synchronisation daemon
   --reload                    make govsd re-read its configuration file (govs)
-  --counters                  print govsd's data-path and XDP counters (govs)
+  --counters                  print govsd's counters: data path, XDP, SYN proxy, AF_XDP rings (govs)
   --help            -h        display this help message
   --version         -v        display the version
 

@@ -48,8 +48,9 @@
 // A Socket and its UMEM belong to one goroutine: Fill, Receive, Transmit,
 // Complete, Flush and Wakeup must not run concurrently on the same socket, and
 // Fill/Complete of different sockets of one UMEM share that goroutine's free
-// list anyway. Stats may be called from another goroutine. NewSocket and Close
-// are serialised per UMEM by a mutex.
+// list anyway. Stats and SetBusyPoll (getsockopt and setsockopt only) may be
+// called from another goroutine. NewSocket and Close are serialised per UMEM
+// by a mutex.
 //
 // # Why not github.com/asavie/xdp
 //

@@ -3,6 +3,7 @@ package xsk
 import (
 	"errors"
 	"fmt"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -382,6 +383,51 @@ func (s *Socket) Wakeup() error {
 		return nil
 	}
 	return errno
+}
+
+// Busy-poll defaults, those the kernel documentation suggests for AF_XDP
+// (Documentation/networking/napi.rst): spin up to 20 us per syscall for
+// frames, and let one busy poll process as many as NAPI's usual weight.
+const (
+	DefaultBusyPollTimeout = 20 * time.Microsecond
+	DefaultBusyPollBudget  = 64
+)
+
+// SetBusyPoll turns on preferred busy polling for the socket:
+// SO_PREFER_BUSY_POLL, SO_BUSY_POLL (timeout, rounded to microseconds;
+// 0: DefaultBusyPollTimeout) and SO_BUSY_POLL_BUDGET (0:
+// DefaultBusyPollBudget). The socket's syscalls (poll, recvfrom, sendto)
+// then run the device's NAPI loop themselves, and with the device's
+// napi_defer_hard_irqs and gro_flush_timeout set the kernel leaves the
+// queue to them instead of interrupts, which keeps a loaded queue from
+// spending its time in softirq while the receive ring overflows.
+//
+// It tries all three options and returns what failed, each error wrapping
+// the errno: ENOPROTOOPT where the kernel lacks an option, EPERM where
+// raising SO_BUSY_POLL or the budget needs CAP_NET_ADMIN. Callers usually
+// treat those as "not available here" (veth, for instance).
+func (s *Socket) SetBusyPoll(timeout time.Duration, budget int) error {
+	if timeout <= 0 {
+		timeout = DefaultBusyPollTimeout
+	}
+	if budget <= 0 {
+		budget = DefaultBusyPollBudget
+	}
+	var errs []error
+	for _, o := range []struct {
+		name string
+		opt  int
+		val  int
+	}{
+		{"SO_PREFER_BUSY_POLL", unix.SO_PREFER_BUSY_POLL, 1},
+		{"SO_BUSY_POLL", unix.SO_BUSY_POLL, int(max(timeout/time.Microsecond, 1))},
+		{"SO_BUSY_POLL_BUDGET", unix.SO_BUSY_POLL_BUDGET, budget},
+	} {
+		if err := unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, o.opt, o.val); err != nil {
+			errs = append(errs, fmt.Errorf("xsk: set %s %d: %w", o.name, o.val, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Stats are the kernel's XDP_STATISTICS for the socket plus samples of the
