@@ -178,7 +178,13 @@ func (w *worker) run() {
 		st := w.d.state.Load()
 		work := 0
 		for _, si := range w.active {
-			work += w.receive(si, now, st)
+			n := w.receive(si, now, st)
+			if n == 0 && w.d.opts.BusyPoll {
+				// Preferred busy polling (setBusyPoll): the syscall
+				// runs the queue's NAPI loop on this thread.
+				w.socks[si].Wakeup()
+			}
+			work += n
 		}
 		work += w.drainPeers(now, st)
 		w.flush()
