@@ -24,6 +24,15 @@
 // steered frames whose slot holds no socket. The program drops nothing it
 // does not understand; the fast path (fastpath.h) forwards established
 // flows itself.
+//
+// Before the redirect, a packet passes the steering meter: a token bucket
+// per xsks slot ([Steering.SetSteerLimit]); over its rate the packet is
+// dropped (Counters.SteerMetered). Packets of flows the workers know (an
+// entry of the current generation in the flow map: a forwarding one, or a
+// [FlowAction.SteerOnly] one for traffic the workers forward themselves),
+// SYNs the SYN budget admitted and ICMP errors bypass it. To know the flows
+// with the fast path off, the program looks every TCP and UDP packet up in
+// the flow map all the same.
 // [Steering] loads it, attaches it and edits its maps; [Counters] reports
 // the per-CPU counters of those outcomes, summed.
 //

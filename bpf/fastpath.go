@@ -48,6 +48,9 @@ const flowReply = 1 << 3
 // translated (SeqAdd, AckAdd, WinShift).
 const flowSeqAdj = 1 << 4
 
+// flowSteer is FLOW_STEER: the entry only marks a flow the workers know.
+const flowSteer = 1 << 5
+
 // FlowAction is how the fast path forwards a flow's packets.
 type FlowAction struct {
 	Op FlowOp
@@ -78,6 +81,11 @@ type FlowAction struct {
 	// blocks) to the workers. Only for TCP flows of NAT and full-NAT.
 	SeqAdd, AckAdd uint32
 	WinShift       int8
+	// SteerOnly marks a flow the workers know but forward themselves (the
+	// fast path is off, or the egress interface cannot take redirected
+	// frames): the program steers its packets to the workers as before,
+	// but past the steering meter (SetSteerLimit), and rewrites nothing.
+	SteerOnly bool
 }
 
 // MonotonicNow returns CLOCK_MONOTONIC in nanoseconds, the clock of
@@ -102,7 +110,8 @@ func (f *Flow) key() steerFlowKey {
 }
 
 // SetFastPath turns the fast path on or off. Off, every packet of a
-// service goes to the workers; entries stay but are not used.
+// service goes to the workers; entries stay, and only mark their flows as
+// known to the workers (past the steering meter, as SteerOnly entries).
 func (s *Steering) SetFastPath(on bool) error {
 	s.fastMu.Lock()
 	defer s.fastMu.Unlock()
@@ -189,6 +198,9 @@ func (s *Steering) InstallFlow(f Flow, a *FlowAction, gen uint32) error {
 	}
 	if a.Reply {
 		v.Flags |= flowReply
+	}
+	if a.SteerOnly {
+		v.Flags |= flowSteer
 	}
 	if seqAdj {
 		v.Flags |= flowSeqAdj

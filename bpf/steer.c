@@ -8,7 +8,8 @@
  * everything else to the kernel untouched. It never drops what it does not
  * understand: such a frame is the kernel's to judge. The only frames it
  * answers or drops itself are TCP SYNs to services under the SYN defence
- * (synproxy.h).
+ * (synproxy.h) and packets of flows the workers do not know yet over their
+ * RX queue's steering meter (steer_admit).
  */
 #include <linux/types.h>
 #include <linux/bpf.h>
@@ -30,6 +31,8 @@ enum verdict {
 	VERDICT_MALFORMED,
 	VERDICT_FRAGMENT,
 	VERDICT_FAST, /* forwarded by the fast path: the action is in *fast */
+	VERDICT_KNOWN_VIP,   /* a known flow's request for the workers (fast_forward: FAST_STEER) */
+	VERDICT_KNOWN_REPLY, /* a known flow's reply for the workers (FAST_STEER_REPLY) */
 };
 
 /* endpoint_lookup looks up (addr, port, proto) in map, then (addr, 0,
@@ -98,7 +101,8 @@ static __always_inline enum verdict classify_icmp_error(int status, struct tuple
 /* classify decides on a packet. A packet of an established flow is
  * forwarded by the fast path right after parsing, before the service
  * lookups it does not need (an entry exists only for steered traffic):
- * VERDICT_FAST, with the XDP action in *fast. For VERDICT_VIP, *vip is the
+ * VERDICT_FAST, with the XDP action in *fast; a known flow's packet that
+ * the workers must see is VERDICT_KNOWN_VIP or VERDICT_KNOWN_REPLY. For VERDICT_VIP, *vip is the
  * service's entry and *l4off the offset of the transport header. */
 static __always_inline enum verdict classify(struct xdp_md *ctx, struct cursor *c, struct tuple *t, int *fast,
 					     struct endpoint_value **vip, __u32 *l4off)
@@ -148,6 +152,10 @@ static __always_inline enum verdict classify(struct xdp_md *ctx, struct cursor *
 	__u32 off = c->pos - (void *)(long)ctx->data;
 	asm volatile("" : "+r"(off));
 	*fast = fast_forward(ctx, t, is_ipv6);
+	if (*fast == FAST_STEER)
+		return VERDICT_KNOWN_VIP;
+	if (*fast == FAST_STEER_REPLY)
+		return VERDICT_KNOWN_REPLY;
 	if (*fast != FAST_NO)
 		return VERDICT_FAST;
 	*vip = endpoint_lookup(&vips, t->daddr, t->dport, t->proto);
@@ -158,6 +166,47 @@ static __always_inline enum verdict classify(struct xdp_md *ctx, struct cursor *
 	if (endpoint_in(&reals, t->saddr, t->sport, t->proto) && !is_own(t->daddr))
 		return VERDICT_REPLY;
 	return VERDICT_PASS;
+}
+
+/*
+ * steer_admit passes a packet about to be steered from xsks slot slot
+ * through that slot's token bucket (steer_limits, steer_buckets) and
+ * reports whether it is within the rate; rate 0 admits everything. The
+ * bucket works as syn_admit's: credit in packet-nanoseconds per second.
+ */
+static __always_inline bool steer_admit(__u32 slot)
+{
+	struct steer_bucket *b = bpf_map_lookup_elem(&steer_buckets, &slot);
+	if (!b)
+		return true;
+	struct steer_limit *l = bpf_map_lookup_elem(&steer_limits, &slot);
+	if (!l || l->rate == 0) {
+		b->admitted++;
+		return true;
+	}
+
+	__u64 rate = l->rate;
+	__u64 max = l->burst * SYN_NSEC_PER_SEC;
+	__u64 now = bpf_ktime_get_ns();
+	__u64 dt = now - b->last;
+	__u64 credit = b->credit;
+
+	b->last = now;
+	if (dt >= max / rate) {
+		credit = max;
+	} else {
+		credit += dt * rate;
+		if (credit > max)
+			credit = max;
+	}
+	if (credit < SYN_NSEC_PER_SEC) {
+		b->credit = credit;
+		b->dropped++;
+		return false;
+	}
+	b->credit = credit - SYN_NSEC_PER_SEC;
+	b->admitted++;
+	return true;
 }
 
 SEC("xdp")
@@ -179,25 +228,38 @@ int steer(struct xdp_md *ctx)
 	struct endpoint_value *vip = NULL;
 	__u32 l4off = 0;
 	int fast = FAST_NO;
+	enum counter_id id;
+	bool metered = true; /* a new flow's packet: it meets the steering meter */
 
 	switch (classify(ctx, &c, &t, &fast, &vip, &l4off)) {
 	case VERDICT_FAST:
 		count(fast == XDP_ABORTED ? fast_aborted : fast_forwarded);
 		return fast;
+	case VERDICT_KNOWN_VIP:
+		id = steered_vip;
+		metered = false;
+		break;
+	case VERDICT_KNOWN_REPLY:
+		id = steered_reply;
+		metered = false;
+		break;
 	case VERDICT_VIP:
 		if (t.proto == IPPROTO_TCP && vip) {
 			/* A SYN answered with a cookie or dropped is counted there. */
 			int act = syn_guard(ctx, l4off, &t, vip->service_id, vip->flags);
-			if (act != SYN_STEER)
+			if (act == SYN_ADMITTED)
+				metered = false;
+			else if (act != SYN_STEER)
 				return act;
 		}
-		count(steered_vip);
+		id = steered_vip;
 		break;
 	case VERDICT_REPLY:
-		count(steered_reply);
+		id = steered_reply;
 		break;
 	case VERDICT_ICMP:
-		count(steered_icmp);
+		id = steered_icmp;
+		metered = false;
 		break;
 	case VERDICT_MALFORMED:
 		count(malformed);
@@ -210,9 +272,14 @@ int steer(struct xdp_md *ctx)
 		return XDP_PASS;
 	}
 
+	__u32 slot = *base + ctx->rx_queue_index;
+	if (metered && !steer_admit(slot)) {
+		count(steer_metered);
+		return XDP_DROP;
+	}
+	count(id);
 	/* Without a socket in the slot the helper returns its flags' action:
 	 * the packet goes to the kernel rather than being lost. */
-	__u32 slot = *base + ctx->rx_queue_index;
 	long action = bpf_redirect_map(&xsks, slot, XDP_PASS);
 	if (action != XDP_REDIRECT)
 		count(redirect_failed);

@@ -33,7 +33,8 @@ const (
 	steerCounterIdFastAborted    steerCounterId = 9
 	steerCounterIdSyncookieSent  steerCounterId = 10
 	steerCounterIdSynThrottled   steerCounterId = 11
-	steerCounterIdCounterMax     steerCounterId = 12
+	steerCounterIdSteerMetered   steerCounterId = 12
+	steerCounterIdCounterMax     steerCounterId = 13
 )
 
 type steerDestCounters struct {
@@ -96,6 +97,20 @@ type steerFlowKey struct {
 	Pad   [3]uint8
 }
 
+type steerSteerBucket struct {
+	_        structs.HostLayout
+	Credit   uint64
+	Last     uint64
+	Admitted uint64
+	Dropped  uint64
+}
+
+type steerSteerLimit struct {
+	_     structs.HostLayout
+	Rate  uint64
+	Burst uint64
+}
+
 type steerSynBucket struct {
 	_      structs.HostLayout
 	Credit uint64
@@ -129,6 +144,8 @@ const (
 	steerMapOwnAddrs      = "own_addrs"
 	steerMapReals         = "reals"
 	steerMapServiceSyns   = "service_syns"
+	steerMapSteerBuckets  = "steer_buckets"
+	steerMapSteerLimits   = "steer_limits"
 	steerMapSynBuckets    = "syn_buckets"
 	steerMapSynCfg        = "syn_cfg"
 	steerMapSyncookieKeys = "syncookie_keys"
@@ -194,6 +211,8 @@ type steerMapSpecs struct {
 	OwnAddrs      *ebpf.MapSpec `ebpf:"own_addrs"`
 	Reals         *ebpf.MapSpec `ebpf:"reals"`
 	ServiceSyns   *ebpf.MapSpec `ebpf:"service_syns"`
+	SteerBuckets  *ebpf.MapSpec `ebpf:"steer_buckets"`
+	SteerLimits   *ebpf.MapSpec `ebpf:"steer_limits"`
 	SynBuckets    *ebpf.MapSpec `ebpf:"syn_buckets"`
 	SynCfg        *ebpf.MapSpec `ebpf:"syn_cfg"`
 	SyncookieKeys *ebpf.MapSpec `ebpf:"syncookie_keys"`
@@ -235,6 +254,8 @@ type steerMaps struct {
 	OwnAddrs      *ebpf.Map `ebpf:"own_addrs"`
 	Reals         *ebpf.Map `ebpf:"reals"`
 	ServiceSyns   *ebpf.Map `ebpf:"service_syns"`
+	SteerBuckets  *ebpf.Map `ebpf:"steer_buckets"`
+	SteerLimits   *ebpf.Map `ebpf:"steer_limits"`
 	SynBuckets    *ebpf.Map `ebpf:"syn_buckets"`
 	SynCfg        *ebpf.Map `ebpf:"syn_cfg"`
 	SyncookieKeys *ebpf.Map `ebpf:"syncookie_keys"`
@@ -252,6 +273,8 @@ func (m *steerMaps) Close() error {
 		m.OwnAddrs,
 		m.Reals,
 		m.ServiceSyns,
+		m.SteerBuckets,
+		m.SteerLimits,
 		m.SynBuckets,
 		m.SynCfg,
 		m.SyncookieKeys,

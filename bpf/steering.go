@@ -63,7 +63,7 @@ func (s *Steering) DelOwnAddr(addr inet.Addr) error {
 // Counters are the steering program's packet counters summed over CPUs.
 // Every packet arriving on a served interface adds one to exactly one of
 // SteeredVIP, SteeredReply, SteeredICMP, Passed, Malformed, FragPassed,
-// FastForwarded, FastAborted, SynCookiesSent and SynThrottled.
+// FastForwarded, FastAborted, SynCookiesSent, SynThrottled and SteerMetered.
 type Counters struct {
 	SteeredVIP     uint64 // to a virtual service
 	SteeredReply   uint64 // from a real server: NAT or full-NAT reply
@@ -77,6 +77,7 @@ type Counters struct {
 	FastAborted    uint64 // taken by the fast path, then a helper failed: dropped
 	SynCookiesSent uint64 // a SYN to a service answered with a SYN-ACK cookie (sent back out of its interface)
 	SynThrottled   uint64 // a SYN over the SYN rate limit to a service without cookies: dropped
+	SteerMetered   uint64 // a new flow's packet over its RX queue's steering meter (SetSteerLimit): dropped
 }
 
 // Steering owns the loaded steering program and its maps.
@@ -272,6 +273,7 @@ func (s *Steering) Counters() (Counters, error) {
 		{steerCounterIdFastAborted, &c.FastAborted},
 		{steerCounterIdSyncookieSent, &c.SynCookiesSent},
 		{steerCounterIdSynThrottled, &c.SynThrottled},
+		{steerCounterIdSteerMetered, &c.SteerMetered},
 	}
 	var perCPU []uint64
 	for _, f := range fields {

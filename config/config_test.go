@@ -105,6 +105,7 @@ func TestFullExample(t *testing.T) {
 			BusyPoll:      true,
 			FastPath:      true,
 			SynGuard:      SynGuard{HalfOpen: 4096, SynRate: 20000, Limit: 100000, Burst: 10000, MSS: 1460},
+			SteerLimit:    SteerLimit{Auto: true},
 			Sync: &Sync{Role: SyncBoth, Interface: "eth1", Peers: []netip.Addr{addr("198.18.1.253"), addr("198.18.1.254")},
 				Port: 8849, SyncID: 7, KeyFile: "/etc/govs/sync.key"},
 			BGP: &BGP{

@@ -39,6 +39,11 @@
 //	                                    # (syn_proxy_syn_rate, syn_limit, syn_limit_burst: at
 //	                                    # most 1073741824, the XDP bucket's arithmetic)
 //	  syn_proxy_mss: 1460               # MSS in cookie SYN-ACKs, 536..65495; IPv6: 20 less
+//	  steer_limit: auto                 # packets/s per RX queue of flows the workers do not
+//	                                    # know yet that XDP passes to them (the rest are
+//	                                    # dropped): auto adapts it to what the worker takes
+//	                                    # (unlimited until its ring overflows); a number is a
+//	                                    # fixed limit, 0..1073741824; 0 = no limit
 //	  sync:                             # optional: connection synchronisation
 //	    role: master                    # required: master | backup | both
 //	    interface: eth1                 # required

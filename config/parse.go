@@ -99,6 +99,7 @@ func (p *parser) director(n *yaml.Node, path string) Director {
 		MetricsListen: DefaultMetricsListen,
 		ConnTableSize: DefaultConnTableSize,
 		FastPath:      true,
+		SteerLimit:    SteerLimit{Auto: true},
 		SynGuard: SynGuard{
 			HalfOpen: DefaultSynProxyHalfOpen,
 			SynRate:  DefaultSynProxySynRate,
@@ -114,7 +115,8 @@ func (p *parser) director(n *yaml.Node, path string) Director {
 	}
 	m := p.mapping(n, path, "interfaces", "xdp_mode", "control_socket", "metrics_listen",
 		"conn_table_size", "timeouts", "manage_vips", "busy_poll", "fast_path", "sync", "bgp",
-		"syn_proxy_half_open", "syn_proxy_syn_rate", "syn_limit", "syn_limit_burst", "syn_proxy_mss")
+		"syn_proxy_half_open", "syn_proxy_syn_rate", "syn_limit", "syn_limit_burst", "syn_proxy_mss",
+		"steer_limit")
 	if m == nil {
 		return d
 	}
@@ -161,6 +163,9 @@ func (p *parser) director(n *yaml.Node, path string) Director {
 		d.FastPath, _ = p.boolean(f.val, f.path)
 	}
 	p.synGuard(m, &d.SynGuard)
+	if f, ok := m.get("steer_limit"); ok {
+		d.SteerLimit = p.steerLimit(f.val, f.path)
+	}
 	if f, ok := m.get("sync"); ok {
 		d.Sync = p.sync(f)
 	}
@@ -196,6 +201,24 @@ func (p *parser) synGuard(m *mapping, g *SynGuard) {
 		v, _ := p.integer(f.val, f.path, MinSynProxyMSS, MaxSynProxyMSS)
 		g.MSS = uint16(v)
 	}
+}
+
+// steerLimit reads director.steer_limit: auto, or packets per second per
+// RX queue (0: off).
+func (p *parser) steerLimit(n *yaml.Node, path string) SteerLimit {
+	v := deref(n)
+	if v.Kind == yaml.ScalarNode && v.ShortTag() == "!!int" {
+		pps, ok := p.integer(v, path, 0, MaxSteerLimit)
+		if !ok {
+			return SteerLimit{Auto: true}
+		}
+		return SteerLimit{PPS: uint64(pps)}
+	}
+	if v.Kind == yaml.ScalarNode && v.ShortTag() == "!!str" && v.Value == "auto" {
+		return SteerLimit{Auto: true}
+	}
+	p.errorf(v, path, "want auto or packets per second per queue (0..%d, 0: off), got %s", MaxSteerLimit, describe(v))
+	return SteerLimit{Auto: true}
 }
 
 // validInterfaceName follows the kernel's dev_valid_name.

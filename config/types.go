@@ -28,8 +28,12 @@ type Director struct {
 	// itself (default true); false sends every packet to the workers.
 	FastPath bool
 	SynGuard SynGuard
-	Sync     *Sync // nil: no connection synchronisation
-	BGP      *BGP  // nil: no BGP announcements
+	// SteerLimit is the steering meter (director.steer_limit): how many
+	// packets of flows the workers do not know yet the XDP program passes
+	// to each RX queue's worker per second.
+	SteerLimit SteerLimit
+	Sync       *Sync // nil: no connection synchronisation
+	BGP        *BGP  // nil: no BGP announcements
 }
 
 // SynGuard is the SYN-flood defence (the director keys syn_proxy_* and
@@ -51,6 +55,21 @@ type SynGuard struct {
 	// MSS is the MSS announced in cookie SYN-ACKs over IPv4; IPv6 gets 20
 	// less (the larger header).
 	MSS uint16
+}
+
+// SteerLimit is director.steer_limit: auto (the default) adapts each RX
+// queue's limit to what its worker can take; a number is a fixed limit in
+// packets per second per queue; 0 meters nothing.
+type SteerLimit struct {
+	Auto bool
+	PPS  uint64 // without Auto; 0: off
+}
+
+func (l SteerLimit) String() string {
+	if l.Auto {
+		return "auto"
+	}
+	return strconv.FormatUint(l.PPS, 10)
 }
 
 // Timeouts are the connection idle timeouts, as ipvsadm --set.
@@ -83,6 +102,7 @@ const (
 	DefaultSynLimitBurst    = 10000
 	DefaultSynProxyMSS      = 1460
 	MaxSynLimit             = 1 << 30 // syn_proxy_syn_rate, syn_limit and syn_limit_burst (the XDP bucket's arithmetic)
+	MaxSteerLimit           = 1 << 30 // steer_limit (the XDP bucket's arithmetic)
 	MinSynProxyMSS          = 536     // RFC 1122's default MSS
 	MaxSynProxyMSS          = 65495   // the largest IPv4 packet less its headers
 )

@@ -144,6 +144,7 @@ type RingCounters struct {
 	FillRingEmpty uint64 `json:"fill_ring_empty"` // times the fill ring was found empty
 	TxInvalid     uint64 `json:"tx_invalid"`      // TX descriptors the kernel refused
 	TxRingEmpty   uint64 `json:"tx_ring_empty"`   // times the TX ring was found empty
+	SteerLimit    uint64 `json:"steer_limit"`     // the queue's steering meter, packets/s; 0: unlimited
 }
 
 // Error is the body of every non-2xx answer.

@@ -36,7 +36,7 @@ type Daemon struct {
 	services []*service // what the operator asked for, in order
 	timeouts conntrack.Timeouts
 	up       map[string]bool // health by destKey; absent = up
-	dp       *dataplane.Director
+	dp       dataPath
 	health   *healthState
 	vips     *managedVIPs // nil unless director.manage_vips
 	bgp      *bgp.Speaker // nil unless director.bgp
@@ -181,6 +181,12 @@ func (d *Daemon) Reload() error {
 			cfg.Director.SynGuard = old.SynGuard
 		}
 	}
+	if cfg.Director.SteerLimit != old.SteerLimit {
+		if err := d.dp.SetSteerLimit(steerLimit(cfg)); err != nil {
+			d.log.Error("reload: steer_limit not applied", "err", err)
+			cfg.Director.SteerLimit = old.SteerLimit
+		}
+	}
 	d.cfg = cfg
 	d.log.Info("configuration reloaded", "config", d.path, "services", len(cfg.Services))
 	return nil
@@ -202,7 +208,14 @@ func dataplaneOptions(cfg *config.Config) dataplane.Options {
 		BusyPoll:      cfg.Director.BusyPoll,
 		FastPath:      cfg.Director.FastPath,
 		SynGuard:      synGuardOptions(cfg),
+		SteerLimit:    steerLimit(cfg),
 	}
+}
+
+// steerLimit maps director.steer_limit.
+func steerLimit(cfg *config.Config) dataplane.SteerLimit {
+	l := cfg.Director.SteerLimit
+	return dataplane.SteerLimit{Auto: l.Auto, PPS: l.PPS}
 }
 
 // synGuardOptions maps the director's syn_proxy_* and syn_limit* keys.

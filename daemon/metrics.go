@@ -40,6 +40,7 @@ type collector struct {
 	rxDropped, rxRingFull     *prometheus.Desc
 	fillRingEmpty, txInvalid  *prometheus.Desc
 	txRingEmpty               *prometheus.Desc
+	steerLimit                *prometheus.Desc
 }
 
 func newMetricsHandler(d *Daemon) http.Handler {
@@ -74,12 +75,13 @@ func newCollector(src metricsSource, health func() (map[string]bool, map[string]
 		fillRingEmpty:   prometheus.NewDesc("govs_xsk_fill_ring_empty_total", "Times the kernel found an AF_XDP socket's fill ring empty.", ring, nil),
 		txInvalid:       prometheus.NewDesc("govs_xsk_tx_invalid_total", "TX descriptors the kernel refused.", ring, nil),
 		txRingEmpty:     prometheus.NewDesc("govs_xsk_tx_ring_empty_total", "Times the kernel found an AF_XDP socket's TX ring empty.", ring, nil),
+		steerLimit:      prometheus.NewDesc("govs_xsk_steer_limit", "Packets per second of flows the workers do not know yet that the XDP program passes to the queue's socket (0 = unlimited).", ring, nil),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.dp, c.drops, c.xdp, c.conns, c.destActive, c.destInactive, c.destWeight, c.destConns, c.destUp, c.destTransitions,
-		c.halfOpen, c.evictedHalfOpen, c.synEngaged, c.synSYNs, c.rxDropped, c.rxRingFull, c.fillRingEmpty, c.txInvalid, c.txRingEmpty} {
+		c.halfOpen, c.evictedHalfOpen, c.synEngaged, c.synSYNs, c.rxDropped, c.rxRingFull, c.fillRingEmpty, c.txInvalid, c.txRingEmpty, c.steerLimit} {
 		ch <- d
 	}
 }
@@ -132,6 +134,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.fillRingEmpty, r.FillRingEmpty, r.Interface, q)
 		counter(c.txInvalid, r.TxInvalid, r.Interface, q)
 		counter(c.txRingEmpty, r.TxRingEmpty, r.Interface, q)
+		gauge(c.steerLimit, float64(r.SteerLimit), r.Interface, q)
 	}
 	if x, err := c.src.SteeringCounters(); err == nil {
 		for name, v := range xdpCounters(x) {
@@ -180,7 +183,7 @@ func synProxyService(s dataplane.SynProxyStatus) control.SynProxyService {
 
 func ringCounters(r dataplane.RingStats) control.RingCounters {
 	return control.RingCounters{Interface: r.Interface, Queue: r.Queue, RxDropped: r.RxDropped, RxRingFull: r.RxRingFull,
-		FillRingEmpty: r.FillRingEmpty, TxInvalid: r.TxInvalid, TxRingEmpty: r.TxRingEmpty}
+		FillRingEmpty: r.FillRingEmpty, TxInvalid: r.TxInvalid, TxRingEmpty: r.TxRingEmpty, SteerLimit: r.SteerLimit}
 }
 
 func xdpCounters(x bpf.Counters) map[string]uint64 {
@@ -197,6 +200,7 @@ func xdpCounters(x bpf.Counters) map[string]uint64 {
 		"fast_aborted":    x.FastAborted,
 		"syncookies_sent": x.SynCookiesSent,
 		"syn_throttled":   x.SynThrottled,
+		"steer_metered":   x.SteerMetered,
 	}
 }
 

@@ -65,7 +65,7 @@ func (fakeSource) Counters() dataplane.Counters {
 	return dataplane.Counters{SynCookiesAccepted: 3, SynCookiesRejected: 2, SynProxyDropped: 1}
 }
 func (fakeSource) SteeringCounters() (bpf.Counters, error) {
-	return bpf.Counters{SynCookiesSent: 9, SynThrottled: 4}, nil
+	return bpf.Counters{SynCookiesSent: 9, SynThrottled: 4, SteerMetered: 8}, nil
 }
 func (fakeSource) Services() []*dataplane.Service { return nil }
 func (fakeSource) SynProxyStatus() []dataplane.SynProxyStatus {
@@ -75,7 +75,7 @@ func (fakeSource) ConnPressure() dataplane.ConnPressure {
 	return dataplane.ConnPressure{HalfOpen: 5, EvictedHalfOpen: 6}
 }
 func (fakeSource) RingStats() ([]dataplane.RingStats, error) {
-	return []dataplane.RingStats{{Interface: "eth0", Queue: 1, RxDropped: 10, RxRingFull: 11, FillRingEmpty: 12, TxInvalid: 13, TxRingEmpty: 14}}, nil
+	return []dataplane.RingStats{{Interface: "eth0", Queue: 1, RxDropped: 10, RxRingFull: 11, FillRingEmpty: 12, TxInvalid: 13, TxRingEmpty: 14, SteerLimit: 15}}, nil
 }
 
 // TestMetricNames: the SYN-flood and AF_XDP ring metrics exist with the
@@ -110,6 +110,8 @@ func TestMetricNames(t *testing.T) {
 		`govs_xsk_fill_ring_empty_total{interface="eth0",queue="1"}`: 12,
 		`govs_xsk_tx_invalid_total{interface="eth0",queue="1"}`:      13,
 		`govs_xsk_tx_ring_empty_total{interface="eth0",queue="1"}`:   14,
+		`govs_xsk_steer_limit{interface="eth0",queue="1"}`:           15,
+		`govs_xdp_packets_total{verdict="steer_metered"}`:            8,
 	}
 	for k, v := range want {
 		if g, ok := got[k]; !ok || g != v {

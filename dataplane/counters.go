@@ -75,7 +75,7 @@ type workerCounters struct {
 	SyncDropped   atomic.Uint64 // sync entries lost to a full queue
 	SyncUnknown   atomic.Uint64 // synced entries for an unknown service or server
 	SyncInstalled atomic.Uint64 // connections installed from a master
-	FastInstalled atomic.Uint64 // XDP fast-path flow entries written
+	FastInstalled atomic.Uint64 // XDP flow entries written (forwarding or steer-only)
 	FastFailed    atomic.Uint64 // flow entries that could not be written (map full)
 	// SYN proxy (synproxy.go): handshake ACKs whose cookie was valid,
 	// handshake ACKs to a proxied service whose cookie was not (no

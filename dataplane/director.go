@@ -35,6 +35,9 @@ type Options struct {
 	FastPath bool
 	// SynGuard configures the SYN-flood defence (synguard.go).
 	SynGuard SynGuardOptions
+	// SteerLimit configures the steering meter (overload.go); the zero
+	// value meters nothing.
+	SteerLimit SteerLimit
 }
 
 // Interface is a NIC the director serves.
@@ -65,7 +68,8 @@ type Director struct {
 	workers []*worker
 	umem    *xsk.UMEM
 	res     *resolver
-	guard   *synGuard // the SYN proxy's engagement (synguard.go)
+	guard   *synGuard   // the SYN proxy's engagement (synguard.go)
+	meter   *steerMeter // the steering meter's limits (overload.go)
 
 	mu      sync.Mutex // serialises Apply and the steering maps' upkeep
 	state   atomic.Pointer[snapshot]
@@ -76,9 +80,12 @@ type Director struct {
 	own map[inet.Addr]struct{}
 
 	syncOn atomic.Bool // workers record connection changes for the sync daemon
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	closed bool
+	// meterOn: the steering meter may meter (SteerLimit auto or a rate),
+	// so the workers write steer-only flow entries (fastpath.go).
+	meterOn atomic.Bool
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	closed  bool
 }
 
 const frameSize = 4096
@@ -108,6 +115,7 @@ func New(opts Options, log *slog.Logger) (_ *Director, err error) {
 		return nil, fmt.Errorf("load steering program: %w", err)
 	}
 	d.guard = newSynGuard(log, d.steer, opts.SynGuard)
+	d.meter = newSteerMeter(log, d.steer)
 	maxQueues := 0
 	var base uint32
 	for _, name := range opts.Interfaces {
@@ -174,6 +182,9 @@ func New(opts Options, log *slog.Logger) (_ *Director, err error) {
 		return nil, err
 	}
 	if err := d.SetSynGuard(opts.SynGuard); err != nil {
+		return nil, err
+	}
+	if err := d.SetSteerLimit(opts.SteerLimit); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -419,7 +430,8 @@ func nextHopsWanted(s *snapshot) []inet.Addr {
 }
 
 // housekeeping estimates rates, stops steering drained real servers and,
-// more often, decides where the SYN proxy is engaged (synguard.go).
+// more often, decides where the SYN proxy is engaged (synguard.go) and
+// adapts the steering meter (overload.go).
 func (d *Director) housekeeping(ctx context.Context) {
 	t := time.NewTicker(estimateEvery)
 	defer t.Stop()
@@ -431,6 +443,7 @@ func (d *Director) housekeeping(ctx context.Context) {
 			return
 		case now := <-g.C:
 			d.guardTick(now)
+			d.meterTick(now)
 			continue
 		case <-t.C:
 		}

@@ -18,6 +18,16 @@ import (
 // entries are a cache: a change of services or next hops invalidates them
 // all at once (a generation bump), and the next packet each direction
 // brings to its worker writes a fresh one.
+//
+// The same entries, marked SteerOnly, are written for the connections whose
+// packets stay on the workers while the steering meter is on
+// (director.steer_limit not 0): with fast_path: false, or toward an
+// interface that cannot take redirected frames (Interface.fastOK). The
+// program then rewrites nothing, but steers such a flow's packets to the
+// workers past the steering meter (overload.go): once a connection has
+// shown fastAfter packets, its traffic goes before new flows' when a queue
+// is overloaded. A change of fastOK invalidates every entry (a generation
+// bump), so a steer-only entry becomes a forwarding one and back.
 
 // Dataplane bits of conntrack.Conn.Flags: a flow entry was written for the
 // request / reply direction, in generation Conn.FastGen; and a saturating
@@ -77,8 +87,14 @@ func (w *worker) fastGen(c *conntrack.Conn) uint32 {
 	return gen
 }
 
+// flowEntries reports whether the workers write flow entries: forwarding
+// ones for the fast path, steer-only ones for the steering meter. With
+// neither on, an entry would only cost system calls.
+func (d *Director) flowEntries() bool { return d.opts.FastPath || d.meterOn.Load() }
+
 // offloadRequest writes the flow entry of c's request direction, just
-// forwarded to dst through nh by the worker, unless it has one already.
+// forwarded to dst through nh by the worker, unless it has one already; a
+// steer-only one when the fast path cannot forward it.
 func (w *worker) offloadRequest(c *conntrack.Conn, dst *Dest, nh *NextHop) {
 	if !fastState(c.State) || dst.ID >= bpf.FastDests {
 		return
@@ -88,10 +104,8 @@ func (w *worker) offloadRequest(c *conntrack.Conn, dst *Dest, nh *NextHop) {
 		return
 	}
 	out := w.d.ifaces[nh.Iface]
-	if !out.fastOK.Load() {
-		return
-	}
-	a := bpf.FlowAction{DstMAC: nh.DstMAC, SrcMAC: nh.SrcMAC, Ifindex: out.Index, DestID: dst.ID}
+	steerOnly := !w.d.opts.FastPath || !out.fastOK.Load()
+	a := bpf.FlowAction{DstMAC: nh.DstMAC, SrcMAC: nh.SrcMAC, Ifindex: out.Index, DestID: dst.ID, SteerOnly: steerOnly}
 	switch c.Fwd {
 	case conntrack.FwdNAT:
 		a.Op, a.Dst, a.DstPort = bpf.FlowSetDst, dst.Addr, dst.Port
@@ -101,6 +115,10 @@ func (w *worker) offloadRequest(c *conntrack.Conn, dst *Dest, nh *NextHop) {
 	case conntrack.FwdDR:
 		a.Op = bpf.FlowForward
 	case conntrack.FwdTun:
+		if steerOnly {
+			a.Op = bpf.FlowForward // nothing is rewritten
+			break
+		}
 		if nh.Src.IsZero() || familyOf(nh.Src) != familyOf(c.Orig.Dst) {
 			return
 		}
@@ -127,10 +145,8 @@ func (w *worker) offloadReply(c *conntrack.Conn, dst *Dest) {
 		return
 	}
 	out := w.d.ifaces[c.InPort]
-	if !out.fastOK.Load() {
-		return
-	}
-	a := bpf.FlowAction{DstMAC: c.ClientMAC, SrcMAC: c.LocalMAC, Ifindex: out.Index, DestID: dst.ID, Reply: true}
+	a := bpf.FlowAction{DstMAC: c.ClientMAC, SrcMAC: c.LocalMAC, Ifindex: out.Index, DestID: dst.ID, Reply: true,
+		SteerOnly: !w.d.opts.FastPath || !out.fastOK.Load()}
 	switch c.Fwd {
 	case conntrack.FwdNAT:
 		a.Op, a.Src, a.SrcPort = bpf.FlowSetSrc, c.Orig.Dst, c.Orig.DstPort

@@ -374,7 +374,7 @@ func (w *worker) process(desc *xsk.Desc, inIface int, now int64, st *snapshot, o
 			packet.AdjustTCP(frame, p, 0, c.SeqDelta, 0)
 		}
 		out, ok := w.toRealServer(desc, frame, c, dst, nh, c.Fwd)
-		if ok && w.d.opts.FastPath {
+		if ok && w.d.flowEntries() {
 			w.offloadRequest(c, dst, &nh)
 		}
 		return out, ok
@@ -385,7 +385,7 @@ func (w *worker) process(desc *xsk.Desc, inIface int, now int64, st *snapshot, o
 		packet.AdjustTCP(frame, p, -c.SeqDelta, 0, c.WinShift)
 	}
 	out, ok := w.toClient(frame, c)
-	if ok && w.d.opts.FastPath {
+	if ok && w.d.flowEntries() {
 		w.offloadReply(c, dst)
 	}
 	return out, ok

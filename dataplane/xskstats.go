@@ -26,6 +26,9 @@ type RingStats struct {
 	// TxRingEmpty: times the kernel found the TX ring empty when asked
 	// to send.
 	TxRingEmpty uint64
+	// SteerLimit is the queue's steering meter now (overload.go), in
+	// packets per second; 0: unlimited.
+	SteerLimit uint64
 }
 
 // RingStats reads the counters of every worker's sockets, by interface in
@@ -45,7 +48,12 @@ func (d *Director) RingStats() ([]RingStats, error) {
 				errs = append(errs, fmt.Errorf("af_xdp stats %s queue %d: %w", ifc.Name, w.q, err))
 				continue
 			}
+			var limit uint64
+			if m, err := d.steer.SteerMeter(ifc.base + uint32(w.q)); err == nil {
+				limit = m.Rate
+			}
 			out = append(out, RingStats{
+				SteerLimit:    limit,
 				Interface:     ifc.Name,
 				Queue:         w.q,
 				RxDropped:     st.RxDropped,

@@ -13,7 +13,7 @@
 /*
  * Each packet on a served interface increments exactly one of the counters
  * from steered_vip to frag_passed, fast_forwarded, fast_aborted,
- * syncookie_sent and syn_throttled; redirect_failed additionally counts the
+ * syncookie_sent, syn_throttled and steer_metered; redirect_failed additionally counts the
  * steered packets whose slot had no socket (they went to the kernel).
  * Lowercase names make readable Go identifiers (steerCounterIdSteeredVip).
  */
@@ -30,6 +30,7 @@ enum counter_id {
 	fast_aborted,    /* taken by the fast path, then a helper failed: dropped */
 	syncookie_sent,  /* a SYN to a service answered with a SYN-ACK cookie (synproxy.h) */
 	syn_throttled,   /* a SYN over the SYN rate limit to a service without cookies: dropped */
+	steer_metered,   /* would be steered, over its queue's steer_limits rate: dropped */
 	counter_max,
 };
 

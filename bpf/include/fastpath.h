@@ -25,6 +25,11 @@
  * blocks quote sequence numbers too and walking options here is not worth
  * its verifier cost on the common path.
  *
+ * The entries also tell the steering meter (steer.c) which flows the
+ * workers know: a FLOW_STEER entry forwards nothing, it only lets its
+ * flow's packets reach the workers past the meter; with the fast path off
+ * every entry acts so.
+ *
  * Entries are a cache: a worker can always rebuild one, so the control plane
  * invalidates them all at once (a service or next-hop change) by bumping the
  * generation in fast_cfg; entries of an older generation are ignored.
@@ -51,6 +56,7 @@
 #define FLOW_ENCAP 0x04   /* IP-in-IP encapsulate (LVS-TUN), outer addresses saddr -> daddr */
 #define FLOW_REPLY 0x08   /* a reply: counted as outgoing */
 #define FLOW_SEQ_ADJ 0x10 /* TCP sequence translation (SYN proxy): seq_add, ack_add, win_shift */
+#define FLOW_STEER 0x20   /* steer-only: a known flow whose packets go to the workers, unmetered */
 
 /* Real servers with a fast-path counter slot: ids below this. */
 #define FAST_DESTS 16384
@@ -134,6 +140,8 @@ struct {
 
 /* Verdicts of fast_forward besides an XDP action. */
 #define FAST_NO -1 /* not a fast-path packet: steer it to the workers */
+#define FAST_STEER -2       /* a known flow's packet for the workers: steer it, unmetered */
+#define FAST_STEER_REPLY -3 /* the same, of a reply direction (FLOW_REPLY) */
 
 /* ecn_encapsulate: DSCP copied, ECN copied except CE, which becomes ECT(0)
  * (RFC 6040 normal mode), as the workers' encapsulation does. */
@@ -321,15 +329,24 @@ static __always_inline void fast_count(const struct flow_action *a, __u32 bytes)
 
 /*
  * fast_forward forwards a packet of an established flow: t is its tuple as
- * classify parsed it. It returns the XDP action, or FAST_NO when the packet
- * is not for the fast path (it is then untouched).
+ * classify parsed it. It returns the XDP action; FAST_NO when the packet is
+ * not of a flow the workers know, or is a SYN (it is then untouched); or
+ * FAST_STEER / FAST_STEER_REPLY when it is one of a known flow's packets
+ * that go to the workers all the same: the entry is FLOW_STEER (its
+ * traffic stays on the workers), the fast path is off, or the packet is
+ * one the workers must see (FIN, RST, a fragment, TTL 1, too long, options
+ * of a translated segment). Those bypass the steering meter (steer.c).
+ *
+ * The flow lookup happens whenever fast_cfg exists, enabled or not, for the
+ * known-flow check: with the fast path off every TCP and UDP packet that
+ * reaches it pays one hash lookup in flows.
  */
 static __always_inline int fast_forward(struct xdp_md *ctx, const struct tuple *t, bool is_ipv6)
 {
 	__u32 zero = 0;
 	struct fast_config *cfg = bpf_map_lookup_elem(&fast_cfg, &zero);
 
-	if (!cfg || !cfg->enabled)
+	if (!cfg)
 		return FAST_NO;
 	if (t->proto != IPPROTO_TCP && t->proto != IPPROTO_UDP)
 		return FAST_NO;
@@ -344,14 +361,15 @@ static __always_inline int fast_forward(struct xdp_md *ctx, const struct tuple *
 	struct ipv6hdr *ip6 = (void *)(eth + 1);
 	__u8 *l4;
 	__u32 l3len;
+	bool slow = false; /* a known flow's packet, but one for the workers */
 
 	if (!is_ipv6) {
 		if (eth->h_proto != bpf_htons(ETH_P_IP) || (void *)(ip + 1) > end)
 			return FAST_NO; /* VLAN-tagged */
 		if (ip->frag_off & bpf_htons(0x3fff))
-			return FAST_NO; /* a fragment */
+			slow = true; /* a fragment */
 		if (ip->ttl <= 1)
-			return FAST_NO; /* the workers drop and count it */
+			slow = true; /* the workers drop and count it */
 		l3len = bpf_ntohs(ip->tot_len);
 		l4 = (__u8 *)ip + ip->ihl * 4;
 	} else {
@@ -360,7 +378,7 @@ static __always_inline int fast_forward(struct xdp_md *ctx, const struct tuple *
 		if (ip6->nexthdr != t->proto)
 			return FAST_NO; /* extension headers */
 		if (ip6->hop_limit <= 1)
-			return FAST_NO;
+			slow = true;
 		l3len = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
 		l4 = (__u8 *)(ip6 + 1);
 	}
@@ -373,8 +391,10 @@ static __always_inline int fast_forward(struct xdp_md *ctx, const struct tuple *
 	} else {
 		if ((void *)(l4 + 20) > end)
 			return FAST_NO;
-		if (l4[13] & (TCP_FLAG_FIN | TCP_FLAG_SYN | TCP_FLAG_RST))
-			return FAST_NO; /* the workers track the state */
+		if (l4[13] & TCP_FLAG_SYN)
+			return FAST_NO; /* SYNs meet the SYN defence */
+		if (l4[13] & (TCP_FLAG_FIN | TCP_FLAG_RST))
+			slow = true; /* the workers track the state */
 		csum = (__u16 *)(l4 + 16);
 	}
 
@@ -387,15 +407,20 @@ static __always_inline int fast_forward(struct xdp_md *ctx, const struct tuple *
 	struct flow_action *a = bpf_map_lookup_elem(&flows, &key);
 	if (!a || a->gen != cfg->gen)
 		return FAST_NO;
-	if (l3len > a->max_l3_len)
-		return FAST_NO; /* the workers answer "fragmentation needed" */
 	/* The coarse clock (CLOCK_MONOTONIC_COARSE, one tick behind at most)
 	 * costs a fraction of bpf_ktime_get_ns's TSC read, and ticks are fine
 	 * for timeouts of seconds. It may lag the worker's stamp (signed
-	 * differences, so a lag reads as "just seen"). */
+	 * differences, so a lag reads as "just seen"). A steer-only entry is
+	 * not stamped here (the workers see its packets), so its idle time is
+	 * not checked either. */
+	int known = (a->flags & FLOW_REPLY) ? FAST_STEER_REPLY : FAST_STEER;
+	if ((a->flags & FLOW_STEER) || !cfg->enabled || slow)
+		return known;
 	__u64 now = bpf_ktime_get_coarse_ns();
 	if ((__s64)(now - a->last_seen) > (__s64)a->idle_timeout)
-		return FAST_NO;
+		return FAST_NO; /* the workers decide whether it still lives */
+	if (l3len > a->max_l3_len)
+		return known; /* the workers answer "fragmentation needed" */
 
 	/* A translated segment with options (SACK blocks quote sequence
 	 * numbers) goes to the workers, and so does a header shorter than 20
@@ -406,7 +431,7 @@ static __always_inline int fast_forward(struct xdp_md *ctx, const struct tuple *
 	__u64 l4_d = 0;
 	if (a->flags & FLOW_SEQ_ADJ) {
 		if (udp || (void *)(l4 + 20) > end || (l4[12] >> 4) != 5)
-			return FAST_NO;
+			return known;
 		l4_d = seq_adjust(l4, a, 0);
 	}
 

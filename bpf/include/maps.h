@@ -150,4 +150,41 @@ struct {
 	__type(value, __u64);
 } service_syns SEC(".maps");
 
+/*
+ * The steering meter (steer.c): every packet the program steers to an
+ * AF_XDP socket that is not of a flow the workers know (flows), not a SYN
+ * admitted by the SYN budget and not an ICMP error passes a token bucket of
+ * its socket's slot (base + RX queue, as in xsks) first; over the rate it
+ * is dropped (steer_metered), so that a worker that falls behind is not
+ * buried under frames the kernel would copy and then drop on a full RX
+ * ring. The control plane (dataplane/overload.go) sets each slot's rate.
+ */
+struct steer_limit {
+	__u64 rate;  /* packets per second admitted from this queue; 0 = unlimited */
+	__u64 burst; /* the bucket's depth in packets (at most 2^30) */
+};
+
+/* A slot's bucket and its counters. One RX queue is served by one CPU at
+ * a time, so the plain increments are exact but for queue migrations. */
+struct steer_bucket {
+	__u64 credit;   /* packet-nanoseconds per second, as syn_bucket */
+	__u64 last;     /* bpf_ktime_get_ns of the last refill */
+	__u64 admitted; /* metered packets let through (also while unlimited) */
+	__u64 dropped;  /* metered packets dropped over the rate */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XSK_SLOTS);
+	__type(key, __u32);
+	__type(value, struct steer_limit);
+} steer_limits SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XSK_SLOTS);
+	__type(key, __u32);
+	__type(value, struct steer_bucket);
+} steer_buckets SEC(".maps");
+
 #endif /* GOVS_MAPS_H */

@@ -39,8 +39,11 @@
 #include "maps.h"
 #include "counters.h"
 
-/* Verdict of syn_guard besides an XDP action: steer the SYN to the workers. */
+/* Verdicts of syn_guard besides an XDP action: steer the packet to the
+ * workers; SYN_ADMITTED: a SYN the SYN budget let through, which the
+ * steering meter leaves alone (the budget metered it already). */
 #define SYN_STEER -1
+#define SYN_ADMITTED -2
 
 #define SYNPROXY_WSCALE 7     /* the shift the SYN-ACK announces (packet.SynProxyWScale) */
 #define SYNPROXY_WINDOW 65535 /* the SYN-ACK's window (never scaled, RFC 7323) */
@@ -457,20 +460,21 @@ static __noinline int synproxy_answer6(struct xdp_md *ctx, const struct tuple *t
 }
 
 /*
- * syn_admit takes a token from this CPU's bucket and reports whether the
- * SYN is within the rate. Credit grows by rate per nanosecond up to
+ * syn_admit takes a token from this CPU's bucket: SYN_ADMITTED when the
+ * SYN is within the rate, XDP_DROP when it is over it, SYN_STEER when there
+ * is no limit. Credit grows by rate per nanosecond up to
  * burst * 1e9 and a SYN costs 1e9; a gap long enough to fill the bucket
  * fills it without the product that could overflow.
  */
-static __always_inline bool syn_admit(void)
+static __always_inline int syn_admit(void)
 {
 	__u32 zero = 0;
 	struct syn_config *cfg = bpf_map_lookup_elem(&syn_cfg, &zero);
 	if (!cfg || cfg->rate == 0)
-		return true;
+		return SYN_STEER; /* no budget: the steering meter applies */
 	struct syn_bucket *b = bpf_map_lookup_elem(&syn_buckets, &zero);
 	if (!b)
-		return true;
+		return SYN_STEER;
 
 	__u64 rate = cfg->rate;
 	__u64 max = cfg->burst * SYN_NSEC_PER_SEC;
@@ -488,10 +492,10 @@ static __always_inline bool syn_admit(void)
 	}
 	if (credit < SYN_NSEC_PER_SEC) {
 		b->credit = credit;
-		return false;
+		return XDP_DROP;
 	}
 	b->credit = credit - SYN_NSEC_PER_SEC;
-	return true;
+	return SYN_ADMITTED;
 }
 
 static __always_inline void count_service_syn(__u32 service_id)
@@ -506,7 +510,8 @@ static __always_inline void count_service_syn(__u32 service_id)
  * syn_guard decides on a TCP packet with tuple t to the virtual service
  * with entry vip (a copy) whose transport header is at offset l4off
  * (checked by parse_ports). It returns SYN_STEER for anything but a SYN
- * and for SYNs admitted to the workers, or the action of a SYN answered
+ * and for SYNs steered without a SYN budget (none set, or not a plain
+ * frame), SYN_ADMITTED for SYNs the budget admitted, or the action of a SYN answered
  * (sent back, counted syncookie_sent) or dropped (XDP_DROP, syn_throttled).
  * A global function: the verifier checks it once, not once for every path
  * of the parser that reaches it.
@@ -551,8 +556,9 @@ __noinline int syn_guard(struct xdp_md *ctx, __u32 l4off, const struct tuple *t,
 	}
 
 	if (!(flags & VIP_SYNPROXY_ON)) {
-		if (syn_admit())
-			return SYN_STEER;
+		int admit = syn_admit();
+		if (admit != XDP_DROP)
+			return admit;
 		if (!(flags & VIP_SYNPROXY_CAPABLE)) {
 			count(syn_throttled);
 			return XDP_DROP;

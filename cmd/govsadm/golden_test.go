@@ -98,7 +98,7 @@ func goldenBackend() *fakeBackend {
 		DataPath: map[string]uint64{"rx_packets": 1000, "tx_packets": 990, "drop_no_service": 10,
 			"syncookies_accepted": 870, "syncookies_rejected": 12, "synproxy_dropped": 3,
 			"half_open": 4100, "evicted_half_open": 25000},
-		XDP: map[string]uint64{"steered_vip": 1000, "passed": 5, "syncookies_sent": 1_500_000, "syn_throttled": 42},
+		XDP: map[string]uint64{"steered_vip": 1000, "passed": 5, "syncookies_sent": 1_500_000, "syn_throttled": 42, "steer_metered": 9000},
 		SynProxy: []control.SynProxyService{
 			{Service: "web", Mode: "auto", Capable: true, Engaged: true, SYNs: 1_501_000},
 			{Service: "api", Mode: "on", Capable: true, Engaged: true, SYNs: 310},
@@ -106,7 +106,7 @@ func goldenBackend() *fakeBackend {
 		},
 		Rings: []control.RingCounters{
 			{Interface: "eth0", Queue: 0, RxDropped: 12, RxRingFull: 340_000, FillRingEmpty: 5, TxInvalid: 0, TxRingEmpty: 77},
-			{Interface: "eth0", Queue: 1, RxRingFull: 1},
+			{Interface: "eth0", Queue: 1, RxRingFull: 1, SteerLimit: 120000},
 			{Interface: "eth1", Queue: 0},
 		},
 	}

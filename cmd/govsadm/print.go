@@ -199,7 +199,8 @@ func printTimeouts(w io.Writer, t control.Timeouts) {
 // printCounters prints the data-path and XDP counters, sorted by name, then
 // the TCP services' SYN-proxy state and the AF_XDP sockets' ring counters,
 // each table under a header line naming its columns (the Prometheus names
-// end the same way: govs_service_syn_proxy_engaged, govs_xsk_rx_ring_full_total).
+// end the same way: govs_service_syn_proxy_engaged, govs_xsk_rx_ring_full_total;
+// steer_limit is the gauge govs_xsk_steer_limit, "-" when unlimited).
 func printCounters(w io.Writer, k control.Counters) {
 	for _, part := range []struct {
 		name string
@@ -228,11 +229,15 @@ func printCounters(w io.Writer, k control.Counters) {
 		}
 	}
 	if len(k.Rings) > 0 {
-		fmt.Fprintf(w, "\n%-15s %5s %12s %12s %15s %12s %13s\n",
-			"interface", "queue", "rx_dropped", "rx_ring_full", "fill_ring_empty", "tx_invalid", "tx_ring_empty")
+		fmt.Fprintf(w, "\n%-15s %5s %12s %12s %15s %12s %13s %11s\n",
+			"interface", "queue", "rx_dropped", "rx_ring_full", "fill_ring_empty", "tx_invalid", "tx_ring_empty", "steer_limit")
 		for _, r := range k.Rings {
-			fmt.Fprintf(w, "%-15s %5d %12d %12d %15d %12d %13d\n",
-				r.Interface, r.Queue, r.RxDropped, r.RxRingFull, r.FillRingEmpty, r.TxInvalid, r.TxRingEmpty)
+			limit := "-" // unlimited
+			if r.SteerLimit > 0 {
+				limit = strconv.FormatUint(r.SteerLimit, 10)
+			}
+			fmt.Fprintf(w, "%-15s %5d %12d %12d %15d %12d %13d %11s\n",
+				r.Interface, r.Queue, r.RxDropped, r.RxRingFull, r.FillRingEmpty, r.TxInvalid, r.TxRingEmpty, limit)
 		}
 	}
 }
