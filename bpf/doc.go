@@ -15,11 +15,16 @@
 //     address, source port, protocol), or port 0, is in the reals map;
 //   - ICMP and ICMPv6 errors (destination unreachable, packet too big, time
 //     exceeded, parameter problem) whose quoted packet is a reply from a
-//     virtual service or a request to a real server.
+//     virtual service or a request to a real server;
+//   - non-first TCP and UDP fragments (no ports) whose destination address
+//     is a VIP's, or whose source address is a NAT real server's and whose
+//     destination is not the director's own: the frag_addrs map
+//     (include/frag.h), kept by AddVIP and AddReal (Counters.SteeredFrag),
+//     unless their first fragment went to the kernel (frag_to_kernel).
 //
 // The socket is the one in xsks slot base+q, where base is the interface's
 // entry in the ifaces map and q the RX queue. Everything else goes to the
-// kernel (XDP_PASS), and so do non-first fragments (they have no ports),
+// kernel (XDP_PASS), and so do other non-first fragments (FragPassed),
 // frames the program cannot parse, frames on interfaces not in ifaces, and
 // steered frames whose slot holds no socket. The program drops nothing it
 // does not understand; the fast path (fastpath.h) forwards established

@@ -22,6 +22,7 @@
 #include "counters.h"
 #include "fastpath.h"
 #include "synproxy.h"
+#include "frag.h"
 
 enum verdict {
 	VERDICT_VIP,
@@ -265,9 +266,15 @@ int steer(struct xdp_md *ctx)
 		count(malformed);
 		return XDP_PASS;
 	case VERDICT_FRAGMENT:
+		/* A later fragment: ours by address alone (frag.h). */
+		if (frag_ours(&t)) {
+			id = steered_frag;
+			break;
+		}
 		count(frag_passed);
 		return XDP_PASS;
 	default:
+		frag_note_passed(&t); /* its later fragments follow it (frag.h) */
 		count(passed);
 		return XDP_PASS;
 	}

@@ -21,20 +21,22 @@ type steerAddrKey struct {
 type steerCounterId uint32
 
 const (
-	steerCounterIdSteeredVip     steerCounterId = 0
-	steerCounterIdSteeredReply   steerCounterId = 1
-	steerCounterIdSteeredIcmp    steerCounterId = 2
-	steerCounterIdPassed         steerCounterId = 3
-	steerCounterIdMalformed      steerCounterId = 4
-	steerCounterIdFragPassed     steerCounterId = 5
-	steerCounterIdUnknownIface   steerCounterId = 6
-	steerCounterIdRedirectFailed steerCounterId = 7
-	steerCounterIdFastForwarded  steerCounterId = 8
-	steerCounterIdFastAborted    steerCounterId = 9
-	steerCounterIdSyncookieSent  steerCounterId = 10
-	steerCounterIdSynThrottled   steerCounterId = 11
-	steerCounterIdSteerMetered   steerCounterId = 12
-	steerCounterIdCounterMax     steerCounterId = 13
+	steerCounterIdSteeredVip       steerCounterId = 0
+	steerCounterIdSteeredReply     steerCounterId = 1
+	steerCounterIdSteeredIcmp      steerCounterId = 2
+	steerCounterIdPassed           steerCounterId = 3
+	steerCounterIdMalformed        steerCounterId = 4
+	steerCounterIdFragPassed       steerCounterId = 5
+	steerCounterIdUnknownIface     steerCounterId = 6
+	steerCounterIdRedirectFailed   steerCounterId = 7
+	steerCounterIdFastForwarded    steerCounterId = 8
+	steerCounterIdFastAborted      steerCounterId = 9
+	steerCounterIdSyncookieSent    steerCounterId = 10
+	steerCounterIdSynThrottled     steerCounterId = 11
+	steerCounterIdSteerMetered     steerCounterId = 12
+	steerCounterIdSteeredFrag      steerCounterId = 13
+	steerCounterIdFastCsumFinished steerCounterId = 14
+	steerCounterIdCounterMax       steerCounterId = 15
 )
 
 type steerDestCounters struct {
@@ -97,6 +99,15 @@ type steerFlowKey struct {
 	Pad   [3]uint8
 }
 
+type steerFragKey struct {
+	_     structs.HostLayout
+	Saddr [16]uint8
+	Daddr [16]uint8
+	Id    uint32
+	Proto uint8
+	Pad   [3]uint8
+}
+
 type steerSteerBucket struct {
 	_        structs.HostLayout
 	Credit   uint64
@@ -140,6 +151,8 @@ const (
 	steerMapFastCfg       = "fast_cfg"
 	steerMapFastStats     = "fast_stats"
 	steerMapFlows         = "flows"
+	steerMapFragAddrs     = "frag_addrs"
+	steerMapFragToKernel  = "frag_to_kernel"
 	steerMapIfaces        = "ifaces"
 	steerMapOwnAddrs      = "own_addrs"
 	steerMapReals         = "reals"
@@ -207,6 +220,8 @@ type steerMapSpecs struct {
 	FastCfg       *ebpf.MapSpec `ebpf:"fast_cfg"`
 	FastStats     *ebpf.MapSpec `ebpf:"fast_stats"`
 	Flows         *ebpf.MapSpec `ebpf:"flows"`
+	FragAddrs     *ebpf.MapSpec `ebpf:"frag_addrs"`
+	FragToKernel  *ebpf.MapSpec `ebpf:"frag_to_kernel"`
 	Ifaces        *ebpf.MapSpec `ebpf:"ifaces"`
 	OwnAddrs      *ebpf.MapSpec `ebpf:"own_addrs"`
 	Reals         *ebpf.MapSpec `ebpf:"reals"`
@@ -250,6 +265,8 @@ type steerMaps struct {
 	FastCfg       *ebpf.Map `ebpf:"fast_cfg"`
 	FastStats     *ebpf.Map `ebpf:"fast_stats"`
 	Flows         *ebpf.Map `ebpf:"flows"`
+	FragAddrs     *ebpf.Map `ebpf:"frag_addrs"`
+	FragToKernel  *ebpf.Map `ebpf:"frag_to_kernel"`
 	Ifaces        *ebpf.Map `ebpf:"ifaces"`
 	OwnAddrs      *ebpf.Map `ebpf:"own_addrs"`
 	Reals         *ebpf.Map `ebpf:"reals"`
@@ -269,6 +286,8 @@ func (m *steerMaps) Close() error {
 		m.FastCfg,
 		m.FastStats,
 		m.Flows,
+		m.FragAddrs,
+		m.FragToKernel,
 		m.Ifaces,
 		m.OwnAddrs,
 		m.Reals,

@@ -63,7 +63,7 @@ func (s *Steering) DelOwnAddr(addr inet.Addr) error {
 // Counters are the steering program's packet counters summed over CPUs.
 // Every packet arriving on a served interface adds one to exactly one of
 // SteeredVIP, SteeredReply, SteeredICMP, Passed, Malformed, FragPassed,
-// FastForwarded, FastAborted, SynCookiesSent, SynThrottled and SteerMetered.
+// FastForwarded, FastAborted, SynCookiesSent, SynThrottled, SteerMetered and SteeredFrag.
 type Counters struct {
 	SteeredVIP     uint64 // to a virtual service
 	SteeredReply   uint64 // from a real server: NAT or full-NAT reply
@@ -78,6 +78,11 @@ type Counters struct {
 	SynCookiesSent uint64 // a SYN to a service answered with a SYN-ACK cookie (sent back out of its interface)
 	SynThrottled   uint64 // a SYN over the SYN rate limit to a service without cookies: dropped
 	SteerMetered   uint64 // a new flow's packet over its RX queue's steering meter (SetSteerLimit): dropped
+	SteeredFrag    uint64 // a later fragment to a VIP address or from a real server's (fragsteer.go)
+	// FastCsumFinished counts, besides, the packets of FastForwarded and
+	// FastAborted whose unfinished TCP/UDP checksum (a sender with TX
+	// checksum offload) the fast path finished.
+	FastCsumFinished uint64
 }
 
 // Steering owns the loaded steering program and its maps.
@@ -87,6 +92,7 @@ type Steering struct {
 
 	mu       sync.Mutex
 	realRefs map[Endpoint]int
+	fragRefs map[inet.Addr]fragRef // frag_addrs' reference counts (fragsteer.go)
 
 	fastMu sync.Mutex    // serialises changes of fast_cfg
 	gen    atomic.Uint32 // fast_cfg.gen: the generation of valid flow entries
@@ -189,12 +195,17 @@ func (s *Steering) AddVIP(e Endpoint, serviceID uint32) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var value steerEndpointValue
-	if err := s.objs.Vips.Lookup(&key, &value); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+	err = s.objs.Vips.Lookup(&key, &value)
+	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("add vip %v: %w", e, err)
 	}
+	isNew := err != nil
 	value.ServiceId = serviceID
 	if err := s.objs.Vips.Update(&key, &value, ebpf.UpdateAny); err != nil {
 		return fmt.Errorf("add vip %v: %w", e, err)
+	}
+	if isNew {
+		return s.fragAddrRef(e.Addr, 1, 0)
 	}
 	return nil
 }
@@ -205,10 +216,12 @@ func (s *Steering) DelVIP(e Endpoint) error {
 	if err != nil {
 		return fmt.Errorf("delete vip: %w", err)
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if err := s.objs.Vips.Delete(&key); err != nil {
 		return fmt.Errorf("delete vip %v: %w", e, err)
 	}
-	return nil
+	return s.fragAddrRef(e.Addr, -1, 0)
 }
 
 // AddReal steers traffic from e, a real server of a NAT or full-NAT
@@ -225,6 +238,10 @@ func (s *Steering) AddReal(e Endpoint) error {
 	if s.realRefs[e] == 0 {
 		if err := s.objs.Reals.Update(&key, uint32(0), ebpf.UpdateAny); err != nil {
 			return fmt.Errorf("add real %v: %w", e, err)
+		}
+		if err := s.fragAddrRef(e.Addr, 0, 1); err != nil {
+			s.objs.Reals.Delete(&key)
+			return err
 		}
 	}
 	s.realRefs[e]++
@@ -251,7 +268,7 @@ func (s *Steering) DelReal(e Endpoint) error {
 		return fmt.Errorf("delete real %v: %w", e, err)
 	}
 	delete(s.realRefs, e)
-	return nil
+	return s.fragAddrRef(e.Addr, 0, -1)
 }
 
 // Counters returns the packet counters summed over all CPUs.
@@ -274,6 +291,8 @@ func (s *Steering) Counters() (Counters, error) {
 		{steerCounterIdSyncookieSent, &c.SynCookiesSent},
 		{steerCounterIdSynThrottled, &c.SynThrottled},
 		{steerCounterIdSteerMetered, &c.SteerMetered},
+		{steerCounterIdSteeredFrag, &c.SteeredFrag},
+		{steerCounterIdFastCsumFinished, &c.FastCsumFinished},
 	}
 	var perCPU []uint64
 	for _, f := range fields {

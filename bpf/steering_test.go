@@ -114,6 +114,7 @@ const (
 	wantPassed
 	wantMalformed
 	wantFragPassed
+	wantFrag // a later fragment steered to the workers (frag.h)
 )
 
 // expected is the counter delta one packet with verdict v must cause. No
@@ -130,6 +131,8 @@ func expected(v verdict) Counters {
 		return Counters{Passed: 1}
 	case wantMalformed:
 		return Counters{Malformed: 1}
+	case wantFrag:
+		return Counters{SteeredFrag: 1, RedirectFailed: 1}
 	default:
 		return Counters{FragPassed: 1}
 	}
@@ -170,11 +173,11 @@ func TestSteerClassifies(t *testing.T) {
 		{"ipv6 seven ext headers", pkt{src: client6, dst: vip6, proto: udp, sport: 1, dport: 53,
 			v6Ext: []uint8{extHopByHop, extDstOpts, extRouting, extAH, extDstOpts, extDstOpts, extDstOpts}}.frame, wantPassed},
 		{"ipv4 first fragment", pkt{src: client4, dst: vip4, proto: udp, sport: 1, dport: 53, v4Flags: layers.IPv4MoreFragments, payload: payloadOf(64)}.frame, wantVIP},
-		{"ipv4 non-first fragment", pkt{src: client4, dst: vip4, proto: udp, fragOffset: 9, payload: payloadOf(64)}.frame, wantFragPassed},
+		{"ipv4 non-first fragment", pkt{src: client4, dst: vip4, proto: udp, fragOffset: 9, payload: payloadOf(64)}.frame, wantFrag},
 		{"ipv4 last fragment to other", pkt{src: client4, dst: other4, proto: udp, fragOffset: 1, payload: payloadOf(8)}.frame, wantFragPassed},
 		{"ipv6 first fragment", pkt{src: client6, dst: vip6, proto: udp, sport: 1, dport: 53, v6Ext: []uint8{extFragment}, moreFrags: true}.frame, wantVIP},
-		{"ipv6 non-first fragment", pkt{src: client6, dst: vip6, proto: udp, v6Ext: []uint8{extFragment}, fragOffset: 9, payload: payloadOf(64)}.frame, wantFragPassed},
-		{"ipv6 non-first fragment after hop-by-hop", pkt{src: client6, dst: vip6, proto: udp, v6Ext: []uint8{extHopByHop, extFragment}, fragOffset: 1, payload: payloadOf(8)}.frame, wantFragPassed},
+		{"ipv6 non-first fragment", pkt{src: client6, dst: vip6, proto: udp, v6Ext: []uint8{extFragment}, fragOffset: 9, payload: payloadOf(64)}.frame, wantFrag},
+		{"ipv6 non-first fragment after hop-by-hop", pkt{src: client6, dst: vip6, proto: udp, v6Ext: []uint8{extHopByHop, extFragment}, fragOffset: 1, payload: payloadOf(8)}.frame, wantFrag},
 		{"nat reply tcp4", pkt{src: real4, dst: client4, proto: tcp, sport: 8080, dport: 40000}.frame, wantReply},
 		{"nat reply tcp6", pkt{src: real6, dst: client6, proto: tcp, sport: 8443, dport: 40000}.frame, wantReply},
 		{"full-nat reply tcp4 802.1Q", pkt{vlans: []uint16{7}, src: real4, dst: director4, proto: tcp, sport: 8080, dport: 5001}.frame, wantReply},
@@ -323,7 +326,7 @@ func TestSteerTruncated(t *testing.T) {
 			embedded: &pkt{src: vip4, dst: client4, proto: tcp, sport: 80, dport: 40000}}, wantICMP},
 		{"icmp6 error", pkt{src: router6, dst: director6, proto: layers.IPProtocolICMPv6, icmpType: 2,
 			embedded: &pkt{src: client6, dst: real6, proto: tcp, sport: 40000, dport: 8443}}, wantICMP},
-		{"ipv4 non-first fragment", pkt{src: client4, dst: vip4, proto: udp, fragOffset: 9, payload: payloadOf(40)}, wantFragPassed},
+		{"ipv4 non-first fragment", pkt{src: client4, dst: vip4, proto: udp, fragOffset: 9, payload: payloadOf(40)}, wantFrag},
 	}
 	const ethHeaderLen = 14 // BPF_PROG_TEST_RUN refuses shorter input
 	for _, f := range frames {

@@ -21,6 +21,8 @@ const fullExample = `director:
   timeouts: {tcp: 10m, tcpfin: 30s, udp: 1m}
   manage_vips: true
   busy_poll: true
+  control_group: adm
+  expire_quiescent_template: false
   sync:
     role: both
     interface: eth1
@@ -49,7 +51,8 @@ services:
       interval: 5s
       timeout: 2s
       http: {path: /healthz, host: example.test, expect_status: [200, 204], expect_body: ok}
-    on_failure: remove
+    on_failure: quiesce
+    expire_quiescent_template: true
     sorry_server: {address: 198.18.1.200}
     check_via_vip: true
     real_servers:
@@ -103,6 +106,7 @@ func TestFullExample(t *testing.T) {
 			Timeouts:      Timeouts{TCP: 10 * time.Minute, TCPFin: 30 * time.Second, UDP: time.Minute},
 			ManageVIPs:    true,
 			BusyPoll:      true,
+			ControlGroup:  "adm",
 			FastPath:      true,
 			SynGuard:      SynGuard{HalfOpen: 4096, SynRate: 20000, Limit: 100000, Burst: 10000, MSS: 1460},
 			SteerLimit:    SteerLimit{Auto: true},
@@ -121,18 +125,19 @@ func TestFullExample(t *testing.T) {
 			{
 				Name: "web", VIP: addr("198.18.0.100"), Port: 80, Protocol: TCP,
 				Scheduler: "sh", SchedulerFlags: []string{"sh-port", "sh-fallback"},
-				Forward:     ForwardDR,
-				Persistence: &Persistence{Timeout: time.Minute, PrefixLen: 24},
-				HealthCheck: httpCheck,
-				OnFailure:   OnFailureRemove,
-				SorryServer: &SorryServer{Address: addr("198.18.1.200"), Port: 80},
-				CheckViaVIP: true,
+				Forward:                 ForwardDR,
+				Persistence:             &Persistence{Timeout: time.Minute, PrefixLen: 24},
+				HealthCheck:             httpCheck,
+				OnFailure:               OnFailureQuiesce,
+				ExpireQuiescentTemplate: true,
+				SorryServer:             &SorryServer{Address: addr("198.18.1.200"), Port: 80},
+				CheckViaVIP:             true,
 				RealServers: []RealServer{
 					{Address: addr("198.18.1.1"), Port: 80, Weight: 3, UpperThreshold: 100, LowerThreshold: 50,
-						HealthCheck: withPort(httpCheck, 80), Line: 42},
-					{Address: addr("198.18.1.2"), Port: 80, Weight: 1, Forward: ForwardTun, HealthCheck: rs2Check, Line: 46},
+						HealthCheck: withPort(httpCheck, 80), Line: 45},
+					{Address: addr("198.18.1.2"), Port: 80, Weight: 1, Forward: ForwardTun, HealthCheck: rs2Check, Line: 49},
 				},
-				Line: 26,
+				Line: 28,
 			},
 			{
 				Name: "api6", VIP: addr("2001:db8::100"), Port: 0, Protocol: UDP,
@@ -141,15 +146,15 @@ func TestFullExample(t *testing.T) {
 				LocalAddresses: []netip.Addr{addr("2001:db8:1::250"), addr("2001:db8:1::251")},
 				HealthCheck:    udpCheck,
 				RealServers: []RealServer{
-					{Address: addr("2001:db8:1::1"), Weight: 1, HealthCheck: udpCheck, Line: 61},
-					{Address: addr("2001:db8:1::2"), Weight: 0, Line: 62, HealthCheck: HealthCheck{
+					{Address: addr("2001:db8:1::1"), Weight: 1, HealthCheck: udpCheck, Line: 64},
+					{Address: addr("2001:db8:1::2"), Weight: 0, Line: 65, HealthCheck: HealthCheck{
 						Type: CheckExec, Interval: 2 * time.Second, Timeout: time.Second, Rise: 2, Fall: 3, Port: 5353,
 						Exec: &ExecCheck{Command: []string{"/bin/check", "{address}", "{port}"}}}},
-					{Address: addr("2001:db8:1::3"), Weight: 1, Line: 63, HealthCheck: HealthCheck{
+					{Address: addr("2001:db8:1::3"), Weight: 1, Line: 66, HealthCheck: HealthCheck{
 						Type: CheckDNS, Interval: 2 * time.Second, Timeout: time.Second, Rise: 2, Fall: 3, Port: 5353,
 						DNS: &DNSCheck{Query: "example.test.", Type: "AAAA", QType: 28}}},
 				},
-				Line: 49,
+				Line: 52,
 			},
 		},
 	}
@@ -184,13 +189,13 @@ func TestDefaults(t *testing.T) {
 	}
 	d := cfg.Director
 	if d.XDPMode != XDPAuto || d.ControlSocket != "/run/govs.sock" || d.MetricsListen != "127.0.0.1:9469" ||
-		d.ConnTableSize != 1048576 || d.ManageVIPs || d.BusyPoll || !d.FastPath {
+		d.ConnTableSize != 1048576 || d.ManageVIPs || d.BusyPoll || !d.FastPath || d.ControlGroup != "" || !d.ExpireQuiescentTemplate {
 		t.Errorf("director defaults: %+v", d)
 	}
 	if d.Timeouts != (Timeouts{TCP: 900 * time.Second, TCPFin: 120 * time.Second, UDP: 300 * time.Second}) {
 		t.Errorf("timeouts: %+v", d.Timeouts)
 	}
-	if s := d.Sync; s.Port != 8848 || s.SyncID != 0 || s.Group != netip.MustParseAddr("224.0.0.81") || s.Peers != nil {
+	if s := d.Sync; s.Port != 8849 || s.SyncID != 0 || s.Group != netip.MustParseAddr("224.0.0.81") || s.Peers != nil {
 		t.Errorf("sync: %+v", s)
 	}
 	if b := d.BGP; b.NextHop != b.RouterID || b.Peers[0].Port != 179 || b.Communities != nil {
@@ -198,7 +203,7 @@ func TestDefaults(t *testing.T) {
 	}
 	a := cfg.Services[0]
 	if a.Protocol != TCP || a.Scheduler != "wlc" || a.Forward != ForwardNAT || a.Persistence != nil ||
-		a.OnFailure != OnFailureQuiesce || a.SorryServer != nil || a.CheckViaVIP || a.LocalAddresses != nil {
+		a.OnFailure != OnFailureRemove || !a.ExpireQuiescentTemplate || a.SorryServer != nil || a.CheckViaVIP || a.LocalAddresses != nil {
 		t.Errorf("service defaults: %+v", a)
 	}
 	none := HealthCheck{Type: CheckNone, Interval: 2 * time.Second, Timeout: time.Second, Rise: 2, Fall: 3}

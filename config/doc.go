@@ -18,6 +18,9 @@
 //	  interfaces: [eth0]                # required: one or more unique interface names
 //	  xdp_mode: auto                    # auto | native | generic
 //	  control_socket: /run/govs.sock
+//	  control_group: ""                 # a group (name or gid) whose members may list through
+//	                                    # the control socket (govsadm -L, -c, --stats); changes
+//	                                    # always need uid 0 or CAP_NET_ADMIN; "" = nobody else
 //	  metrics_listen: 127.0.0.1:9469    # host:port of the Prometheus endpoint; "" disables it
 //	  conn_table_size: 1048576          # connection table entries, at least 1024
 //	  timeouts:                         # idle timeouts, as ipvsadm --set; Go durations > 0
@@ -28,6 +31,7 @@
 //	  busy_poll: false                  # spin instead of sleeping in poll(2), and set
 //	                                    # SO_PREFER_BUSY_POLL on the AF_XDP sockets
 //	  fast_path: true                   # XDP forwards established connections itself
+//	  expire_quiescent_template: true   # the services' default for the key of that name
 //	  syn_proxy_half_open: 4096         # half-open connections (all workers) above which
 //	                                    # syn_proxy: auto services engage; 0 = never for this
 //	  syn_proxy_syn_rate: 20000         # SYNs/s to one service above which it engages
@@ -47,9 +51,9 @@
 //	  sync:                             # optional: connection synchronisation
 //	    role: master                    # required: master | backup | both
 //	    interface: eth1                 # required
-//	    group: 224.0.0.81               # multicast group, or
+//	    group: 239.255.81.49            # multicast group, or
 //	    peers: [198.18.1.253]           # unicast peers (exactly one of group and peers)
-//	    port: 8848
+//	    port: 8849                      # not IPVS's 8848: the wire formats differ
 //	    sync_id: 0                      # 0..255
 //	    key_file: /etc/govs/sync.key    # required
 //	  bgp:                              # optional: announce the VIPs
@@ -76,7 +80,13 @@
 //	                                    # the service or one of its servers uses fullnat;
 //	                                    # same family as the vip
 //	    health_check: {type: none}      # see below; inherited by every real server
-//	    on_failure: quiesce             # quiesce (weight 0) | remove
+//	    on_failure: remove              # remove (keepalived's default) | quiesce (weight 0,
+//	                                    # keepalived's inhibit_on_failure)
+//	    expire_quiescent_template: true # IPVS's sysctl of that name: expire the persistence
+//	                                    # templates of a server that is quiesced (failed check
+//	                                    # with on_failure: quiesce, or weight set to 0), so its
+//	                                    # persistent clients' next connections go elsewhere;
+//	                                    # default: director.expire_quiescent_template
 //	    sorry_server:                   # optional: used while no server is available
 //	      address: 198.18.1.200         # required, same family as the vip
 //	      port: 80                      # default: the service port (must equal it for dr/tun)
@@ -87,7 +97,7 @@
 //	    real_servers:                   # optional list
 //	      - address: 198.18.1.1         # required, same family as the vip
 //	        port: 80                    # default: the service port; must equal it for dr and tun
-//	        weight: 1                   # 0..65535; 0 = quiescent
+//	        weight: 1                   # 0..2147483647 (as ipvsadm); 0 = quiescent
 //	        forward: nat                # default: the service's
 //	        upper_threshold: 0          # ipvsadm -x; 0 = no limit
 //	        lower_threshold: 0          # ipvsadm -y; at most upper_threshold when that is set

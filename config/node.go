@@ -16,6 +16,9 @@ import (
 type parser struct {
 	file string
 	errs ErrorList
+	// expireQuiescent is director.expire_quiescent_template, the services'
+	// default (the director is parsed first).
+	expireQuiescent bool
 }
 
 // errorf records a problem at node n (its line and column) under key path.

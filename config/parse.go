@@ -31,7 +31,7 @@ func Load(path string) (*Config, error) {
 // Parse validates a configuration. filename is only used in messages. On any
 // problem it returns a nil *Config and a *ErrorList with every problem found.
 func Parse(data []byte, filename string) (*Config, error) {
-	p := &parser{file: filename}
+	p := &parser{file: filename, expireQuiescent: true}
 	cfg := p.document(data)
 	if len(p.errs.Errors) > 0 {
 		p.errs.finish()
@@ -94,12 +94,13 @@ func (p *parser) document(data []byte) *Config {
 
 func (p *parser) director(n *yaml.Node, path string) Director {
 	d := Director{
-		XDPMode:       XDPAuto,
-		ControlSocket: DefaultControlSocket,
-		MetricsListen: DefaultMetricsListen,
-		ConnTableSize: DefaultConnTableSize,
-		FastPath:      true,
-		SteerLimit:    SteerLimit{Auto: true},
+		XDPMode:                 XDPAuto,
+		ControlSocket:           DefaultControlSocket,
+		MetricsListen:           DefaultMetricsListen,
+		ConnTableSize:           DefaultConnTableSize,
+		FastPath:                true,
+		ExpireQuiescentTemplate: true,
+		SteerLimit:              SteerLimit{Auto: true},
 		SynGuard: SynGuard{
 			HalfOpen: DefaultSynProxyHalfOpen,
 			SynRate:  DefaultSynProxySynRate,
@@ -116,7 +117,7 @@ func (p *parser) director(n *yaml.Node, path string) Director {
 	m := p.mapping(n, path, "interfaces", "xdp_mode", "control_socket", "metrics_listen",
 		"conn_table_size", "timeouts", "manage_vips", "busy_poll", "fast_path", "sync", "bgp",
 		"syn_proxy_half_open", "syn_proxy_syn_rate", "syn_limit", "syn_limit_burst", "syn_proxy_mss",
-		"steer_limit")
+		"steer_limit", "control_group", "expire_quiescent_template")
 	if m == nil {
 		return d
 	}
@@ -161,6 +162,15 @@ func (p *parser) director(n *yaml.Node, path string) Director {
 	}
 	if f, ok := m.get("fast_path"); ok {
 		d.FastPath, _ = p.boolean(f.val, f.path)
+	}
+	if f, ok := m.get("control_group"); ok {
+		if s, ok := p.nonEmptyStr(f.val, f.path); ok {
+			d.ControlGroup = s
+		}
+	}
+	if f, ok := m.get("expire_quiescent_template"); ok {
+		d.ExpireQuiescentTemplate, _ = p.boolean(f.val, f.path)
+		p.expireQuiescent = d.ExpireQuiescentTemplate
 	}
 	p.synGuard(m, &d.SynGuard)
 	if f, ok := m.get("steer_limit"); ok {

@@ -12,7 +12,7 @@ import (
 
 var (
 	serviceKeys = []string{"name", "vip", "port", "protocol", "scheduler", "scheduler_flags", "forward",
-		"persistence", "local_addresses", "health_check", "on_failure", "sorry_server", "check_via_vip", "syn_proxy", "real_servers"}
+		"persistence", "local_addresses", "health_check", "on_failure", "expire_quiescent_template", "sorry_server", "check_via_vip", "syn_proxy", "real_servers"}
 	realServerKeys  = []string{"address", "port", "weight", "forward", "upper_threshold", "lower_threshold", "health_check"}
 	healthCheckKeys = []string{"type", "interval", "timeout", "rise", "fall", "port", "http", "udp", "dns", "exec"}
 	protocolNames   = []string{"tcp", "udp"}
@@ -151,6 +151,12 @@ func (p *parser) service(n *yaml.Node, path string) *serviceState {
 	if f, ok := m.get("on_failure"); ok {
 		if i, ok := p.enum(f.val, f.path, onFailureNames); ok {
 			s.OnFailure = OnFailure(i)
+		}
+	}
+	s.ExpireQuiescentTemplate = p.expireQuiescent
+	if f, ok := m.get("expire_quiescent_template"); ok {
+		if v, ok := p.boolean(f.val, f.path); ok {
+			s.ExpireQuiescentTemplate = v
 		}
 	}
 	if f, ok := m.get("sorry_server"); ok {
@@ -416,7 +422,7 @@ func (p *parser) realServer(n *yaml.Node, path string, s *Service, svcCheck *map
 		}
 	}
 	if f, ok := m.get("weight"); ok {
-		w, _ := p.integer(f.val, f.path, 0, math.MaxUint16)
+		w, _ := p.integer(f.val, f.path, 0, MaxWeight)
 		rs.Weight = int(w)
 	}
 	if f, ok := m.get("upper_threshold"); ok {

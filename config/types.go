@@ -22,6 +22,14 @@ type Director struct {
 	ConnTableSize int
 	Timeouts      Timeouts
 	ManageVIPs    bool
+	// ControlGroup names a group (name or number) whose members may list
+	// through the control socket (govsadm -L, --stats, -c, --counters);
+	// "" lets only uid 0 and holders of CAP_NET_ADMIN use it. Changes
+	// always need uid 0 or CAP_NET_ADMIN.
+	ControlGroup string
+	// ExpireQuiescentTemplate is the services' default for their
+	// expire_quiescent_template key.
+	ExpireQuiescentTemplate bool
 	// BusyPoll makes the workers spin instead of sleeping in poll(2).
 	BusyPoll bool
 	// FastPath lets the XDP program forward established connections
@@ -79,6 +87,13 @@ type Timeouts struct {
 	UDP    time.Duration
 }
 
+// DefaultSyncGroup is the sync daemon's multicast group when govsadm
+// --start-daemon names none.
+var DefaultSyncGroup = netip.MustParseAddr("239.255.81.49")
+
+// MaxWeight is the largest real server weight, as ipvsadm's (INT_MAX).
+const MaxWeight = 1<<31 - 1
+
 // Defaults of the director section.
 const (
 	DefaultControlSocket = "/run/govs.sock"
@@ -88,8 +103,12 @@ const (
 	DefaultTimeoutTCP    = 900 * time.Second
 	DefaultTimeoutTCPFin = 120 * time.Second
 	DefaultTimeoutUDP    = 300 * time.Second
-	DefaultSyncPort      = 8848
-	DefaultBGPPort       = 179
+	// The sync daemon's defaults: not IPVS's 224.0.0.81:8848, since the
+	// wire formats differ and a kernel IPVS sync daemon may share the LAN.
+	// The default group (DefaultSyncGroup) is in 239.255.0.0/16, the IPv4
+	// organisation-local scope (RFC 2365); messages go out with TTL 1.
+	DefaultSyncPort = 8849
+	DefaultBGPPort  = 179
 
 	// The SYN-flood defence's defaults. 4096 half-open connections is far
 	// above what a healthy director holds (a handshake lasts a round trip)
@@ -206,8 +225,13 @@ type Service struct {
 	// server's port"); RealServer.HealthCheck holds the effective one.
 	HealthCheck HealthCheck
 	OnFailure   OnFailure
-	SorryServer *SorryServer
-	CheckViaVIP bool
+	// ExpireQuiescentTemplate (IPVS's expire_quiescent_template): when a
+	// real server is quiesced (weight 0, by a failed check or an
+	// operator), the persistence templates that send clients to it are
+	// expired, so those clients' next connections are scheduled anew.
+	ExpireQuiescentTemplate bool
+	SorryServer             *SorryServer
+	CheckViaVIP             bool
 	// SynProxy says when the director answers the service's SYNs with SYN
 	// cookies; only TCP services forwarding by nat or fullnat can use it.
 	SynProxy    SynProxyMode
@@ -262,7 +286,7 @@ type SorryServer struct {
 type RealServer struct {
 	Address netip.Addr
 	Port    uint16
-	Weight  int // 0..65535; 0 = quiescent
+	Weight  int // 0..MaxWeight; 0 = quiescent
 	// Forward is the server's own method, or ForwardInherit; use
 	// Service.ForwardFor for the effective one.
 	Forward        Forward
@@ -322,14 +346,15 @@ var synProxyNames = []string{"auto", "on", "off"}
 func (m SynProxyMode) String() string { return enumString(synProxyNames, int(m)) }
 
 // OnFailure is what happens to a real server whose health check fails.
+// The default is keepalived's: remove (its inhibit_on_failure is quiesce).
 type OnFailure uint8
 
 const (
-	OnFailureQuiesce OnFailure = iota // weight 0: existing connections stay
-	OnFailureRemove                   // removed from the service
+	OnFailureRemove  OnFailure = iota // removed from the service (draining)
+	OnFailureQuiesce                  // weight 0: existing connections stay
 )
 
-var onFailureNames = []string{"quiesce", "remove"}
+var onFailureNames = []string{"remove", "quiesce"}
 
 func (o OnFailure) String() string { return enumString(onFailureNames, int(o)) }
 

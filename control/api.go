@@ -124,6 +124,17 @@ type Counters struct {
 	// Rings are the AF_XDP sockets' kernel counters, per interface and
 	// queue.
 	Rings []RingCounters `json:"rings,omitempty"`
+	// FastPath says, per interface, whether the XDP fast path sends
+	// toward it.
+	FastPath []FastPathState `json:"fast_path,omitempty"`
+}
+
+// FastPathState is whether the XDP fast path sends toward an interface;
+// when it cannot, the workers forward that traffic.
+type FastPathState struct {
+	Interface string `json:"interface"`
+	On        bool   `json:"on"`
+	Reason    string `json:"reason,omitempty"` // why not, when off
 }
 
 // SynProxyService is a TCP service's SYN-proxy state.
@@ -156,9 +167,9 @@ type Error struct {
 type SyncDaemon struct {
 	Role      string   `json:"role"` // master or backup
 	Interface string   `json:"interface"`
-	Group     string   `json:"group,omitempty"` // multicast group (default 224.0.0.81)
+	Group     string   `json:"group,omitempty"` // multicast group (default config.DefaultSyncGroup, 239.255.81.49)
 	Peers     []string `json:"peers,omitempty"` // unicast peers instead of a group
-	Port      uint16   `json:"port,omitempty"`  // default 8848
+	Port      uint16   `json:"port,omitempty"`  // default config.DefaultSyncPort, 8849
 	SyncID    uint8    `json:"sync_id"`
 	KeyFile   string   `json:"key_file,omitempty"` // default: director.sync.key_file
 }

@@ -53,8 +53,16 @@ type Server struct {
 	log  *slog.Logger
 }
 
-// Listen creates the socket (mode 0600) at path, replacing a stale one.
+// Listen creates the socket (mode 0600) at path, replacing a stale one; only
+// uid 0 and CAP_NET_ADMIN may use it (AdminOnly).
 func Listen(path string, b Backend, log *slog.Logger) (*Server, error) {
+	return ListenAccess(path, b, log, AdminOnly)
+}
+
+// ListenAccess is Listen with the callers' rights given by a: each request's
+// peer is checked (SO_PEERCRED), whatever the socket file's mode. With a
+// ListGroup the socket is given to that group, mode 0660.
+func ListenAccess(path string, b Backend, log *slog.Logger, a Access) (*Server, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("control socket dir: %w", err)
 	}
@@ -67,12 +75,21 @@ func Listen(path string, b Backend, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("control socket %s: %w", path, err)
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
+	mode := os.FileMode(0o600)
+	if a.ListGroup >= 0 {
+		// The group's members must be able to connect to list.
+		if err := os.Chown(path, -1, a.ListGroup); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("control socket %s: %w", path, err)
+		}
+		mode = 0o660
+	}
+	if err := os.Chmod(path, mode); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("control socket %s: %w", path, err)
 	}
 	s := &Server{path: path, ln: ln, log: log,
-		srv: &http.Server{Handler: Handler(b, log), ReadHeaderTimeout: 5 * time.Second}}
+		srv: &http.Server{Handler: guard(Handler(b, log), a), ConnContext: peerContext, ReadHeaderTimeout: 5 * time.Second}}
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("control socket", "err", err)
@@ -101,6 +118,8 @@ func Handler(b Backend, log *slog.Logger) http.Handler {
 				code = http.StatusConflict
 			case errors.Is(err, ErrInvalid):
 				code = http.StatusBadRequest
+			case errors.Is(err, ErrPermission):
+				code = http.StatusForbidden
 			}
 			writeJSON(w, code, Error{err.Error()})
 			return

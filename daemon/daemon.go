@@ -35,7 +35,8 @@ type Daemon struct {
 	cfg      *config.Config
 	services []*service // what the operator asked for, in order
 	timeouts conntrack.Timeouts
-	up       map[string]bool // health by destKey; absent = up
+	up       map[string]bool      // health by destKey; absent = up
+	quiesced map[quiescedKey]bool // weight 0 in the last apply (expireQuiescent)
 	dp       dataPath
 	health   *healthState
 	vips     *managedVIPs // nil unless director.manage_vips
@@ -47,6 +48,17 @@ type Daemon struct {
 // or SIGINT/SIGTERM arrives. SIGHUP reloads the configuration.
 func Run(ctx context.Context, path string, log *slog.Logger) error {
 	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	warnings, err := config.CheckHost(cfg, path)
+	for _, w := range warnings {
+		log.Warn(w)
+	}
+	if err != nil {
+		return err
+	}
+	access, err := controlAccess(cfg)
 	if err != nil {
 		return err
 	}
@@ -95,7 +107,7 @@ func Run(ctx context.Context, path string, log *slog.Logger) error {
 	if !d.dp.WaitNextHops(3 * time.Second) {
 		log.Warn("some real servers' next hops are not resolved yet; their first packets are dropped until they are")
 	}
-	ctl, err := control.Listen(cfg.Director.ControlSocket, d, log)
+	ctl, err := control.ListenAccess(cfg.Director.ControlSocket, d, log, access)
 	if err != nil {
 		return err
 	}
@@ -130,6 +142,20 @@ func Run(ctx context.Context, path string, log *slog.Logger) error {
 	}
 }
 
+// controlAccess is who may use the control socket: uid 0 and CAP_NET_ADMIN,
+// and for listings the members of director.control_group.
+func controlAccess(cfg *config.Config) (control.Access, error) {
+	a := control.AdminOnly
+	if g := cfg.Director.ControlGroup; g != "" {
+		gid, err := config.LookupGroup(g)
+		if err != nil {
+			return a, fmt.Errorf("director.control_group: %w", err)
+		}
+		a.ListGroup, a.GroupName = gid, g
+	}
+	return a, nil
+}
+
 // syncVIPs puts the VIPs of the current services on the interfaces when
 // director.manage_vips is set. Callers hold d.mu or run before serving.
 func (d *Daemon) syncVIPs() error {
@@ -159,8 +185,9 @@ func (d *Daemon) Reload() error {
 	old := d.cfg.Director
 	if !slices.Equal(old.Interfaces, cfg.Director.Interfaces) || old.XDPMode != cfg.Director.XDPMode ||
 		old.ConnTableSize != cfg.Director.ConnTableSize || old.ControlSocket != cfg.Director.ControlSocket ||
-		old.MetricsListen != cfg.Director.MetricsListen || old.BusyPoll != cfg.Director.BusyPoll {
-		d.log.Warn("director settings (interfaces, xdp_mode, conn_table_size, control_socket, metrics_listen, busy_poll) change only on restart")
+		old.MetricsListen != cfg.Director.MetricsListen || old.BusyPoll != cfg.Director.BusyPoll ||
+		old.ControlGroup != cfg.Director.ControlGroup {
+		d.log.Warn("director settings (interfaces, xdp_mode, conn_table_size, control_socket, control_group, metrics_listen, busy_poll) change only on restart")
 	}
 	d.mu.Unlock()
 	err = d.change(func([]*service) ([]*service, error) { return svcs, nil })
@@ -403,7 +430,9 @@ func (d *Daemon) Counters() (control.Counters, error) {
 	out.DataPath["sync_dropped"] = c.SyncDropped
 	out.DataPath["fast_installed"] = c.FastInstalled
 	out.DataPath["fast_failed"] = c.FastFailed
+	out.DataPath["csum_finished"] = c.CsumFinished
 	maps.Copy(out.DataPath, synCounters(c, d.dp.ConnPressure()))
+	maps.Copy(out.DataPath, fragCounters(c))
 	d.syncCounters(out.DataPath)
 	for _, s := range d.dp.SynProxyStatus() {
 		out.SynProxy = append(out.SynProxy, synProxyService(s))
@@ -414,6 +443,9 @@ func (d *Daemon) Counters() (control.Counters, error) {
 	}
 	for _, r := range rings {
 		out.Rings = append(out.Rings, ringCounters(r))
+	}
+	for _, f := range d.dp.FastPathStates() {
+		out.FastPath = append(out.FastPath, control.FastPathState{Interface: f.Interface, On: f.On, Reason: f.Reason})
 	}
 	xc, err := d.dp.SteeringCounters()
 	if err != nil {

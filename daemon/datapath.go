@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"net/netip"
 	"time"
 
 	"github.com/govs/govs/connsync"
@@ -24,6 +25,7 @@ type dataPath interface {
 	SetSteerLimit(l dataplane.SteerLimit) error
 	Connections(ctx context.Context) ([]dataplane.Conn, error)
 	Templates(ctx context.Context) ([]dataplane.Template, error)
+	ExpireTemplates(ctx context.Context, vip netip.Addr, port uint16, proto uint8, dest netip.AddrPort) (int, error)
 	EnableSync(sink func([]connsync.Entry)) (stop func())
 	InstallSynced(entries []connsync.Entry)
 }

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -35,6 +36,7 @@ type fakeDataPath struct {
 	pressure    dataplane.ConnPressure
 	rings       []dataplane.RingStats
 	ringErr     error
+	fastPath    []dataplane.FastPathState
 	timeouts    []conntrack.Timeouts
 	synGuard    []dataplane.SynGuardOptions
 	steerLimits []dataplane.SteerLimit
@@ -43,6 +45,7 @@ type fakeDataPath struct {
 	tmpls       []dataplane.Template
 	connErr     error
 	installed   [][]connsync.Entry
+	expired     chan string // ExpireTemplates calls, "vip:port/proto dest"
 }
 
 func (f *fakeDataPath) Apply(specs []dataplane.ServiceSpec) error {
@@ -110,6 +113,7 @@ func (f *fakeDataPath) Services() []*dataplane.Service {
 func (f *fakeDataPath) SynProxyStatus() []dataplane.SynProxyStatus { return f.synStatus }
 func (f *fakeDataPath) ConnPressure() dataplane.ConnPressure       { return f.pressure }
 func (f *fakeDataPath) RingStats() ([]dataplane.RingStats, error)  { return f.rings, f.ringErr }
+func (f *fakeDataPath) FastPathStates() []dataplane.FastPathState  { return f.fastPath }
 func (f *fakeDataPath) SetSynGuard(o dataplane.SynGuardOptions) error {
 	if f.synGuardErr != nil {
 		return f.synGuardErr
@@ -126,6 +130,15 @@ func (f *fakeDataPath) Connections(context.Context) ([]dataplane.Conn, error) {
 }
 func (f *fakeDataPath) Templates(context.Context) ([]dataplane.Template, error) {
 	return f.tmpls, f.connErr
+}
+func (f *fakeDataPath) ExpireTemplates(_ context.Context, vip netip.Addr, port uint16, proto uint8, dest netip.AddrPort) (int, error) {
+	f.mu.Lock()
+	ch := f.expired
+	f.mu.Unlock()
+	if ch != nil {
+		ch <- fmt.Sprintf("%s/%d %s", netip.AddrPortFrom(vip, port), proto, dest)
+	}
+	return 1, nil
 }
 func (f *fakeDataPath) EnableSync(func([]connsync.Entry)) func() { return func() {} }
 func (f *fakeDataPath) InstallSynced(e []connsync.Entry)         { f.installed = append(f.installed, e) }

@@ -22,6 +22,7 @@ type metricsSource interface {
 	SynProxyStatus() []dataplane.SynProxyStatus
 	ConnPressure() dataplane.ConnPressure
 	RingStats() ([]dataplane.RingStats, error)
+	FastPathStates() []dataplane.FastPathState
 }
 
 // collector exports the director's counters as govs_* metrics. It reads the
@@ -41,6 +42,7 @@ type collector struct {
 	fillRingEmpty, txInvalid  *prometheus.Desc
 	txRingEmpty               *prometheus.Desc
 	steerLimit                *prometheus.Desc
+	fastPathUp                *prometheus.Desc
 }
 
 func newMetricsHandler(d *Daemon) http.Handler {
@@ -75,13 +77,14 @@ func newCollector(src metricsSource, health func() (map[string]bool, map[string]
 		fillRingEmpty:   prometheus.NewDesc("govs_xsk_fill_ring_empty_total", "Times the kernel found an AF_XDP socket's fill ring empty.", ring, nil),
 		txInvalid:       prometheus.NewDesc("govs_xsk_tx_invalid_total", "TX descriptors the kernel refused.", ring, nil),
 		txRingEmpty:     prometheus.NewDesc("govs_xsk_tx_ring_empty_total", "Times the kernel found an AF_XDP socket's TX ring empty.", ring, nil),
+		fastPathUp:      prometheus.NewDesc("govs_fast_path_up", "1 while the XDP fast path sends toward the interface (0: the workers forward that traffic; govsadm --counters says why).", []string{"interface"}, nil),
 		steerLimit:      prometheus.NewDesc("govs_xsk_steer_limit", "Packets per second of flows the workers do not know yet that the XDP program passes to the queue's socket (0 = unlimited).", ring, nil),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.dp, c.drops, c.xdp, c.conns, c.destActive, c.destInactive, c.destWeight, c.destConns, c.destUp, c.destTransitions,
-		c.halfOpen, c.evictedHalfOpen, c.synEngaged, c.synSYNs, c.rxDropped, c.rxRingFull, c.fillRingEmpty, c.txInvalid, c.txRingEmpty, c.steerLimit} {
+		c.halfOpen, c.evictedHalfOpen, c.synEngaged, c.synSYNs, c.rxDropped, c.rxRingFull, c.fillRingEmpty, c.txInvalid, c.txRingEmpty, c.steerLimit, c.fastPathUp} {
 		ch <- d
 	}
 }
@@ -103,11 +106,15 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.dp, k.ICMP, "icmp_forwarded")
 	counter(c.dp, k.ICMPSent, "icmp_sent")
 	counter(c.dp, k.HandedOff, "handed_off")
+	counter(c.dp, k.CsumFinished, "csum_finished")
 	for i, v := range k.Drops {
 		counter(c.drops, v, dropName(i))
 	}
 	gauge(c.conns, float64(k.Conns))
 	pressure := c.src.ConnPressure()
+	for name, v := range fragCounters(k) {
+		counter(c.dp, v, name)
+	}
 	for name, v := range synCounters(k, pressure) {
 		switch name {
 		case "half_open":
@@ -135,6 +142,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.txInvalid, r.TxInvalid, r.Interface, q)
 		counter(c.txRingEmpty, r.TxRingEmpty, r.Interface, q)
 		gauge(c.steerLimit, float64(r.SteerLimit), r.Interface, q)
+	}
+	for _, f := range c.src.FastPathStates() {
+		v := 0.0
+		if f.On {
+			v = 1
+		}
+		gauge(c.fastPathUp, v, f.Interface)
 	}
 	if x, err := c.src.SteeringCounters(); err == nil {
 		for name, v := range xdpCounters(x) {
@@ -201,6 +215,10 @@ func xdpCounters(x bpf.Counters) map[string]uint64 {
 		"syncookies_sent": x.SynCookiesSent,
 		"syn_throttled":   x.SynThrottled,
 		"steer_metered":   x.SteerMetered,
+		"steered_frag":    x.SteeredFrag,
+		// besides the verdict above: fast_forwarded packets whose
+		// unfinished checksum (TX checksum offload) was finished
+		"fast_csum_finished": x.FastCsumFinished,
 	}
 }
 

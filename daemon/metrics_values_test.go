@@ -27,16 +27,18 @@ func countingDataPath() *fakeDataPath {
 			NewConns: 106, Inbound: 107, Outbound: 108, ICMP: 109, ICMPSent: 110,
 			HandedOff: 111, SyncDropped: 112, SyncUnknown: 113, SyncInstalled: 114,
 			FastInstalled: 115, FastFailed: 116, SynCookiesAccepted: 117, SynCookiesRejected: 118,
-			SynProxyDropped: 119, Conns: 120,
+			SynProxyDropped: 119, Conns: 120, CsumFinished: 121,
+			FragForwarded: 131, FragHeld: 132, FragTimedOut: 133, FragTableFull: 134,
 		},
 		steer: bpf.Counters{SteeredVIP: 301, SteeredReply: 302, SteeredICMP: 303, Passed: 304, Malformed: 305,
 			FragPassed: 306, UnknownIface: 307, RedirectFailed: 308, FastForwarded: 309, FastAborted: 310,
-			SynCookiesSent: 311, SynThrottled: 312, SteerMetered: 313},
+			SynCookiesSent: 311, SynThrottled: 312, SteerMetered: 313, FastCsumFinished: 320, SteeredFrag: 314},
 		synStatus: []dataplane.SynProxyStatus{
 			{Service: "web", Mode: dataplane.SynProxyAuto, Capable: true, Engaged: true, SYNs: 401},
 			{Service: "api", Mode: dataplane.SynProxyOff, SYNs: 402},
 		},
 		pressure: dataplane.ConnPressure{HalfOpen: 501, EvictedHalfOpen: 502},
+		fastPath: []dataplane.FastPathState{{Interface: "eth0", On: true}, {Interface: "eth1", Reason: "veth peer has neither XDP nor GRO"}},
 		rings: []dataplane.RingStats{
 			{Interface: "eth0", Queue: 0, RxDropped: 601, RxRingFull: 602, FillRingEmpty: 603, TxInvalid: 604, TxRingEmpty: 605},
 			{Interface: "eth1", Queue: 3, RxDropped: 611, RxRingFull: 612, FillRingEmpty: 613, TxInvalid: 614, TxRingEmpty: 615, SteerLimit: 616},
@@ -100,6 +102,11 @@ func TestMetricValues(t *testing.T) {
 		`govs_datapath_packets_total{event="icmp_forwarded"}`:      109,
 		`govs_datapath_packets_total{event="icmp_sent"}`:           110,
 		`govs_datapath_packets_total{event="handed_off"}`:          111,
+		`govs_datapath_packets_total{event="csum_finished"}`:       121,
+		`govs_datapath_packets_total{event="frag_forwarded"}`:      131,
+		`govs_datapath_packets_total{event="frag_held"}`:           132,
+		`govs_datapath_packets_total{event="frag_timed_out"}`:      133,
+		`govs_datapath_packets_total{event="frag_table_full"}`:     134,
 		`govs_datapath_packets_total{event="syncookies_accepted"}`: 117,
 		`govs_datapath_packets_total{event="syncookies_rejected"}`: 118,
 		`govs_datapath_packets_total{event="synproxy_dropped"}`:    119,
@@ -123,6 +130,10 @@ func TestMetricValues(t *testing.T) {
 		`govs_xdp_packets_total{verdict="syncookies_sent"}`:        311,
 		`govs_xdp_packets_total{verdict="syn_throttled"}`:          312,
 		`govs_xdp_packets_total{verdict="steer_metered"}`:          313,
+		`govs_xdp_packets_total{verdict="fast_csum_finished"}`:     320,
+		`govs_fast_path_up{interface="eth0"}`:                      1,
+		`govs_fast_path_up{interface="eth1"}`:                      0,
+		`govs_xdp_packets_total{verdict="steered_frag"}`:           314,
 
 		`govs_real_server_active_conns{server="198.18.1.1:8080",service="web"}`:             7,
 		`govs_real_server_inactive_conns{server="198.18.1.1:8080",service="web"}`:           2,
@@ -202,7 +213,8 @@ func TestCountersValues(t *testing.T) {
 		"new_conns": 106, "inbound": 107, "outbound": 108, "icmp_forwarded": 109, "icmp_sent": 110,
 		"handed_off": 111, "sync_dropped": 112, "sync_unknown": 113, "sync_installed": 114,
 		"fast_installed": 115, "fast_failed": 116, "syncookies_accepted": 117, "syncookies_rejected": 118,
-		"synproxy_dropped": 119, "conns": 120, "half_open": 501, "evicted_half_open": 502,
+		"synproxy_dropped": 119, "conns": 120, "half_open": 501, "evicted_half_open": 502, "csum_finished": 121,
+		"frag_forwarded": 131, "frag_held": 132, "frag_timed_out": 133, "frag_table_full": 134,
 	}
 	for i, r := range dataplane.DropReasons() {
 		want["drop_"+r.String()] = uint64(200 + i)
@@ -212,7 +224,7 @@ func TestCountersValues(t *testing.T) {
 	}
 	wantXDP := map[string]uint64{"steered_vip": 301, "steered_reply": 302, "steered_icmp": 303, "passed": 304, "malformed": 305,
 		"frag_passed": 306, "unknown_iface": 307, "redirect_failed": 308, "fast_forwarded": 309, "fast_aborted": 310,
-		"syncookies_sent": 311, "syn_throttled": 312, "steer_metered": 313}
+		"syncookies_sent": 311, "syn_throttled": 312, "steer_metered": 313, "fast_csum_finished": 320, "steered_frag": 314}
 	if !reflect.DeepEqual(got.XDP, wantXDP) {
 		t.Errorf("xdp counters\n got %v\nwant %v", got.XDP, wantXDP)
 	}
@@ -226,6 +238,10 @@ func TestCountersValues(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got.Rings, wantRings) {
 		t.Errorf("rings %+v, want %+v", got.Rings, wantRings)
+	}
+	wantFast := []control.FastPathState{{Interface: "eth0", On: true}, {Interface: "eth1", Reason: "veth peer has neither XDP nor GRO"}}
+	if !reflect.DeepEqual(got.FastPath, wantFast) {
+		t.Errorf("fast path %+v, want %+v", got.FastPath, wantFast)
 	}
 	// Unreadable rings still give the rest; unreadable steering counters
 	// are an error, with the rest.

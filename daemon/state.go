@@ -25,6 +25,9 @@ type service struct {
 	onFailure   config.OnFailure
 	sorry       *config.SorryServer
 	checkViaVIP bool
+	// expireQuiescent is expire_quiescent_template: the persistence
+	// templates of a server that becomes quiescent are expired.
+	expireQuiescent bool
 }
 
 func (s *service) key() control.ServiceKey {
@@ -52,7 +55,8 @@ func servicesFromConfig(cfg *config.Config) ([]*service, error) {
 	out := make([]*service, len(specs))
 	for i := range specs {
 		cs := &cfg.Services[i]
-		s := &service{spec: specs[i], onFailure: cs.OnFailure, sorry: cs.SorryServer, checkViaVIP: cs.CheckViaVIP}
+		s := &service{spec: specs[i], onFailure: cs.OnFailure, sorry: cs.SorryServer, checkViaVIP: cs.CheckViaVIP,
+			expireQuiescent: cs.ExpireQuiescentTemplate}
 		for j := range cs.RealServers {
 			s.checks = append(s.checks, cs.RealServers[j].HealthCheck)
 		}
@@ -96,13 +100,80 @@ func (d *Daemon) isUp(key string) bool {
 }
 
 // apply pushes the effective configuration to the data path and the
-// routes to BGP. Callers hold d.mu.
+// routes to BGP, then expires the persistence templates of the servers it
+// quiesced. Callers hold d.mu.
 func (d *Daemon) apply() error {
-	if err := d.dp.Apply(d.effectiveSpecs()); err != nil {
+	specs := d.effectiveSpecs()
+	if err := d.dp.Apply(specs); err != nil {
 		return err
 	}
 	d.syncRoutes()
+	d.expireQuiescent(specs)
 	return nil
+}
+
+// quiescedKey names a real server of a service for expireQuiescent.
+type quiescedKey struct {
+	vip   netip.Addr
+	port  uint16
+	proto uint8
+	dest  netip.AddrPort
+}
+
+// expireQuiescent expires, as IPVS's expire_quiescent_template does, the
+// persistence templates of every real server that specs make quiescent
+// (weight 0, from a failed check with on_failure: quiesce, or set by the
+// operator) and that was not quiescent in the previous apply, in services
+// with persistence and expire_quiescent_template. Without it a persistent
+// client keeps going to a quiesced server while its template lives. The
+// workers delete them in the background. Callers hold d.mu.
+func (d *Daemon) expireQuiescent(specs []dataplane.ServiceSpec) {
+	expire := map[quiescedKey]bool{} // the services with the switch on (no dest)
+	for _, s := range d.services {
+		if s.expireQuiescent {
+			expire[quiescedKey{vip: s.spec.VIP, port: s.spec.Port, proto: s.spec.Proto}] = true
+		}
+	}
+	now := map[quiescedKey]bool{}
+	var todo []quiescedKey
+	for i := range specs {
+		sp := &specs[i]
+		if sp.Persistence <= 0 || !expire[quiescedKey{vip: sp.VIP, port: sp.Port, proto: sp.Proto}] {
+			continue
+		}
+		for _, ds := range sp.Dests {
+			if ds.Weight != 0 {
+				continue
+			}
+			k := quiescedKey{sp.VIP, sp.Port, sp.Proto, netip.AddrPortFrom(ds.Addr, ds.Port)}
+			now[k] = true
+			if !d.quiesced[k] {
+				todo = append(todo, k)
+			}
+		}
+	}
+	first := d.quiesced == nil
+	d.quiesced = now
+	if first || len(todo) == 0 {
+		// The first apply runs before the workers (no templates yet).
+		return
+	}
+	dp, log := d.dp, d.log
+	go func() {
+		for _, k := range todo {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			n, err := dp.ExpireTemplates(ctx, k.vip, k.port, k.proto, k.dest)
+			cancel()
+			switch {
+			case err != nil:
+				log.Warn("expire_quiescent_template: templates not expired", "service", netip.AddrPortFrom(k.vip, k.port).String(),
+					"server", k.dest.String(), "err", err)
+			case n > 0:
+				log.Info("persistence templates of a quiesced server expired", "service", netip.AddrPortFrom(k.vip, k.port).String(),
+					"server", k.dest.String(), "templates", n)
+			}
+		}
+	}()
 }
 
 // change runs f on a copy of the services and applies the result; if f or
@@ -344,8 +415,8 @@ func editDest(s *service, cd control.DestSpec, ds *dataplane.DestSpec) error {
 		return fmt.Errorf("%w: full-NAT needs a local address first (--add-laddr)", control.ErrInvalid)
 	}
 	if cd.Weight != nil {
-		if *cd.Weight < 0 || *cd.Weight > 65535 {
-			return fmt.Errorf("%w: weight %d out of range 0-65535", control.ErrInvalid, *cd.Weight)
+		if *cd.Weight < 0 || *cd.Weight > config.MaxWeight {
+			return fmt.Errorf("%w: weight %d out of range 0-%d", control.ErrInvalid, *cd.Weight, config.MaxWeight)
 		}
 		ds.Weight = *cd.Weight
 	}

@@ -192,7 +192,7 @@ func (d *Daemon) StartSyncDaemon(sd control.SyncDaemon) error {
 	if len(cfg.Peers) == 0 {
 		group := sd.Group
 		if group == "" {
-			group = "224.0.0.81"
+			group = config.DefaultSyncGroup.String()
 		}
 		g, err := netip.ParseAddr(group)
 		if err != nil || !g.IsMulticast() {

@@ -74,6 +74,7 @@ func (fakeSource) SynProxyStatus() []dataplane.SynProxyStatus {
 func (fakeSource) ConnPressure() dataplane.ConnPressure {
 	return dataplane.ConnPressure{HalfOpen: 5, EvictedHalfOpen: 6}
 }
+func (fakeSource) FastPathStates() []dataplane.FastPathState { return nil }
 func (fakeSource) RingStats() ([]dataplane.RingStats, error) {
 	return []dataplane.RingStats{{Interface: "eth0", Queue: 1, RxDropped: 10, RxRingFull: 11, FillRingEmpty: 12, TxInvalid: 13, TxRingEmpty: 14, SteerLimit: 15}}, nil
 }

@@ -10,7 +10,7 @@ type DropReason int
 // Drop reasons; each has a counter per worker.
 const (
 	DropMalformed     DropReason = iota // the parser refused it
-	DropFragment                        // a non-first fragment (no ports to match)
+	DropFragment                        // a later fragment whose first was dropped or never forwarded here, or not TCP/UDP (frag.go)
 	DropNoService                       // no service and no connection matches
 	DropNoConn                          // a TCP packet other than SYN with no connection entry
 	DropNoDest                          // the scheduler found no available real server
@@ -84,18 +84,30 @@ type workerCounters struct {
 	SynCookiesAccepted atomic.Uint64
 	SynCookiesRejected atomic.Uint64
 	SynProxyDropped    atomic.Uint64
-	Drops              [numDropReasons]atomic.Uint64
-	_                  [64]byte // keep the next worker's counters off this cache line
+	// CsumFinished counts TCP/UDP checksums the workers completed: the
+	// sender left them to a checksum offload (packet.FinishL4Checksum).
+	CsumFinished atomic.Uint64
+	// Fragments (frag.go): later fragments forwarded as their first was,
+	// held until their first came, dropped after waiting fragHoldTimeout,
+	// and fragments that found no room in the fragment table or hold.
+	FragForwarded atomic.Uint64
+	FragHeld      atomic.Uint64
+	FragTimedOut  atomic.Uint64
+	FragTableFull atomic.Uint64
+	Drops         [numDropReasons]atomic.Uint64
+	_             [64]byte // keep the next worker's counters off this cache line
 }
 
 // Counters is a snapshot of the data path's counters summed over workers.
 type Counters struct {
-	RxPackets, RxBytes, TxPackets, TxBytes, TxErrors   uint64
-	NewConns, Inbound, Outbound, ICMP, ICMPSent        uint64
-	HandedOff, SyncDropped, SyncUnknown, SyncInstalled uint64
-	FastInstalled, FastFailed                          uint64
-	SynCookiesAccepted, SynCookiesRejected             uint64
-	SynProxyDropped                                    uint64
-	Drops                                              [numDropReasons]uint64
-	Conns                                              int
+	RxPackets, RxBytes, TxPackets, TxBytes, TxErrors     uint64
+	NewConns, Inbound, Outbound, ICMP, ICMPSent          uint64
+	HandedOff, SyncDropped, SyncUnknown, SyncInstalled   uint64
+	FastInstalled, FastFailed                            uint64
+	SynCookiesAccepted, SynCookiesRejected               uint64
+	SynProxyDropped                                      uint64
+	CsumFinished                                         uint64
+	FragForwarded, FragHeld, FragTimedOut, FragTableFull uint64
+	Drops                                                [numDropReasons]uint64
+	Conns                                                int
 }

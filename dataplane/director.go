@@ -55,8 +55,10 @@ type Interface struct {
 	base         uint32 // first XSKMAP slot of its queues
 	// fastOK: the interface accepts frames the XDP fast path redirects to
 	// it (refreshFastIfaces).
-	fastOK     atomic.Bool
-	fastWarned bool
+	fastOK      atomic.Bool
+	fastReason  atomic.Pointer[string] // why not fastOK (FastPathStates)
+	fastChecked bool                   // refreshFastIfaces ran once
+	fastWarned  bool
 }
 
 // Director is the running data path.
@@ -576,6 +578,11 @@ func (d *Director) Counters() Counters {
 		c.SynCookiesAccepted += k.SynCookiesAccepted.Load()
 		c.SynCookiesRejected += k.SynCookiesRejected.Load()
 		c.SynProxyDropped += k.SynProxyDropped.Load()
+		c.CsumFinished += k.CsumFinished.Load()
+		c.FragForwarded += k.FragForwarded.Load()
+		c.FragHeld += k.FragHeld.Load()
+		c.FragTimedOut += k.FragTimedOut.Load()
+		c.FragTableFull += k.FragTableFull.Load()
 		for i := range c.Drops {
 			c.Drops[i] += k.Drops[i].Load()
 		}

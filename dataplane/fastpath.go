@@ -1,6 +1,10 @@
 package dataplane
 
 import (
+	"fmt"
+
+	"github.com/vishvananda/netlink"
+
 	"github.com/govs/govs/bpf"
 	"github.com/govs/govs/conntrack"
 	"github.com/govs/govs/dataplane/packet"
@@ -208,11 +212,15 @@ func (w *worker) lastSeen(c *conntrack.Conn) int64 {
 
 // refreshFastIfaces asks the kernel which interfaces accept XDP-redirected
 // frames now, and invalidates the flow entries when that changed. In
-// generic (skb) mode redirects need nothing from the driver.
+// generic (skb) mode redirects need nothing from the driver. When the fast
+// path cannot send toward an interface (at start, or from a change on), it
+// logs one warning naming the interface, why and the fix; when it can
+// again, one line.
 func (d *Director) refreshFastIfaces() {
 	changed := false
 	for _, ifc := range d.ifaces {
 		ok := ifc.Mode == bpf.ModeGeneric
+		reason, fix := "", ""
 		if !ok {
 			f, err := xdpFeatures(ifc.Index)
 			ok = err == nil && f&xdpActNdoXmit != 0
@@ -220,17 +228,84 @@ func (d *Director) refreshFastIfaces() {
 				ifc.fastWarned = true
 				d.log.Warn("xdp fast path: cannot read interface xdp features; the workers forward everything", "iface", ifc.Name, "err", err)
 			}
+			switch {
+			case err != nil:
+				reason = "xdp features unreadable"
+			case !ok:
+				reason, fix = fastOffReason(ifc)
+			}
 		}
+		ifc.fastReason.Store(&reason)
+		first := !ifc.fastChecked
+		ifc.fastChecked = true
 		if ifc.fastOK.Swap(ok) != ok {
 			changed = true
-			if d.opts.FastPath {
-				d.log.Info("xdp fast path toward interface", "iface", ifc.Name, "on", ok)
-			}
+		} else if !first {
+			continue
+		}
+		if !d.opts.FastPath {
+			continue
+		}
+		if ok {
+			d.log.Info("xdp fast path on toward interface", "iface", ifc.Name)
+		} else {
+			d.log.Warn("xdp fast path off toward interface: the workers forward its traffic (slower)", "iface", ifc.Name,
+				"reason", reason, "fix", fix)
 		}
 	}
 	if changed {
 		d.invalidateFlows()
 	}
+}
+
+// fastOffReason says why interface ifc does not take redirected frames,
+// and what fixes it.
+func fastOffReason(ifc *Interface) (reason, fix string) {
+	l, err := netlink.LinkByIndex(ifc.Index)
+	if err != nil || l.Type() != "veth" {
+		return "driver cannot take redirected frames (no ndo_xdp_xmit)",
+			"xdp_mode: generic, or a NIC whose driver implements ndo_xdp_xmit"
+	}
+	peer := "PEER"
+	if v, ok := l.(*netlink.Veth); ok {
+		if i, err := netlink.VethPeerIndex(v); err == nil {
+			peer = fmt.Sprintf("PEER (ifindex %d in its namespace)", i)
+			if l.Attrs().NetNsID < 0 {
+				// The peer is in this namespace: its index names it here.
+				if p, err := netlink.LinkByIndex(i); err == nil {
+					peer = p.Attrs().Name
+				}
+			}
+		}
+	}
+	return "veth peer has neither XDP nor GRO",
+		"ethtool -K " + peer + " gro on, or an XDP program on the veth's peer"
+}
+
+// FastPathState says whether the XDP fast path sends toward an interface.
+type FastPathState struct {
+	Interface string
+	On        bool
+	Reason    string // why not, when off: "fast_path: false", "veth peer has neither XDP nor GRO", ...
+}
+
+// FastPathStates lists the fast path's state toward every interface, as
+// the last check (every 2 s) found it.
+func (d *Director) FastPathStates() []FastPathState {
+	out := make([]FastPathState, 0, len(d.ifaces))
+	for _, ifc := range d.ifaces {
+		st := FastPathState{Interface: ifc.Name, On: d.opts.FastPath && ifc.fastOK.Load()}
+		switch {
+		case !d.opts.FastPath:
+			st.Reason = "fast_path: false"
+		case !st.On:
+			if r := ifc.fastReason.Load(); r != nil {
+				st.Reason = *r
+			}
+		}
+		out = append(out, st)
+	}
+	return out
 }
 
 func (d *Director) invalidateFlows() {

@@ -75,6 +75,7 @@ type worker struct {
 	held        [synHeldMax]heldSeg // data segments of pending proxied connections
 	nheld       int
 	heldOrder   uint32
+	frags       fragTable // fragments waiting for, or sent after, their first (frag.go)
 
 	// connection synchronisation (sync.go)
 	syncOut     chan []connsync.Entry
@@ -201,6 +202,7 @@ func (w *worker) run() {
 			w.lastExpire = now
 			w.ct.Expire(now, w.budget)
 			w.expireHeld(now)
+			w.expireFrags(now)
 			w.connCount.Store(int64(w.ct.Len()))
 			w.pressure.publish(w.ct)
 		}
@@ -300,6 +302,9 @@ func (w *worker) process(desc *xsk.Desc, inIface int, now int64, st *snapshot, o
 		w.drop(DropMalformed)
 		return 0, false
 	}
+	if p.Frag != packet.FragNone && !w.frags.inside {
+		return w.fragment(desc, frame, inIface, now, st, owned) // frag.go
+	}
 	if !owned && len(w.d.workers) > 1 {
 		if owner := w.ownerOf(p, st); owner != w.q {
 			return w.handOff(owner, desc, inIface)
@@ -311,6 +316,12 @@ func (w *worker) process(desc *xsk.Desc, inIface int, now int64, st *snapshot, o
 	}
 	switch p.Proto {
 	case packet.ProtoTCP, packet.ProtoUDP:
+		// A sender with TX checksum offload (a container's veth) leaves
+		// the checksum unfinished; the rewrites below are incremental,
+		// and DR and TUN pass the segment on as it is.
+		if packet.FinishL4Checksum(frame, p) {
+			w.ctr.CsumFinished.Add(1)
+		}
 	case packet.ProtoICMP, packet.ProtoICMPv6:
 		return w.processICMP(desc, frame, now, st)
 	default:

@@ -201,8 +201,13 @@ func TestOtherDrops(t *testing.T) {
 		b := l.request(40000, tcpSYN, 40).bytes(t)
 		b[14+6], b[14+7] = 0, 8 // fragment offset 64 bytes: a later fragment
 		fixIPv4Sum(b[14:34])
-		if _, ok, _ := l.run(t, 0, b, 0, 1); ok || l.w.ctr.Drops[DropFragment].Load() != 1 {
-			t.Errorf("later fragment: drops %v", dropSummary(l.w))
+		// Held for its first fragment (frag.go), then dropped after the timeout.
+		if out, ok, _ := l.run(t, 0, b, 0, 1); !ok || out != outKept || l.w.ctr.FragHeld.Load() != 1 {
+			t.Errorf("later fragment: out=%d ok=%v, drops %v", out, ok, dropSummary(l.w))
+		}
+		l.w.expireFrags(1 + fragHoldTimeout)
+		if l.w.ctr.FragTimedOut.Load() != 1 {
+			t.Errorf("later fragment not timed out")
 		}
 	})
 	t.Run("unsupported protocol", func(t *testing.T) {

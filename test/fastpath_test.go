@@ -292,6 +292,12 @@ func TestFastPathFallback(t *testing.T) {
 		if fast := g.counter(t, "xdp", "fast_forwarded"); fast != 0 {
 			t.Errorf("fast_path: false, yet the fast path forwarded %d packets", fast)
 		}
+		if st := fastPathListing(t, g); st["d0"] != "off (fast_path: false)" || st["d1"] != "off (fast_path: false)" {
+			t.Errorf("--counters fast_path %v, want both off (fast_path: false)", st)
+		}
+		if strings.Contains(g.Logs(), "xdp fast path off toward interface") {
+			t.Errorf("fast_path: false logged a fast-path warning:\n%s", g.Logs())
+		}
 	})
 	t.Run("client side without gro", func(t *testing.T) {
 		if _, err := lab.Client.Exec("ethtool", "-K", topo.ClientIf, "gro", "off"); err != nil {
@@ -307,6 +313,31 @@ func TestFastPathFallback(t *testing.T) {
 		fast, out := g.counter(t, "xdp", "fast_forwarded"), g.counter(t, "datapath", "outbound")
 		if fast < 15 || out < 20 {
 			t.Errorf("fast_forwarded %d, worker outbound %d: want requests fast (>= 15) and replies by the workers (>= 20)", fast, out)
+		}
+		// Issue #15 item 8: the state is listed, and warned about once
+		// (at start), naming the interface and the fix, however many
+		// checks (every 2 s) find it so.
+		if st := fastPathListing(t, g); st["d0"] != "off (veth peer has neither XDP nor GRO)" || st["d1"] != "on" {
+			t.Errorf("--counters fast_path %v, want d0 off (veth peer has neither XDP nor GRO), d1 on", st)
+		}
+		time.Sleep(2500 * time.Millisecond)
+		warn := "xdp fast path off toward interface"
+		if logs := g.Logs(); strings.Count(logs, warn) != 1 || !strings.Contains(logs, "iface=d0") || !strings.Contains(logs, "gro on") {
+			t.Errorf("want one warning %q naming d0 and the fix (gro on):\n%s", warn, logs)
+		}
+		// GRO on the peer: the fast path turns on toward d0 within a check.
+		if _, err := lab.Client.Exec("ethtool", "-K", topo.ClientIf, "gro", "on"); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for fastPathListing(t, g)["d0"] != "on" {
+			if time.Now().After(deadline) {
+				t.Fatalf("fast path still %v 5 s after GRO went on on the peer", fastPathListing(t, g))
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		if logs := g.Logs(); strings.Count(logs, warn) != 1 || !strings.Contains(logs, "xdp fast path on toward interface") {
+			t.Errorf("want the one warning and then one line saying the fast path is on:\n%s", logs)
 		}
 	})
 }
@@ -346,4 +377,28 @@ func keepAlive(t *testing.T, conn net.Conn, n int) []string {
 		names = append(names, name)
 	}
 	return names
+}
+
+// fastPathListing reads the per-interface fast_path lines of govsadm
+// --counters: interface -> "on" or "off (reason)".
+func fastPathListing(t *testing.T, g *govsd) map[string]string {
+	t.Helper()
+	out, err := g.adm("--counters")
+	if err != nil {
+		t.Fatalf("govsadm --counters: %v\n%s", err, out)
+	}
+	st := map[string]string{}
+	in := false
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 2 && f[0] == "interface" && f[1] == "fast_path":
+			in = true
+		case in && len(f) >= 2:
+			st[f[0]] = strings.Join(f[1:], " ")
+		default:
+			in = false
+		}
+	}
+	return st
 }

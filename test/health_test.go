@@ -158,7 +158,9 @@ services:
       - {address: 198.18.1.2, port: 80}
       - {address: 198.18.1.3, port: 80}
 `)
-	waitFor(t, 3*time.Second, "rs1 (no VIP on lo) to be found down", func() bool { return weightOf(t, g, "198.18.1.1:80") == 0 })
+	// on_failure defaults to remove (keepalived's default): a failed
+	// server leaves the listing.
+	waitFor(t, 3*time.Second, "rs1 (no VIP on lo) to be found down and removed", func() bool { return weightOf(t, g, "198.18.1.1:80") == -1 })
 	time.Sleep(time.Second)
 	if weightOf(t, g, "198.18.1.2:80") != 1 || weightOf(t, g, "198.18.1.3:80") != 1 {
 		t.Fatalf("healthy servers were taken out:\n%s", g.admOK(t, "-L", "-n"))

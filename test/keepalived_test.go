@@ -72,7 +72,7 @@ director:
   interfaces: [d0, d1]
   control_socket: @SOCKET@
   metrics_listen: ""
-  sync: {role: %s, interface: d1, group: 224.0.0.81, port: 8848, sync_id: 9, key_file: %s}
+  sync: {role: %s, interface: d1, group: 239.255.81.49, sync_id: 9, key_file: %s}
 services:
   - name: web
     vip: 198.18.0.100

@@ -361,6 +361,7 @@ func TestMetrics(t *testing.T) {
 		"datapath icmp_forwarded": ev("icmp_forwarded"), "datapath icmp_sent": ev("icmp_sent"), "datapath handed_off": ev("handed_off"),
 		"datapath conns": "govs_conntrack_entries", "datapath half_open": "govs_conntrack_half_open",
 		"xdp steered_vip": vd("steered_vip"), "xdp steered_reply": vd("steered_reply"),
+		"datapath csum_finished": ev("csum_finished"), "xdp fast_csum_finished": vd("fast_csum_finished"),
 		// not "xdp passed": the namespaces' own IPv6 chatter moves it
 	} {
 		if v, ok := ctr[name]; !ok {

@@ -87,7 +87,7 @@ director:
   interfaces: [d0, d1]
   control_socket: @SOCKET@
   metrics_listen: ""
-  sync: {role: %s, interface: d1, group: 224.0.0.81, port: 8848, sync_id: 7, key_file: %s}
+  sync: {role: %s, interface: d1, group: 239.255.81.49, sync_id: 7, key_file: %s}
 services:
   - name: dr
     vip: 198.18.2.100
@@ -118,7 +118,7 @@ func TestSyncFailover(t *testing.T) {
 	// The backup starts without sync and gets it at run time, as with
 	// ipvsadm --start-daemon.
 	noSync := strings.Replace(syncConfig("backup", key),
-		fmt.Sprintf("  sync: {role: backup, interface: d1, group: 224.0.0.81, port: 8848, sync_id: 7, key_file: %s}\n", key), "", 1)
+		fmt.Sprintf("  sync: {role: backup, interface: d1, group: 239.255.81.49, sync_id: 7, key_file: %s}\n", key), "", 1)
 	backup := startGovsd(t, l.dirB, noSync)
 	backup.admOK(t, "--start-daemon", "backup", "--mcast-interface", "d1", "--syncid", "7", "--sync-key", key)
 	if out := backup.admOK(t, "-L", "--daemon"); out != "backup sync daemon (mcast=d1, syncid=7)\n" {
@@ -168,7 +168,7 @@ func TestMaglevSameOnEveryDirector(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stop()
-	cfg := strings.ReplaceAll(syncConfig("master", "/nonexistent"), "  sync: {role: master, interface: d1, group: 224.0.0.81, port: 8848, sync_id: 7, key_file: /nonexistent}\n", "")
+	cfg := strings.ReplaceAll(syncConfig("master", "/nonexistent"), "  sync: {role: master, interface: d1, group: 239.255.81.49, sync_id: 7, key_file: /nonexistent}\n", "")
 	cfg = strings.Replace(cfg, "scheduler: rr", "scheduler: mh\n    scheduler_flags: [mh-port]", 1)
 	startGovsd(t, l.dirA, cfg)
 	startGovsd(t, l.dirB, cfg)

@@ -13,8 +13,10 @@
 /*
  * Each packet on a served interface increments exactly one of the counters
  * from steered_vip to frag_passed, fast_forwarded, fast_aborted,
- * syncookie_sent, syn_throttled and steer_metered; redirect_failed additionally counts the
- * steered packets whose slot had no socket (they went to the kernel).
+ * syncookie_sent, syn_throttled, steer_metered and steered_frag; redirect_failed additionally counts the
+ * steered packets whose slot had no socket (they went to the kernel), and
+ * fast_csum_finished the fast_forwarded (or fast_aborted) packets whose
+ * unfinished transport checksum the fast path finished.
  * Lowercase names make readable Go identifiers (steerCounterIdSteeredVip).
  */
 enum counter_id {
@@ -23,7 +25,7 @@ enum counter_id {
 	steered_icmp,    /* ICMP error about a steered connection */
 	passed,          /* not ours: left to the kernel */
 	malformed,       /* truncated or inconsistent: left to the kernel */
-	frag_passed,     /* non-first fragment, no ports: left to the kernel */
+	frag_passed,     /* non-first fragment not the load balancer's (frag.h): left to the kernel */
 	unknown_iface,   /* interface not in ifaces: left to the kernel */
 	redirect_failed, /* steered, but no socket in the slot: left to the kernel */
 	fast_forwarded,  /* rewritten and sent by the XDP fast path (fastpath.h) */
@@ -31,6 +33,8 @@ enum counter_id {
 	syncookie_sent,  /* a SYN to a service answered with a SYN-ACK cookie (synproxy.h) */
 	syn_throttled,   /* a SYN over the SYN rate limit to a service without cookies: dropped */
 	steer_metered,   /* would be steered, over its queue's steer_limits rate: dropped */
+	steered_frag,    /* a later fragment to a VIP or from a real server (frag.h) */
+	fast_csum_finished, /* an unfinished TCP/UDP checksum finished by the fast path (fastpath.h) */
 	counter_max,
 };
 

@@ -49,6 +49,7 @@
 
 #include "parse.h"
 #include "csum.h"
+#include "counters.h"
 
 /* flow_action.flags */
 #define FLOW_SET_SRC 0x01 /* rewrite the source address and port (SNAT, full-NAT) */
@@ -311,6 +312,123 @@ static __always_inline int encap6(struct xdp_md *ctx, const struct flow_action *
 	return XDP_PASS;
 }
 
+/*
+ * Unfinished checksums. A sender with transmit checksum offload (a veth or
+ * tap with its default offloads: containers, namespaces) hands over TCP and
+ * UDP segments whose checksum field holds only the folded pseudo-header
+ * sum, not complemented (CHECKSUM_PARTIAL): the NIC would finish it. XDP
+ * sees the bytes so, and the receiver of a redirected frame verifies its
+ * checksum, so the program finishes it (packet.FinishL4Checksum does the
+ * same in the workers): the field equals the folded pseudo-header sum, and
+ * the sum over the transport header and payload, field included, is then
+ * the full one. A complete checksum equal to that sum by chance comes out
+ * the same. Segments longer than CSUM_FINISH_MAX go to the workers.
+ */
+#define CSUM_BLOCK 512 /* bpf_csum_diff takes at most 512 bytes */
+#define CSUM_FINISH_BLOCKS 8
+#define CSUM_FINISH_MAX (CSUM_FINISH_BLOCKS * CSUM_BLOCK)
+
+/* pseudo_sum returns the unfolded pseudo-header sum, words as they lie in
+ * memory: n 16-bit words of each address, the protocol and the length. */
+static __always_inline __u64 pseudo_sum(const __u16 *saddr, const __u16 *daddr, int n, __u8 proto, __u32 len)
+{
+	__u64 sum = bpf_htons((__u16)proto) + bpf_htons((__u16)len);
+
+#pragma unroll
+	for (int i = 0; i < 8; i++) {
+		if (i >= n)
+			break;
+		sum += saddr[i];
+		sum += daddr[i];
+	}
+	return sum;
+}
+
+#define CSUM_ADD(n)                                                              \
+	if (left & (n)) {                                                        \
+		if ((void *)(p + (n)) > end)                                     \
+			return -1;                                               \
+		sum += (__u32)bpf_csum_diff(NULL, 0, (__be32 *)p, (n), 0);      \
+		p += (n);                                                        \
+	}
+
+/*
+ * csum_finish finishes the unfinished checksum (the caller checked it)
+ * of the l4len-byte TCP or UDP segment at offset l4off, whose checksum
+ * field is at l4off + field: 6 for UDP, 16 for TCP. It returns 1, or -1
+ * when it cannot (too long, or the frame ends before the segment): the
+ * workers finish it then. A global function: the verifier checks it
+ * once, not once for every path of fast_forward that calls it; it changes
+ * no packet pointer of the caller (no helper that moves the packet).
+ */
+__noinline int csum_finish(struct xdp_md *ctx, __u32 l4off, __u32 l4len, __u32 field)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+
+	/* VLAN tags aside, IPv4 options are the longest headers before the
+	 * segment: far below this bound. */
+	if (l4off > 1024)
+		return -1;
+	if (l4len > CSUM_FINISH_MAX)
+		return -1;
+	if (field != 6 && field != 16)
+		return -1;
+	/* Keep the bounds in the registers the verifier checks. */
+	asm volatile("" : "+r"(l4off), "+r"(l4len));
+	l4off &= 2047;
+	l4len &= 2 * CSUM_FINISH_MAX - 1;
+	__u8 *l4 = data + l4off;
+	if ((void *)(l4 + 8) > end || (void *)(l4 + l4len) > end)
+		return -1;
+
+	__u8 *p = l4;
+	__u32 left = l4len;
+	__u64 sum = 0;
+	for (int i = 0; i < CSUM_FINISH_BLOCKS; i++) {
+		if (left < CSUM_BLOCK)
+			break;
+		if ((void *)(p + CSUM_BLOCK) > end)
+			return -1;
+		sum += (__u32)bpf_csum_diff(NULL, 0, (__be32 *)p, CSUM_BLOCK, 0);
+		p += CSUM_BLOCK;
+		left -= CSUM_BLOCK;
+	}
+	CSUM_ADD(256)
+	CSUM_ADD(128)
+	CSUM_ADD(64)
+	CSUM_ADD(32)
+	CSUM_ADD(16)
+	CSUM_ADD(8)
+	CSUM_ADD(4)
+	if (left & 2) {
+		if ((void *)(p + 2) > end)
+			return -1;
+		sum += *(__u16 *)p;
+		p += 2;
+	}
+	if (left & 1) {
+		if ((void *)(p + 1) > end)
+			return -1;
+		sum += bpf_htons((__u16)(*p << 8)); /* padded with a zero byte */
+	}
+	/* The field held the pseudo-header sum: sum is the full sum. */
+	__u16 c = ~csum_fold(sum);
+	if (field == 6 && c == 0)
+		c = 0xffff; /* UDP sends a computed 0 as 0xffff */
+	if (field == 6) {
+		if ((void *)(l4 + 8) > end)
+			return -1;
+		*(__u16 *)(l4 + 6) = c;
+	} else {
+		if ((void *)(l4 + 20) > end)
+			return -1;
+		*(__u16 *)(l4 + 16) = c;
+	}
+	return 1;
+}
+#undef CSUM_ADD
+
 static __always_inline void fast_count(const struct flow_action *a, __u32 bytes)
 {
 	__u32 slot = a->dest_id;
@@ -421,6 +539,27 @@ static __always_inline int fast_forward(struct xdp_md *ctx, const struct tuple *
 		return FAST_NO; /* the workers decide whether it still lives */
 	if (l3len > a->max_l3_len)
 		return known; /* the workers answer "fragmentation needed" */
+
+	/* An unfinished checksum (a sender with TX checksum offload) is
+	 * finished before the incremental rewrites, in every mode: DR and
+	 * TUN pass the segment on as it is. An IPv4 UDP checksum of 0 is
+	 * none. */
+	if (*csum != 0) {
+		__u32 l4len;
+		__u64 pseudo;
+		if (!is_ipv6) {
+			l4len = l3len - ip->ihl * 4;
+			pseudo = pseudo_sum((__u16 *)&ip->saddr, (__u16 *)&ip->daddr, 2, t->proto, l4len);
+		} else {
+			l4len = l3len - sizeof(*ip6);
+			pseudo = pseudo_sum((__u16 *)&ip6->saddr, (__u16 *)&ip6->daddr, 8, t->proto, l4len);
+		}
+		if (*csum == csum_fold(pseudo)) {
+			if (csum_finish(ctx, (__u32)(l4 - (__u8 *)data), l4len, udp ? 6 : 16) < 0)
+				return known; /* the workers finish it */
+			count(fast_csum_finished);
+		}
+	}
 
 	/* A translated segment with options (SACK blocks quote sequence
 	 * numbers) goes to the workers, and so does a header shorter than 20

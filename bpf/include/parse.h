@@ -79,7 +79,14 @@ struct tuple {
 	__be16 sport;
 	__be16 dport;
 	__u8 proto;
+	__u8 frag;       /* TUPLE_FRAG_*: whether the packet is a fragment (not set for embedded ones) */
+	__be32 frag_id;  /* a fragment's identification (IPv4: its 16 bits), when frag is set */
 };
+
+/* tuple.frag */
+#define TUPLE_FRAG_NONE 0
+#define TUPLE_FRAG_FIRST 1 /* offset 0, more fragments: it has the transport header */
+#define TUPLE_FRAG_LATER 2 /* a non-first fragment (PARSE_FRAGMENT) */
 
 /* parse_eth skips the Ethernet header and up to VLAN_MAX_DEPTH tags and
  * stores the ethertype of what follows. */
@@ -138,6 +145,10 @@ static __always_inline int parse_ipv4(struct cursor *c, struct tuple *t, bool em
 	map_ipv4(t->saddr, iph->saddr);
 	map_ipv4(t->daddr, iph->daddr);
 	t->proto = iph->protocol;
+	if (!embedded && (iph->frag_off & bpf_htons(0x2000 | IPV4_FRAG_OFFSET_MASK))) {
+		t->frag = (iph->frag_off & bpf_htons(IPV4_FRAG_OFFSET_MASK)) ? TUPLE_FRAG_LATER : TUPLE_FRAG_FIRST;
+		t->frag_id = iph->id;
+	}
 	if (iph->frag_off & bpf_htons(IPV4_FRAG_OFFSET_MASK))
 		return PARSE_FRAGMENT;
 	c->pos += hdr_len;
@@ -199,6 +210,11 @@ static __always_inline int parse_ipv6(struct cursor *c, struct tuple *t, bool em
 			if ((void *)(frag + 1) > c->end)
 				return PARSE_MALFORMED;
 			nexthdr = frag->nexthdr;
+			if (!embedded && (frag->frag_off & bpf_htons(IPV6_FRAG_OFFSET_MASK | 1))) {
+				t->frag = (frag->frag_off & bpf_htons(IPV6_FRAG_OFFSET_MASK)) ? TUPLE_FRAG_LATER
+											: TUPLE_FRAG_FIRST;
+				t->frag_id = frag->identification;
+			}
 			if (frag->frag_off & bpf_htons(IPV6_FRAG_OFFSET_MASK)) {
 				t->proto = nexthdr;
 				return PARSE_FRAGMENT;

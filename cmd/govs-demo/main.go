@@ -42,6 +42,8 @@ func run(govsdPath, govsadmPath string, requests int) error {
 		return fmt.Errorf("needs root to create network namespaces and attach XDP (try: sudo make demo)")
 	}
 	fmt.Println("== building the topology: client -- d0 [director] d1 -- bridge -- rs1, rs2, rs3")
+	fmt.Println("   (veths with their default offloads, as containers have them: the client's and the")
+	fmt.Println("   real servers' TCP checksums reach the director unfinished, and govs finishes them)")
 	lab, err := topo.NewLab(fmt.Sprintf("govsdemo%d", os.Getpid()%1000), topo.LabOptions{RealServers: 3})
 	if err != nil {
 		return err
@@ -136,6 +138,16 @@ func run(govsdPath, govsadmPath string, requests int) error {
 	if out, err := exec.Command(govsadmPath, "--socket", sock, "-L", "-n", "-c").CombinedOutput(); err == nil {
 		fmt.Println("== govsadm -L -n -c")
 		fmt.Print(indent(string(out)))
+	}
+	if out, err := exec.Command(govsadmPath, "--socket", sock, "--counters").CombinedOutput(); err == nil {
+		fmt.Println("== govsadm --counters (checksums finished, fast path per interface)")
+		fast := false // in the fast_path table, the last one
+		for _, l := range strings.Split(string(out), "\n") {
+			fast = fast || strings.HasSuffix(l, " fast_path")
+			if l != "" && (fast || strings.Contains(l, "csum_finished")) {
+				fmt.Println("   " + l)
+			}
+		}
 	}
 	if failed > 0 {
 		return fmt.Errorf("%d of %d requests failed", failed, requests)

@@ -111,7 +111,7 @@ ipvsadm -A -t 198.18.0.100:80 -s rr
 func TestRestoreChecksEveryLineFirst(t *testing.T) {
 	b := newFakeBackend()
 	socket := serve(t, b)
-	r := runAdm(t, socket, "-A -t 198.18.0.100:80\n-a -t 198.18.0.100:80 -r 198.18.1.1 -w 70000\n", "-R")
+	r := runAdm(t, socket, "-A -t 198.18.0.100:80\n-a -t 198.18.0.100:80 -r 198.18.1.1 -w 2147483648\n", "-R")
 	if r.code != 2 || !strings.Contains(r.stderr, "line 2: illegal weight specified") {
 		t.Fatalf("exit %d, stderr %q; want 2 and line 2's error", r.code, r.stderr)
 	}

@@ -97,8 +97,9 @@ func goldenBackend() *fakeBackend {
 	b.counters = control.Counters{
 		DataPath: map[string]uint64{"rx_packets": 1000, "tx_packets": 990, "drop_no_service": 10,
 			"syncookies_accepted": 870, "syncookies_rejected": 12, "synproxy_dropped": 3,
-			"half_open": 4100, "evicted_half_open": 25000},
-		XDP: map[string]uint64{"steered_vip": 1000, "passed": 5, "syncookies_sent": 1_500_000, "syn_throttled": 42, "steer_metered": 9000},
+			"half_open": 4100, "evicted_half_open": 25000, "csum_finished": 25, "frag_forwarded": 4, "frag_held": 1},
+		XDP: map[string]uint64{"steered_vip": 1000, "passed": 5, "syncookies_sent": 1_500_000, "syn_throttled": 42, "steer_metered": 9000, "fast_csum_finished": 900,
+			"steered_frag": 4},
 		SynProxy: []control.SynProxyService{
 			{Service: "web", Mode: "auto", Capable: true, Engaged: true, SYNs: 1_501_000},
 			{Service: "api", Mode: "on", Capable: true, Engaged: true, SYNs: 310},
@@ -109,6 +110,7 @@ func goldenBackend() *fakeBackend {
 			{Interface: "eth0", Queue: 1, RxRingFull: 1, SteerLimit: 120000},
 			{Interface: "eth1", Queue: 0},
 		},
+		FastPath: []control.FastPathState{{Interface: "eth0", On: true}, {Interface: "eth1", Reason: "veth peer has neither XDP nor GRO"}},
 	}
 	return b
 }

@@ -178,6 +178,8 @@ type command struct {
 	upper    uint32
 	lower    uint32
 
+	tunType string // --tun-type: "ipip", the only one govsd has
+
 	laddr    netip.Addr
 	timeouts control.Timeouts
 	format   listFormat
@@ -282,7 +284,7 @@ var optionDefs = []optionDef{
 	{"sync-maxlen", 0, needArg, "unsupported"},
 	{"syncid", 0, needArg, "syncid"},
 	{"tun-info", 0, noArg, "unsupported"},
-	{"tun-type", 0, needArg, "unsupported"},
+	{"tun-type", 0, needArg, "tun-type"},
 	{"tun-port", 0, needArg, "unsupported"},
 	{"tun-nocsum", 0, noArg, "unsupported"},
 	{"tun-csum", 0, noArg, "unsupported"},
@@ -296,7 +298,6 @@ var unsupportedWhy = map[string]string{
 	"ipv6":           "firewall-mark services are not supported by govsd",
 	"ops":            "one-packet scheduling is not supported by govsd",
 	"pe":             "persistence engines are not supported by govsd",
-	"tun-type":       "govsd tunnels with IPIP only",
 	"tun-port":       "govsd tunnels with IPIP only",
 	"tun-nocsum":     "govsd tunnels with IPIP only",
 	"tun-csum":       "govsd tunnels with IPIP only",
@@ -569,7 +570,7 @@ func (st *parseState) apply(def *optionDef, display, val string, hasVal bool) (d
 		if err := st.setOption(optWeight); err != nil {
 			return false, err
 		}
-		n, ok := parseNumber(val, 0, 65535)
+		n, ok := parseNumber(val, 0, math.MaxInt32)
 		if !ok {
 			return false, usagef("illegal weight specified")
 		}
@@ -669,6 +670,15 @@ func (st *parseState) apply(def *optionDef, display, val string, hasVal bool) (d
 			return false, usagef("option `--socket' requires a path")
 		}
 		c.socket = val
+	case "tun-type":
+		switch strings.ToLower(val) {
+		case "ipip":
+			c.tunType = "ipip"
+		case "gue", "gre":
+			return false, usagef("option `%s': tunnel type %s is not supported: govsd tunnels with IPIP only (--tun-type ipip)", display, val)
+		default:
+			return false, usagef("illegal tunnel type %q specified (govsd tunnels with ipip)", val)
+		}
 	case "unsupported":
 		why := unsupportedWhy[def.long]
 		if why == "" {
@@ -767,6 +777,9 @@ func (st *parseState) finish() error {
 		}
 		if c.kind == cmdAddDest && !c.has(optWeight) {
 			c.weight = 1
+		}
+		if c.tunType != "" && c.kind != cmdDelDest && c.forward != fwdTun {
+			return usagef("--tun-type is only for tunnelling servers (-i)")
 		}
 	case cmdList:
 		conflicting := c.has(optConnection|optTimeout) && c.has(optStats|optRate|optThresholds)

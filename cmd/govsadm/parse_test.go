@@ -96,6 +96,9 @@ func TestParseCommands(t *testing.T) {
 		{"-a -t 198.18.0.100:80 -r 198.18.1.1:8080 -mw3", want{kind: cmdAddDest, service: vip80, dest: "198.18.1.1", destPort: 8080, forward: "nat", weight: 3, socket: sock, opts: svc | optServer | optForward | optWeight}},
 		{"-a -u [2001:db8::100]:53 -r [2001:db8::1]:5353 --masquerading", want{kind: cmdAddDest, service: vip53u, dest: "2001:db8::1", destPort: 5353, forward: "nat", weight: 1, socket: sock, opts: svc | optServer | optForward}},
 		{"-a -u [2001:db8::100]:53 -r 2001:db8::1 -m", want{kind: cmdAddDest, service: vip53u, dest: "2001:db8::1", destPort: 53, forward: "nat", weight: 1, socket: sock, opts: svc | optServer | optForward}},
+		// --tun-type ipip is what -i does; the largest weight is ipvsadm's.
+		{"-a -t 198.18.0.100:80 -r 198.18.1.1 -i --tun-type ipip", want{kind: cmdAddDest, service: vip80, dest: "198.18.1.1", destPort: 80, forward: "tun", weight: 1, socket: sock, opts: svc | optServer | optForward}},
+		{"-a -t 198.18.0.100:80 -r 198.18.1.1 -m -w 2147483647", want{kind: cmdAddDest, service: vip80, dest: "198.18.1.1", destPort: 80, forward: "nat", weight: 2147483647, socket: sock, opts: svc | optServer | optForward | optWeight}},
 		{"-a -t 198.18.0.100:80 -r web1.test:http --ipip", want{kind: cmdAddDest, service: vip80, dest: "198.18.1.1", destPort: 80, forward: "tun", weight: 1, socket: sock, opts: svc | optServer | optForward}},
 		// Tunnelling may cross address families.
 		{"-a -t 198.18.0.100:80 -r [2001:db8::1]:80 -i", want{kind: cmdAddDest, service: vip80, dest: "2001:db8::1", destPort: 80, forward: "tun", weight: 1, socket: sock, opts: svc | optServer | optForward}},
@@ -232,7 +235,7 @@ func TestParseErrors(t *testing.T) {
 		{"-A -t 198.18.0.100:80 -p -M 33", "illegal virtual server persistent mask specified", false},
 		{"-A -t [2001:db8::1]:80 -p -M 129", "illegal ipv6 netmask specified", false},
 		{"-A -t [2001:db8::1]:80 -p -M 255.255.255.0", "illegal ipv6 netmask specified", false},
-		{"-a -t 198.18.0.100:80 -r 198.18.1.1 -w 65536", "illegal weight specified", false},
+		{"-a -t 198.18.0.100:80 -r 198.18.1.1 -w 2147483648", "illegal weight specified", false},
 		{"-a -t 198.18.0.100:80 -r 198.18.1.1 -w -1", "illegal weight specified", false},
 		{"-a -t 198.18.0.100:80 -r 198.18.1.1 -w x", "illegal weight specified", false},
 		{"-a -t 198.18.0.100:80 -r 198.18.1.1 -x -1", "illegal u_threshold specified", false},
@@ -256,7 +259,10 @@ func TestParseErrors(t *testing.T) {
 		{"-A --sctp-service 198.18.0.100:80", "option `--sctp-service': SCTP services are not supported by govsd", false},
 		{"--start-daemon master", "You need to supply the 'mcast-interface' option for the 'start-daemon' command", false},
 		{"--start-daemon master --mcast-interface eth1 --mcast-ttl 2", "option `--mcast-ttl': not supported by govsd's sync daemon (messages are sized to the path MTU, TTL is 1)", false},
-		{"-a -t 198.18.0.100:80 -r 198.18.1.1 -i --tun-type gue", "option `--tun-type': govsd tunnels with IPIP only", false},
+		{"-a -t 198.18.0.100:80 -r 198.18.1.1 -i --tun-type gue", "option `--tun-type': tunnel type gue is not supported: govsd tunnels with IPIP only (--tun-type ipip)", false},
+		{"-a -t 198.18.0.100:80 -r 198.18.1.1 -i --tun-type gre", "option `--tun-type': tunnel type gre is not supported: govsd tunnels with IPIP only (--tun-type ipip)", false},
+		{"-a -t 198.18.0.100:80 -r 198.18.1.1 -i --tun-type vxlan", `illegal tunnel type "vxlan" specified (govsd tunnels with ipip)`, false},
+		{"-a -t 198.18.0.100:80 -r 198.18.1.1 -m --tun-type ipip", "--tun-type is only for tunnelling servers (-i)", false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.args, func(t *testing.T) {

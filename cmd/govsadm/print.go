@@ -240,6 +240,17 @@ func printCounters(w io.Writer, k control.Counters) {
 				r.Interface, r.Queue, r.RxDropped, r.RxRingFull, r.FillRingEmpty, r.TxInvalid, r.TxRingEmpty, limit)
 		}
 	}
+	if len(k.FastPath) > 0 {
+		// Off: the workers forward the traffic toward the interface.
+		fmt.Fprintf(w, "\n%-15s %s\n", "interface", "fast_path")
+		for _, f := range k.FastPath {
+			state := "on"
+			if !f.On {
+				state = "off (" + f.Reason + ")"
+			}
+			fmt.Fprintf(w, "%-15s %s\n", f.Interface, state)
+		}
+	}
 }
 
 // hostPort formats an address and port as ipvsadm -n does: a.b.c.d:port or

@@ -61,10 +61,11 @@ Options:
                                       service's port
   --gatewaying   -g                   gatewaying (direct routing) (default, as in ipvsadm)
   --ipip         -i                   ipip encapsulation (tunneling)
+  --tun-type     ipip                 tunnel type: ipip (gue and gre are not supported)
   --masquerading -m                   masquerading (NAT)
   --fullnat                           full NAT: source and destination rewritten (govs); the
                                       service needs local addresses (--add-laddr)
-  --weight       -w weight            capacity of real server, 0..65535 (default 1)
+  --weight       -w weight            capacity of real server, 0..2147483647 (default 1)
   --u-threshold  -x uthreshold        upper threshold of connections (0: none)
   --l-threshold  -y lthreshold        lower threshold of connections (0: none)
   --laddr        -z local-address     full-NAT local address for --add-laddr/--del-laddr
@@ -83,8 +84,9 @@ Options:
   --json                              listings (-L, -Lc, -L --timeout, --counters) as JSON
   --daemon                            output of daemon information (with -L)
   --mcast-interface IF                sync daemon's interface
-  --mcast-group ADDR                  sync daemon's multicast group (default 224.0.0.81)
-  --mcast-port PORT                   sync daemon's port (default 8848)
+  --mcast-group ADDR                  sync daemon's multicast group (default 239.255.81.49;
+                                      not IPVS's 224.0.0.81: the formats differ)
+  --mcast-port PORT                   sync daemon's port (default 8849; IPVS's is 8848)
   --syncid N                          sync daemon's id, 0..255 (default 0)
   --sync-key FILE                     shared HMAC key of the sync daemons (govs; default
                                       director.sync.key_file)
@@ -95,7 +97,7 @@ Short options may be bundled (-Ln, -Lnc, -w3). Without -g, -i, -m or --fullnat
 a real server added with -a uses direct routing (-g), as with ipvsadm; direct
 routing and tunnelling keep the service's port.
 Not supported: -f/--fwmark-service, --sctp-service, -6, -o/--ops, --pe,
---mcast-ttl, --sync-maxlen and --tun-* options.
+--mcast-ttl, --sync-maxlen, --tun-type gue/gre and the other --tun-* options.
 Exit status: 0 on success, 2 for a refused command line, 1 when govsd refuses
 the command or cannot be reached.
 `

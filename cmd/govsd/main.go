@@ -41,7 +41,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if *check {
-		if _, err := config.Load(*path); err != nil {
+		// What a start checks: the file, then what it needs of this
+		// machine (interfaces, the sync key, exec checks' commands).
+		cfg, err := config.Load(*path)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		warnings, err := config.CheckHost(cfg, *path)
+		for _, w := range warnings {
+			fmt.Fprintln(stderr, "warning:", w)
+		}
+		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return 1
 		}

@@ -105,3 +105,45 @@ func PseudoHeaderSum(family uint8, src, dst *inet.Addr, proto uint8, length int)
 	s += uint64(uint32(length)>>16) + uint64(uint32(length)&0xffff)
 	return s
 }
+
+// FinishL4Checksum completes the TCP or UDP checksum of the packet p
+// describes when it is unfinished, and reports whether it did. A sender
+// with transmit checksum offload (a veth or a tap with its default
+// offloads, as in containers) hands its frames over with the checksum
+// field holding only the folded pseudo-header sum, not complemented
+// (CHECKSUM_PARTIAL: the rest is left to the NIC), and XDP sees them so.
+// Such a field equals the folded pseudo-header sum of the packet; the
+// checksum is then computed over the transport header and payload, which
+// is also right for a complete checksum that happens to equal that sum,
+// since the field already holds the pseudo-header's share. An IPv4 UDP
+// checksum of 0 (none) is left alone, and so are fragments (the checksum
+// covers the whole datagram) and everything but TCP and UDP.
+// It allocates nothing.
+func FinishL4Checksum(frame []byte, p *Parsed) bool {
+	var field int
+	switch p.Proto {
+	case ProtoTCP:
+		field = 16
+	case ProtoUDP:
+		field = 6
+	default:
+		return false
+	}
+	end := p.L3Off + p.L3Len
+	if p.Frag != FragNone || end > len(frame) || p.L4Off+field+2 > end {
+		return false
+	}
+	l4 := frame[p.L4Off:end]
+	cur := binary.BigEndian.Uint16(l4[field:])
+	if cur == 0 || cur != fold(PseudoHeaderSum(p.Family, &p.Src, &p.Dst, p.Proto, len(l4))) {
+		return false
+	}
+	// The field holds the pseudo-header sum: summing it with the rest
+	// gives the full sum.
+	c := ^fold(Sum(l4, 0))
+	if c == 0 && p.Proto == ProtoUDP {
+		c = 0xffff
+	}
+	binary.BigEndian.PutUint16(l4[field:], c)
+	return true
+}

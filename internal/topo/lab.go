@@ -28,6 +28,12 @@ type LabOptions struct {
 	// Queues gives the director's interfaces (and their peers) that many
 	// RX/TX queues, so that govsd runs one worker per queue.
 	Queues int
+	// TxChecksumOff turns TX checksum offload off on every veth of the
+	// lab, so that every frame carries a complete checksum, as from a
+	// real NIC. By default the veths keep the kernel's default offloads,
+	// as in containers: the client's and the real servers' TCP and UDP
+	// checksums reach the director unfinished, and govs finishes them.
+	TxChecksumOff bool
 }
 
 // Lab is the classic LVS picture in namespaces: a client, a director with a
@@ -115,6 +121,16 @@ func NewLab(prefix string, o LabOptions) (lab *Lab, err error) {
 	); err != nil {
 		return nil, err
 	}
+	if o.TxChecksumOff {
+		for _, e := range []struct {
+			ns  *NS
+			dev string
+		}{{l.Client, ClientIf}, {l.Director, DirectorClientIf}, {l.Director, DirectorRealIf}, {l.Switch, "swd"}} {
+			if err = e.ns.TxChecksumOff(e.dev); err != nil {
+				return nil, err
+			}
+		}
+	}
 	for i := 0; i < o.RealServers; i++ {
 		rs, err := l.AddNS(fmt.Sprintf("rs%d", i+1))
 		if err != nil {
@@ -126,6 +142,14 @@ func NewLab(prefix string, o LabOptions) (lab *Lab, err error) {
 		}
 		if _, err = l.Switch.Exec("ip", "link", "set", sw, "master", "br0"); err != nil {
 			return nil, err
+		}
+		if o.TxChecksumOff {
+			if err = rs.TxChecksumOff(RealIf); err != nil {
+				return nil, err
+			}
+			if err = l.Switch.TxChecksumOff(sw); err != nil {
+				return nil, err
+			}
 		}
 		a4 := netip.AddrFrom4([4]byte{198, 18, 1, byte(i + 1)})
 		a6 := netip.MustParseAddr(fmt.Sprintf("2001:db8:1::%x", i+1))

@@ -155,9 +155,12 @@ func (n *NS) DialContext(ctx context.Context, network, addr string) (net.Conn, e
 	return c, err
 }
 
-// Veth creates a veth pair with one end in each namespace, both up, and turns
-// TX checksum offload off on both ends: a veth peer with offload on hands XDP
-// frames whose checksums are unfinished (real NICs deliver complete ones).
+// Veth creates a veth pair with one end in each namespace, both up, with the
+// kernel's default offloads, as a container's veth has them: TX checksum
+// offload on, so a sender's TCP and UDP segments reach the peer (and an XDP
+// program on it) with their checksums unfinished, which govs finishes.
+// TxChecksumOff turns that off where a test needs complete checksums on
+// the wire.
 func Veth(a *NS, aName string, b *NS, bName string) error { return VethQueues(a, aName, b, bName, 1) }
 
 // VethQueues is Veth with several TX and RX queues on each end, so that
@@ -182,11 +185,16 @@ func VethQueues(a *NS, aName string, b *NS, bName string, queues int) error {
 		if _, err := e.ns.Exec("ip", "link", "set", e.dev, "up"); err != nil {
 			return err
 		}
-		if _, err := e.ns.Exec("ethtool", "-K", e.dev, "tx", "off"); err != nil {
-			return err
-		}
 	}
 	return nil
+}
+
+// TxChecksumOff turns TX checksum offload off on an interface of the
+// namespace: its sender then finishes every TCP and UDP checksum itself,
+// as frames from a real NIC arrive (ethtool -K DEV tx off).
+func (n *NS) TxChecksumOff(dev string) error {
+	_, err := n.Exec("ethtool", "-K", dev, "tx", "off")
+	return err
 }
 
 // MAC returns the hardware address of an interface in the namespace.

@@ -1,0 +1,126 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/govs/govs/connsync"
+)
+
+// CheckHost checks what the configuration needs of the machine, as a start
+// of govsd does: the interfaces exist, the sync key file is one govsd
+// accepts (mode, size), every exec check's command exists and is
+// executable, director.control_group names a group. govsd -t and a start
+// both run it. Problems come as a *ErrorList (nil when there are none);
+// warnings about the configuration file itself (writable by others, not
+// owned by root) come apart: they do not stop a start.
+func CheckHost(cfg *Config, path string) (warnings []string, err error) {
+	l := &ErrorList{}
+	add := func(line int, key, format string, args ...any) {
+		l.Errors = append(l.Errors, &Error{File: path, Line: line, Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+	d := &cfg.Director
+	for i, name := range d.Interfaces {
+		if _, err := net.InterfaceByName(name); err != nil {
+			add(0, fmt.Sprintf("director.interfaces[%d]", i), "interface %q does not exist on this machine", name)
+		}
+	}
+	if s := d.Sync; s != nil {
+		if s.Interface != "" {
+			if _, err := net.InterfaceByName(s.Interface); err != nil {
+				add(0, "director.sync.interface", "interface %q does not exist on this machine", s.Interface)
+			}
+		}
+		if s.KeyFile != "" {
+			if _, err := connsync.LoadKey(s.KeyFile); err != nil {
+				add(0, "director.sync.key_file", "%v", err)
+			}
+		}
+	}
+	if d.ControlGroup != "" {
+		if _, err := LookupGroup(d.ControlGroup); err != nil {
+			add(0, "director.control_group", "%v", err)
+		}
+	}
+	seen := map[string]bool{}
+	for i := range cfg.Services {
+		s := &cfg.Services[i]
+		for j := range s.RealServers {
+			rs := &s.RealServers[j]
+			hc := rs.HealthCheck
+			if hc.Type != CheckExec || hc.Exec == nil || len(hc.Exec.Command) == 0 {
+				continue
+			}
+			cmd := hc.Exec.Command[0]
+			if seen[cmd] {
+				continue
+			}
+			seen[cmd] = true
+			if err := checkExecutable(cmd); err != nil {
+				add(rs.Line, fmt.Sprintf("services[%d].real_servers[%d].health_check.exec.command", i, j), "%v", err)
+			}
+		}
+	}
+	if fi, err := os.Stat(path); err == nil {
+		if fi.Mode().Perm()&0o002 != 0 {
+			warnings = append(warnings, fmt.Sprintf("%s: mode %v: anyone may write the configuration; chmod o-w", path, fi.Mode().Perm()))
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 {
+			owner := strconv.Itoa(int(st.Uid))
+			if u, err := user.LookupId(owner); err == nil {
+				owner = u.Username + " (uid " + owner + ")"
+			}
+			warnings = append(warnings, fmt.Sprintf("%s: owned by %s, not root: that user can change what govsd runs", path, owner))
+		}
+	}
+	if len(l.Errors) == 0 {
+		return warnings, nil
+	}
+	l.finish()
+	return warnings, l
+}
+
+// checkExecutable checks an exec check's command as exec would find it: a
+// path, or a name looked up in $PATH.
+func checkExecutable(cmd string) error {
+	if !strings.Contains(cmd, "/") {
+		if _, err := exec.LookPath(cmd); err != nil {
+			return fmt.Errorf("%q: not found in $PATH", cmd)
+		}
+		return nil
+	}
+	fi, err := os.Stat(cmd)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%q: %v", cmd, unwrapPathError(err))
+	case fi.IsDir():
+		return fmt.Errorf("%q is a directory", cmd)
+	case fi.Mode().Perm()&0o111 == 0:
+		return fmt.Errorf("%q is not executable (mode %v)", cmd, fi.Mode().Perm())
+	}
+	return nil
+}
+
+func unwrapPathError(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}
+
+// LookupGroup returns the gid of a group given by name or number.
+func LookupGroup(name string) (int, error) {
+	if g, err := user.LookupGroup(name); err == nil {
+		return strconv.Atoi(g.Gid)
+	}
+	if n, err := strconv.Atoi(name); err == nil && n >= 0 {
+		return n, nil // a gid need not be in /etc/group
+	}
+	return -1, fmt.Errorf("no group %q on this machine", name)
+}
