@@ -22,6 +22,7 @@
 #include "counters.h"
 #include "fastpath.h"
 #include "synproxy.h"
+#include "bucket.h"
 #include "frag.h"
 
 enum verdict {
@@ -92,7 +93,8 @@ static __always_inline enum verdict classify_icmp_error(int status, struct tuple
 		return VERDICT_PASS; /* no ports to match on */
 	if (status != PARSE_OK)
 		return verdict_of(status);
-	if (endpoint_in(&vips, inner->saddr, inner->sport, inner->proto))
+	if (endpoint_in(&vips, inner->saddr, inner->sport, inner->proto) ||
+	    mark_lookup(inner->saddr, inner->sport, inner->proto))
 		return VERDICT_ICMP;
 	if (endpoint_in(&reals, inner->daddr, inner->dport, inner->proto) && !is_own(inner->saddr))
 		return VERDICT_ICMP;
@@ -104,7 +106,8 @@ static __always_inline enum verdict classify_icmp_error(int status, struct tuple
  * lookups it does not need (an entry exists only for steered traffic):
  * VERDICT_FAST, with the XDP action in *fast; a known flow's packet that
  * the workers must see is VERDICT_KNOWN_VIP or VERDICT_KNOWN_REPLY. For VERDICT_VIP, *vip is the
- * service's entry and *l4off the offset of the transport header. */
+ * service's entry (a plain service's, else a firewall mark's) and *l4off
+ * the offset of the transport header. */
 static __always_inline enum verdict classify(struct xdp_md *ctx, struct cursor *c, struct tuple *t, int *fast,
 					     struct endpoint_value **vip, __u32 *l4off)
 {
@@ -160,6 +163,8 @@ static __always_inline enum verdict classify(struct xdp_md *ctx, struct cursor *
 	if (*fast != FAST_NO)
 		return VERDICT_FAST;
 	*vip = endpoint_lookup(&vips, t->daddr, t->dport, t->proto);
+	if (!*vip)
+		*vip = mark_lookup(t->daddr, t->dport, t->proto); /* fwmark services */
 	if (*vip) {
 		*l4off = off;
 		return VERDICT_VIP;
@@ -172,8 +177,8 @@ static __always_inline enum verdict classify(struct xdp_md *ctx, struct cursor *
 /*
  * steer_admit passes a packet about to be steered from xsks slot slot
  * through that slot's token bucket (steer_limits, steer_buckets) and
- * reports whether it is within the rate; rate 0 admits everything. The
- * bucket works as syn_admit's: credit in packet-nanoseconds per second.
+ * reports whether it is within the rate (bucket.h); rate 0 admits
+ * everything.
  */
 static __always_inline bool steer_admit(__u32 slot)
 {
@@ -186,26 +191,10 @@ static __always_inline bool steer_admit(__u32 slot)
 		return true;
 	}
 
-	__u64 rate = l->rate;
-	__u64 max = l->burst * SYN_NSEC_PER_SEC;
-	__u64 now = bpf_ktime_get_ns();
-	__u64 dt = now - b->last;
-	__u64 credit = b->credit;
-
-	b->last = now;
-	if (dt >= max / rate) {
-		credit = max;
-	} else {
-		credit += dt * rate;
-		if (credit > max)
-			credit = max;
-	}
-	if (credit < SYN_NSEC_PER_SEC) {
-		b->credit = credit;
+	if (!bucket_take(&b->credit, &b->last, l->rate, l->burst)) {
 		b->dropped++;
 		return false;
 	}
-	b->credit = credit - SYN_NSEC_PER_SEC;
 	b->admitted++;
 	return true;
 }

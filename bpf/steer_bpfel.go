@@ -108,6 +108,28 @@ type steerFragKey struct {
 	Pad   [3]uint8
 }
 
+type steerMarkKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Addr      [16]uint8
+}
+
+type steerMarkRange struct {
+	_     structs.HostLayout
+	Lo    uint16
+	Hi    uint16
+	Proto uint8
+	Pad   [3]uint8
+	Ev    steerEndpointValue
+}
+
+type steerMarkValue struct {
+	_   structs.HostLayout
+	N   uint32
+	Pad uint32
+	R   [16]steerMarkRange
+}
+
 type steerSteerBucket struct {
 	_        structs.HostLayout
 	Credit   uint64
@@ -154,6 +176,7 @@ const (
 	steerMapFragAddrs     = "frag_addrs"
 	steerMapFragToKernel  = "frag_to_kernel"
 	steerMapIfaces        = "ifaces"
+	steerMapMarks         = "marks"
 	steerMapOwnAddrs      = "own_addrs"
 	steerMapReals         = "reals"
 	steerMapServiceSyns   = "service_syns"
@@ -223,6 +246,7 @@ type steerMapSpecs struct {
 	FragAddrs     *ebpf.MapSpec `ebpf:"frag_addrs"`
 	FragToKernel  *ebpf.MapSpec `ebpf:"frag_to_kernel"`
 	Ifaces        *ebpf.MapSpec `ebpf:"ifaces"`
+	Marks         *ebpf.MapSpec `ebpf:"marks"`
 	OwnAddrs      *ebpf.MapSpec `ebpf:"own_addrs"`
 	Reals         *ebpf.MapSpec `ebpf:"reals"`
 	ServiceSyns   *ebpf.MapSpec `ebpf:"service_syns"`
@@ -268,6 +292,7 @@ type steerMaps struct {
 	FragAddrs     *ebpf.Map `ebpf:"frag_addrs"`
 	FragToKernel  *ebpf.Map `ebpf:"frag_to_kernel"`
 	Ifaces        *ebpf.Map `ebpf:"ifaces"`
+	Marks         *ebpf.Map `ebpf:"marks"`
 	OwnAddrs      *ebpf.Map `ebpf:"own_addrs"`
 	Reals         *ebpf.Map `ebpf:"reals"`
 	ServiceSyns   *ebpf.Map `ebpf:"service_syns"`
@@ -289,6 +314,7 @@ func (m *steerMaps) Close() error {
 		m.FragAddrs,
 		m.FragToKernel,
 		m.Ifaces,
+		m.Marks,
 		m.OwnAddrs,
 		m.Reals,
 		m.ServiceSyns,

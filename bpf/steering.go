@@ -3,6 +3,7 @@ package bpf
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 
@@ -93,6 +94,9 @@ type Steering struct {
 	mu       sync.Mutex
 	realRefs map[Endpoint]int
 	fragRefs map[inet.Addr]fragRef // frag_addrs' reference counts (fragsteer.go)
+	// The marks trie's entries and the SYN flags of fwmark services (marks.go).
+	markPrefixes map[netip.Prefix]*steerMarkValue
+	markFlags    map[uint32]uint32
 
 	fastMu sync.Mutex    // serialises changes of fast_cfg
 	gen    atomic.Uint32 // fast_cfg.gen: the generation of valid flow entries

@@ -64,9 +64,15 @@
 //	      - {address: 198.18.0.1, asn: 65000, port: 179}   # address and asn required
 //	    communities: ["65001:100"]      # "high:low", each 0..65535
 //
+//	marks:                              # optional list: firewall marks govsadm -A -f N may use
+//	  - fwmark: 1                       # required, 1..4294967295, unique
+//	    addresses: [198.18.0.100]       # required: addresses or prefixes, one family
+//	    ports: [80, "8443-8444"]        # default: every port; ports or "lo-hi" ranges
+//	    protocols: [tcp]                # tcp, udp or both
+//
 //	services:                           # optional list
 //	  - name: web                       # required, unique; letters, digits, . _ -
-//	    vip: 198.18.0.100               # required, IPv4 or IPv6
+//	    vip: 198.18.0.100               # required (unless fwmark, see below), IPv4 or IPv6
 //	    port: 80                        # required, 0..65535; 0 (all ports) needs persistence
 //	    protocol: tcp                   # tcp | udp
 //	    scheduler: wlc                  # rr wrr lc wlc sed nq lblc lblcr dh sh mh fo ovf twos
@@ -108,6 +114,43 @@
 //
 // A service is identified by vip, port and protocol; no two services may share
 // them, nor two real servers of one service their address and port.
+//
+// # Firewall-mark services
+//
+// A service with fwmark instead of vip, port and protocol is a
+// firewall-mark service (ipvsadm -f): it takes every packet that carries
+// the mark, and its persistence binds a client to one real server across
+// all the addresses, ports and protocols of the mark, as IPVS does (one
+// template per client and mark). IPVS reads marks that iptables sets; the
+// XDP program runs before netfilter, so here a mark is what its match says:
+//
+//	services:
+//	  - name: web
+//	    fwmark: 1                       # 1..4294967295; no vip, port or protocol keys
+//	    match:                          # or the marks section's entry for fwmark 1
+//	      addresses: [198.18.0.100, 198.18.2.0/24]   # addresses or prefixes, one family
+//	      ports: [80, 443, "8000-8080"] # default: every port (1-65535)
+//	      protocols: [tcp, udp]         # default: [tcp]
+//	    scheduler: rr
+//	    persistence: {timeout: 300s}
+//	    real_servers:
+//	      - address: 198.18.1.1         # port left out: 0, the packet's port is kept
+//
+// A packet matches when its destination address is in one of the
+// prefixes, its destination port in one of the ranges and its protocol
+// listed. Plain services are looked up first, but an overlap is refused
+// anyway: no packet may match both a plain service (vip, port, protocol)
+// and a mark, nor two marks. A mark's match is defined once: in the
+// service or in marks. The marks section defines marks without a service,
+// for govsadm -A -f N (govsd refuses -A -f N for a mark the file does not
+// define). Limits (the XDP program's): at most 64 addresses or prefixes per
+// mark and 8 (port range, protocol) pairs; a prefix falling inside another
+// mark's prefix shares that prefix's table entry, which holds at most 16
+// pairs in all. A real server's port defaults to 0: NAT and full-NAT
+// rewrite the address and keep the client's destination port; a real
+// server with a port maps every port of the mark to it. syn_proxy: on and
+// check_via_vip are refused (the SYN proxy never engages for a mark);
+// manage_vips and BGP leave a mark's addresses alone.
 //
 // # Health checks
 //

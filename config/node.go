@@ -19,6 +19,9 @@ type parser struct {
 	// expireQuiescent is director.expire_quiescent_template, the services'
 	// default (the director is parsed first).
 	expireQuiescent bool
+	// markDefs are the marks section's entries by mark (parsed before the
+	// services, which may take their match from it).
+	markDefs map[uint32]*Mark
 }
 
 // errorf records a problem at node n (its line and column) under key path.

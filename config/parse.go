@@ -78,7 +78,7 @@ func (p *parser) document(data []byte) *Config {
 		p.errorAtLine(doc.Line, "", "the file is empty")
 		return nil
 	}
-	root := p.mapping(doc.Content[0], "", "director", "services")
+	root := p.mapping(doc.Content[0], "", "director", "marks", "services")
 	if root == nil {
 		return nil
 	}
@@ -86,9 +86,15 @@ func (p *parser) document(data []byte) *Config {
 	if f, ok := p.require(root, "director"); ok {
 		cfg.Director = p.director(f.val, f.path)
 	}
-	if f, ok := root.get("services"); ok {
-		cfg.Services = p.services(f.val, f.path)
+	p.markDefs = map[uint32]*Mark{}
+	if f, ok := root.get("marks"); ok {
+		cfg.Marks = p.marks(f)
 	}
+	var paths []string
+	if f, ok := root.get("services"); ok {
+		cfg.Services, paths = p.services(f.val, f.path)
+	}
+	p.resolveMarks(cfg, paths)
 	return cfg
 }
 

@@ -64,7 +64,7 @@ func TestRules(t *testing.T) {
 		{"two documents", dir + "---\n" + dir, []string{"govs.yaml:2: only one YAML document is allowed"}},
 		{"top level not a mapping", "- a\n", []string{"govs.yaml:1: want a mapping, got a list"}},
 		{"unknown key with hint", dir + "service: []\n", []string{`govs.yaml:2: service: unknown key (did you mean "services"?)`}},
-		{"unknown key without hint", dir + "zzzzzzzz: 1\n", []string{"govs.yaml:2: zzzzzzzz: unknown key (valid keys: director, services)"}},
+		{"unknown key without hint", dir + "zzzzzzzz: 1\n", []string{"govs.yaml:2: zzzzzzzz: unknown key (valid keys: director, marks, services)"}},
 		{"duplicate key", "director:\n  interfaces: [eth0]\n  interfaces: [eth1]\n", []string{"govs.yaml:3: director.interfaces: duplicate key (first at line 2)"}},
 		{"non-string key", "director:\n  interfaces: [eth0]\n  ? [a]\n  : 1\n", []string{"govs.yaml:3: director: keys must be plain strings"}},
 		{"null value", svc("protocol:"), []string{"govs.yaml:6: services[0].protocol: want one of tcp, udp, got no value"}},

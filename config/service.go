@@ -11,7 +11,7 @@ import (
 )
 
 var (
-	serviceKeys = []string{"name", "vip", "port", "protocol", "scheduler", "scheduler_flags", "forward",
+	serviceKeys = []string{"name", "fwmark", "match", "vip", "port", "protocol", "scheduler", "scheduler_flags", "forward",
 		"persistence", "local_addresses", "health_check", "on_failure", "expire_quiescent_template", "sorry_server", "check_via_vip", "syn_proxy", "real_servers"}
 	realServerKeys  = []string{"address", "port", "weight", "forward", "upper_threshold", "lower_threshold", "health_check"}
 	healthCheckKeys = []string{"type", "interval", "timeout", "rise", "fall", "port", "http", "udp", "dns", "exec"}
@@ -32,12 +32,13 @@ type serviceState struct {
 	path   string
 }
 
-func (p *parser) services(n *yaml.Node, path string) []Service {
+func (p *parser) services(n *yaml.Node, path string) ([]Service, []string) {
 	items, ok := p.list(n, path)
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	out := make([]Service, 0, len(items))
+	paths := make([]string, 0, len(items))
 	byName := map[string]*serviceState{}
 	byKey := map[ServiceKey]*serviceState{}
 	for i, it := range items {
@@ -61,8 +62,9 @@ func (p *parser) services(n *yaml.Node, path string) []Service {
 			}
 		}
 		out = append(out, st.svc)
+		paths = append(paths, st.path)
 	}
-	return out
+	return out, paths
 }
 
 // service parses one service and runs the checks that involve several of its
@@ -88,22 +90,32 @@ func (p *parser) service(n *yaml.Node, path string) *serviceState {
 			}
 		}
 	}
-	vipF, vipOK := p.require(m, "vip")
-	if vipOK {
-		s.VIP, vipOK = p.unicastAddr(vipF.val, vipF.path)
-	}
-	portF, portOK := p.require(m, "port")
-	if portOK {
-		s.Port, portOK = p.port(portF.val, portF.path, true)
-	}
+	var vipF, portF field
+	var vipOK, portOK bool
 	protoOK := true
-	if f, ok := m.get("protocol"); ok {
-		var i int
-		if i, protoOK = p.enum(f.val, f.path, protocolNames); protoOK {
-			s.Protocol = protocols[i]
+	fwF, isMark := m.get("fwmark")
+	if isMark {
+		vipOK, portOK = p.markService(m, fwF, s, &st.keyOK)
+	} else {
+		if f, ok := m.get("match"); ok {
+			p.errorf(f.key, f.path, "only used with fwmark (a service with vip and port takes just those)")
 		}
+		vipF, vipOK = p.require(m, "vip")
+		if vipOK {
+			s.VIP, vipOK = p.unicastAddr(vipF.val, vipF.path)
+		}
+		portF, portOK = p.require(m, "port")
+		if portOK {
+			s.Port, portOK = p.port(portF.val, portF.path, true)
+		}
+		if f, ok := m.get("protocol"); ok {
+			var i int
+			if i, protoOK = p.enum(f.val, f.path, protocolNames); protoOK {
+				s.Protocol = protocols[i]
+			}
+		}
+		st.keyOK = vipOK && portOK && protoOK
 	}
-	st.keyOK = vipOK && portOK && protoOK
 
 	schedOK := true
 	if f, ok := m.get("scheduler"); ok {
@@ -122,7 +134,7 @@ func (p *parser) service(n *yaml.Node, path string) *serviceState {
 	if f, ok := m.get("persistence"); ok {
 		s.Persistence = p.persistence(f, s.VIP, vipOK)
 	}
-	if portOK && s.Port == 0 && s.Persistence == nil {
+	if !isMark && portOK && s.Port == 0 && s.Persistence == nil {
 		p.errorf(portF.val, portF.path, "port 0 (all ports) is only allowed with persistence")
 	}
 	localF, hasLocal := m.get("local_addresses")
@@ -165,7 +177,9 @@ func (p *parser) service(n *yaml.Node, path string) *serviceState {
 	viaF, hasVia := m.get("check_via_vip")
 	if hasVia {
 		s.CheckViaVIP, _ = p.boolean(viaF.val, viaF.path)
-		if s.CheckViaVIP && fwdOK && (s.Forward == ForwardNAT || s.Forward == ForwardFullNAT) {
+		if s.CheckViaVIP && isMark {
+			p.errorf(viaF.val, viaF.path, "not available for fwmark services (a mark has no single VIP to probe through)")
+		} else if s.CheckViaVIP && fwdOK && (s.Forward == ForwardNAT || s.Forward == ForwardFullNAT) {
 			p.errorf(viaF.val, viaF.path, "only meaningful with forward: dr or tun (the service uses %s)", s.Forward)
 		}
 	}
@@ -208,7 +222,14 @@ func (p *parser) service(n *yaml.Node, path string) *serviceState {
 		}
 	}
 	if hasProxy && s.SynProxy == SynProxyOn {
-		p.checkSynProxyOn(proxyF, s, protoOK, fwdOK)
+		if isMark {
+			p.errorf(proxyF.val, proxyF.path, "on is not available for fwmark services (the XDP SYN proxy is keyed by a service's address and port; auto never engages for them)")
+		} else {
+			p.checkSynProxyOn(proxyF, s, protoOK, fwdOK)
+		}
+	}
+	if isMark {
+		s.VIP = netip.Addr{} // it stood for the match's family in the checks above
 	}
 	switch {
 	case fullNATLine != 0 && !hasLocal:
@@ -217,6 +238,45 @@ func (p *parser) service(n *yaml.Node, path string) *serviceState {
 		p.errorf(localF.key, localF.path, "only used with forward: fullnat, which neither the service nor any real server uses")
 	}
 	return st
+}
+
+// markService parses the identity of an fwmark service: its mark and its
+// match (its own or the marks section's). vip, port and protocol are
+// refused. It returns what stands for vipOK and portOK in the other checks:
+// s.VIP is set to an address of the match's family until the service is
+// parsed (the family checks read it), Port is 0.
+func (p *parser) markService(m *mapping, fwF field, s *Service, keyOK *bool) (famOK, portOK bool) {
+	for _, k := range []string{"vip", "port", "protocol"} {
+		if f, ok := m.get(k); ok {
+			p.errorf(f.key, f.path, "not used with fwmark: the match says which addresses, ports and protocols are the service's")
+		}
+	}
+	id, ok := p.fwmark(fwF)
+	if !ok {
+		return false, true
+	}
+	s.FwMark, *keyOK = id, true
+	def := p.markDefs[id]
+	if f, has := m.get("match"); has {
+		mk, ok := p.match(f)
+		if def != nil {
+			p.errorf(f.key, f.path, "fwmark %d is also defined in marks (line %d): define its match once", id, def.Line)
+		} else if ok {
+			mk.FwMark = id
+			s.Match = &mk
+		}
+	} else if def != nil {
+		mk := *def
+		s.Match = &mk
+	} else {
+		p.errorf(m.node, joinPath(strings.TrimSuffix(fwF.path, ".fwmark"), "match"), "missing: fwmark %d needs a match here or in marks", id)
+	}
+	if s.Match == nil {
+		return false, true
+	}
+	s.Protocol = s.Match.Protocols[0]
+	s.VIP = s.Match.Prefixes[0].Addr()
+	return true, true
 }
 
 // checkSynProxyOn refuses syn_proxy: on where the director cannot proxy the

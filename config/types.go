@@ -10,6 +10,20 @@ import (
 type Config struct {
 	Director Director
 	Services []Service
+	// Marks are the firewall marks with their matches, sorted by mark:
+	// those of the marks section and those of fwmark services' own match
+	// sections. govsadm -A -f N may create a service for any of them.
+	Marks []Mark
+}
+
+// Mark returns the definition of firewall mark id, or nil.
+func (c *Config) Mark(id uint32) *Mark {
+	for i := range c.Marks {
+		if c.Marks[i].FwMark == id {
+			return &c.Marks[i]
+		}
+	}
+	return nil
 }
 
 // Director is the machine-wide part of the configuration.
@@ -210,7 +224,13 @@ var schedulerFlags = map[string]string{
 // Service is one virtual service.
 type Service struct {
 	Name string
-	VIP  netip.Addr
+	// FwMark, when not 0, makes this a firewall-mark service (ipvsadm -f):
+	// it takes the packets its Match matches, over every address, port and
+	// protocol of it, and VIP, Port and Protocol are unused (VIP invalid,
+	// Port 0, Protocol the match's first).
+	FwMark uint32
+	Match  *Mark // the mark's match (fwmark services only)
+	VIP    netip.Addr
 	// Port 0 means every port, which requires Persistence (as in ipvsadm).
 	Port           uint16
 	Protocol       Protocol
@@ -241,18 +261,26 @@ type Service struct {
 }
 
 // ServiceKey identifies a service the way the kernel does.
+// An fwmark service is identified by its mark alone (the other fields 0).
 type ServiceKey struct {
-	VIP   netip.Addr
-	Port  uint16
-	Proto Protocol
+	VIP    netip.Addr
+	Port   uint16
+	Proto  Protocol
+	FwMark uint32
 }
 
 func (k ServiceKey) String() string {
+	if k.FwMark != 0 {
+		return "fwmark " + strconv.FormatUint(uint64(k.FwMark), 10)
+	}
 	return netip.AddrPortFrom(k.VIP, k.Port).String() + "/" + k.Proto.String()
 }
 
 // Key returns the service's identity; no two services share one.
 func (s Service) Key() ServiceKey {
+	if s.FwMark != 0 {
+		return ServiceKey{FwMark: s.FwMark}
+	}
 	return ServiceKey{VIP: s.VIP, Port: s.Port, Proto: s.Protocol}
 }
 

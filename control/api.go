@@ -1,10 +1,12 @@
 package control
 
 // ServiceKey names a virtual service as ipvsadm does: -t/-u VIP:port.
+// A firewall-mark service (ipvsadm -f) is named by FwMark alone.
 type ServiceKey struct {
 	Protocol string `json:"protocol"` // "tcp" or "udp"
 	VIP      string `json:"vip"`
 	Port     uint16 `json:"port"`
+	FwMark   uint32 `json:"fwmark,omitempty"`
 }
 
 // Stats are ipvsadm's --stats columns: totals since start or the last -Z.
@@ -28,7 +30,13 @@ type Rates struct {
 
 // Service is a virtual service as listings show it.
 type Service struct {
-	Name       string   `json:"name"`
+	Name string `json:"name"`
+	// FwMark is a firewall-mark service's mark (Protocol, VIP and Port are
+	// then empty), listed as ipvsadm does: FWM N.
+	FwMark uint32 `json:"fwmark,omitempty"`
+	// IPv6 says an fwmark service's family (its match's): ipvsadm lists
+	// FWM N IPv6.
+	IPv6       bool     `json:"ipv6,omitempty"`
 	Protocol   string   `json:"protocol"` // TCP or UDP (ipvsadm's spelling)
 	VIP        string   `json:"vip"`
 	Port       uint16   `json:"port"`

@@ -135,23 +135,23 @@ func TestEveryCommand(t *testing.T) {
 	}{
 		{"-A", func() error {
 			return c.AddService(ServiceSpec{ServiceKey: k, Scheduler: "sh", Flags: []string{"sh-port"}, Persistent: 60, Netmask: "/64"})
-		}, "AddService {ServiceKey:{Protocol:udp VIP:2001:db8::1 Port:53} Scheduler:sh Flags:[sh-port] Persistent:60 Netmask:/64}"},
+		}, "AddService {ServiceKey:{Protocol:udp VIP:2001:db8::1 Port:53 FwMark:0} Scheduler:sh Flags:[sh-port] Persistent:60 Netmask:/64}"},
 		{"-E", func() error { return c.EditService(ServiceSpec{ServiceKey: k, Scheduler: "rr"}) },
-			"EditService {ServiceKey:{Protocol:udp VIP:2001:db8::1 Port:53} Scheduler:rr Flags:[] Persistent:0 Netmask:}"},
-		{"-D", func() error { return c.DeleteService(k) }, "DeleteService {Protocol:udp VIP:2001:db8::1 Port:53}"},
+			"EditService {ServiceKey:{Protocol:udp VIP:2001:db8::1 Port:53 FwMark:0} Scheduler:rr Flags:[] Persistent:0 Netmask:}"},
+		{"-D", func() error { return c.DeleteService(k) }, "DeleteService {Protocol:udp VIP:2001:db8::1 Port:53 FwMark:0}"},
 		{"-C", c.Clear, "Clear"},
 		{"-a", func() error {
 			return c.AddDest(DestSpec{Service: k, Address: "2001:db8::2", Port: 5353, Forward: "tun", Weight: &w, Upper: &x, Lower: &y})
-		}, "AddDest {Protocol:udp VIP:2001:db8::1 Port:53} 2001:db8::2 5353 tun w7 x100 y10"},
+		}, "AddDest {Protocol:udp VIP:2001:db8::1 Port:53 FwMark:0} 2001:db8::2 5353 tun w7 x100 y10"},
 		{"-e", func() error { return c.EditDest(DestSpec{Service: k, Address: "2001:db8::2"}) },
-			"EditDest {Protocol:udp VIP:2001:db8::1 Port:53} 2001:db8::2 0 "},
+			"EditDest {Protocol:udp VIP:2001:db8::1 Port:53 FwMark:0} 2001:db8::2 0 "},
 		{"-d", func() error { return c.DeleteDest(k, "2001:db8::2", 5353) },
-			"DeleteDest {Protocol:udp VIP:2001:db8::1 Port:53} 2001:db8::2 5353"},
+			"DeleteDest {Protocol:udp VIP:2001:db8::1 Port:53 FwMark:0} 2001:db8::2 5353"},
 		{"--add-laddr", func() error { return c.AddLocalAddr(LocalAddr{Service: k, Address: "2001:db8::a"}) },
-			"AddLocalAddr {Service:{Protocol:udp VIP:2001:db8::1 Port:53} Address:2001:db8::a}"},
+			"AddLocalAddr {Service:{Protocol:udp VIP:2001:db8::1 Port:53 FwMark:0} Address:2001:db8::a}"},
 		{"--del-laddr", func() error { return c.DeleteLocalAddr(LocalAddr{Service: k, Address: "2001:db8::a"}) },
-			"DeleteLocalAddr {Service:{Protocol:udp VIP:2001:db8::1 Port:53} Address:2001:db8::a}"},
-		{"-Z service", func() error { return c.Zero(&k) }, "Zero {Protocol:udp VIP:2001:db8::1 Port:53}"},
+			"DeleteLocalAddr {Service:{Protocol:udp VIP:2001:db8::1 Port:53 FwMark:0} Address:2001:db8::a}"},
+		{"-Z service", func() error { return c.Zero(&k) }, "Zero {Protocol:udp VIP:2001:db8::1 Port:53 FwMark:0}"},
 		{"-Z", func() error { return c.Zero(nil) }, "Zero all"},
 		{"--set", func() error { return c.SetTimeouts(Timeouts{TCP: 1, TCPFin: 2, UDP: 3}) }, "SetTimeouts {TCP:1 TCPFin:2 UDP:3}"},
 		{"-c", func() error { _, err := c.Connections(false); return err }, "Connections false"},

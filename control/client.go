@@ -38,6 +38,9 @@ func NewClient(path string) *Client {
 
 // Query returns the query string that names a service.
 func (k ServiceKey) Query() url.Values {
+	if k.FwMark != 0 {
+		return url.Values{"fwmark": {strconv.FormatUint(uint64(k.FwMark), 10)}}
+	}
 	return url.Values{"protocol": {k.Protocol}, "vip": {k.VIP}, "port": {strconv.Itoa(int(k.Port))}}
 }
 

@@ -140,6 +140,13 @@ func Handler(b Backend, log *slog.Logger) http.Handler {
 	}
 	key := func(r *http.Request) (ServiceKey, bool, error) {
 		q := r.URL.Query()
+		if m := q.Get("fwmark"); m != "" {
+			n, err := strconv.ParseUint(m, 10, 32)
+			if err != nil || n == 0 {
+				return ServiceKey{}, false, fmt.Errorf("%w: fwmark %q", ErrInvalid, m)
+			}
+			return ServiceKey{FwMark: uint32(n)}, true, nil
+		}
 		if q.Get("vip") == "" {
 			return ServiceKey{}, false, nil
 		}

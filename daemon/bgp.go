@@ -39,6 +39,9 @@ func (d *Daemon) syncRoutes() {
 	}
 	healthy := map[netip.Addr]bool{}
 	for _, s := range d.services {
+		if s.spec.FwMark != 0 {
+			continue // a mark's prefixes are not announced
+		}
 		if _, seen := healthy[s.spec.VIP]; !seen {
 			healthy[s.spec.VIP] = false
 		}

@@ -164,7 +164,9 @@ func (d *Daemon) syncVIPs() error {
 	}
 	var vips []netip.Addr
 	for _, s := range d.services {
-		vips = append(vips, s.spec.VIP)
+		if s.spec.FwMark == 0 { // a mark's addresses are not managed
+			vips = append(vips, s.spec.VIP)
+		}
 	}
 	return d.vips.sync(vips, d.cfg.Director.Interfaces)
 }
@@ -285,6 +287,8 @@ func Specs(cfg *config.Config) ([]dataplane.ServiceSpec, error) {
 		}
 		sp := dataplane.ServiceSpec{
 			Name:       svc.Name,
+			FwMark:     svc.FwMark,
+			Match:      markMatches(svc.Match),
 			VIP:        svc.VIP,
 			Port:       svc.Port,
 			Proto:      uint8(svc.Protocol),
@@ -293,6 +297,9 @@ func Specs(cfg *config.Config) ([]dataplane.ServiceSpec, error) {
 			Fwd:        fwd(svc.Forward),
 			LocalAddrs: svc.LocalAddresses,
 			SynProxy:   synProxyMode(svc.SynProxy),
+		}
+		if svc.FwMark != 0 {
+			sp.VIP, sp.Port, sp.Proto = netip.Addr{}, 0, 0 // the match says
 		}
 		if p := svc.Persistence; p != nil {
 			sp.Persistence = p.Timeout
@@ -361,6 +368,10 @@ func (d *Daemon) Services() []control.Service {
 			Scheduler: svc.SchedName,
 			Flags:     svc.Flags.Names(svc.SchedName),
 		}
+		if svc.FwMark != 0 {
+			cs.FwMark, cs.Protocol, cs.VIP = svc.FwMark, "", ""
+			cs.IPv6 = len(svc.Match) > 0 && svc.Match[0].Prefix.Addr().Is6()
+		}
 		if svc.Persistence > 0 {
 			cs.Persistent = int(svc.Persistence / time.Second)
 			cs.Netmask = netmask(svc)
@@ -405,7 +416,7 @@ func (d *Daemon) Services() []control.Service {
 }
 
 func netmask(svc *dataplane.Service) string {
-	if svc.VIP.Is4() {
+	if (svc.FwMark == 0 && svc.VIP.Is4()) || (svc.FwMark != 0 && len(svc.Match) > 0 && svc.Match[0].Prefix.Addr().Is4()) {
 		m := net.CIDRMask(svc.PersistBits, 32)
 		return net.IP(m).String()
 	}

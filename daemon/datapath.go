@@ -26,6 +26,7 @@ type dataPath interface {
 	Connections(ctx context.Context) ([]dataplane.Conn, error)
 	Templates(ctx context.Context) ([]dataplane.Template, error)
 	ExpireTemplates(ctx context.Context, vip netip.Addr, port uint16, proto uint8, dest netip.AddrPort) (int, error)
+	ExpireMarkTemplates(ctx context.Context, mark uint32, dest netip.AddrPort) (int, error)
 	EnableSync(sink func([]connsync.Entry)) (stop func())
 	InstallSynced(entries []connsync.Entry)
 }

@@ -61,7 +61,7 @@ func (f *fakeDataPath) Apply(specs []dataplane.ServiceSpec) error {
 	// Like the Director: a real server keeps its counters across applies.
 	f.services = nil
 	for i, sp := range specs {
-		svc := &dataplane.Service{ID: uint32(i), Name: sp.Name, VIP: inet.AddrFromNetip(sp.VIP), Port: sp.Port, Proto: sp.Proto,
+		svc := &dataplane.Service{ID: uint32(i), Name: sp.Name, FwMark: sp.FwMark, Match: sp.Match, VIP: inet.AddrFromNetip(sp.VIP), Port: sp.Port, Proto: sp.Proto,
 			Fwd: sp.Fwd, SchedName: sp.Scheduler, Flags: sp.Flags, Persistence: sp.Persistence, PersistBits: sp.PersistBits, SynProxy: sp.SynProxy}
 		for _, la := range sp.LocalAddrs {
 			svc.LocalAddrs = append(svc.LocalAddrs, inet.AddrFromNetip(la))
@@ -137,6 +137,15 @@ func (f *fakeDataPath) ExpireTemplates(_ context.Context, vip netip.Addr, port u
 	f.mu.Unlock()
 	if ch != nil {
 		ch <- fmt.Sprintf("%s/%d %s", netip.AddrPortFrom(vip, port), proto, dest)
+	}
+	return 1, nil
+}
+func (f *fakeDataPath) ExpireMarkTemplates(_ context.Context, mark uint32, dest netip.AddrPort) (int, error) {
+	f.mu.Lock()
+	ch := f.expired
+	f.mu.Unlock()
+	if ch != nil {
+		ch <- fmt.Sprintf("fwmark %d %s", mark, dest)
 	}
 	return 1, nil
 }

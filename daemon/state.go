@@ -31,6 +31,9 @@ type service struct {
 }
 
 func (s *service) key() control.ServiceKey {
+	if s.spec.FwMark != 0 {
+		return control.ServiceKey{FwMark: s.spec.FwMark}
+	}
 	return control.ServiceKey{Protocol: protoWord(s.spec.Proto), VIP: s.spec.VIP.String(), Port: s.spec.Port}
 }
 
@@ -114,10 +117,11 @@ func (d *Daemon) apply() error {
 
 // quiescedKey names a real server of a service for expireQuiescent.
 type quiescedKey struct {
-	vip   netip.Addr
-	port  uint16
-	proto uint8
-	dest  netip.AddrPort
+	fwmark uint32
+	vip    netip.Addr
+	port   uint16
+	proto  uint8
+	dest   netip.AddrPort
 }
 
 // expireQuiescent expires, as IPVS's expire_quiescent_template does, the
@@ -131,21 +135,21 @@ func (d *Daemon) expireQuiescent(specs []dataplane.ServiceSpec) {
 	expire := map[quiescedKey]bool{} // the services with the switch on (no dest)
 	for _, s := range d.services {
 		if s.expireQuiescent {
-			expire[quiescedKey{vip: s.spec.VIP, port: s.spec.Port, proto: s.spec.Proto}] = true
+			expire[quiescedKey{fwmark: s.spec.FwMark, vip: s.spec.VIP, port: s.spec.Port, proto: s.spec.Proto}] = true
 		}
 	}
 	now := map[quiescedKey]bool{}
 	var todo []quiescedKey
 	for i := range specs {
 		sp := &specs[i]
-		if sp.Persistence <= 0 || !expire[quiescedKey{vip: sp.VIP, port: sp.Port, proto: sp.Proto}] {
+		if sp.Persistence <= 0 || !expire[quiescedKey{fwmark: sp.FwMark, vip: sp.VIP, port: sp.Port, proto: sp.Proto}] {
 			continue
 		}
 		for _, ds := range sp.Dests {
 			if ds.Weight != 0 {
 				continue
 			}
-			k := quiescedKey{sp.VIP, sp.Port, sp.Proto, netip.AddrPortFrom(ds.Addr, ds.Port)}
+			k := quiescedKey{sp.FwMark, sp.VIP, sp.Port, sp.Proto, netip.AddrPortFrom(ds.Addr, ds.Port)}
 			now[k] = true
 			if !d.quiesced[k] {
 				todo = append(todo, k)
@@ -162,7 +166,13 @@ func (d *Daemon) expireQuiescent(specs []dataplane.ServiceSpec) {
 	go func() {
 		for _, k := range todo {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			n, err := dp.ExpireTemplates(ctx, k.vip, k.port, k.proto, k.dest)
+			var n int
+			var err error
+			if k.fwmark != 0 {
+				n, err = dp.ExpireMarkTemplates(ctx, k.fwmark, k.dest)
+			} else {
+				n, err = dp.ExpireTemplates(ctx, k.vip, k.port, k.proto, k.dest)
+			}
 			cancel()
 			switch {
 			case err != nil:
@@ -207,6 +217,14 @@ func (d *Daemon) change(f func(svcs []*service) ([]*service, error)) error {
 }
 
 func findService(svcs []*service, k control.ServiceKey) (int, error) {
+	if k.FwMark != 0 {
+		for i, s := range svcs {
+			if s.spec.FwMark == k.FwMark {
+				return i, nil
+			}
+		}
+		return -1, fmt.Errorf("%w: no such service FWM %d", control.ErrNotFound, k.FwMark)
+	}
 	vip, err := netip.ParseAddr(k.VIP)
 	if err != nil {
 		return -1, fmt.Errorf("%w: bad address %q", control.ErrInvalid, k.VIP)
@@ -216,7 +234,7 @@ func findService(svcs []*service, k control.ServiceKey) (int, error) {
 		return -1, err
 	}
 	for i, s := range svcs {
-		if s.spec.VIP == vip && s.spec.Port == k.Port && s.spec.Proto == proto {
+		if s.spec.FwMark == 0 && s.spec.VIP == vip && s.spec.Port == k.Port && s.spec.Proto == proto {
 			return i, nil
 		}
 	}
@@ -247,8 +265,12 @@ func parseFwd(s string) (conntrack.Fwd, error) {
 	return 0, fmt.Errorf("%w: forwarding method %q (nat, fullnat, dr or tun)", control.ErrInvalid, s)
 }
 
-// serviceSpec validates a govsadm service spec into s.
-func serviceSpec(cs control.ServiceSpec, s *dataplane.ServiceSpec) error {
+// serviceSpec validates a govsadm service spec into s; marks are the
+// YAML's firewall marks, which give an fwmark service its match.
+func serviceSpec(cs control.ServiceSpec, s *dataplane.ServiceSpec, marks []config.Mark) error {
+	if cs.FwMark != 0 {
+		return markServiceSpec(cs, s, marks)
+	}
 	vip, err := netip.ParseAddr(cs.VIP)
 	if err != nil || vip.Zone() != "" {
 		return fmt.Errorf("%w: bad virtual address %q", control.ErrInvalid, cs.VIP)
@@ -318,10 +340,13 @@ func (d *Daemon) Info() control.Info {
 func (d *Daemon) AddService(cs control.ServiceSpec) error {
 	return d.change(func(svcs []*service) ([]*service, error) {
 		if _, err := findService(svcs, cs.ServiceKey); err == nil {
+			if cs.FwMark != 0 {
+				return nil, fmt.Errorf("%w: service FWM %d already exists", control.ErrExists, cs.FwMark)
+			}
 			return nil, fmt.Errorf("%w: service %s already exists", control.ErrExists, net.JoinHostPort(cs.VIP, strconv.Itoa(int(cs.Port))))
 		}
 		s := &service{spec: dataplane.ServiceSpec{Fwd: conntrack.FwdNAT}}
-		if err := serviceSpec(cs, &s.spec); err != nil {
+		if err := serviceSpec(cs, &s.spec, d.cfg.Marks); err != nil {
 			return nil, err
 		}
 		d.log.Info("service added", "service", s.spec.Name, "scheduler", s.spec.Scheduler)
@@ -336,7 +361,7 @@ func (d *Daemon) EditService(cs control.ServiceSpec) error {
 		if err != nil {
 			return nil, err
 		}
-		if err := serviceSpec(cs, &svcs[i].spec); err != nil {
+		if err := serviceSpec(cs, &svcs[i].spec, d.cfg.Marks); err != nil {
 			return nil, err
 		}
 		d.log.Info("service edited", "service", svcs[i].spec.Name, "scheduler", svcs[i].spec.Scheduler)
@@ -379,7 +404,7 @@ func destAddr(s *service, addr string, port uint16) (netip.Addr, uint16, error) 
 		return netip.Addr{}, 0, fmt.Errorf("%w: bad real server address %q", control.ErrInvalid, addr)
 	}
 	a = a.Unmap()
-	if a.Is4() != s.spec.VIP.Is4() {
+	if a.Is4() != familyAddr(&s.spec).Is4() {
 		return netip.Addr{}, 0, fmt.Errorf("%w: real server %s is not of the service's address family", control.ErrInvalid, a)
 	}
 	if port == 0 {
@@ -501,7 +526,7 @@ func (d *Daemon) AddLocalAddr(l control.LocalAddr) error {
 			return nil, err
 		}
 		a, err := netip.ParseAddr(l.Address)
-		if err != nil || a.Unmap().Is4() != svcs[i].spec.VIP.Is4() {
+		if err != nil || a.Unmap().Is4() != familyAddr(&svcs[i].spec).Is4() {
 			return nil, fmt.Errorf("%w: bad local address %q for this service", control.ErrInvalid, l.Address)
 		}
 		for _, la := range svcs[i].spec.LocalAddrs {
@@ -550,7 +575,7 @@ func (d *Daemon) Zero(k *control.ServiceKey) error {
 		vip, proto = d.services[i].spec.VIP, d.services[i].spec.Proto
 	}
 	for _, svc := range d.dp.Services() {
-		if k != nil && (svc.VIP.Netip() != vip || svc.Port != k.Port || svc.Proto != proto) {
+		if k != nil && (svc.FwMark != k.FwMark || svc.VIP.Netip() != vip || svc.Port != k.Port || svc.Proto != proto) {
 			continue
 		}
 		for _, dst := range svc.Dests {

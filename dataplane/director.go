@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -293,18 +294,36 @@ func (d *Director) Apply(specs []ServiceSpec) error {
 		services: make([]*Service, len(old.services)),
 		dests:    old.dests,
 	}
+	next.byMark = map[uint32]*Service{}
+	nMarks := 0
 	for i := range specs {
 		sp := &specs[i]
 		key := serviceKey{inet.AddrFromNetip(sp.VIP), sp.Port, sp.Proto}
-		if _, dup := next.byKey[key]; dup {
-			return fmt.Errorf("service %q: duplicate of another service", sp.Name)
+		var prev *Service
+		if sp.FwMark != 0 {
+			if _, dup := next.byMark[sp.FwMark]; dup {
+				return fmt.Errorf("service %q: duplicate of another service (fwmark %d)", sp.Name, sp.FwMark)
+			}
+			if nMarks += len(sp.Match); nMarks > MaxMarkMatches {
+				return fmt.Errorf("service %q: more than %d firewall-mark matches in all", sp.Name, MaxMarkMatches)
+			}
+			prev = old.byMark[sp.FwMark]
+		} else {
+			if _, dup := next.byKey[key]; dup {
+				return fmt.Errorf("service %q: duplicate of another service", sp.Name)
+			}
+			prev = old.byKey[key]
 		}
-		prev := old.byKey[key]
 		svc, err := d.buildService(sp, prev, next)
 		if err != nil {
 			return err
 		}
-		next.byKey[key] = svc
+		if sp.FwMark != 0 {
+			next.byMark[sp.FwMark] = svc
+			next.addMarks(svc)
+		} else {
+			next.byKey[key] = svc
+		}
 		if int(svc.ID) >= len(next.services) {
 			next.services = append(next.services, make([]*Service, int(svc.ID)+1-len(next.services))...)
 		}
@@ -319,15 +338,20 @@ func (d *Director) Apply(specs []ServiceSpec) error {
 			return fmt.Errorf("service %q: steer vip: %w", svc.Name, err)
 		}
 	}
+	if err := d.steer.SetMarks(next.markPrefixes()); err != nil {
+		return err
+	}
 	for key, svc := range old.byKey {
 		if _, keep := next.byKey[key]; !keep {
 			d.steer.DelVIP(bpf.Endpoint{Addr: key.Addr, Port: key.Port, Proto: key.Proto})
-			next.services[svc.ID] = nil
-			for _, dst := range svc.Dests {
-				dst.SetWeight(0)
-				dst.Removed.Store(true)
-			}
+			next.dropService(svc)
 			d.log.Info("service removed", "service", svc.Name)
+		}
+	}
+	for mark, svc := range old.byMark {
+		if _, keep := next.byMark[mark]; !keep {
+			next.dropService(svc)
+			d.log.Info("service removed", "service", svc.Name, "fwmark", mark)
 		}
 	}
 	if err := d.syncReals(next); err != nil {
@@ -357,6 +381,12 @@ func (d *Director) syncReals(s *snapshot) error {
 			continue
 		}
 		if dst.Removed.Load() && dst.ActiveConns()+dst.InactiveConns() <= 0 {
+			continue
+		}
+		if dst.Proto == 0 { // an fwmark service's: each protocol of the mark
+			for _, proto := range dst.Protos {
+				want[bpf.Endpoint{Addr: dst.Addr, Port: dst.Port, Proto: proto}] = struct{}{}
+			}
 			continue
 		}
 		want[bpf.Endpoint{Addr: dst.Addr, Port: dst.Port, Proto: dst.Proto}] = struct{}{}
@@ -471,6 +501,8 @@ func (d *Director) housekeeping(ctx context.Context) {
 func (d *Director) buildService(sp *ServiceSpec, prev *Service, next *snapshot) (*Service, error) {
 	svc := &Service{
 		Name:        sp.Name,
+		FwMark:      sp.FwMark,
+		Match:       sp.Match,
 		VIP:         inet.AddrFromNetip(sp.VIP),
 		Port:        sp.Port,
 		Proto:       sp.Proto,
@@ -508,7 +540,7 @@ func (d *Director) buildService(sp *ServiceSpec, prev *Service, next *snapshot) 
 	for _, ds := range sp.Dests {
 		ap := netip.AddrPortFrom(ds.Addr, ds.Port)
 		dst := prevDests[ap]
-		if dst != nil && dst.Fwd == ds.Fwd {
+		if dst != nil && dst.Fwd == ds.Fwd && slices.Equal(dst.Protos, markProtos(sp)) {
 			delete(prevDests, ap)
 			dst.SetWeight(ds.Weight)
 		} else {
@@ -518,6 +550,7 @@ func (d *Director) buildService(sp *ServiceSpec, prev *Service, next *snapshot) 
 				Service: svc.ID,
 				Fwd:     ds.Fwd,
 				Proto:   sp.Proto,
+				Protos:  markProtos(sp),
 				stats:   newDestStats(len(d.workers)),
 			}
 			dst.stats.fast = d.fastStats(dst.ID)

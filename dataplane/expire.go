@@ -14,7 +14,10 @@ import (
 // anew; their established connections stay. Each worker deletes its own
 // between two batches (its table is never shared).
 func (d *Director) ExpireTemplates(ctx context.Context, vip netip.Addr, port uint16, proto uint8, dest netip.AddrPort) (int, error) {
-	svc := d.state.Load().byKey[serviceKey{inet.AddrFromNetip(vip.Unmap()), port, proto}]
+	return d.expireTemplates(ctx, d.state.Load().byKey[serviceKey{inet.AddrFromNetip(vip.Unmap()), port, proto}], dest)
+}
+
+func (d *Director) expireTemplates(ctx context.Context, svc *Service, dest netip.AddrPort) (int, error) {
 	if svc == nil || svc.Persistence <= 0 {
 		return 0, nil
 	}

@@ -112,10 +112,10 @@ func (w *worker) offloadRequest(c *conntrack.Conn, dst *Dest, nh *NextHop) {
 	a := bpf.FlowAction{DstMAC: nh.DstMAC, SrcMAC: nh.SrcMAC, Ifindex: out.Index, DestID: dst.ID, SteerOnly: steerOnly}
 	switch c.Fwd {
 	case conntrack.FwdNAT:
-		a.Op, a.Dst, a.DstPort = bpf.FlowSetDst, dst.Addr, dst.Port
+		a.Op, a.Dst, a.DstPort = bpf.FlowSetDst, dst.Addr, c.Reply.SrcPort
 	case conntrack.FwdFullNAT:
 		a.Op = bpf.FlowFullNAT
-		a.Src, a.SrcPort, a.Dst, a.DstPort = c.LAddr, c.LPort, dst.Addr, dst.Port
+		a.Src, a.SrcPort, a.Dst, a.DstPort = c.LAddr, c.LPort, dst.Addr, c.Reply.SrcPort
 	case conntrack.FwdDR:
 		a.Op = bpf.FlowForward
 	case conntrack.FwdTun:

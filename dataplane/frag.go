@@ -384,20 +384,6 @@ func (w *worker) releaseHeld(e *fragEntry, now int64, st *snapshot) {
 	}
 }
 
-// emit queues a frame the fragment code forwarded for TX, as forward does.
-func (w *worker) emit(desc xsk.Desc, out int, ok bool) {
-	switch {
-	case out == outHandedOff && ok:
-	case !ok:
-		w.release(desc.Addr)
-	case w.socks[out] == nil:
-		w.drop(DropNoTxQueue)
-		w.release(desc.Addr)
-	default:
-		w.tx[out] = append(w.tx[out], desc)
-	}
-}
-
 // expireFrags drops the held fragments whose first has not come in time.
 func (w *worker) expireFrags(now int64) {
 	if w.frags.nheld == 0 {

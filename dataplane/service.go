@@ -13,7 +13,14 @@ import (
 
 // ServiceSpec is a virtual service as the control plane describes it.
 type ServiceSpec struct {
-	Name      string
+	Name string
+	// FwMark, when not 0, makes this a firewall-mark service: it takes the
+	// packets Match matches, and VIP, Port and Proto are unused (invalid,
+	// 0, 0). Persistence binds a client across every address, port and
+	// protocol of the mark, and a real server of port 0 keeps the packet's
+	// destination port.
+	FwMark    uint32
+	Match     []MarkMatch
 	VIP       netip.Addr
 	Port      uint16 // 0: every port (persistent services only)
 	Proto     uint8  // 6 or 17
@@ -55,6 +62,19 @@ func (m SynProxyMode) String() string {
 	return fmt.Sprintf("SynProxyMode(%d)", uint8(m))
 }
 
+// MarkMatch is one part of a firewall mark's match: packets to an address
+// of Prefix, a destination port in Lo..Hi and protocol Proto carry it.
+type MarkMatch struct {
+	Prefix netip.Prefix
+	Lo, Hi uint16
+	Proto  uint8
+}
+
+// MaxMarkMatches bounds the entries of all fwmark services together: the
+// workers scan them linearly (after the plain services' hash lookup
+// misses), longest prefix first.
+const MaxMarkMatches = 1024
+
 // DestSpec is a real server of a service.
 type DestSpec struct {
 	Addr         netip.Addr
@@ -77,6 +97,8 @@ type serviceKey struct {
 type Service struct {
 	ID          uint32
 	Name        string
+	FwMark      uint32 // 0 for a plain service; VIP, Port and Proto are then 0
+	Match       []MarkMatch
 	VIP         inet.Addr
 	Port        uint16
 	Proto       uint8
@@ -96,7 +118,8 @@ type Dest struct {
 	*sched.Dest
 	ID      uint32
 	Service uint32
-	Proto   uint8
+	Proto   uint8   // the service's; 0 for an fwmark service's (see Protos)
+	Protos  []uint8 // an fwmark service's protocols
 	Fwd     conntrack.Fwd
 	// Removed dests stay in the table while connections may still refer
 	// to them (draining); they are out of the scheduler's list.
@@ -107,17 +130,63 @@ type Dest struct {
 // snapshot is the immutable view of services and dests that workers read
 // with one atomic load per batch.
 type snapshot struct {
-	byKey    map[serviceKey]*Service
-	locals   map[inet.Addr]bool // full-NAT local addresses
-	services []*Service         // by ID; nil once removed
-	dests    []*Dest            // by ID; never shrinks (IDs are not reused)
+	byKey  map[serviceKey]*Service
+	byMark map[uint32]*Service // fwmark services
+	// marks4 and marks6 are the fwmark services' matches per family,
+	// longest prefix first (a prefix inside another may take other ports).
+	marks4, marks6 []markEntry
+	locals         map[inet.Addr]bool // full-NAT local addresses
+	services       []*Service         // by ID; nil once removed
+	dests          []*Dest            // by ID; never shrinks (IDs are not reused)
 }
 
+// markEntry is one MarkMatch of an fwmark service, ready for lookup.
+type markEntry struct {
+	addr   inet.Addr // masked to bits
+	bits   int       // prefix length within the family
+	lo, hi uint16
+	proto  uint8
+	svc    *Service
+}
+
+// lookup returns the service of a packet to addr:port of protocol proto:
+// a plain service's (addr:port, then addr:0), else the firewall mark's
+// that matches. Allocation-free: the marks are a short slice scanned in
+// order (MaxMarkMatches), skipped entirely while there are none.
 func (s *snapshot) lookup(addr inet.Addr, port uint16, proto uint8) *Service {
 	if svc := s.byKey[serviceKey{addr, port, proto}]; svc != nil {
 		return svc
 	}
-	return s.byKey[serviceKey{addr, 0, proto}]
+	if svc := s.byKey[serviceKey{addr, 0, proto}]; svc != nil {
+		return svc
+	}
+	return s.lookupMark(addr, port, proto)
+}
+
+func (s *snapshot) lookupMark(addr inet.Addr, port uint16, proto uint8) *Service {
+	list := s.marks6
+	if addr.Is4() {
+		list = s.marks4
+	}
+	for i := range list {
+		e := &list[i]
+		if e.proto == proto && port >= e.lo && port <= e.hi && addr.Mask(e.bits) == e.addr {
+			return e.svc
+		}
+	}
+	return nil
+}
+
+// familyAddr returns an address that stands for the family of an
+// fwmark service (its first prefix's), for the family checks.
+func (sp *ServiceSpec) familyAddr() netip.Addr {
+	if sp.FwMark != 0 {
+		if len(sp.Match) == 0 {
+			return netip.Addr{}
+		}
+		return sp.Match[0].Prefix.Addr()
+	}
+	return sp.VIP
 }
 
 func (s *snapshot) dest(id uint32) *Dest {
@@ -135,14 +204,33 @@ func (s *snapshot) service(id uint32) *Service {
 }
 
 func validateSpec(sp *ServiceSpec) error {
-	if !sp.VIP.IsValid() {
-		return fmt.Errorf("service %q: no vip", sp.Name)
+	if sp.FwMark != 0 {
+		if len(sp.Match) == 0 {
+			return fmt.Errorf("service %q: fwmark %d matches nothing", sp.Name, sp.FwMark)
+		}
+		fam := sp.Match[0].Prefix.Addr().Is4()
+		for _, m := range sp.Match {
+			if !m.Prefix.IsValid() || m.Prefix.Addr().Is4() != fam {
+				return fmt.Errorf("service %q: fwmark %d: prefixes of one family only", sp.Name, sp.FwMark)
+			}
+			if m.Proto != 6 && m.Proto != 17 {
+				return fmt.Errorf("service %q: fwmark %d: protocol %d not supported", sp.Name, sp.FwMark, m.Proto)
+			}
+			if m.Lo > m.Hi {
+				return fmt.Errorf("service %q: fwmark %d: empty port range %d-%d", sp.Name, sp.FwMark, m.Lo, m.Hi)
+			}
+		}
+	} else {
+		if !sp.VIP.IsValid() {
+			return fmt.Errorf("service %q: no vip", sp.Name)
+		}
+		if sp.Proto != 6 && sp.Proto != 17 {
+			return fmt.Errorf("service %q: protocol %d not supported", sp.Name, sp.Proto)
+		}
 	}
-	if sp.Proto != 6 && sp.Proto != 17 {
-		return fmt.Errorf("service %q: protocol %d not supported", sp.Name, sp.Proto)
-	}
+	fam := sp.familyAddr()
 	for _, d := range sp.Dests {
-		if d.Addr.Is4() != sp.VIP.Is4() {
+		if d.Addr.Is4() != fam.Is4() {
 			return fmt.Errorf("service %q: real server %s is not of the vip's address family", sp.Name, d.Addr)
 		}
 	}

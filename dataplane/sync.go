@@ -191,9 +191,9 @@ func (w *worker) install(entries []connsync.Entry) {
 		}
 		switch conn.Fwd {
 		case conntrack.FwdNAT:
-			conn.Reply = conntrack.Tuple{Src: dst.Addr, Dst: e.Client, SrcPort: dst.Port, DstPort: e.CPort, Proto: e.Proto}
+			conn.Reply = conntrack.Tuple{Src: dst.Addr, Dst: e.Client, SrcPort: destPort(dst, e.VPort), DstPort: e.CPort, Proto: e.Proto}
 		case conntrack.FwdFullNAT:
-			conn.Reply = conntrack.Tuple{Src: dst.Addr, Dst: e.Local, SrcPort: dst.Port, DstPort: e.LPort, Proto: e.Proto}
+			conn.Reply = conntrack.Tuple{Src: dst.Addr, Dst: e.Local, SrcPort: destPort(dst, e.VPort), DstPort: e.LPort, Proto: e.Proto}
 		}
 		c, err := w.ct.Insert(&conn, now)
 		if err != nil {

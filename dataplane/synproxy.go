@@ -465,15 +465,7 @@ func (w *worker) sendHeld(c *conntrack.Conn, cookie uint32, st *snapshot) bool {
 		w.nheld--
 		sent = true
 		out, ok := w.forwardHeld(&desc, c, st)
-		switch {
-		case !ok:
-			w.release(desc.Addr)
-		case w.socks[out] == nil:
-			w.drop(DropNoTxQueue)
-			w.release(desc.Addr)
-		default:
-			w.tx[out] = append(w.tx[out], desc)
-		}
+		w.emit(desc, out, ok)
 	}
 	return sent
 }

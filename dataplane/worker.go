@@ -409,8 +409,14 @@ const outHandedOff = -1
 // and recycles it.
 func (w *worker) forward(desc xsk.Desc, inIface int, now int64, st *snapshot, owned bool) {
 	out, ok := w.process(&desc, inIface, now, st, owned)
+	w.emit(desc, out, ok)
+}
+
+// emit queues a processed frame for TX on interface out, or recycles it
+// when it was dropped (ok false); a frame handed off is the owner's now.
+func (w *worker) emit(desc xsk.Desc, out int, ok bool) {
 	switch {
-	case out == outHandedOff:
+	case out == outHandedOff && ok:
 	case !ok:
 		w.release(desc.Addr)
 	case w.socks[out] == nil:
@@ -518,9 +524,9 @@ func (w *worker) toRealServer(desc *xsk.Desc, frame []byte, c *conntrack.Conn, d
 	}
 	switch fwd {
 	case conntrack.FwdNAT:
-		packet.DNAT(frame, p, dst.Addr, dst.Port)
+		packet.DNAT(frame, p, dst.Addr, c.Reply.SrcPort)
 	case conntrack.FwdFullNAT:
-		packet.FullNAT(frame, p, c.LAddr, c.LPort, dst.Addr, dst.Port)
+		packet.FullNAT(frame, p, c.LAddr, c.LPort, dst.Addr, c.Reply.SrcPort)
 	case conntrack.FwdDR:
 		// VS/DR: only the Ethernet header changes.
 	case conntrack.FwdTun:
@@ -603,9 +609,9 @@ func (w *worker) processICMP(desc *xsk.Desc, frame []byte, now int64, st *snapsh
 		var err error
 		switch c.Fwd {
 		case conntrack.FwdNAT:
-			err = packet.RewriteICMPError(frame, p, nil, &dst.Addr, dst.Addr, dst.Port, c.Orig.Src, c.Orig.SrcPort)
+			err = packet.RewriteICMPError(frame, p, nil, &dst.Addr, dst.Addr, c.Reply.SrcPort, c.Orig.Src, c.Orig.SrcPort)
 		case conntrack.FwdFullNAT:
-			err = packet.RewriteICMPError(frame, p, &c.LAddr, &dst.Addr, dst.Addr, dst.Port, c.LAddr, c.LPort)
+			err = packet.RewriteICMPError(frame, p, &c.LAddr, &dst.Addr, dst.Addr, c.Reply.SrcPort, c.LAddr, c.LPort)
 		}
 		if err != nil {
 			w.drop(DropMalformed)
@@ -725,14 +731,15 @@ func (w *worker) schedule(svc *Service, frame []byte, p *packet.Parsed, t *connt
 	}
 	switch dst.Fwd {
 	case conntrack.FwdNAT:
-		conn.Reply = conntrack.Tuple{Src: dst.Addr, Dst: p.Src, SrcPort: dst.Port, DstPort: p.SrcPort, Proto: p.Proto}
+		conn.Reply = conntrack.Tuple{Src: dst.Addr, Dst: p.Src, SrcPort: destPort(dst, p.DstPort), DstPort: p.SrcPort, Proto: p.Proto}
 	case conntrack.FwdFullNAT:
-		laddr, lport, ok := w.allocLocal(svc, dst, p.Proto, now)
+		rport := destPort(dst, p.DstPort)
+		laddr, lport, ok := w.allocLocal(svc, dst, rport, p.Proto, now)
 		if !ok {
 			return nil
 		}
 		conn.LAddr, conn.LPort = laddr, lport
-		conn.Reply = conntrack.Tuple{Src: dst.Addr, Dst: laddr, SrcPort: dst.Port, DstPort: lport, Proto: p.Proto}
+		conn.Reply = conntrack.Tuple{Src: dst.Addr, Dst: laddr, SrcPort: rport, DstPort: lport, Proto: p.Proto}
 	}
 	c, err := w.ct.Insert(&conn, now)
 	if err != nil {
@@ -757,7 +764,8 @@ const (
 
 // allocLocal picks a full-NAT local address and port for a new connection
 // to dst: one whose reply tuple (RIP:rport -> LIP:lport) is not in use.
-func (w *worker) allocLocal(svc *Service, dst *Dest, proto uint8, now int64) (inet.Addr, uint16, bool) {
+// rport is the real server's port of the connection (destPort).
+func (w *worker) allocLocal(svc *Service, dst *Dest, rport uint16, proto uint8, now int64) (inet.Addr, uint16, bool) {
 	n := len(svc.LocalAddrs)
 	nw := len(w.d.workers)
 	span := (65536 - lportMin - w.q + nw - 1) / nw // ports this worker owns
@@ -769,7 +777,7 @@ func (w *worker) allocLocal(svc *Service, dst *Dest, proto uint8, now int64) (in
 			for try := 0; try < lportTries; try++ {
 				port := uint16(lportMin + (k%span)*nw + w.q)
 				k++
-				reply := conntrack.Tuple{Src: dst.Addr, Dst: laddr, SrcPort: dst.Port, DstPort: port, Proto: proto}
+				reply := conntrack.Tuple{Src: dst.Addr, Dst: laddr, SrcPort: rport, DstPort: port, Proto: proto}
 				if _, _, used := w.ct.Lookup(&reply, now); !used {
 					w.lportNext[laddr] = k % span
 					return laddr, port, true
@@ -788,6 +796,10 @@ func (w *worker) allocLocal(svc *Service, dst *Dest, proto uint8, now int64) (in
 }
 
 func (w *worker) templateKey(svc *Service, p *packet.Parsed) *conntrack.TemplateKey {
+	if svc.FwMark != 0 {
+		k := fwmarkTemplateKey(svc, p)
+		return &k
+	}
 	return &conntrack.TemplateKey{
 		Client:  p.Src.Mask(svc.PersistBits),
 		VIP:     svc.VIP,
@@ -859,7 +871,7 @@ func (w *worker) listConns(ctx context.Context) ([]Conn, error) {
 				Virtual: netip.AddrPortFrom(c.Orig.Dst.Netip(), c.Orig.DstPort),
 			}
 			if dst := st.dest(c.Dest); dst != nil {
-				conn.Dest = netip.AddrPortFrom(dst.Addr.Netip(), dst.Port)
+				conn.Dest = netip.AddrPortFrom(dst.Addr.Netip(), destPort(dst, c.Orig.DstPort))
 			}
 			if !c.LAddr.IsZero() {
 				conn.Local = netip.AddrPortFrom(c.LAddr.Netip(), c.LPort)

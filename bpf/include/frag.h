@@ -10,7 +10,8 @@
  * to the workers of its RX queue like a first packet (it meets the steering
  * meter: it belongs to no known flow), where dataplane/frag.go sends it
  * after the first fragment of its datagram, to the same place. Everything
- * else is left to the kernel (frag_passed). Fragments never take the fast
+ * else is left to the kernel (frag_passed). Destinations in a prefix of a
+ * firewall mark (the marks trie, maps.h) count as VIPs here. Fragments never take the fast
  * path (fastpath.h sends known flows' first fragments to the workers).
  *
  * A datagram between those addresses may still not be the load balancer's:
@@ -90,6 +91,12 @@ static __always_inline bool frag_addrs_ours(const struct tuple *t)
 	if (t->proto != IPPROTO_TCP && t->proto != IPPROTO_UDP)
 		return false;
 	if (frag_addr_flags(t->daddr) & FRAG_ADDR_VIP)
+		return true;
+	/* An address a firewall mark matches counts as a VIP, whatever the
+	 * port (a later fragment has none); a datagram to a port the mark
+	 * does not take has its first fragment passed, and frag_to_kernel
+	 * sends the rest after it. */
+	if (mark_prefix_lookup(t->daddr))
 		return true;
 	if (!(frag_addr_flags(t->saddr) & FRAG_ADDR_REAL))
 		return false;

@@ -10,6 +10,7 @@
 #include <linux/types.h>
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
 
 /* One slot per (interface, RX queue) pair: base slot + queue index. */
 #define XSK_SLOTS 256
@@ -38,6 +39,75 @@ struct {
 	__type(key, struct endpoint_key);
 	__type(value, struct endpoint_value);
 } vips SEC(".maps");
+
+/*
+ * Firewall-mark services (ipvsadm -f). A mark is defined by what it
+ * matches (the YAML's match: prefixes, port ranges, protocols), since XDP
+ * runs before netfilter sets marks. The trie is keyed by destination prefix
+ * (IPv4 as ::ffff:a.b.c.d/96+n); its value lists the (protocol, port range,
+ * service) entries of every mark whose prefixes cover that prefix, so that
+ * the longest match alone answers (the control plane copies the ranges of
+ * an enclosing prefix into the more specific ones, bpf/marks.go). Marks
+ * never overlap (the configuration refuses it), so at most one entry
+ * matches. Plain services (vips) are looked up first.
+ */
+#define MARK_RANGES 16
+
+struct mark_key {
+	__u32 prefixlen; /* of the 128-bit address */
+	__u8 addr[16];
+};
+
+struct mark_range {
+	__u16 lo; /* first port, host byte order */
+	__u16 hi; /* last port, inclusive */
+	__u8 proto;
+	__u8 pad[3];
+	struct endpoint_value ev; /* the fwmark service's id and SYN flags */
+};
+
+struct mark_value {
+	__u32 n; /* entries used in r */
+	__u32 pad;
+	struct mark_range r[MARK_RANGES];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 1024);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct mark_key);
+	__type(value, struct mark_value);
+} marks SEC(".maps");
+
+/* mark_prefix_lookup returns the marks trie's entry for the longest prefix
+ * holding addr, or NULL. */
+static __always_inline struct mark_value *mark_prefix_lookup(const __u8 addr[16])
+{
+	struct mark_key key = {.prefixlen = 128};
+
+	__builtin_memcpy(key.addr, addr, 16);
+	return bpf_map_lookup_elem(&marks, &key);
+}
+
+/* mark_lookup returns the service entry of the firewall mark that a packet
+ * to addr:port (network byte order) of protocol proto carries, or NULL. */
+static __always_inline struct endpoint_value *mark_lookup(const __u8 addr[16], __be16 port, __u8 proto)
+{
+	struct mark_value *v = mark_prefix_lookup(addr);
+	__u16 p = bpf_ntohs(port);
+
+	if (!v)
+		return NULL;
+	for (int i = 0; i < MARK_RANGES; i++) {
+		if (i >= v->n)
+			break;
+		struct mark_range *r = &v->r[i];
+		if (r->proto == proto && p >= r->lo && p <= r->hi)
+			return &r->ev;
+	}
+	return NULL;
+}
 
 /*
  * Real servers of NAT and full-NAT services: traffic from these endpoints is

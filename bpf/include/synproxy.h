@@ -38,6 +38,7 @@
 #include "csum.h"
 #include "maps.h"
 #include "counters.h"
+#include "bucket.h"
 
 /* Verdicts of syn_guard besides an XDP action: steer the packet to the
  * workers; SYN_ADMITTED: a SYN the SYN budget let through, which the
@@ -51,7 +52,6 @@
 #define SYNPROXY_MSS4 1460 /* default MSS announced over IPv4 */
 #define SYNPROXY_MSS6 1440 /* default MSS announced over IPv6 */
 #define SYNCOOKIE_CLOCK_SHIFT 36 /* period = CLOCK_MONOTONIC ns >> 36, about 69 s */
-#define SYN_NSEC_PER_SEC 1000000000ULL
 
 #define SYN_TCP_SYN 0x02
 #define SYN_TCP_RST 0x04
@@ -462,9 +462,7 @@ static __noinline int synproxy_answer6(struct xdp_md *ctx, const struct tuple *t
 /*
  * syn_admit takes a token from this CPU's bucket: SYN_ADMITTED when the
  * SYN is within the rate, XDP_DROP when it is over it, SYN_STEER when there
- * is no limit. Credit grows by rate per nanosecond up to
- * burst * 1e9 and a SYN costs 1e9; a gap long enough to fill the bucket
- * fills it without the product that could overflow.
+ * is no limit (bucket.h).
  */
 static __always_inline int syn_admit(void)
 {
@@ -476,25 +474,8 @@ static __always_inline int syn_admit(void)
 	if (!b)
 		return SYN_STEER;
 
-	__u64 rate = cfg->rate;
-	__u64 max = cfg->burst * SYN_NSEC_PER_SEC;
-	__u64 now = bpf_ktime_get_ns();
-	__u64 dt = now - b->last;
-	__u64 credit = b->credit;
-
-	b->last = now;
-	if (dt >= max / rate) {
-		credit = max;
-	} else {
-		credit += dt * rate;
-		if (credit > max)
-			credit = max;
-	}
-	if (credit < SYN_NSEC_PER_SEC) {
-		b->credit = credit;
+	if (!bucket_take(&b->credit, &b->last, cfg->rate, cfg->burst))
 		return XDP_DROP;
-	}
-	b->credit = credit - SYN_NSEC_PER_SEC;
 	return SYN_ADMITTED;
 }
 

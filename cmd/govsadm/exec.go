@@ -326,6 +326,12 @@ func list(c *control.Client, cmd *command, w io.Writer) error {
 func findService(svcs []control.Service, k control.ServiceKey) *control.Service {
 	for i := range svcs {
 		s := &svcs[i]
+		if k.FwMark != 0 || s.FwMark != 0 {
+			if s.FwMark == k.FwMark {
+				return s
+			}
+			continue
+		}
 		if strings.EqualFold(s.Protocol, k.Protocol) && s.Port == k.Port && sameAddr(s.VIP, k.VIP) {
 			return s
 		}

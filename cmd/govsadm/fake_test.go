@@ -96,12 +96,20 @@ func (b *fakeBackend) Services() []control.Service {
 }
 
 func (b *fakeBackend) find(k control.ServiceKey) (int, error) {
+	if k.FwMark != 0 {
+		for i, s := range b.services {
+			if s.FwMark == k.FwMark {
+				return i, nil
+			}
+		}
+		return -1, fmt.Errorf("%w: no such service", control.ErrNotFound)
+	}
 	vip, err := netip.ParseAddr(k.VIP)
 	if err != nil {
 		return -1, fmt.Errorf("%w: bad address %q", control.ErrInvalid, k.VIP)
 	}
 	for i, s := range b.services {
-		if strings.EqualFold(s.Protocol, k.Protocol) && s.Port == k.Port && s.VIP == vip.Unmap().String() {
+		if s.FwMark == 0 && strings.EqualFold(s.Protocol, k.Protocol) && s.Port == k.Port && s.VIP == vip.Unmap().String() {
 			return i, nil
 		}
 	}
@@ -109,7 +117,7 @@ func (b *fakeBackend) find(k control.ServiceKey) (int, error) {
 }
 
 func (b *fakeBackend) setSpec(s *control.Service, cs control.ServiceSpec) error {
-	if cs.Port == 0 && cs.Persistent <= 0 {
+	if cs.Port == 0 && cs.FwMark == 0 && cs.Persistent <= 0 {
 		return fmt.Errorf("%w: port 0 needs persistence", control.ErrInvalid)
 	}
 	s.Scheduler = cs.Scheduler
@@ -121,7 +129,7 @@ func (b *fakeBackend) setSpec(s *control.Service, cs control.ServiceSpec) error 
 		s.Netmask = cs.Netmask
 		if s.Netmask == "" {
 			s.Netmask = "255.255.255.255"
-			if strings.Contains(s.VIP, ":") {
+			if strings.Contains(s.VIP, ":") || s.IPv6 {
 				s.Netmask = "128"
 			}
 		}
@@ -135,11 +143,17 @@ func (b *fakeBackend) AddService(cs control.ServiceSpec) error {
 	if _, err := b.find(cs.ServiceKey); err == nil {
 		return fmt.Errorf("%w: service exists", control.ErrExists)
 	}
-	vip, err := netip.ParseAddr(cs.VIP)
-	if err != nil {
-		return fmt.Errorf("%w: bad vip", control.ErrInvalid)
+	var s control.Service
+	if cs.FwMark != 0 {
+		// The fake's marks: 1-99 IPv4, 100 and above IPv6.
+		s = control.Service{FwMark: cs.FwMark, IPv6: cs.FwMark >= 100}
+	} else {
+		vip, err := netip.ParseAddr(cs.VIP)
+		if err != nil {
+			return fmt.Errorf("%w: bad vip", control.ErrInvalid)
+		}
+		s = control.Service{Protocol: strings.ToUpper(cs.Protocol), VIP: vip.Unmap().String(), Port: cs.Port}
 	}
-	s := control.Service{Protocol: strings.ToUpper(cs.Protocol), VIP: vip.Unmap().String(), Port: cs.Port}
 	if err := b.setSpec(&s, cs); err != nil {
 		return err
 	}

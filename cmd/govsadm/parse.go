@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"strconv"
 	"strings"
 
 	"github.com/govs/govs/control"
@@ -165,7 +166,8 @@ type command struct {
 	socket string
 
 	service    control.ServiceKey
-	serviceIP  netip.Addr
+	serviceIP  netip.Addr // for -f, the unspecified address of the family (-6: IPv6)
+	ipv6       bool       // -6: an IPv6 firewall-mark service
 	scheduler  string
 	schedFlags []string
 	persistent int
@@ -268,9 +270,9 @@ var optionDefs = []optionDef{
 	{"json", 0, noArg, "json"},
 	{"socket", 0, needArg, "socket"},
 
-	{"fwmark-service", 'f', needArg, "unsupported"},
+	{"fwmark-service", 'f', needArg, "f"},
 	{"sctp-service", 0, needArg, "unsupported"},
-	{"ipv6", '6', noArg, "unsupported"},
+	{"ipv6", '6', noArg, "6"},
 	{"ops", 'o', noArg, "unsupported"},
 	{"pe", 0, needArg, "unsupported"},
 	{"start-daemon", 0, needArg, "start-daemon"},
@@ -293,16 +295,14 @@ var optionDefs = []optionDef{
 
 // unsupportedWhy explains the ipvsadm options govsd has no counterpart for.
 var unsupportedWhy = map[string]string{
-	"fwmark-service": "firewall-mark services are not supported by govsd",
-	"sctp-service":   "SCTP services are not supported by govsd",
-	"ipv6":           "firewall-mark services are not supported by govsd",
-	"ops":            "one-packet scheduling is not supported by govsd",
-	"pe":             "persistence engines are not supported by govsd",
-	"tun-port":       "govsd tunnels with IPIP only",
-	"tun-nocsum":     "govsd tunnels with IPIP only",
-	"tun-csum":       "govsd tunnels with IPIP only",
-	"tun-remcsum":    "govsd tunnels with IPIP only",
-	"tun-info":       "govsd tunnels with IPIP only",
+	"sctp-service": "SCTP services are not supported by govsd",
+	"ops":          "one-packet scheduling is not supported by govsd",
+	"pe":           "persistence engines are not supported by govsd",
+	"tun-port":     "govsd tunnels with IPIP only",
+	"tun-nocsum":   "govsd tunnels with IPIP only",
+	"tun-csum":     "govsd tunnels with IPIP only",
+	"tun-remcsum":  "govsd tunnels with IPIP only",
+	"tun-info":     "govsd tunnels with IPIP only",
 }
 
 func lookupLong(name string) *optionDef {
@@ -526,6 +526,18 @@ func (st *parseState) apply(def *optionDef, display, val string, hasVal bool) (d
 		}
 		c.service = control.ServiceKey{Protocol: proto, VIP: ip.String(), Port: port}
 		c.serviceIP = ip
+	case "f":
+		if err := st.setOption(optService); err != nil {
+			return false, err
+		}
+		n, err := strconv.ParseUint(val, 10, 32)
+		if err != nil || n == 0 {
+			return false, usagef("illegal virtual server firewall-mark specified")
+		}
+		c.service = control.ServiceKey{FwMark: uint32(n)}
+		c.serviceIP = netip.IPv4Unspecified()
+	case "6":
+		c.ipv6 = true
 	case "s":
 		if err := st.setOption(optScheduler); err != nil {
 			return false, err
@@ -737,9 +749,15 @@ func (st *parseState) finish() error {
 		return err
 	}
 
+	if c.ipv6 {
+		if c.service.FwMark == 0 {
+			return usagef("-6 used before -f")
+		}
+		c.serviceIP = netip.IPv6Unspecified()
+	}
 	switch c.kind {
 	case cmdAddService, cmdEditService:
-		if c.service.Port == 0 && !c.has(optPersistent) {
+		if c.service.Port == 0 && c.service.FwMark == 0 && !c.has(optPersistent) {
 			return usagef("Zero port specified for non-persistent service")
 		}
 		if c.scheduler == "" {
@@ -753,7 +771,11 @@ func (st *parseState) finish() error {
 			c.netmask = mask
 		}
 	case cmdAddDest, cmdEditDest, cmdDelDest:
-		ip, port, hasPort, ok := st.p.parseAddrPort(st.rawDest, c.service.Protocol)
+		proto := c.service.Protocol
+		if proto == "" {
+			proto = "tcp" // an fwmark service: named ports as TCP's
+		}
+		ip, port, hasPort, ok := st.p.parseAddrPort(st.rawDest, proto)
 		if !ok {
 			return usagef("illegal real server address[:port] specified")
 		}

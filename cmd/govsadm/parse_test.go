@@ -255,7 +255,7 @@ func TestParseErrors(t *testing.T) {
 		{"-A -t", "option `-t' requires an argument", false},
 		{"--list=x", "option `--list' does not take an argument", false},
 		{"--socket", "option `--socket' requires an argument", false},
-		{"-f 1", "option `-f': firewall-mark services are not supported by govsd", false},
+		{"-A -f 0", "illegal virtual server firewall-mark specified", false},
 		{"-A --sctp-service 198.18.0.100:80", "option `--sctp-service': SCTP services are not supported by govsd", false},
 		{"--start-daemon master", "You need to supply the 'mcast-interface' option for the 'start-daemon' command", false},
 		{"--start-daemon master --mcast-interface eth1 --mcast-ttl 2", "option `--mcast-ttl': not supported by govsd's sync daemon (messages are sized to the path MTU, TTL is 1)", false},

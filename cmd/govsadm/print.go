@@ -54,6 +54,13 @@ func printTitle(w io.Writer, f listFormat) {
 func printService(w io.Writer, s *control.Service, f listFormat) {
 	v6 := isIPv6(s.VIP)
 	name := fmt.Sprintf("%-4s %s", strings.ToUpper(s.Protocol), hostPort(s.VIP, s.Port))
+	if s.FwMark != 0 {
+		// ipvsadm: "FWM  %u", and " IPv6" for an IPv6 mark.
+		name = fmt.Sprintf("FWM  %d", s.FwMark)
+		if s.IPv6 {
+			name += " IPv6"
+		}
+	}
 	if !v6 && len(name) > 33 {
 		// ipvsadm cuts IPv4 names to its column width.
 		name = name[:33]
@@ -154,7 +161,7 @@ func persistenceMask(s *control.Service) string {
 	if m == "" {
 		return ""
 	}
-	if isIPv6(s.VIP) {
+	if isIPv6(s.VIP) || s.IPv6 {
 		if m == "128" {
 			return ""
 		}
@@ -282,12 +289,14 @@ func isIPv6(addr string) bool {
 }
 
 // sortServices orders services as ipvsadm does (libipvs's
-// ipvs_cmp_services): IPv4 before IPv6, TCP before UDP, then address and
-// port; each service's servers by address and port.
+// ipvs_cmp_services): by firewall mark (plain services, mark 0, first),
+// IPv4 before IPv6, TCP before UDP, then address and port; each service's
+// servers by address and port.
 func sortServices(svcs []control.Service) {
 	slices.SortStableFunc(svcs, func(a, b control.Service) int {
 		return cmp.Or(
-			cmp.Compare(family(a.VIP), family(b.VIP)),
+			cmp.Compare(a.FwMark, b.FwMark),
+			cmp.Compare(family(a.VIP)|boolInt(a.IPv6), family(b.VIP)|boolInt(b.IPv6)),
 			cmp.Compare(protoRank(a.Protocol), protoRank(b.Protocol)),
 			compareAddr(a.VIP, b.VIP),
 			cmp.Compare(a.Port, b.Port),
@@ -357,4 +366,11 @@ func schedFlagNames(scheduler string, flags []string) []string {
 		}
 	}
 	return out
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -54,8 +54,15 @@ func writeRules(w io.Writer, svcs []control.Service) {
 	}
 }
 
-// ruleService is the service option of a rule: -t or -u and the address.
+// ruleService is the service option of a rule: -t or -u and the address,
+// or -f and the mark (with -6 for an IPv6 mark), as ipvsadm -S writes it.
 func ruleService(s *control.Service) string {
+	if s.FwMark != 0 {
+		if s.IPv6 {
+			return "-f " + strconv.FormatUint(uint64(s.FwMark), 10) + " -6"
+		}
+		return "-f " + strconv.FormatUint(uint64(s.FwMark), 10)
+	}
 	opt := "-t"
 	if strings.EqualFold(s.Protocol, "udp") {
 		opt = "-u"

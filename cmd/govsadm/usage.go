@@ -4,15 +4,15 @@ const versionText = "govsadm (ipvsadm v1.31 command line, IPVS v" + ipvsVersion 
 
 const usageText = `govsadm: control govsd with ipvsadm's commands and options
 Usage:
-  govsadm -A|E -t|u service-address [-s scheduler] [-b sched-flags] [-p [timeout]] [-M netmask]
-  govsadm -D -t|u service-address
+  govsadm -A|E -t|u service-address|-f fwmark [-6] [-s scheduler] [-b sched-flags] [-p [timeout]] [-M netmask]
+  govsadm -D -t|u service-address|-f fwmark
   govsadm -C
   govsadm -R
   govsadm -S [-n]
-  govsadm -a|e -t|u service-address -r server-address [options]
-  govsadm -d -t|u service-address -r server-address
+  govsadm -a|e -t|u service-address|-f fwmark -r server-address [options]
+  govsadm -d -t|u service-address|-f fwmark -r server-address
   govsadm --add-laddr|--del-laddr -t|u service-address -z local-address
-  govsadm -L|l [-n] [-c|-t|u service-address|--timeout] [--stats|--rate|--thresholds|--persistent-conn]
+  govsadm -L|l [-n] [-c|-t|u service-address|-f fwmark|--timeout] [--stats|--rate|--thresholds|--persistent-conn]
                [--exact] [--nosort] [--json]
   govsadm -Z [-t|u service-address]
   govsadm --set tcp tcpfin udp
@@ -50,6 +50,9 @@ Either long or short options are allowed.
 Options:
   --tcp-service  -t service-address   service-address is host[:port], e.g. 198.18.0.100:80
   --udp-service  -u service-address   or [2001:db8::100]:80
+  --fwmark-service -f fwmark          a firewall-mark service; the mark's match (addresses,
+                                      ports, protocols) must be in govsd's configuration
+  --ipv6         -6                   with -f: the mark is IPv6
   --scheduler    -s scheduler         one of rr|wrr|lc|wlc|lblc|lblcr|dh|sh|sed|nq|mh|fo|ovf|twos,
                                       the default scheduler is wlc.
   --sched-flags  -b flags             comma-separated scheduler flags: sh-fallback,sh-port (sh),
@@ -96,7 +99,7 @@ Options:
 Short options may be bundled (-Ln, -Lnc, -w3). Without -g, -i, -m or --fullnat
 a real server added with -a uses direct routing (-g), as with ipvsadm; direct
 routing and tunnelling keep the service's port.
-Not supported: -f/--fwmark-service, --sctp-service, -6, -o/--ops, --pe,
+Not supported: --sctp-service, -o/--ops, --pe,
 --mcast-ttl, --sync-maxlen, --tun-type gue/gre and the other --tun-* options.
 Exit status: 0 on success, 2 for a refused command line, 1 when govsd refuses
 the command or cannot be reached.
