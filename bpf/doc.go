@@ -22,6 +22,12 @@
 //     (include/frag.h), kept by AddVIP and AddReal (Counters.SteeredFrag),
 //     unless their first fragment went to the kernel (frag_to_kernel).
 //
+// Before any of that, a frame unicast to a MAC other than the interface's
+// own (its ifaces entry, [Interface]) passes to the kernel untouched
+// (Counters.ForeignMAC): a promiscuous interface receives other hosts'
+// frames, which the kernel drops. Broadcast and multicast frames are
+// classified; an interface with [Interface].AcceptForeignMAC skips the check.
+//
 // The socket is the one in xsks slot base+q, where base is the interface's
 // entry in the ifaces map and q the RX queue. Everything else goes to the
 // kernel (XDP_PASS), and so do other non-first fragments (FragPassed),

@@ -6,7 +6,8 @@
  * the packets the load balancer owns (traffic to a virtual service, replies
  * from real servers of NAT services, ICMP errors about either) and passes
  * everything else to the kernel untouched. It never drops what it does not
- * understand: such a frame is the kernel's to judge. The only frames it
+ * understand: such a frame is the kernel's to judge, and so is a frame
+ * unicast to another host's MAC (foreign_mac_frame). The only frames it
  * answers or drops itself are TCP SYNs to services under the SYN defence
  * (synproxy.h) and packets of flows the workers do not know yet over their
  * RX queue's steering meter (steer_admit).
@@ -199,6 +200,30 @@ static __always_inline bool steer_admit(__u32 slot)
 	return true;
 }
 
+/*
+ * foreign_mac_frame reports whether a frame is unicast to another host's
+ * MAC: an interface in promiscuous mode (a bridge port, a sniffer, a
+ * promiscuous virtual switch port) hands those up too, and a backup
+ * director must not forward its master's traffic. The kernel drops them
+ * (PACKET_OTHERHOST) or bridges them; so they go there untouched.
+ * Broadcast and multicast (the group bit) are the host's as well. An
+ * interface flagged IFACE_ACCEPT_FOREIGN_MAC skips the check; a frame too
+ * short for an Ethernet header is left to classify (malformed).
+ */
+static __always_inline bool foreign_mac_frame(const struct cursor *c, const struct iface_info *ifc)
+{
+	const struct ethhdr *eth = c->pos;
+
+	if (ifc->flags & IFACE_ACCEPT_FOREIGN_MAC)
+		return false;
+	if ((void *)(eth + 1) > c->end)
+		return false;
+	if (eth->h_dest[0] & 1)
+		return false;
+	const __u8 *d = eth->h_dest, *m = ifc->mac;
+	return ((d[0] ^ m[0]) | (d[1] ^ m[1]) | (d[2] ^ m[2]) | (d[3] ^ m[3]) | (d[4] ^ m[4]) | (d[5] ^ m[5])) != 0;
+}
+
 SEC("xdp")
 int steer(struct xdp_md *ctx)
 {
@@ -207,10 +232,14 @@ int steer(struct xdp_md *ctx)
 		.end = (void *)(long)ctx->data_end,
 	};
 	__u32 ifindex = ctx->ingress_ifindex;
-	__u32 *base = bpf_map_lookup_elem(&ifaces, &ifindex);
+	struct iface_info *ifc = bpf_map_lookup_elem(&ifaces, &ifindex);
 
-	if (!base) {
+	if (!ifc) {
 		count(unknown_iface);
+		return XDP_PASS;
+	}
+	if (foreign_mac_frame(&c, ifc)) {
+		count(foreign_mac);
 		return XDP_PASS;
 	}
 
@@ -268,7 +297,7 @@ int steer(struct xdp_md *ctx)
 		return XDP_PASS;
 	}
 
-	__u32 slot = *base + ctx->rx_queue_index;
+	__u32 slot = ifc->base + ctx->rx_queue_index;
 	if (metered && !steer_admit(slot)) {
 		count(steer_metered);
 		return XDP_DROP;

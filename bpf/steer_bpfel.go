@@ -36,7 +36,8 @@ const (
 	steerCounterIdSteerMetered     steerCounterId = 12
 	steerCounterIdSteeredFrag      steerCounterId = 13
 	steerCounterIdFastCsumFinished steerCounterId = 14
-	steerCounterIdCounterMax       steerCounterId = 15
+	steerCounterIdForeignMac       steerCounterId = 15
+	steerCounterIdCounterMax       steerCounterId = 16
 )
 
 type steerDestCounters struct {
@@ -106,6 +107,13 @@ type steerFragKey struct {
 	Id    uint32
 	Proto uint8
 	Pad   [3]uint8
+}
+
+type steerIfaceInfo struct {
+	_     structs.HostLayout
+	Base  uint32
+	Mac   [6]uint8
+	Flags uint16
 }
 
 type steerMarkKey struct {

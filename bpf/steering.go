@@ -64,7 +64,8 @@ func (s *Steering) DelOwnAddr(addr inet.Addr) error {
 // Counters are the steering program's packet counters summed over CPUs.
 // Every packet arriving on a served interface adds one to exactly one of
 // SteeredVIP, SteeredReply, SteeredICMP, Passed, Malformed, FragPassed,
-// FastForwarded, FastAborted, SynCookiesSent, SynThrottled, SteerMetered and SteeredFrag.
+// FastForwarded, FastAborted, SynCookiesSent, SynThrottled, SteerMetered,
+// SteeredFrag and ForeignMAC.
 type Counters struct {
 	SteeredVIP     uint64 // to a virtual service
 	SteeredReply   uint64 // from a real server: NAT or full-NAT reply
@@ -80,6 +81,7 @@ type Counters struct {
 	SynThrottled   uint64 // a SYN over the SYN rate limit to a service without cookies: dropped
 	SteerMetered   uint64 // a new flow's packet over its RX queue's steering meter (SetSteerLimit): dropped
 	SteeredFrag    uint64 // a later fragment to a VIP address or from a real server's (fragsteer.go)
+	ForeignMAC     uint64 // unicast to another host's MAC (a promiscuous interface, Interface.MAC): to the kernel
 	// FastCsumFinished counts, besides, the packets of FastForwarded and
 	// FastAborted whose unfinished TCP/UDP checksum (a sender with TX
 	// checksum offload) the fast path finished.
@@ -147,18 +149,39 @@ func (s *Steering) Detach(ifindex int) error {
 	return s.attached.detach(ifindex)
 }
 
-// SetInterfaceBase makes the program serve an interface: a packet steered
-// from its RX queue q goes to the socket in slot base+q. Packets on
-// interfaces without a base pass to the kernel.
-func (s *Steering) SetInterfaceBase(ifindex int, base uint32) error {
+// Interface is how the program serves one interface.
+type Interface struct {
+	// Base is the first xsks slot of its queues: a packet steered from RX
+	// queue q goes to the socket in slot Base+q.
+	Base uint32
+	// MAC is the interface's own address. A frame unicast to another MAC
+	// (the interface is promiscuous) passes to the kernel untouched
+	// (Counters.ForeignMAC); broadcast and multicast frames are classified.
+	MAC [6]byte
+	// AcceptForeignMAC classifies frames whatever their destination MAC,
+	// for setups that receive frames for other MACs on purpose (MAC-VLAN,
+	// VRRP virtual MACs).
+	AcceptForeignMAC bool
+}
+
+// SetInterface makes the program serve an interface, or updates how (a new
+// MAC). Packets on interfaces not set pass to the kernel.
+func (s *Steering) SetInterface(ifindex int, ifc Interface) error {
 	if ifindex <= 0 {
-		return fmt.Errorf("set interface base: invalid ifindex %d", ifindex)
+		return fmt.Errorf("set interface: invalid ifindex %d", ifindex)
 	}
-	if err := s.objs.Ifaces.Update(uint32(ifindex), base, ebpf.UpdateAny); err != nil {
-		return fmt.Errorf("set base slot %d of ifindex %d: %w", base, ifindex, err)
+	v := steerIfaceInfo{Base: ifc.Base, Mac: ifc.MAC}
+	if ifc.AcceptForeignMAC {
+		v.Flags |= ifaceAcceptForeignMAC
+	}
+	if err := s.objs.Ifaces.Update(uint32(ifindex), &v, ebpf.UpdateAny); err != nil {
+		return fmt.Errorf("set interface ifindex %d (base slot %d): %w", ifindex, ifc.Base, err)
 	}
 	return nil
 }
+
+// ifaceAcceptForeignMAC is IFACE_ACCEPT_FOREIGN_MAC (include/maps.h).
+const ifaceAcceptForeignMAC = 0x1
 
 // DelInterface stops serving an interface: its packets pass to the kernel.
 func (s *Steering) DelInterface(ifindex int) error {
@@ -296,6 +319,7 @@ func (s *Steering) Counters() (Counters, error) {
 		{steerCounterIdSynThrottled, &c.SynThrottled},
 		{steerCounterIdSteerMetered, &c.SteerMetered},
 		{steerCounterIdSteeredFrag, &c.SteeredFrag},
+		{steerCounterIdForeignMac, &c.ForeignMAC},
 		{steerCounterIdFastCsumFinished, &c.FastCsumFinished},
 	}
 	var perCPU []uint64

@@ -53,7 +53,7 @@ func newTestSteering(t testing.TB) *Steering {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetInterfaceBase(lo.Index, 0); err != nil {
+	if err := s.SetInterface(lo.Index, Interface{MAC: [6]byte(testDstMAC)}); err != nil {
 		t.Fatal(err)
 	}
 	vips := []Endpoint{
@@ -448,7 +448,7 @@ func BenchmarkSteer(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := s.SetInterfaceBase(lo.Index, 0); err != nil {
+	if err := s.SetInterface(lo.Index, Interface{MAC: [6]byte(testDstMAC)}); err != nil {
 		b.Fatal(err)
 	}
 	if err := s.AddVIP(endpoint(b, vip4, 80, tcp), 1); err != nil {

@@ -150,7 +150,7 @@ func (s syn) frame() []byte {
 	}
 	binary.BigEndian.PutUint16(tcp[14:], 64240)
 	tcp = append(append(tcp, opts...), s.payload...)
-	f := ipTCPFrame(s.dstMAC, s.srcMAC, src, dst, 57, 0x4000, tcp)
+	f := ipTCPFrame(s.toMAC(), s.srcMAC, src, dst, 57, 0x4000, tcp)
 	for len(f) < 60 && !s.noPad {
 		f = append(f, 0)
 	}
@@ -225,7 +225,16 @@ func (s syn) synAck(cookie uint32, mss uint16) []byte {
 	tcp[13] = 0x12
 	binary.BigEndian.PutUint16(tcp[14:], 65535)
 	tcp = append(tcp, opts...)
-	return ipTCPFrame(s.srcMAC, s.dstMAC, dst, src, 64, 0x4000, tcp)
+	return ipTCPFrame(s.srcMAC, s.toMAC(), dst, src, 64, 0x4000, tcp)
+}
+
+// toMAC is the SYN's destination MAC: dstMAC, by default the served
+// interface's (testDstMAC), since the program passes frames to other MACs.
+func (s syn) toMAC() [6]byte {
+	if s.dstMAC == ([6]byte{}) {
+		return [6]byte(testDstMAC)
+	}
+	return s.dstMAC
 }
 
 // tuple returns the SYN's addresses as the cookie functions take them.
@@ -321,7 +330,7 @@ func synCases(client, vip string, vport uint16) []struct {
 	syn  syn
 } {
 	base := syn{src: client, dst: vip, sport: 40001, dport: vport, isn: 0x01020304,
-		srcMAC: [6]byte{2, 0, 0, 0, 0, 0xc1}, dstMAC: [6]byte{2, 0, 0, 0, 0, 0xd1}}
+		srcMAC: [6]byte{2, 0, 0, 0, 0, 0xc1}, dstMAC: [6]byte(testDstMAC)}
 	with := func(opts ...[]byte) syn {
 		s := base
 		s.opts = opts
@@ -782,7 +791,11 @@ func TestSynProxyGenericXDP(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	if err := s.SetInterfaceBase(ifindex, 0); err != nil {
+	served, err := h.LinkByIndex(ifindex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetInterface(ifindex, Interface{MAC: [6]byte(served.Attrs().HardwareAddr)}); err != nil {
 		t.Fatal(err)
 	}
 	e := endpoint(t, vip4, 80, tcp)

@@ -205,7 +205,7 @@ func TestSteerRedirectsToSocket(t *testing.T) {
 	}
 	t.Cleanup(func() { s.Close() })
 	const base = 10
-	if err := s.SetInterfaceBase(ifindex, base); err != nil {
+	if err := s.SetInterface(ifindex, Interface{Base: base, MAC: [6]byte(testDstMAC)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.AddVIP(endpoint(t, vip4, 80, tcp), 1); err != nil {

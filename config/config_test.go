@@ -240,6 +240,30 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
+func TestAcceptForeignMAC(t *testing.T) {
+	cfg, err := Parse([]byte("director:\n  interfaces: [eth0, eth1]\n  accept_foreign_mac: [eth1]\n"), "f.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Director.AcceptForeignMAC; !reflect.DeepEqual(got, []string{"eth1"}) {
+		t.Errorf("accept_foreign_mac: %v", got)
+	}
+	cfg, err = Parse([]byte("director: {interfaces: [eth0], accept_foreign_mac: []}\n"), "f.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Director.AcceptForeignMAC; len(got) != 0 {
+		t.Errorf("empty accept_foreign_mac: %v", got)
+	}
+	cfg, err = Parse([]byte(dir), "f.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Director.AcceptForeignMAC != nil {
+		t.Errorf("accept_foreign_mac default: %v, want none", cfg.Director.AcceptForeignMAC)
+	}
+}
+
 func TestMetricsListenDisabled(t *testing.T) {
 	cfg, err := Parse([]byte("director: {interfaces: [eth0], metrics_listen: \"\"}\n"), "m.yaml")
 	if err != nil {

@@ -48,6 +48,10 @@
 //	                                    # dropped): auto adapts it to what the worker takes
 //	                                    # (unlimited until its ring overflows); a number is a
 //	                                    # fixed limit, 0..1073741824; 0 = no limit
+//	  accept_foreign_mac: []            # interfaces (of interfaces) whose frames to other
+//	                                    # hosts' MACs XDP classifies too (MAC-VLAN, keepalived
+//	                                    # use_vmac); elsewhere they go to the kernel
+//	                                    # (counted as xdp foreign_mac); read at start only
 //	  sync:                             # optional: connection synchronisation
 //	    role: master                    # required: master | backup | both
 //	    interface: eth1                 # required

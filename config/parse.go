@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -123,12 +124,15 @@ func (p *parser) director(n *yaml.Node, path string) Director {
 	m := p.mapping(n, path, "interfaces", "xdp_mode", "control_socket", "metrics_listen",
 		"conn_table_size", "timeouts", "manage_vips", "busy_poll", "fast_path", "sync", "bgp",
 		"syn_proxy_half_open", "syn_proxy_syn_rate", "syn_limit", "syn_limit_burst", "syn_proxy_mss",
-		"steer_limit", "control_group", "expire_quiescent_template")
+		"steer_limit", "control_group", "expire_quiescent_template", "accept_foreign_mac")
 	if m == nil {
 		return d
 	}
 	if f, ok := p.require(m, "interfaces"); ok {
 		d.Interfaces = p.interfaces(f)
+	}
+	if f, ok := m.get("accept_foreign_mac"); ok {
+		d.AcceptForeignMAC = p.acceptForeignMAC(f, d.Interfaces)
 	}
 	if f, ok := m.get("xdp_mode"); ok {
 		if i, ok := p.enum(f.val, f.path, xdpModeNames); ok {
@@ -276,6 +280,35 @@ func (p *parser) interfaces(f field) []string {
 			continue
 		}
 		seen[name] = it.Line
+		out = append(out, name)
+	}
+	return out
+}
+
+// acceptForeignMAC reads director.accept_foreign_mac: a list, possibly
+// empty, of interfaces named in director.interfaces.
+func (p *parser) acceptForeignMAC(f field, served []string) []string {
+	items, ok := p.list(f.val, f.path)
+	if !ok {
+		return nil
+	}
+	var out []string
+	seen := map[string]int{}
+	for i, it := range items {
+		path := indexPath(f.path, i)
+		name, ok := p.interfaceName(it, path)
+		if !ok {
+			continue
+		}
+		if line, dup := seen[name]; dup {
+			p.errorf(it, path, "duplicate interface %q (first at line %d)", name, line)
+			continue
+		}
+		seen[name] = it.Line
+		if served != nil && !slices.Contains(served, name) {
+			p.errorf(it, path, "%q is not one of director.interfaces", name)
+			continue
+		}
 		out = append(out, name)
 	}
 	return out

@@ -28,9 +28,15 @@ func (c *Config) Mark(id uint32) *Mark {
 
 // Director is the machine-wide part of the configuration.
 type Director struct {
-	Interfaces    []string
-	XDPMode       XDPMode
-	ControlSocket string
+	Interfaces []string
+	// AcceptForeignMAC lists the interfaces (of Interfaces) on which the
+	// XDP program classifies frames unicast to any MAC, not only to the
+	// interface's own (director.accept_foreign_mac): for MAC-VLAN or VRRP
+	// virtual MACs (keepalived use_vmac). Elsewhere such frames, which
+	// only a promiscuous interface receives, go to the kernel.
+	AcceptForeignMAC []string
+	XDPMode          XDPMode
+	ControlSocket    string
 	// MetricsListen is the host:port of the Prometheus endpoint; "" disables it.
 	MetricsListen string
 	ConnTableSize int

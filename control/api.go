@@ -180,4 +180,29 @@ type SyncDaemon struct {
 	Port      uint16   `json:"port,omitempty"`  // default config.DefaultSyncPort, 8849
 	SyncID    uint8    `json:"sync_id"`
 	KeyFile   string   `json:"key_file,omitempty"` // default: director.sync.key_file
+
+	// The listing's own fields (ipvsadm -L --daemon), filled in by govsd
+	// and ignored by --start-daemon.
+	Mode     string        `json:"mode,omitempty"`     // "multicast" (Group) or "unicast" (Peers)
+	Sent     *SyncSent     `json:"sent,omitempty"`     // the master's counters
+	Received *SyncReceived `json:"received,omitempty"` // the backup's counters
+}
+
+// SyncSent are a master sync daemon's counters since it started.
+type SyncSent struct {
+	Messages uint64 `json:"messages"` // messages sent (one datagram to each peer, or one to the group)
+	Entries  uint64 `json:"entries"`  // connection entries in them
+	Errors   uint64 `json:"errors"`   // datagram writes that failed
+	Dropped  uint64 `json:"dropped"`  // entries dropped because the writer was behind
+}
+
+// SyncReceived are a backup sync daemon's counters since it started.
+type SyncReceived struct {
+	Messages uint64 `json:"messages"` // messages accepted
+	Entries  uint64 `json:"entries"`  // connection entries in them
+	Rejected uint64 `json:"rejected"` // datagrams refused, every reason
+	// RejectedBy counts the refused datagrams per reason (bad_mac,
+	// duplicate, unknown_peer, own, ...: connsync.Reason); reasons with
+	// none are left out.
+	RejectedBy map[string]uint64 `json:"rejected_by,omitempty"`
 }

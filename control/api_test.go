@@ -49,7 +49,14 @@ var (
 	testTimeouts = Timeouts{TCP: 900, TCPFin: 120, UDP: 300}
 	testConns    = []Connection{{Protocol: "TCP", Expire: 1000, State: "ESTABLISHED", Source: "198.18.3.1:40000", Virtual: "198.18.0.100:80",
 		Dest: "198.18.1.1:8080", Local: "198.18.2.1:61000", Template: true}}
-	testSync = []SyncDaemon{{Role: "master", Interface: "lo", Group: "224.0.0.81", Peers: []string{"198.18.0.2"}, Port: 8848, SyncID: 3, KeyFile: "/k"}}
+	testSync = []SyncDaemon{
+		{Role: "master", Interface: "lo", Group: "224.0.0.81", Peers: []string{"198.18.0.2"}, Port: 8848, SyncID: 3, KeyFile: "/k"},
+		// The listing's counters go through the API whole.
+		{Role: "master", Mode: "unicast", Interface: "eth1", Peers: []string{"198.18.1.12", "198.18.1.13"}, Port: 8849, SyncID: 7,
+			Sent: &SyncSent{Messages: 10, Entries: 250, Errors: 1, Dropped: 2}},
+		{Role: "backup", Mode: "multicast", Interface: "eth1", Group: "239.255.81.49", Port: 8849, SyncID: 7,
+			Received: &SyncReceived{Messages: 9, Entries: 240, Rejected: 4, RejectedBy: map[string]uint64{"bad_mac": 3, "own": 1}}},
+	}
 )
 
 func (b *recBackend) Info() Info          { b.rec("Info"); return testInfo }
@@ -160,7 +167,7 @@ func TestEveryCommand(t *testing.T) {
 		{"--reload", c.Reload, "Reload"},
 		{"--start-daemon", func() error {
 			return c.StartSyncDaemon(SyncDaemon{Role: "backup", Interface: "eth1", Peers: []string{"198.18.0.2"}, Port: 9000, SyncID: 4, KeyFile: "/k"})
-		}, "StartSyncDaemon {Role:backup Interface:eth1 Group: Peers:[198.18.0.2] Port:9000 SyncID:4 KeyFile:/k}"},
+		}, "StartSyncDaemon {Role:backup Interface:eth1 Group: Peers:[198.18.0.2] Port:9000 SyncID:4 KeyFile:/k Mode: Sent:<nil> Received:<nil>}"},
 		{"--stop-daemon", func() error { return c.StopSyncDaemon("backup") }, "StopSyncDaemon backup"},
 	}
 	refusals := []struct {

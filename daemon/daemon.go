@@ -188,8 +188,8 @@ func (d *Daemon) Reload() error {
 	if !slices.Equal(old.Interfaces, cfg.Director.Interfaces) || old.XDPMode != cfg.Director.XDPMode ||
 		old.ConnTableSize != cfg.Director.ConnTableSize || old.ControlSocket != cfg.Director.ControlSocket ||
 		old.MetricsListen != cfg.Director.MetricsListen || old.BusyPoll != cfg.Director.BusyPoll ||
-		old.ControlGroup != cfg.Director.ControlGroup {
-		d.log.Warn("director settings (interfaces, xdp_mode, conn_table_size, control_socket, control_group, metrics_listen, busy_poll) change only on restart")
+		old.ControlGroup != cfg.Director.ControlGroup || !slices.Equal(old.AcceptForeignMAC, cfg.Director.AcceptForeignMAC) {
+		d.log.Warn("director settings (interfaces, accept_foreign_mac, xdp_mode, conn_table_size, control_socket, control_group, metrics_listen, busy_poll) change only on restart")
 	}
 	d.mu.Unlock()
 	err = d.change(func([]*service) ([]*service, error) { return svcs, nil })
@@ -230,14 +230,15 @@ func dataplaneOptions(cfg *config.Config) dataplane.Options {
 		mode = bpf.ModeGeneric
 	}
 	return dataplane.Options{
-		Interfaces:    cfg.Director.Interfaces,
-		XDPMode:       mode,
-		ConnTableSize: cfg.Director.ConnTableSize,
-		Timeouts:      timeouts(cfg),
-		BusyPoll:      cfg.Director.BusyPoll,
-		FastPath:      cfg.Director.FastPath,
-		SynGuard:      synGuardOptions(cfg),
-		SteerLimit:    steerLimit(cfg),
+		Interfaces:       cfg.Director.Interfaces,
+		AcceptForeignMAC: cfg.Director.AcceptForeignMAC,
+		XDPMode:          mode,
+		ConnTableSize:    cfg.Director.ConnTableSize,
+		Timeouts:         timeouts(cfg),
+		BusyPoll:         cfg.Director.BusyPoll,
+		FastPath:         cfg.Director.FastPath,
+		SynGuard:         synGuardOptions(cfg),
+		SteerLimit:       steerLimit(cfg),
 	}
 }
 

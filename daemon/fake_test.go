@@ -45,7 +45,8 @@ type fakeDataPath struct {
 	tmpls       []dataplane.Template
 	connErr     error
 	installed   [][]connsync.Entry
-	expired     chan string // ExpireTemplates calls, "vip:port/proto dest"
+	syncPump    func([]connsync.Entry) // the master sync daemon's, from EnableSync
+	expired     chan string            // ExpireTemplates calls, "vip:port/proto dest"
 }
 
 func (f *fakeDataPath) Apply(specs []dataplane.ServiceSpec) error {
@@ -149,8 +150,21 @@ func (f *fakeDataPath) ExpireMarkTemplates(_ context.Context, mark uint32, dest 
 	}
 	return 1, nil
 }
-func (f *fakeDataPath) EnableSync(func([]connsync.Entry)) func() { return func() {} }
-func (f *fakeDataPath) InstallSynced(e []connsync.Entry)         { f.installed = append(f.installed, e) }
+
+// EnableSync keeps the master's pump, for a test to feed it as the
+// workers would.
+func (f *fakeDataPath) EnableSync(pump func([]connsync.Entry)) func() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.syncPump = pump
+	return func() {}
+}
+
+func (f *fakeDataPath) InstallSynced(e []connsync.Entry) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.installed = append(f.installed, e)
+}
 
 var _ dataPath = (*fakeDataPath)(nil)
 

@@ -216,6 +216,7 @@ func xdpCounters(x bpf.Counters) map[string]uint64 {
 		"syn_throttled":   x.SynThrottled,
 		"steer_metered":   x.SteerMetered,
 		"steered_frag":    x.SteeredFrag,
+		"foreign_mac":     x.ForeignMAC,
 		// besides the verdict above: fast_forwarded packets whose
 		// unfinished checksum (TX checksum offload) was finished
 		"fast_csum_finished": x.FastCsumFinished,

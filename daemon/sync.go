@@ -140,13 +140,36 @@ func (d *Daemon) SyncDaemons() []control.SyncDaemon {
 		sd := control.SyncDaemon{Role: p.role, Interface: p.cfg.Interface, Port: p.cfg.Port, SyncID: p.cfg.SyncID, KeyFile: p.cfg.KeyFile}
 		if p.cfg.Group.IsValid() {
 			sd.Group = p.cfg.Group.String()
+			sd.Mode = "multicast"
+		} else {
+			sd.Mode = "unicast"
 		}
 		for _, peer := range p.cfg.Peers {
 			sd.Peers = append(sd.Peers, peer.String())
 		}
+		if p.role == "master" {
+			st := s.master.sender.Stats()
+			sd.Sent = &control.SyncSent{Messages: st.Messages, Entries: st.Entries, Errors: st.SendErrors, Dropped: st.Dropped}
+		} else {
+			sd.Received = receivedOf(s.backup.receiver.Stats())
+		}
 		out = append(out, sd)
 	}
 	return out
+}
+
+// receivedOf turns a receiver's counters into the listing's.
+func receivedOf(st connsync.ReceiverStats) *control.SyncReceived {
+	r := &control.SyncReceived{Messages: st.Messages, Entries: st.Entries, Rejected: st.RejectedTotal()}
+	for i, n := range st.Rejected {
+		if n > 0 {
+			if r.RejectedBy == nil {
+				r.RejectedBy = map[string]uint64{}
+			}
+			r.RejectedBy[connsync.Reason(i).String()] = n
+		}
+	}
+	return r
 }
 
 func cfgOf(m *syncMaster) *config.Sync {

@@ -23,10 +23,14 @@ import (
 
 // Options configure the data path.
 type Options struct {
-	Interfaces    []string
-	XDPMode       bpf.Mode
-	ConnTableSize int // total over all workers
-	Timeouts      conntrack.Timeouts
+	Interfaces []string
+	// AcceptForeignMAC names interfaces (of Interfaces) on which the
+	// steering program classifies frames unicast to other hosts' MACs too
+	// (bpf.Interface.AcceptForeignMAC); elsewhere they go to the kernel.
+	AcceptForeignMAC []string
+	XDPMode          bpf.Mode
+	ConnTableSize    int // total over all workers
+	Timeouts         conntrack.Timeouts
 	// BusyPoll makes workers spin instead of sleeping in poll(2) when idle.
 	BusyPoll bool
 	// RingSize is the size of every AF_XDP ring (default 2048).
@@ -43,8 +47,10 @@ type Options struct {
 
 // Interface is a NIC the director serves.
 type Interface struct {
-	Name   string
-	Index  int
+	Name  string
+	Index int
+	// MAC is the interface's address when the director started;
+	// CurrentMAC follows later changes (refreshMACs).
 	MAC    [6]byte
 	MTU    int
 	Queues int
@@ -54,6 +60,9 @@ type Interface struct {
 	// source of ICMP errors govsd originates.
 	Addr4, Addr6 inet.Addr
 	base         uint32 // first XSKMAP slot of its queues
+	// AcceptForeignMAC: frames to other MACs are classified too (Options.AcceptForeignMAC).
+	AcceptForeignMAC bool
+	mac              atomic.Pointer[[6]byte] // the MAC now, once it changed (refreshMACs)
 	// fastOK: the interface accepts frames the XDP fast path redirects to
 	// it (refreshFastIfaces).
 	fastOK      atomic.Bool
@@ -99,6 +108,11 @@ func New(opts Options, log *slog.Logger) (_ *Director, err error) {
 	if len(opts.Interfaces) == 0 {
 		return nil, errors.New("no interfaces")
 	}
+	for _, name := range opts.AcceptForeignMAC {
+		if !slices.Contains(opts.Interfaces, name) {
+			return nil, fmt.Errorf("accept foreign MAC on %s: not a served interface", name)
+		}
+	}
 	if opts.RingSize == 0 {
 		opts.RingSize = 2048
 	}
@@ -131,11 +145,11 @@ func New(opts Options, log *slog.Logger) (_ *Director, err error) {
 			return nil, fmt.Errorf("interface %s: not an Ethernet interface", name)
 		}
 		ifc := &Interface{Name: name, Index: a.Index, MAC: [6]byte(a.HardwareAddr), MTU: a.MTU,
-			Queues: rxQueues(name), base: base}
+			Queues: rxQueues(name), base: base, AcceptForeignMAC: slices.Contains(opts.AcceptForeignMAC, name)}
 		ifc.Addr4, ifc.Addr6 = ownAddrs(link)
 		base += uint32(ifc.Queues)
 		maxQueues = max(maxQueues, ifc.Queues)
-		if err := d.steer.SetInterfaceBase(ifc.Index, ifc.base); err != nil {
+		if err := d.steer.SetInterface(ifc.Index, ifc.steerInterface()); err != nil {
 			return nil, fmt.Errorf("interface %s: %w", name, err)
 		}
 		d.ifaces = append(d.ifaces, ifc)
@@ -461,7 +475,8 @@ func nextHopsWanted(s *snapshot) []inet.Addr {
 	return out
 }
 
-// housekeeping estimates rates, stops steering drained real servers and,
+// housekeeping estimates rates, stops steering drained real servers, follows
+// the interfaces' MAC addresses (refreshMACs) and,
 // more often, decides where the SYN proxy is engaged (synguard.go) and
 // adapts the steering meter (overload.go).
 func (d *Director) housekeeping(ctx context.Context) {
@@ -489,6 +504,7 @@ func (d *Director) housekeeping(ctx context.Context) {
 		}
 		d.res.want(nextHopsWanted(s))
 		d.syncOwnAddrs(s)
+		d.refreshMACs()
 		if d.opts.FastPath {
 			d.refreshFastIfaces()
 		}

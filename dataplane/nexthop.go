@@ -200,7 +200,7 @@ func (r *resolver) resolve(a inet.Addr) (NextHop, error) {
 			continue
 		}
 		ifc := r.ifaces[idx]
-		nh := NextHop{Iface: idx, SrcMAC: ifc.MAC, DstMAC: [6]byte(n.HardwareAddr), MTU: ifc.MTU}
+		nh := NextHop{Iface: idx, SrcMAC: ifc.CurrentMAC(), DstMAC: [6]byte(n.HardwareAddr), MTU: ifc.MTU}
 		if src, ok := netip.AddrFromSlice(rt.Src); ok && rt.Src != nil {
 			nh.Src = inet.AddrFromNetip(src.Unmap())
 		} else if a.Is4() {

@@ -114,14 +114,15 @@ func TestSyncFailover(t *testing.T) {
 	}
 	defer stop()
 	key := writeSyncKey(t)
-	master := startGovsd(t, l.dirA, syncConfig("master", key))
+	// Unicast sync: the master sends to the backup's address only.
+	master := startGovsd(t, l.dirA, strings.Replace(syncConfig("master", key), "group: 239.255.81.49", "peers: [198.18.1.12]", 1))
 	// The backup starts without sync and gets it at run time, as with
-	// ipvsadm --start-daemon.
+	// ipvsadm --start-daemon, accepting the master only (--sync-peer).
 	noSync := strings.Replace(syncConfig("backup", key),
 		fmt.Sprintf("  sync: {role: backup, interface: d1, group: 239.255.81.49, sync_id: 7, key_file: %s}\n", key), "", 1)
 	backup := startGovsd(t, l.dirB, noSync)
-	backup.admOK(t, "--start-daemon", "backup", "--mcast-interface", "d1", "--syncid", "7", "--sync-key", key)
-	if out := backup.admOK(t, "-L", "--daemon"); out != "backup sync daemon (mcast=d1, syncid=7)\n" {
+	backup.admOK(t, "--start-daemon", "backup", "--mcast-interface", "d1", "--syncid", "7", "--sync-key", key, "--sync-peer", "198.18.1.11")
+	if out := backup.admOK(t, "-L", "--daemon"); out != "backup sync daemon (ucast=d1, syncid=7, peers=198.18.1.11, port=8849)\n  received 0 messages, 0 entries; 0 rejected\n" {
 		t.Errorf("-L --daemon on the backup: %q", out)
 	}
 
@@ -137,6 +138,19 @@ func TestSyncFailover(t *testing.T) {
 	waitFor(t, 3*time.Second, "the backup to learn the connection", func() bool {
 		return strings.Contains(backup.admOK(t, "-L", "-n", "-c"), local)
 	})
+	// Both listings show the unicast peer and what went between them.
+	mOut, bOut := master.admOK(t, "-L", "--daemon"), backup.admOK(t, "-L", "--daemon")
+	t.Logf("-L --daemon on the master:\n%son the backup:\n%s", mOut, bOut)
+	if !strings.HasPrefix(mOut, "master sync daemon (ucast=d1, syncid=7, peers=198.18.1.12, port=8849)\n") {
+		t.Errorf("-L --daemon on the master: %q", mOut)
+	}
+	var sent, sentEntries, errs, dropped, recv, recvEntries, rejected uint64
+	if _, err := fmt.Sscanf(strings.SplitN(mOut, "\n", 2)[1], "  sent %d messages, %d entries; %d send errors, %d entries dropped", &sent, &sentEntries, &errs, &dropped); err != nil || sent == 0 || sentEntries == 0 {
+		t.Errorf("master's counters (%v): %q", err, mOut)
+	}
+	if _, err := fmt.Sscanf(strings.SplitN(bOut, "\n", 2)[1], "  received %d messages, %d entries; %d rejected", &recv, &recvEntries, &rejected); err != nil || recv == 0 || recvEntries == 0 || rejected != 0 {
+		t.Errorf("backup's counters (%v): %q", err, bOut)
+	}
 
 	// Failover: the master stops, the VIP's route moves to the backup.
 	master.stop(syscall.SIGTERM)

@@ -13,7 +13,8 @@
 /*
  * Each packet on a served interface increments exactly one of the counters
  * from steered_vip to frag_passed, fast_forwarded, fast_aborted,
- * syncookie_sent, syn_throttled, steer_metered and steered_frag; redirect_failed additionally counts the
+ * syncookie_sent, syn_throttled, steer_metered, steered_frag and foreign_mac;
+ * redirect_failed additionally counts the
  * steered packets whose slot had no socket (they went to the kernel), and
  * fast_csum_finished the fast_forwarded (or fast_aborted) packets whose
  * unfinished transport checksum the fast path finished.
@@ -35,6 +36,7 @@ enum counter_id {
 	steer_metered,   /* would be steered, over its queue's steer_limits rate: dropped */
 	steered_frag,    /* a later fragment to a VIP or from a real server (frag.h) */
 	fast_csum_finished, /* an unfinished TCP/UDP checksum finished by the fast path (fastpath.h) */
+	foreign_mac,     /* unicast to another host's MAC (a promiscuous interface): left to the kernel */
 	counter_max,
 };
 

@@ -136,12 +136,23 @@ struct {
 	__type(value, __u32);
 } own_addrs SEC(".maps");
 
-/* Interfaces the director serves: ifindex -> first xsks slot of its queues. */
+/* iface_info.flags */
+#define IFACE_ACCEPT_FOREIGN_MAC 0x1 /* classify frames to any destination MAC (MAC-VLAN, VRRP virtual MACs) */
+
+/* A served interface: its first xsks slot, its own MAC (the control plane
+ * rewrites it when the address changes) and IFACE_* flags. */
+struct iface_info {
+	__u32 base;
+	__u8 mac[6];
+	__u16 flags;
+};
+
+/* Interfaces the director serves: ifindex -> iface_info (slot base, MAC and flags). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 256);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, struct iface_info);
 } ifaces SEC(".maps");
 
 /* The AF_XDP sockets of the workers, one per (interface, RX queue). */

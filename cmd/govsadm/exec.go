@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"sort"
 	"strings"
 
 	"github.com/govs/govs/control"
@@ -262,10 +263,7 @@ func list(c *control.Client, cmd *command, w io.Writer) error {
 			}
 			return writeJSON(w, ds)
 		}
-		for _, d := range ds {
-			// ipvsadm's layout: "master sync daemon (mcast=eth1, syncid=1)".
-			fmt.Fprintf(w, "%s sync daemon (mcast=%s, syncid=%d)\n", d.Role, d.Interface, d.SyncID)
-		}
+		printSyncDaemons(w, ds)
 	case cmd.has(optTimeout):
 		t, err := c.Timeouts()
 		if err != nil {
@@ -388,4 +386,39 @@ func (a *app) restore(c *control.Client, w *bufio.Writer) int {
 		}
 	}
 	return code
+}
+
+// printSyncDaemons prints -L --daemon: ipvsadm's line, "master sync daemon
+// (mcast=eth1, syncid=1, group=..., port=...)", with ucast= and peers= for
+// unicast sync, then a line of the daemon's counters.
+func printSyncDaemons(w io.Writer, ds []control.SyncDaemon) {
+	for _, d := range ds {
+		if len(d.Peers) > 0 {
+			fmt.Fprintf(w, "%s sync daemon (ucast=%s, syncid=%d, peers=%s", d.Role, d.Interface, d.SyncID, strings.Join(d.Peers, ","))
+		} else {
+			fmt.Fprintf(w, "%s sync daemon (mcast=%s, syncid=%d", d.Role, d.Interface, d.SyncID)
+			if d.Group != "" {
+				fmt.Fprintf(w, ", group=%s", d.Group)
+			}
+		}
+		if d.Port != 0 {
+			fmt.Fprintf(w, ", port=%d", d.Port)
+		}
+		fmt.Fprintln(w, ")")
+		if s := d.Sent; s != nil {
+			fmt.Fprintf(w, "  sent %d messages, %d entries; %d send errors, %d entries dropped\n", s.Messages, s.Entries, s.Errors, s.Dropped)
+		}
+		if r := d.Received; r != nil {
+			fmt.Fprintf(w, "  received %d messages, %d entries; %d rejected", r.Messages, r.Entries, r.Rejected)
+			if len(r.RejectedBy) > 0 {
+				reasons := make([]string, 0, len(r.RejectedBy))
+				for k, n := range r.RejectedBy {
+					reasons = append(reasons, fmt.Sprintf("%s %d", k, n))
+				}
+				sort.Strings(reasons)
+				fmt.Fprintf(w, " (%s)", strings.Join(reasons, ", "))
+			}
+			fmt.Fprintln(w)
+		}
+	}
 }

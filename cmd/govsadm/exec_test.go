@@ -299,4 +299,12 @@ func TestSyncDaemonCommands(t *testing.T) {
 	if r := runAdm(t, socket, "", "--stop-daemon", "master"); r.code != 1 {
 		t.Errorf("stopping a stopped daemon: exit %d, want 1", r.code)
 	}
+	// Unicast: the peers reach govsd, and the listing names them.
+	mustRun(t, socket, "--start-daemon", "backup", "--mcast-interface", "eth1", "--sync-peer", "198.18.1.11", "--sync-peer", "198.18.1.13")
+	if d := b.SyncDaemons(); len(d) != 1 || !reflect.DeepEqual(d[0].Peers, []string{"198.18.1.11", "198.18.1.13"}) || d[0].Group != "" {
+		t.Errorf("unicast daemon sent to govsd: %+v", d)
+	}
+	if got := mustRun(t, socket, "-L", "--daemon"); got != "backup sync daemon (ucast=eth1, syncid=0, peers=198.18.1.11,198.18.1.13)\n" {
+		t.Errorf("-L --daemon = %q", got)
+	}
 }

@@ -99,7 +99,7 @@ func goldenBackend() *fakeBackend {
 			"syncookies_accepted": 870, "syncookies_rejected": 12, "synproxy_dropped": 3,
 			"half_open": 4100, "evicted_half_open": 25000, "csum_finished": 25, "frag_forwarded": 4, "frag_held": 1},
 		XDP: map[string]uint64{"steered_vip": 1000, "passed": 5, "syncookies_sent": 1_500_000, "syn_throttled": 42, "steer_metered": 9000, "fast_csum_finished": 900,
-			"steered_frag": 4},
+			"steered_frag": 4, "foreign_mac": 6},
 		SynProxy: []control.SynProxyService{
 			{Service: "web", Mode: "auto", Capable: true, Engaged: true, SYNs: 1_501_000},
 			{Service: "api", Mode: "on", Capable: true, Engaged: true, SYNs: 310},
@@ -111,6 +111,13 @@ func goldenBackend() *fakeBackend {
 			{Interface: "eth1", Queue: 0},
 		},
 		FastPath: []control.FastPathState{{Interface: "eth0", On: true}, {Interface: "eth1", Reason: "veth peer has neither XDP nor GRO"}},
+	}
+	// A unicast master and a multicast backup, as govsd lists them.
+	b.daemons = []control.SyncDaemon{
+		{Role: "master", Mode: "unicast", Interface: "eth1", Peers: []string{"198.18.1.12", "2001:db8:1::12"}, Port: 8849, SyncID: 7, KeyFile: "/etc/govs/sync.key",
+			Sent: &control.SyncSent{Messages: 1200, Entries: 45_000, Errors: 2, Dropped: 31}},
+		{Role: "backup", Mode: "multicast", Interface: "eth1", Group: "239.255.81.49", Port: 8849, SyncID: 7, KeyFile: "/etc/govs/sync.key",
+			Received: &control.SyncReceived{Messages: 1100, Entries: 40_000, Rejected: 17, RejectedBy: map[string]uint64{"own": 12, "bad_mac": 3, "duplicate": 2}}},
 	}
 	return b
 }
@@ -134,6 +141,8 @@ func TestGoldenListings(t *testing.T) {
 		{"list_json", "-Ln --json"},
 		{"conns_json", "-Lnc --json"},
 		{"counters", "--counters"},
+		{"daemon", "-L --daemon"},
+		{"daemon_json", "-L --daemon --json"},
 		{"help", "--help"},
 	}
 	for _, tc := range cases {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -92,6 +93,7 @@ const (
 	optMcastPort
 	optSyncID
 	optSyncKey
+	optSyncPeer
 )
 
 // optNames are in bit order; the first ones are ipvsadm's own.
@@ -101,6 +103,7 @@ var optNames = []string{
 	"l-threshold", "timeout", "stats", "rate", "thresholds", "persistent-conn",
 	"nosort", "exact", "sched-flags", "laddr", "json", "daemon",
 	"mcast-interface", "mcast-group", "mcast-port", "syncid", "sync-key",
+	"sync-peer",
 }
 
 // cmdRule says which options a command needs, may take, and which of them
@@ -133,7 +136,7 @@ var cmdRules = map[cmdKind]cmdRule{
 	cmdDelLaddr:    {required: optService | optLaddr},
 	cmdReload:      {},
 	cmdCounters:    {optional: optJSON},
-	cmdStartDaemon: {required: optMcastInterface, optional: optMcastGroup | optMcastPort | optSyncID | optSyncKey},
+	cmdStartDaemon: {required: optMcastInterface, optional: optMcastGroup | optMcastPort | optSyncID | optSyncKey | optSyncPeer},
 	cmdStopDaemon:  {},
 }
 
@@ -282,6 +285,7 @@ var optionDefs = []optionDef{
 	{"mcast-group", 0, needArg, "mcast-group"},
 	{"mcast-port", 0, needArg, "mcast-port"},
 	{"sync-key", 0, needArg, "sync-key"},
+	{"sync-peer", 0, needArg, "sync-peer"},
 	{"mcast-ttl", 0, needArg, "unsupported"},
 	{"sync-maxlen", 0, needArg, "unsupported"},
 	{"syncid", 0, needArg, "syncid"},
@@ -639,6 +643,9 @@ func (st *parseState) apply(def *optionDef, display, val string, hasVal bool) (d
 		if err != nil || !a.IsMulticast() {
 			return false, usagef("invalid mcast-group address")
 		}
+		if c.has(optSyncPeer) {
+			return false, usagef("--mcast-group and --sync-peer exclude each other (multicast or unicast sync)")
+		}
 		c.daemon.Group = a.String()
 		return false, st.setOption(optMcastGroup)
 	case "mcast-port":
@@ -658,6 +665,22 @@ func (st *parseState) apply(def *optionDef, display, val string, hasVal bool) (d
 	case "sync-key":
 		c.daemon.KeyFile = val
 		return false, st.setOption(optSyncKey)
+	case "sync-peer":
+		// govs: unicast sync, one --sync-peer per peer (ipvsadm has no
+		// syntax for it); instead of --mcast-group.
+		if c.has(optMcastGroup) {
+			return false, usagef("--mcast-group and --sync-peer exclude each other (multicast or unicast sync)")
+		}
+		a, err := netip.ParseAddr(val)
+		if err != nil || a.Zone() != "" || a.IsMulticast() || a.IsUnspecified() {
+			return false, usagef("illegal sync-peer address %q specified", val)
+		}
+		a = a.Unmap()
+		if slices.Contains(c.daemon.Peers, a.String()) {
+			return false, usagef("sync-peer %s specified twice", a)
+		}
+		c.daemon.Peers = append(c.daemon.Peers, a.String())
+		c.opts |= optSyncPeer // repeatable
 	case "stats":
 		return false, st.setOption(optStats)
 	case "rate":

@@ -258,6 +258,14 @@ func TestParseErrors(t *testing.T) {
 		{"-A -f 0", "illegal virtual server firewall-mark specified", false},
 		{"-A --sctp-service 198.18.0.100:80", "option `--sctp-service': SCTP services are not supported by govsd", false},
 		{"--start-daemon master", "You need to supply the 'mcast-interface' option for the 'start-daemon' command", false},
+		{"--start-daemon master --mcast-interface eth1 --sync-peer 198.18.1.2 --mcast-group 239.255.81.49", "--mcast-group and --sync-peer exclude each other (multicast or unicast sync)", false},
+		{"--start-daemon master --mcast-interface eth1 --mcast-group 239.255.81.49 --sync-peer 198.18.1.2", "--mcast-group and --sync-peer exclude each other (multicast or unicast sync)", false},
+		{"--start-daemon master --mcast-interface eth1 --sync-peer 239.255.81.49", `illegal sync-peer address "239.255.81.49" specified`, false},
+		{"--start-daemon master --mcast-interface eth1 --sync-peer 0.0.0.0", `illegal sync-peer address "0.0.0.0" specified`, false},
+		{"--start-daemon master --mcast-interface eth1 --sync-peer fe80::1%eth1", `illegal sync-peer address "fe80::1%eth1" specified`, false},
+		{"--start-daemon master --mcast-interface eth1 --sync-peer dira", `illegal sync-peer address "dira" specified`, false},
+		{"--start-daemon master --mcast-interface eth1 --sync-peer 198.18.1.2 --sync-peer ::ffff:198.18.1.2", "sync-peer 198.18.1.2 specified twice", false},
+		{"-L --daemon --sync-peer 198.18.1.2", "Illegal 'sync-peer' option with the 'list' command", false},
 		{"--start-daemon master --mcast-interface eth1 --mcast-ttl 2", "option `--mcast-ttl': not supported by govsd's sync daemon (messages are sized to the path MTU, TTL is 1)", false},
 		{"-a -t 198.18.0.100:80 -r 198.18.1.1 -i --tun-type gue", "option `--tun-type': tunnel type gue is not supported: govsd tunnels with IPIP only (--tun-type ipip)", false},
 		{"-a -t 198.18.0.100:80 -r 198.18.1.1 -i --tun-type gre", "option `--tun-type': tunnel type gre is not supported: govsd tunnels with IPIP only (--tun-type ipip)", false},
@@ -338,5 +346,37 @@ func TestSchedFlagNames(t *testing.T) {
 		if got := schedFlagNames(tc.sched, tc.in); !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("schedFlagNames(%s, %v) = %v; want %v", tc.sched, tc.in, got, tc.want)
 		}
+	}
+}
+
+// --start-daemon: multicast by default, unicast with one --sync-peer per
+// peer (govs's syntax; ipvsadm has none).
+func TestParseSyncDaemon(t *testing.T) {
+	cases := []struct {
+		args string
+		want control.SyncDaemon
+		opts optBit
+	}{
+		{"--start-daemon master --mcast-interface eth1",
+			control.SyncDaemon{Role: "master", Interface: "eth1"}, optMcastInterface},
+		{"--start-daemon backup --mcast-interface eth1 --syncid 7 --mcast-group 239.255.81.50 --mcast-port 9000 --sync-key /k",
+			control.SyncDaemon{Role: "backup", Interface: "eth1", SyncID: 7, Group: "239.255.81.50", Port: 9000, KeyFile: "/k"},
+			optMcastInterface | optSyncID | optMcastGroup | optMcastPort | optSyncKey},
+		{"--start-daemon master --mcast-interface eth1 --sync-peer 198.18.1.12",
+			control.SyncDaemon{Role: "master", Interface: "eth1", Peers: []string{"198.18.1.12"}}, optMcastInterface | optSyncPeer},
+		{"--start-daemon backup --sync-peer=198.18.1.11 --mcast-interface eth1 --sync-peer ::ffff:198.18.1.13 --sync-peer 2001:db8::11 --syncid 3",
+			control.SyncDaemon{Role: "backup", Interface: "eth1", SyncID: 3, Peers: []string{"198.18.1.11", "198.18.1.13", "2001:db8::11"}},
+			optMcastInterface | optSyncPeer | optSyncID},
+	}
+	for _, tc := range cases {
+		t.Run(tc.args, func(t *testing.T) {
+			c, err := testParser().parse(strings.Fields(tc.args))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.kind != cmdStartDaemon || c.opts != tc.opts || !reflect.DeepEqual(c.daemon, tc.want) {
+				t.Errorf("parsed kind %v, opts %b, daemon %+v; want opts %b, daemon %+v", c.kind, c.opts, c.daemon, tc.opts, tc.want)
+			}
+		})
 	}
 }

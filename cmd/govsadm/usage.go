@@ -16,8 +16,8 @@ Usage:
                [--exact] [--nosort] [--json]
   govsadm -Z [-t|u service-address]
   govsadm --set tcp tcpfin udp
-  govsadm --start-daemon master|backup --mcast-interface IF [--syncid N] [--mcast-group ADDR]
-          [--mcast-port PORT] [--sync-key FILE]
+  govsadm --start-daemon master|backup --mcast-interface IF [--syncid N]
+          [--mcast-group ADDR | --sync-peer ADDR [--sync-peer ADDR]...] [--mcast-port PORT] [--sync-key FILE]
   govsadm --stop-daemon master|backup
   govsadm -L --daemon
   govsadm --reload
@@ -85,7 +85,8 @@ Options:
   --numeric      -n                   numeric output of addresses and ports (govsadm always
                                       prints numbers; -n is accepted)
   --json                              listings (-L, -Lc, -L --timeout, --counters) as JSON
-  --daemon                            output of daemon information (with -L)
+  --daemon                            output of daemon information (with -L): mode, group
+                                      or peers, sent/received/rejected counts
   --mcast-interface IF                sync daemon's interface
   --mcast-group ADDR                  sync daemon's multicast group (default 239.255.81.49;
                                       not IPVS's 224.0.0.81: the formats differ)
@@ -93,6 +94,9 @@ Options:
   --syncid N                          sync daemon's id, 0..255 (default 0)
   --sync-key FILE                     shared HMAC key of the sync daemons (govs; default
                                       director.sync.key_file)
+  --sync-peer ADDR                    unicast sync instead of multicast (govs): a peer
+                                      director's address; repeat for each peer. A master
+                                      sends to every peer, a backup accepts only them
   --socket PATH                       govsd's control socket; default $GOVS_SOCKET, else
                                       /run/govs.sock
 
