@@ -54,9 +54,11 @@ func (p Peer) InGroup(gid int) bool {
 }
 
 // Access says who may use the control socket, whatever the socket file's
-// mode: changes need uid 0 or CAP_NET_ADMIN; listings also the members of
-// ListGroup.
+// mode: changes need uid 0, CAP_NET_ADMIN or the user govsd runs as (who
+// owns the socket file anyway); listings also the members of ListGroup.
 type Access struct {
+	// Owner is the uid govsd runs as; ListenAccess sets it.
+	Owner int
 	// ListGroup is the gid whose members may list (director.control_group);
 	// -1: none.
 	ListGroup int
@@ -64,8 +66,9 @@ type Access struct {
 	GroupName string
 }
 
-// AdminOnly lets only uid 0 and CAP_NET_ADMIN use the socket.
-var AdminOnly = Access{ListGroup: -1}
+// AdminOnly lets only uid 0 and CAP_NET_ADMIN use the socket (and the user
+// govsd runs as, which ListenAccess fills in).
+var AdminOnly = Access{ListGroup: -1, Owner: -1}
 
 // Authorize decides whether p may make a request; write is true for every
 // request that changes something (anything but GET and HEAD). The error
@@ -74,7 +77,7 @@ func (a Access) Authorize(p Peer, write bool) error {
 	if !p.Known {
 		return fmt.Errorf("%w: govsd cannot identify the caller (SO_PEERCRED)", ErrPermission)
 	}
-	if p.Admin() {
+	if p.Admin() || (a.Owner > 0 && p.UID == a.Owner) {
 		return nil
 	}
 	who := fmt.Sprintf("uid %d", p.UID)

@@ -17,7 +17,7 @@ import (
 // TestAuthorize: the decision, for every kind of caller.
 func TestAuthorize(t *testing.T) {
 	const staff = 50
-	group := Access{ListGroup: staff, GroupName: "staff"}
+	group := Access{ListGroup: staff, GroupName: "staff", Owner: -1}
 	cases := []struct {
 		name        string
 		p           Peer
@@ -34,6 +34,8 @@ func TestAuthorize(t *testing.T) {
 		{"supplementary group", Peer{Known: true, UID: 1000, GID: 1000, Groups: []int{4, staff}}, group, true, false, "CAP_NET_ADMIN"},
 		{"group without a configured group", Peer{Known: true, UID: 1000, GID: staff}, AdminOnly, false, false, "CAP_NET_ADMIN"},
 		{"unidentified", Peer{}, group, false, false, "cannot identify"},
+		{"govsd's own user", Peer{Known: true, UID: 1000, GID: 1000}, Access{ListGroup: -1, Owner: 1000}, true, true, ""},
+		{"another user than govsd's", Peer{Known: true, UID: 1001, GID: 1000}, Access{ListGroup: -1, Owner: 1000}, false, false, "CAP_NET_ADMIN"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -88,6 +88,7 @@ func ListenAccess(path string, b Backend, log *slog.Logger, a Access) (*Server, 
 		ln.Close()
 		return nil, fmt.Errorf("control socket %s: %w", path, err)
 	}
+	a.Owner = os.Geteuid()
 	s := &Server{path: path, ln: ln, log: log,
 		srv: &http.Server{Handler: guard(Handler(b, log), a), ConnContext: peerContext, ReadHeaderTimeout: 5 * time.Second}}
 	go func() {
