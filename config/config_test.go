@@ -106,6 +106,7 @@ func TestFullExample(t *testing.T) {
 			Timeouts:      Timeouts{TCP: 10 * time.Minute, TCPFin: 30 * time.Second, UDP: time.Minute},
 			ManageVIPs:    true,
 			BusyPoll:      true,
+			WorkerNice:    DefaultWorkerNice,
 			ControlGroup:  "adm",
 			FastPath:      true,
 			SynGuard:      SynGuard{HalfOpen: 4096, SynRate: 20000, Limit: 100000, Burst: 10000, MSS: 1460},

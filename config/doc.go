@@ -30,6 +30,8 @@
 //	  manage_vips: false                # add the VIPs to the interfaces
 //	  busy_poll: false                  # spin instead of sleeping in poll(2), and set
 //	                                    # SO_PREFER_BUSY_POLL on the AF_XDP sockets
+//	  worker_nice: -20                  # nice of the worker threads (0: govsd's own),
+//	                                    # above ksoftirqd and threaded NAPI (0)
 //	  fast_path: true                   # XDP forwards established connections itself
 //	  expire_quiescent_template: true   # the services' default for the key of that name
 //	  syn_proxy_half_open: 4096         # half-open connections (all workers) above which

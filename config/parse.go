@@ -105,6 +105,7 @@ func (p *parser) director(n *yaml.Node, path string) Director {
 		ControlSocket:           DefaultControlSocket,
 		MetricsListen:           DefaultMetricsListen,
 		ConnTableSize:           DefaultConnTableSize,
+		WorkerNice:              DefaultWorkerNice,
 		FastPath:                true,
 		ExpireQuiescentTemplate: true,
 		SteerLimit:              SteerLimit{Auto: true},
@@ -122,7 +123,7 @@ func (p *parser) director(n *yaml.Node, path string) Director {
 		},
 	}
 	m := p.mapping(n, path, "interfaces", "xdp_mode", "control_socket", "metrics_listen",
-		"conn_table_size", "timeouts", "manage_vips", "busy_poll", "fast_path", "sync", "bgp",
+		"conn_table_size", "timeouts", "manage_vips", "busy_poll", "worker_nice", "fast_path", "sync", "bgp",
 		"syn_proxy_half_open", "syn_proxy_syn_rate", "syn_limit", "syn_limit_burst", "syn_proxy_mss",
 		"steer_limit", "control_group", "expire_quiescent_template", "accept_foreign_mac")
 	if m == nil {
@@ -169,6 +170,11 @@ func (p *parser) director(n *yaml.Node, path string) Director {
 	}
 	if f, ok := m.get("busy_poll"); ok {
 		d.BusyPoll, _ = p.boolean(f.val, f.path)
+	}
+	if f, ok := m.get("worker_nice"); ok {
+		if v, ok := p.integer(f.val, f.path, -20, 19); ok {
+			d.WorkerNice = int(v)
+		}
 	}
 	if f, ok := m.get("fast_path"); ok {
 		d.FastPath, _ = p.boolean(f.val, f.path)

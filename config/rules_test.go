@@ -99,6 +99,7 @@ func TestRules(t *testing.T) {
 		{"timeout unknown", "director:\n  interfaces: [eth0]\n  timeouts: {tcp_fin: 1s}\n", []string{`director.timeouts.tcp_fin: unknown key (did you mean "tcpfin"?)`}},
 		{"bool not bool", "director:\n  interfaces: [eth0]\n  manage_vips: yes\n", []string{`govs.yaml:3: director.manage_vips: want true or false, got "yes"`}},
 		{"busy_poll not bool", "director:\n  interfaces: [eth0]\n  busy_poll: 1\n", []string{"director.busy_poll: want true or false, got 1"}},
+		{"worker_nice out of range", "director:\n  interfaces: [eth0]\n  worker_nice: -21\n", []string{"director.worker_nice"}},
 		{"fast_path not bool", "director:\n  interfaces: [eth0]\n  fast_path: on\n", []string{"director.fast_path: want true or false, got \"on\""}},
 
 		// Director sync.

@@ -52,6 +52,12 @@ type Director struct {
 	ExpireQuiescentTemplate bool
 	// BusyPoll makes the workers spin instead of sleeping in poll(2).
 	BusyPoll bool
+	// WorkerNice is the nice value of the workers' threads (-20..19; 0
+	// keeps govsd's own): above the kernel's receive processing
+	// (ksoftirqd and threaded NAPI run at 0), so that under overload the
+	// core goes to the workers rather than to copying frames into rings
+	// they have no time to drain (receive livelock).
+	WorkerNice int
 	// FastPath lets the XDP program forward established connections
 	// itself (default true); false sends every packet to the workers.
 	FastPath bool
@@ -119,6 +125,7 @@ const (
 	DefaultControlSocket = "/run/govs.sock"
 	DefaultMetricsListen = "127.0.0.1:9469"
 	DefaultConnTableSize = 1 << 20
+	DefaultWorkerNice    = -20
 	MinConnTableSize     = 1024
 	DefaultTimeoutTCP    = 900 * time.Second
 	DefaultTimeoutTCPFin = 120 * time.Second

@@ -187,9 +187,9 @@ func (d *Daemon) Reload() error {
 	old := d.cfg.Director
 	if !slices.Equal(old.Interfaces, cfg.Director.Interfaces) || old.XDPMode != cfg.Director.XDPMode ||
 		old.ConnTableSize != cfg.Director.ConnTableSize || old.ControlSocket != cfg.Director.ControlSocket ||
-		old.MetricsListen != cfg.Director.MetricsListen || old.BusyPoll != cfg.Director.BusyPoll ||
+		old.MetricsListen != cfg.Director.MetricsListen || old.BusyPoll != cfg.Director.BusyPoll || old.WorkerNice != cfg.Director.WorkerNice ||
 		old.ControlGroup != cfg.Director.ControlGroup || !slices.Equal(old.AcceptForeignMAC, cfg.Director.AcceptForeignMAC) {
-		d.log.Warn("director settings (interfaces, accept_foreign_mac, xdp_mode, conn_table_size, control_socket, control_group, metrics_listen, busy_poll) change only on restart")
+		d.log.Warn("director settings (interfaces, accept_foreign_mac, xdp_mode, conn_table_size, control_socket, control_group, metrics_listen, busy_poll, worker_nice) change only on restart")
 	}
 	d.mu.Unlock()
 	err = d.change(func([]*service) ([]*service, error) { return svcs, nil })
@@ -236,6 +236,7 @@ func dataplaneOptions(cfg *config.Config) dataplane.Options {
 		ConnTableSize:    cfg.Director.ConnTableSize,
 		Timeouts:         timeouts(cfg),
 		BusyPoll:         cfg.Director.BusyPoll,
+		WorkerNice:       cfg.Director.WorkerNice,
 		FastPath:         cfg.Director.FastPath,
 		SynGuard:         synGuardOptions(cfg),
 		SteerLimit:       steerLimit(cfg),

@@ -33,6 +33,10 @@ type Options struct {
 	Timeouts         conntrack.Timeouts
 	// BusyPoll makes workers spin instead of sleeping in poll(2) when idle.
 	BusyPoll bool
+	// WorkerNice, when not 0, is the nice value each worker sets on its
+	// thread: above the kernel's receive processing, so that an
+	// overloaded core serves the workers first (no receive livelock).
+	WorkerNice int
 	// RingSize is the size of every AF_XDP ring (default 2048).
 	RingSize int
 	// FastPath lets the steering program forward the packets of

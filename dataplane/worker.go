@@ -173,6 +173,12 @@ func (w *worker) run() {
 	// One OS thread per worker keeps its poll(2) sleeps and its cache warm.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	if n := w.d.opts.WorkerNice; n != 0 {
+		if err := unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), n); err != nil {
+			w.d.log.Warn("worker: cannot set its nice value; under overload the kernel's receive processing may take its core",
+				"worker", w.q, "nice", n, "err", err)
+		}
+	}
 	w.refill()
 	for !w.stop.Load() {
 		now := nanotime()

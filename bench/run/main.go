@@ -313,11 +313,12 @@ func report(results []result, b *bench, took time.Duration) string {
 	s.WriteString("\nOn a small shared VM the figures move by 20–30% from one `make bench` to the next; compare paths within one run.\n")
 	fmt.Fprintf(&s, "\nSetup: the generator's thread, the bridge and the real servers' NAPI threads (SCHED_FIFO, so that nothing is lost "+
 		"past the director) share CPU %d; the director's NAPI threads (threaded veth NAPI) and govsd (taskset) have CPU %d, "+
-		"at nice %d against whatever else runs on the machine. The kernel paths get a pass-through XDP program on the director's "+
+		"govsd at nice %d against whatever else runs on the machine, the NAPI threads at nice %d (ksoftirqd's weight: a director "+
+		"gives the load balancer its core before receive work it cannot take; at equal weights workers-only NAT collapsed at full load). The kernel paths get a pass-through XDP program on the director's "+
 		"client-side interface, as govs has its steering program there (a veth receives XDP_TX frames only with XDP or GRO on). "+
 		"Caveat: the generator's frames come from a page pool of CPU %d; a path that frees them on the director's CPU (govs: "+
 		"AF_XDP copy mode copies and frees at once) pays a cross-CPU, locked return that a NIC's local page pool would not cost.\n",
-		b.lab.genCPU, b.lab.dirCPU, directorNice, b.lab.genCPU)
+		b.lab.genCPU, b.lab.dirCPU, directorNice, napiNice, b.lab.genCPU)
 	var tcp []result
 	for _, r := range results {
 		if r.connsPS > 0 {
