@@ -273,22 +273,7 @@ func (p *parser) interfaces(f field) []string {
 		p.errorf(f.val, f.path, "at least one interface is required")
 		return nil
 	}
-	var out []string
-	seen := map[string]int{}
-	for i, it := range items {
-		path := indexPath(f.path, i)
-		name, ok := p.interfaceName(it, path)
-		if !ok {
-			continue
-		}
-		if line, dup := seen[name]; dup {
-			p.errorf(it, path, "duplicate interface %q (first at line %d)", name, line)
-			continue
-		}
-		seen[name] = it.Line
-		out = append(out, name)
-	}
-	return out
+	return p.interfaceList(f, items, nil)
 }
 
 // acceptForeignMAC reads director.accept_foreign_mac: a list, possibly
@@ -298,6 +283,12 @@ func (p *parser) acceptForeignMAC(f field, served []string) []string {
 	if !ok {
 		return nil
 	}
+	return p.interfaceList(f, items, served)
+}
+
+// interfaceList reads the items of list f as distinct interface names;
+// with served, each must be one of them.
+func (p *parser) interfaceList(f field, items []*yaml.Node, served []string) []string {
 	var out []string
 	seen := map[string]int{}
 	for i, it := range items {
