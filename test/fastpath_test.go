@@ -172,20 +172,7 @@ func connLine(t *testing.T, g *govsd, local string) string {
 // and TCP's FIN still reaches the workers' state machine.
 func TestFastPathLifetime(t *testing.T) {
 	needRoot(t)
-	lab := newLab(t, "fpl", topo.LabOptions{RealServers: 3})
-	if err := lab.AddVIP(mustAddr("198.18.0.100")); err != nil {
-		t.Fatal(err)
-	}
-	stopHTTP, err := lab.ServeHTTP(8080)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stopHTTP()
-	stopUDP, err := lab.ServeUDPEcho(5353)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stopUDP()
+	lab := newServingLab(t, "fpl", topo.LabOptions{RealServers: 3})
 	g := startGovsd(t, lab.Director, lifetimeConfig)
 
 	t.Run("udp outlives its timeout while packets flow", func(t *testing.T) {
@@ -268,20 +255,7 @@ func TestFastPathLifetime(t *testing.T) {
 // XDP), the workers forward: traffic works either way.
 func TestFastPathFallback(t *testing.T) {
 	needRoot(t)
-	lab := newLab(t, "fpf", topo.LabOptions{RealServers: 3})
-	if err := lab.AddVIP(mustAddr("198.18.0.100")); err != nil {
-		t.Fatal(err)
-	}
-	stopHTTP, err := lab.ServeHTTP(8080)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stopHTTP()
-	stopUDP, err := lab.ServeUDPEcho(5353)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stopUDP()
+	lab := newServingLab(t, "fpf", topo.LabOptions{RealServers: 3})
 
 	t.Run("fast_path false", func(t *testing.T) {
 		g := startGovsd(t, lab.Director, strings.Replace(lifetimeConfig, "  metrics_listen: \"\"\n", "  metrics_listen: \"\"\n  fast_path: false\n", 1))

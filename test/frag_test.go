@@ -2,7 +2,6 @@ package test
 
 import (
 	"bytes"
-	"fmt"
 	"math/rand"
 	"net"
 	"net/netip"
@@ -79,7 +78,10 @@ func testFragments(t *testing.T, mode string) {
 	if mode == "nat" || mode == "fullnat" {
 		udpPort = 8053
 	}
-	stop := serveBigUDPEcho(t, lab, udpPort, bind...)
+	stop, err := lab.ServeUDPEcho(udpPort, bind...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer stop()
 
 	for _, vip := range []string{vip4, vip6} {
@@ -135,47 +137,6 @@ func counterValue(out, name string) uint64 {
 		}
 	}
 	return 0
-}
-
-// serveBigUDPEcho answers each datagram to port on every real server with
-// "rsN " and the datagram, whatever its size (ServeUDPEcho reads 2 KiB).
-func serveBigUDPEcho(t *testing.T, lab *topo.Lab, port int, bind ...netip.Addr) (stop func()) {
-	t.Helper()
-	var conns []net.PacketConn
-	stop = func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}
-	for i, rs := range lab.Reals {
-		name := fmt.Sprintf("rs%d ", i+1)
-		addrs := []string{fmt.Sprintf(":%d", port)}
-		if len(bind) > 0 {
-			addrs = addrs[:0]
-			for _, b := range bind {
-				addrs = append(addrs, netip.AddrPortFrom(b, uint16(port)).String())
-			}
-		}
-		for _, a := range addrs {
-			c, err := rs.ListenPacket("udp", a)
-			if err != nil {
-				stop()
-				t.Fatal(err)
-			}
-			conns = append(conns, c)
-			go func() {
-				buf := make([]byte, 65536)
-				for {
-					n, from, err := c.ReadFrom(buf)
-					if err != nil {
-						return
-					}
-					c.WriteTo(append([]byte(name), buf[:n]...), from)
-				}
-			}()
-		}
-	}
-	return stop
 }
 
 // bigUDPExchange sends msg from ns to addr and returns the answer, of any size.

@@ -65,6 +65,33 @@ func newLab(t *testing.T, tag string, o topo.LabOptions) *topo.Lab {
 	return lab
 }
 
+// newServingLab is newLab with the VIPs (198.18.0.100 when none are given)
+// on the director and every real server answering HTTP on 8080 and UDP
+// echo on 5353 until the test ends.
+func newServingLab(t *testing.T, tag string, o topo.LabOptions, vips ...string) *topo.Lab {
+	t.Helper()
+	lab := newLab(t, tag, o)
+	if len(vips) == 0 {
+		vips = []string{"198.18.0.100"}
+	}
+	for _, vip := range vips {
+		if err := lab.AddVIP(mustAddr(vip)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stopHTTP, err := lab.ServeHTTP(8080)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stopHTTP)
+	stopUDP, err := lab.ServeUDPEcho(5353)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stopUDP)
+	return lab
+}
+
 // govsd is a govsd process running in the director namespace.
 type govsd struct {
 	t      *testing.T

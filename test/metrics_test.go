@@ -115,20 +115,7 @@ func counterLines(out string) map[string]uint64 {
 // connections held open (active) and 1 closed by both sides (inactive).
 func TestMetrics(t *testing.T) {
 	needRoot(t)
-	lab := newLab(t, "mx", topo.LabOptions{RealServers: 2})
-	if err := lab.AddVIP(mustAddr("198.18.0.100")); err != nil {
-		t.Fatal(err)
-	}
-	stopHTTP, err := lab.ServeHTTP(8080)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(stopHTTP)
-	stopUDP, err := lab.ServeUDPEcho(5353)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(stopUDP)
+	lab := newServingLab(t, "mx", topo.LabOptions{RealServers: 2})
 	g := startGovsd(t, lab.Director, metricsConfig)
 
 	const (

@@ -64,22 +64,7 @@ services:
 // program left behind when govsd stops.
 func TestNAT(t *testing.T) {
 	needRoot(t)
-	lab := newLab(t, "nat", topo.LabOptions{RealServers: 3})
-	for _, vip := range []string{"198.18.0.100", "2001:db8::100"} {
-		if err := lab.AddVIP(mustAddr(vip)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	stopHTTP, err := lab.ServeHTTP(8080)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stopHTTP()
-	stopUDP, err := lab.ServeUDPEcho(5353)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stopUDP()
+	lab := newServingLab(t, "nat", topo.LabOptions{RealServers: 3}, "198.18.0.100", "2001:db8::100")
 	// The director's own service, reached without the load balancer.
 	own, err := lab.Director.Listen("tcp", "198.18.0.254:2222")
 	if err != nil {

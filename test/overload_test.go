@@ -17,20 +17,7 @@ import (
 // meter and counted.
 func TestSteerMeter(t *testing.T) {
 	needRoot(t)
-	lab := newLab(t, "stm", topo.LabOptions{RealServers: 3})
-	if err := lab.AddVIP(mustAddr("198.18.0.100")); err != nil {
-		t.Fatal(err)
-	}
-	stopHTTP, err := lab.ServeHTTP(8080)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stopHTTP()
-	stopUDP, err := lab.ServeUDPEcho(5353)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stopUDP()
+	lab := newServingLab(t, "stm", topo.LabOptions{RealServers: 3})
 
 	cfg := strings.Replace(lifetimeConfig, "  metrics_listen: \"\"\n", "  metrics_listen: \"\"\n  fast_path: false\n  steer_limit: 1\n", 1)
 	g := startGovsd(t, lab.Director, cfg)

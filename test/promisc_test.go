@@ -67,20 +67,7 @@ func (g *govsd) xdpCounter(t *testing.T, name string) uint64 {
 // accept_foreign_mac the interface forwards them as before.
 func TestPromiscForeignMAC(t *testing.T) {
 	needRoot(t)
-	lab := newLab(t, "pm", topo.LabOptions{RealServers: 2})
-	if err := lab.AddVIP(mustAddr("198.18.0.100")); err != nil {
-		t.Fatal(err)
-	}
-	stopUDP, err := lab.ServeUDPEcho(5353)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(stopUDP)
-	stopHTTP, err := lab.ServeHTTP(8080)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(stopHTTP)
+	lab := newServingLab(t, "pm", topo.LabOptions{RealServers: 2})
 	if _, err := lab.Director.Exec("ip", "link", "set", "d0", "promisc", "on"); err != nil {
 		t.Fatal(err)
 	}

@@ -227,7 +227,7 @@ func (l *Lab) ServeHTTPOn(i, port int) (stop func(), err error) {
 }
 
 // ServeUDPEcho starts a UDP responder in every real-server namespace that
-// answers each datagram with "rsN <payload>". With bind addresses (VIPs on
+// answers each datagram, whatever its size, with "rsN <payload>". With bind addresses (VIPs on
 // the real servers' loopback, for DR and TUN) it listens on each of them,
 // so that answers leave from the address the client sent to, as a UDP
 // server behind LVS-DR must.
@@ -255,7 +255,7 @@ func (l *Lab) ServeUDPEcho(port int, bind ...netip.Addr) (stop func(), err error
 			}
 			conns = append(conns, c)
 			go func() {
-				buf := make([]byte, 2048)
+				buf := make([]byte, 65536) // a datagram of any size (fragmented ones too)
 				for {
 					n, from, err := c.ReadFrom(buf)
 					if err != nil {
