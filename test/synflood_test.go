@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -14,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/govs/govs/internal/topo"
 	"github.com/govs/govs/pktgen"
@@ -34,6 +37,14 @@ import (
 // modes). The figures (ratios, the longest keep-alive wait, the
 // director's SYN-cookie, eviction, drop and AF_XDP ring counters) are
 // logged: run with -v to see them.
+//
+// The flood and the legitimate client share one veth into the director,
+// whose receive ring takes frames faster than the director can process
+// them (the generator has a core of its own; the director, the client and
+// the real servers share the other). The client's veth has a qdisc
+// (clientQueue), so that its kernel's segments wait for room in that ring
+// rather than being dropped at it with the flood's; the veth counters
+// logged show what the ring dropped.
 //
 // The answers to the spoofed sources are dropped in XDP on the client's
 // interface (pktgen.ReplyFilter), as a real network routes them away from
@@ -128,6 +139,7 @@ func floodConfig(c floodCase) string {
 func synFlood(t *testing.T, c floodCase) {
 	lab := newLab(t, "sf"+c.name[:2], topo.LabOptions{RealServers: 3, NoReturnRoute: c.mode == "fullnat"})
 	replies := dropSpoofedReplies(t, lab)
+	clientQueue(t, lab)
 	vip := floodVIP4
 	switch c.mode {
 	case "dr":
@@ -172,7 +184,7 @@ func synFlood(t *testing.T, c floodCase) {
 	}
 	t.Cleanup(func() { ka.Close() })
 	keepAlive(t, ka, 10) // past the workers' warm-up: offloaded to the fast path where it is on
-	before := floodCounters(t, g)
+	before, vethBefore := floodCounters(t, g), vethDrops(lab)
 
 	gen := newFlood(t, lab, vip)
 	d := floodDuration(t)
@@ -207,16 +219,20 @@ func synFlood(t *testing.T, c floodCase) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				probes <- newConnection(lab, url)
+				probes <- newConnection(lab, target)
 			}()
 		}
 	}()
 
 	time.Sleep(300 * time.Millisecond)
+	stopLag := make(chan struct{})
+	lag := schedLag(stopLag)
 	floodStart := time.Now()
 	st, genErr := gen.run(ctx, d)
 	floodEnd := time.Now()
-	during := floodCounters(t, g)
+	close(stopLag)
+	worstLag := <-lag
+	during, vethDuring := floodCounters(t, g), vethDrops(lab)
 	time.Sleep(afterFlood)
 	stopProbes()
 	wg.Wait()
@@ -234,7 +250,7 @@ func synFlood(t *testing.T, c floodCase) {
 
 	// Figures.
 	var inFlood, inFloodOK, gap, gapOK, late, lateOK int
-	var lateFailures []string
+	var lateFailures, floodFailures []string
 	for _, p := range all {
 		switch {
 		case p.start.Before(floodStart):
@@ -242,6 +258,9 @@ func synFlood(t *testing.T, c floodCase) {
 			inFlood++
 			if p.err == nil {
 				inFloodOK++
+			}
+			if p.err != nil || p.total > time.Second {
+				floodFailures = append(floodFailures, fmt.Sprintf("at %v: %v", p.start.Sub(floodStart).Round(time.Millisecond), p))
 			}
 		case p.start.Before(floodEnd.Add(recoverWithin)):
 			gap++
@@ -270,10 +289,16 @@ func synFlood(t *testing.T, c floodCase) {
 	}
 	t.Logf("%s: keep-alive: %d requests, %d failed (no answer within %v), %d answered after more than 1 s, longest wait of the answered ones %v, first failure: %v",
 		c.name, kar.requests, kar.failures, keepAliveDeadline, kar.slow, kar.longest.Round(time.Millisecond), kar.firstErr)
+	t.Logf("%s: keep-alive: %d segments retransmitted; the test process's timers fired up to %v late during the flood",
+		c.name, kar.retrans, worstLag.Round(time.Millisecond))
 	t.Logf("%s: new connections during the flood: %d of %d succeeded (%.2f)", c.name, inFloodOK, inFlood, ratio(inFloodOK, inFlood))
+	if len(floodFailures) > 0 {
+		t.Logf("%s: new connections during the flood that failed or took over 1 s:\n  %s", c.name, strings.Join(floodFailures, "\n  "))
+	}
 	t.Logf("%s: new connections in the first %v after it: %d of %d; from then on (%v): %d of %d",
 		c.name, recoverWithin, gapOK, gap, afterFlood-recoverWithin, lateOK, late)
 	logCounterDelta(t, c.name+": counters during the flood", before, during)
+	logVethDrops(t, c.name+": veth drops and errors during the flood", vethBefore, vethDuring)
 	logCounterDelta(t, c.name+": counters after the flood", during, after)
 
 	// Behaviour, as issue #13 states it.
@@ -352,6 +377,7 @@ func (f *flood) run(ctx context.Context, d time.Duration) (pktgen.Stats, error) 
 type keepAliveResult struct {
 	requests, failures int
 	slow               int // answered after more than a second
+	retrans            uint32
 	longest            time.Duration
 	firstErr           error
 }
@@ -410,6 +436,7 @@ func keepAliveLoop(ctx context.Context, lab *topo.Lab, conn net.Conn, target str
 		resp.Body.Read(body)
 		resp.Body.Close()
 		wait := time.Since(start)
+		r.retrans = tcpRetrans(conn)
 		r.longest = max(r.longest, wait)
 		if wait > time.Second {
 			r.slow++
@@ -419,19 +446,95 @@ func keepAliveLoop(ctx context.Context, lab *topo.Lab, conn net.Conn, target str
 
 // probe is one new connection: when it started and how it ended.
 type probe struct {
-	start time.Time
-	err   error
+	start   time.Time
+	dial    time.Duration // how long the handshake took (SYN retransmitted: 1 s or more)
+	total   time.Duration
+	retrans uint32 // the connection's retransmitted segments (TCP_INFO), once connected
+	err     error
 }
 
-// newConnection opens a TCP connection to url's host and makes one HTTP
+func (p probe) String() string {
+	return fmt.Sprintf("dial %v, total %v, %d retransmitted: %v", p.dial.Round(time.Millisecond),
+		p.total.Round(time.Millisecond), p.retrans, p.err)
+}
+
+// newConnection opens a TCP connection to target and makes one HTTP
 // request over it, all within newConnDeadline.
-func newConnection(lab *topo.Lab, url string) probe {
-	p := probe{start: time.Now()}
+func newConnection(lab *topo.Lab, target string) (p probe) {
+	p.start = time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), newConnDeadline)
 	defer cancel()
-	client := topo.HTTPClient(lab.Client, newConnDeadline)
-	_, p.err = topo.Get(ctx, client, url)
+	defer func() { p.total = time.Since(p.start) }()
+	c, err := lab.Client.DialContext(ctx, "tcp", target)
+	p.dial = time.Since(p.start)
+	if err != nil {
+		p.err = fmt.Errorf("dial: %w", err)
+		return p
+	}
+	defer c.Close()
+	c.SetDeadline(p.start.Add(newConnDeadline))
+	if _, err := fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: v\r\nConnection: close\r\n\r\n"); err != nil {
+		p.err = fmt.Errorf("request: %w", err)
+		return p
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err == nil {
+		_, err = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("status %s", resp.Status)
+		}
+	}
+	p.retrans = tcpRetrans(c)
+	if err != nil {
+		p.err = fmt.Errorf("answer: %w", err)
+	}
 	return p
+}
+
+// tcpRetrans is c's count of retransmitted segments (TCP_INFO), 0 where
+// it cannot be read.
+func tcpRetrans(c net.Conn) uint32 {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return 0
+	}
+	raw, err := tc.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	var n uint32
+	raw.Control(func(fd uintptr) {
+		if info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
+			n = info.Total_retrans
+		}
+	})
+	return n
+}
+
+// schedLag measures how late a 10 ms ticker fires in the test process
+// until stop is closed: a long lag means the client (this process) was
+// starved of CPU, so a slow answer need not be a lost packet.
+func schedLag(stop <-chan struct{}) <-chan time.Duration {
+	out := make(chan time.Duration, 1)
+	go func() {
+		const every = 10 * time.Millisecond
+		var worst time.Duration
+		last := time.Now()
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				out <- worst
+				return
+			case now := <-tick.C:
+				worst = max(worst, now.Sub(last)-every)
+				last = now
+			}
+		}
+	}()
+	return out
 }
 
 // floodCounterLine picks the counters about the defence and overload from
@@ -492,6 +595,23 @@ func logCounterDelta(t *testing.T, what string, a, b counterSnapshot) {
 	t.Logf("%s:\n  %s", what, strings.Join(parts, "\n  "))
 }
 
+// clientQueue gives the client's veth a pfifo qdisc instead of the
+// default noqueue. The generator overruns the director's receive ring
+// (the veth's 256 frames) several times over on a 2-core machine; with
+// noqueue, the legitimate client's segments are dropped there too, before
+// any code of the director sees them, as on a saturated link, and its
+// connections wait out SYN and data retransmissions (1 s and more) for
+// reasons outside the director. With a qdisc, the veth holds the client's
+// segments back while that ring is full (the kernel stops the queue and
+// wakes it when the ring has room): what is measured is what the director
+// does with the legitimate traffic that reaches it.
+func clientQueue(t *testing.T, lab *topo.Lab) {
+	t.Helper()
+	if out, err := lab.Client.Exec("tc", "qdisc", "replace", "dev", topo.ClientIf, "root", "pfifo"); err != nil {
+		t.Fatalf("tc qdisc replace dev %s root pfifo: %v\n%s", topo.ClientIf, err, out)
+	}
+}
+
 // dropSpoofedReplies attaches pktgen's reply filter to the client's
 // interface: it drops the director's (and the real servers') answers to
 // the flood's spoofed sources (198.19.0.0/16), which on a real network go
@@ -516,4 +636,47 @@ func dropSpoofedReplies(t *testing.T, lab *topo.Lab) *pktgen.ReplyFilter {
 		t.Fatal(err)
 	}
 	return f
+}
+
+// vethDrops is the drop and error counters of the lab's veths (ethtool
+// -S: a receive ring that refused frames shows as its peer's
+// tx_queue_N_xdp_xmit_errors), keyed "namespace/interface counter".
+func vethDrops(lab *topo.Lab) map[string]uint64 {
+	m := map[string]uint64{}
+	for _, v := range []struct {
+		ns  *topo.NS
+		dev string
+	}{{lab.Client, topo.ClientIf}, {lab.Director, topo.DirectorClientIf}, {lab.Director, topo.DirectorRealIf}, {lab.Switch, "swd"}} {
+		out, err := v.ns.Exec("ethtool", "-S", v.dev)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(out, "\n") {
+			k, val, ok := strings.Cut(strings.TrimSpace(line), ":")
+			if !ok || !(strings.Contains(k, "drop") || strings.Contains(k, "err")) {
+				continue
+			}
+			var n uint64
+			if _, err := fmt.Sscan(strings.TrimSpace(val), &n); err == nil {
+				m[v.dev+" "+k] = n
+			}
+		}
+	}
+	return m
+}
+
+// logVethDrops logs the veth counters that moved between a and b.
+func logVethDrops(t *testing.T, what string, a, b map[string]uint64) {
+	t.Helper()
+	var parts []string
+	for k, v := range b {
+		if v != a[k] {
+			parts = append(parts, fmt.Sprintf("%s +%d", k, v-a[k]))
+		}
+	}
+	slices.Sort(parts)
+	if len(parts) == 0 {
+		parts = append(parts, "none")
+	}
+	t.Logf("%s: %s", what, strings.Join(parts, ", "))
 }
