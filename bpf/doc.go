@@ -31,10 +31,13 @@
 // The socket is the one in xsks slot base+q, where base is the interface's
 // entry in the ifaces map and q the RX queue. Everything else goes to the
 // kernel (XDP_PASS), and so do other non-first fragments (FragPassed),
-// frames the program cannot parse, frames on interfaces not in ifaces, and
-// steered frames whose slot holds no socket. The program drops nothing it
-// does not understand; the fast path (fastpath.h) forwards established
-// flows itself.
+// frames the program cannot parse and frames on interfaces not in ifaces.
+// The program drops nothing it does not understand; the fast path
+// (fastpath.h) forwards established flows itself. A steered frame whose
+// slot holds no socket is dropped (Counters.RedirectFailed): that is the
+// gap between two director processes, when the kernel would reset
+// connections the next process adopts; a SYN to a [VIPSynProxyCapable]
+// service is answered with a cookie then, as under VIPSynProxyOn.
 //
 // Before the redirect, a packet passes the steering meter: a token bucket
 // per xsks slot ([Steering.SetSteerLimit]); over its rate the packet is
@@ -61,9 +64,14 @@
 // IPv4 addresses are held IPv4-mapped (::ffff:a.b.c.d) in every map, like
 // [inet.Addr], so one key layout serves both families.
 //
-// The program is attached through a BPF link: if the daemon dies, the
-// kernel detaches it, so the interface falls back to the kernel path
-// instead of redirecting into sockets nobody reads.
+// The program is attached through a BPF link. Without a pin path
+// ([SteeringOptions.PinPath]) the kernel detaches it when the daemon dies,
+// so the interface falls back to the kernel path. With one, the links and
+// the maps that carry state across processes (the flow map, fast_cfg, the
+// SYN cookie key) are pinned there (pin.go): the program keeps forwarding
+// established flows while no daemon runs, and the next one adopts the
+// state and swaps its own program in atomically
+// ([Steering.AttachPinned]).
 //
 // # decap: tunnel decapsulation on real servers
 //

@@ -44,7 +44,7 @@ func BenchmarkFastPath(b *testing.B) {
 	}
 	b.Run("steered to the workers tcp4", func(b *testing.B) {
 		in := matrixCases()[0].pkt.frame(b) // no flow entry
-		run(b, in, xdpPass)
+		run(b, in, xdpDrop)
 	})
 	for i, c := range cases {
 		b.Run(c.name, func(b *testing.B) {

@@ -35,8 +35,9 @@ func meterOf(t *testing.T, s *Steering) SteerMeter {
 	return m
 }
 
-// runN runs frame n times and returns how many were steered (XDP_PASS: no
-// socket) and dropped, with the counters' delta.
+// runN runs frame n times and returns how many were steered (then dropped
+// for want of a socket: RedirectFailed) and dropped by the meter
+// (SteerMetered), with the counters' delta.
 func runN(t *testing.T, s *Steering, frame []byte, n int) (steered, dropped int, delta Counters) {
 	t.Helper()
 	before, err := s.Counters()
@@ -44,17 +45,17 @@ func runN(t *testing.T, s *Steering, frame []byte, n int) (steered, dropped int,
 		t.Fatal(err)
 	}
 	for range n {
-		action, out, _ := runOut(t, s, frame)
-		switch action {
-		case xdpPass:
+		action, out, d := runOut(t, s, frame)
+		switch {
+		case action == xdpDrop && d.RedirectFailed == 1:
 			steered++
 			if !bytes.Equal(out, frame) {
 				t.Errorf("steered frame was modified: %s", diffBytes(out, frame))
 			}
-		case xdpDrop:
+		case action == xdpDrop && d.SteerMetered == 1:
 			dropped++
 		default:
-			t.Fatalf("action %d", action)
+			t.Fatalf("action %d, counters moved by %+v", action, d)
 		}
 	}
 	after, err := s.Counters()

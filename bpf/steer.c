@@ -9,8 +9,19 @@
  * understand: such a frame is the kernel's to judge, and so is a frame
  * unicast to another host's MAC (foreign_mac_frame). The only frames it
  * answers or drops itself are TCP SYNs to services under the SYN defence
- * (synproxy.h) and packets of flows the workers do not know yet over their
- * RX queue's steering meter (steer_admit).
+ * (synproxy.h), packets of flows the workers do not know yet over their
+ * RX queue's steering meter (steer_admit), and what it would steer to a
+ * slot without a socket.
+ *
+ * No socket in the slot is the gap between two director processes (the
+ * program stays attached through a pinned link while none runs, or until
+ * the next one swaps it): the packet is dropped (redirect_failed), since
+ * the kernel, which knows nothing of the virtual services or of the
+ * connections the next process adopts, would answer it with a reset. The
+ * client retransmits into the next process. A SYN to a service that may be
+ * proxied (VIP_SYNPROXY_CAPABLE) is answered with a SYN cookie meanwhile, as
+ * under syn_proxy: on: the cookie key is pinned, so the next process
+ * validates the client's ACK and opens the connection.
  */
 #include <linux/types.h>
 #include <linux/bpf.h>
@@ -250,6 +261,8 @@ int steer(struct xdp_md *ctx)
 	enum counter_id id;
 	bool metered = true; /* a new flow's packet: it meets the steering meter */
 
+	__u32 slot = ifc->base + ctx->rx_queue_index;
+
 	switch (classify(ctx, &c, &t, &fast, &vip, &l4off)) {
 	case VERDICT_FAST:
 		count(fast == XDP_ABORTED ? fast_aborted : fast_forwarded);
@@ -264,8 +277,15 @@ int steer(struct xdp_md *ctx)
 		break;
 	case VERDICT_VIP:
 		if (t.proto == IPPROTO_TCP && vip) {
+			__u32 flags = vip->flags;
+			/* No socket to take the SYN (no director process runs):
+			 * answer it with a cookie, which the next one validates,
+			 * rather than drop it below. Looked up only for services
+			 * that may be proxied, so that others pay nothing. */
+			if ((flags & VIP_SYNPROXY_CAPABLE) && !bpf_map_lookup_elem(&xsks, &slot))
+				flags |= VIP_SYNPROXY_ON;
 			/* A SYN answered with a cookie or dropped is counted there. */
-			int act = syn_guard(ctx, l4off, &t, vip->service_id, vip->flags);
+			int act = syn_guard(ctx, l4off, &t, vip->service_id, flags);
 			if (act == SYN_ADMITTED)
 				metered = false;
 			else if (act != SYN_STEER)
@@ -297,15 +317,14 @@ int steer(struct xdp_md *ctx)
 		return XDP_PASS;
 	}
 
-	__u32 slot = ifc->base + ctx->rx_queue_index;
 	if (metered && !steer_admit(slot)) {
 		count(steer_metered);
 		return XDP_DROP;
 	}
 	count(id);
-	/* Without a socket in the slot the helper returns its flags' action:
-	 * the packet goes to the kernel rather than being lost. */
-	long action = bpf_redirect_map(&xsks, slot, XDP_PASS);
+	/* Without a socket in the slot the helper returns its flags' action,
+	 * XDP_DROP: see the gap at the top. */
+	long action = bpf_redirect_map(&xsks, slot, XDP_DROP);
 	if (action != XDP_REDIRECT)
 		count(redirect_failed);
 	return action;

@@ -74,7 +74,7 @@ type Counters struct {
 	Malformed      uint64 // truncated or inconsistent: to the kernel
 	FragPassed     uint64 // non-first fragment (no ports): to the kernel
 	UnknownIface   uint64 // arrived on an interface without a base slot: to the kernel
-	RedirectFailed uint64 // steered, but no socket in the slot: to the kernel
+	RedirectFailed uint64 // steered, but no socket in the slot (no director process runs): dropped
 	FastForwarded  uint64 // rewritten and sent by the XDP fast path
 	FastAborted    uint64 // taken by the fast path, then a helper failed: dropped
 	SynCookiesSent uint64 // a SYN to a service answered with a SYN-ACK cookie (sent back out of its interface)
@@ -102,6 +102,9 @@ type Steering struct {
 
 	fastMu sync.Mutex    // serialises changes of fast_cfg
 	gen    atomic.Uint32 // fast_cfg.gen: the generation of valid flow entries
+
+	pinPath string // SteeringOptions.PinPath
+	adopted bool   // the state maps were a previous process's (Adopted)
 }
 
 // SteeringOptions size the steering program's maps.
@@ -110,13 +113,22 @@ type SteeringOptions struct {
 	// connection that is forwarded both ways); 0 keeps the default, 2M.
 	// The map allocates entries as they are added.
 	MaxFlows int
+	// PinPath is a directory on a BPF filesystem (created if missing)
+	// where the state maps (flows, fast_cfg, syncookie_keys) are pinned,
+	// and reused when a previous process pinned them (Adopted), and where
+	// AttachPinned pins the XDP links. "" pins nothing: everything goes
+	// with the process.
+	PinPath string
 }
 
 // LoadSteering loads the steering program and creates its maps with the
 // default sizes. Nothing is attached yet.
 func LoadSteering() (*Steering, error) { return LoadSteeringWith(SteeringOptions{}) }
 
-// LoadSteeringWith loads the steering program with maps sized by opts.
+// LoadSteeringWith loads the steering program with maps sized by opts. With
+// a PinPath, the state maps pinned there are reused (a pinned map this
+// build would create otherwise is an error wrapping ErrPinnedIncompatible)
+// and FlowGeneration continues from their generation.
 func LoadSteeringWith(opts SteeringOptions) (*Steering, error) {
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, fmt.Errorf("remove memlock rlimit: %w", err)
@@ -128,10 +140,30 @@ func LoadSteeringWith(opts SteeringOptions) (*Steering, error) {
 	if opts.MaxFlows > 0 {
 		spec.Maps[steerMapFlows].MaxEntries = uint32(min(opts.MaxFlows, 1<<30))
 	}
-	s := &Steering{realRefs: make(map[Endpoint]int)}
-	if err := spec.LoadAndAssign(&s.objs, nil); err != nil {
+	s := &Steering{realRefs: make(map[Endpoint]int), pinPath: opts.PinPath}
+	var copts *ebpf.CollectionOptions
+	if opts.PinPath != "" {
+		if err := preparePinPath(opts.PinPath); err != nil {
+			return nil, err
+		}
+		if s.adopted, err = adoptStateMaps(spec, opts.PinPath); err != nil {
+			return nil, err
+		}
+		copts = &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: opts.PinPath}}
+	}
+	if err := spec.LoadAndAssign(&s.objs, copts); err != nil {
+		if errors.Is(err, ebpf.ErrMapIncompatible) {
+			// Pinned in between by another process: as adoptStateMaps says.
+			return nil, fmt.Errorf("%w: %w (run govsd --cleanup to remove the old state)", ErrPinnedIncompatible, err)
+		}
 		return nil, loadError("steering", err)
 	}
+	var cfg steerFastConfig
+	if err := s.objs.FastCfg.Lookup(uint32(0), &cfg); err != nil {
+		s.objs.Close()
+		return nil, fmt.Errorf("read fast path config: %w", err)
+	}
+	s.gen.Store(cfg.Gen)
 	return s, nil
 }
 
@@ -139,12 +171,14 @@ func LoadSteeringWith(opts SteeringOptions) (*Steering, error) {
 func (s *Steering) Program() *ebpf.Program { return s.objs.Steer }
 
 // Attach attaches the program to an interface and returns the mode in use,
-// native or generic (ModeAuto tries native first).
+// native or generic (ModeAuto tries native first). The link is not pinned
+// (AttachPinned pins it): it goes with the process.
 func (s *Steering) Attach(ifindex int, mode Mode) (Mode, error) {
 	return s.attached.attach(s.objs.Steer, ifindex, mode)
 }
 
-// Detach removes the program from an interface it was attached to.
+// Detach removes the program from an interface it was attached to, also
+// through a pinned link (which it unpins).
 func (s *Steering) Detach(ifindex int) error {
 	return s.attached.detach(ifindex)
 }
@@ -202,7 +236,9 @@ func (s *Steering) RegisterSocket(slot uint32, fd int) error {
 	return nil
 }
 
-// UnregisterSocket empties a slot; its packets then pass to the kernel.
+// UnregisterSocket empties a slot; its steered packets are then dropped
+// (Counters.RedirectFailed), SYNs to VIPSynProxyCapable services answered
+// with cookies. Closing the socket empties it too.
 func (s *Steering) UnregisterSocket(slot uint32) error {
 	if err := s.objs.Xsks.Delete(slot); err != nil {
 		return fmt.Errorf("unregister socket in slot %d: %w", slot, err)
@@ -334,8 +370,10 @@ func (s *Steering) Counters() (Counters, error) {
 	return c, nil
 }
 
-// Close detaches the program from every interface and frees the program
-// and its maps.
+// Close closes the program's file descriptors: it detaches the program
+// from the interfaces attached with Attach and frees the maps no one else
+// holds. Pinned links and maps stay (the program keeps running on those
+// interfaces, for the next process to adopt) unless Unpin came first.
 func (s *Steering) Close() error {
 	detachErr := s.attached.detachAll()
 	if err := s.objs.Close(); err != nil {

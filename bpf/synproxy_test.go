@@ -561,9 +561,13 @@ func onOneCPU(t *testing.T) {
 
 // TestSynLimit sends bursts of SYNs over a limit of 1/s with a burst of 3:
 // the first three go to the workers, the rest get cookies when the service
-// is capable, and are dropped when it is not.
+// is capable, and are dropped when it is not. A socket is registered: a
+// director runs (without one, a capable service's SYNs all get cookies,
+// TestSynProxyGap).
 func TestSynLimit(t *testing.T) {
+	requireRoot(t)
 	onOneCPU(t)
+	xsk := loXSK(t)
 	for _, tc := range []struct {
 		name  string
 		flags VIPFlags
@@ -574,6 +578,7 @@ func TestSynLimit(t *testing.T) {
 		{"not capable", 0, Counters{SynThrottled: 1}, actDrop},
 	} {
 		s := newTestSteering(t)
+		registerSocket(t, s, xsk)
 		if err := s.SetSynCookieKey(testSynKey); err != nil {
 			t.Fatal(err)
 		}
@@ -598,11 +603,12 @@ func TestSynLimit(t *testing.T) {
 			t.Logf("%s: the runs took %v, long enough for the bucket to refill; not checked", tc.name, time.Since(start))
 			continue
 		}
-		want := Counters{SteeredVIP: 3, RedirectFailed: 3}
+		want := Counters{SteeredVIP: 3}
 		for range 5 {
 			want = addCounters(want, tc.over)
 		}
-		wantActs := []uint32{actPass, actPass, actPass, tc.act, tc.act, tc.act, tc.act, tc.act}
+		steered := Counters{SteeredVIP: 1} // into the socket
+		wantActs := []uint32{actRedirect, actRedirect, actRedirect, tc.act, tc.act, tc.act, tc.act, tc.act}
 		if total != want || !bytes.Equal(u32Bytes(acts), u32Bytes(wantActs)) {
 			t.Errorf("%s: actions %v, counters %+v; want %v, %+v", tc.name, acts, total, wantActs, want)
 		}
@@ -610,7 +616,7 @@ func TestSynLimit(t *testing.T) {
 		// A SYN-ACK or an ACK is no SYN: never metered.
 		for _, flags := range []uint8{0x12, 0x10, 0x04} {
 			sy.flags = flags
-			if action, _, delta, _ := runSyn(t, s, sy.frame()); action != actPass || delta != expected(wantVIP) {
+			if action, _, delta, _ := runSyn(t, s, sy.frame()); action != actRedirect || delta != steered {
 				t.Errorf("%s: flags %#x: action %d, counters %+v; want steered", tc.name, flags, action, delta)
 			}
 		}
@@ -621,7 +627,7 @@ func TestSynLimit(t *testing.T) {
 			t.Fatal(err)
 		}
 		for range 5 {
-			if action, _, delta, _ := runSyn(t, s, sy.frame()); action != actPass || delta != expected(wantVIP) {
+			if action, _, delta, _ := runSyn(t, s, sy.frame()); action != actRedirect || delta != steered {
 				t.Errorf("%s: at 2^30/s: action %d, counters %+v; want steered", tc.name, action, delta)
 			}
 		}
@@ -633,7 +639,7 @@ func TestSynLimit(t *testing.T) {
 			t.Fatal(err)
 		}
 		for range 5 {
-			if action, _, delta, _ := runSyn(t, s, sy.frame()); action != actPass || delta != expected(wantVIP) {
+			if action, _, delta, _ := runSyn(t, s, sy.frame()); action != actRedirect || delta != steered {
 				t.Errorf("%s: unlimited: action %d, counters %+v; want steered", tc.name, action, delta)
 			}
 		}
@@ -690,8 +696,8 @@ func TestSynProxyPlainFramesOnly(t *testing.T) {
 		{"ipv4 first fragment", pkt{src: client4, dst: vip4, proto: tcp, sport: 1, dport: 80, v4Flags: layers.IPv4MoreFragments,
 			payload: payloadOf(40)}},
 	} {
-		if action, delta := run(t, s, tc.pkt.frame(t)); action != actPass || delta != expected(wantVIP) {
-			t.Errorf("%s: action %d, counters moved by %+v; want steered", tc.name, action, delta)
+		if action, delta := run(t, s, tc.pkt.frame(t)); action != actDrop || delta != expected(wantVIP) {
+			t.Errorf("%s: action %d, counters moved by %+v; want steered (dropped: no socket)", tc.name, action, delta)
 		}
 	}
 	if got4, got6 := syns(svc4)-before4, syns(svc6)-before6; got4 != 3 || got6 != 2 {
@@ -701,8 +707,8 @@ func TestSynProxyPlainFramesOnly(t *testing.T) {
 	// Not SYNs: not counted, not answered.
 	for _, flags := range []uint8{0x12, 0x10, 0x14, 0x06, 0x04} {
 		sy := syn{src: client4, dst: vip4, sport: 1, dport: 80, flags: flags}
-		if action, _, delta, _ := runSyn(t, s, sy.frame()); action != actPass || delta != expected(wantVIP) {
-			t.Errorf("flags %#x: action %d, counters moved by %+v; want steered", flags, action, delta)
+		if action, _, delta, _ := runSyn(t, s, sy.frame()); action != actDrop || delta != expected(wantVIP) {
+			t.Errorf("flags %#x: action %d, counters moved by %+v; want steered (dropped: no socket)", flags, action, delta)
 		}
 	}
 	// SYNs: answered and counted.
@@ -758,8 +764,8 @@ func TestVIPFlags(t *testing.T) {
 	if err := s.SetVIPFlags(e, 0); err != nil {
 		t.Fatal(err)
 	}
-	if action, _, _, _ := runSyn(t, s, sy.frame()); action != actPass {
-		t.Errorf("SYN with flags cleared: action %d, want XDP_PASS (steered, no socket)", action)
+	if action, _, _, _ := runSyn(t, s, sy.frame()); action != actDrop {
+		t.Errorf("SYN with flags cleared: action %d, want XDP_DROP (steered, no socket)", action)
 	}
 	// A VIP deleted and added again starts without flags.
 	if err := s.SetVIPFlags(e, VIPSynProxyOn); err != nil {
@@ -884,3 +890,67 @@ func TestSynProxyGenericXDP(t *testing.T) {
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
+
+// TestSynProxyGap: with no socket in the slot (no director process runs), a
+// SYN to a service that may be proxied is answered with a cookie, as if the
+// defence were on, and everything else the program would steer is
+// dropped; once a socket is registered, the service's SYNs go to it again.
+func TestSynProxyGap(t *testing.T) {
+	s := newTestSteering(t)
+	if err := s.SetSynCookieKey(testSynKey); err != nil {
+		t.Fatal(err)
+	}
+	e4, e6 := endpoint(t, vip4, 80, tcp), endpoint(t, vip6, 443, tcp)
+	for _, e := range []Endpoint{e4, e6} {
+		if err := s.SetVIPFlags(e, VIPSynProxyCapable); err != nil { // syn_proxy: auto, not engaged
+			t.Fatal(err)
+		}
+	}
+	syns := []struct {
+		syn syn
+		mss uint16
+	}{
+		{syn{src: client4, dst: vip4, sport: 1000, dport: 80, isn: 7, opts: [][]byte{optMSS(1400), optWS(5)}}, 1460},
+		{syn{src: client6, dst: vip6, sport: 1001, dport: 443, isn: 9}, 1440},
+	}
+	for _, c := range syns {
+		action, out, delta, period := runSyn(t, s, c.syn.frame())
+		if action != actRedirect || delta != (Counters{SynCookiesSent: 1}) {
+			t.Fatalf("%s: SYN without a socket: action %d, counters moved by %+v; want a cookie", c.syn.dst, action, delta)
+		}
+		src, dst := c.syn.tuple()
+		cookie := packet.SynCookie(&testSynKey, src, dst, c.syn.sport, c.syn.dport, c.syn.isn, period, c.syn.cookieOptions())
+		if want := c.syn.synAck(cookie, c.mss); !bytes.Equal(out, want) {
+			t.Errorf("%s: SYN-ACK differs: %s", c.syn.dst, diffBytes(out, want))
+		}
+	}
+
+	// Not a SYN, or not TCP: nothing answers it, and the kernel would
+	// reset it: dropped.
+	ack := syn{src: client4, dst: vip4, sport: 1000, dport: 80, flags: 0x10}
+	if action, _, delta, _ := runSyn(t, s, ack.frame()); action != actDrop || delta != expected(wantVIP) {
+		t.Errorf("ACK without a socket: action %d, counters moved by %+v; want dropped, redirect failed", action, delta)
+	}
+	if action, delta := run(t, s, pkt{src: client4, dst: vip4, proto: udp, sport: 1, dport: 53}.frame(t)); action != actDrop || delta != expected(wantVIP) {
+		t.Errorf("UDP without a socket: action %d, counters moved by %+v; want dropped, redirect failed", action, delta)
+	}
+	if action, delta := run(t, s, pkt{src: real4, dst: client4, proto: tcp, sport: 8080, dport: 1000}.frame(t)); action != actDrop || delta != expected(wantReply) {
+		t.Errorf("NAT reply without a socket: action %d, counters moved by %+v; want dropped, redirect failed", action, delta)
+	}
+	// A service that may not be proxied (DR, TUN): its SYN is dropped too.
+	if err := s.SetVIPFlags(e4, 0); err != nil {
+		t.Fatal(err)
+	}
+	if action, _, delta, _ := runSyn(t, s, syns[0].syn.frame()); action != actDrop || delta != expected(wantVIP) {
+		t.Errorf("SYN to a service not capable: action %d, counters moved by %+v; want dropped, redirect failed", action, delta)
+	}
+
+	// A director runs: the capable service's SYNs go to its socket.
+	if err := s.SetVIPFlags(e4, VIPSynProxyCapable); err != nil {
+		t.Fatal(err)
+	}
+	registerSocket(t, s, loXSK(t))
+	if action, _, delta, _ := runSyn(t, s, syns[0].syn.frame()); action != actRedirect || delta != (Counters{SteeredVIP: 1}) {
+		t.Errorf("SYN with a socket: action %d, counters moved by %+v; want steered into it", action, delta)
+	}
+}

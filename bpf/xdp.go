@@ -8,6 +8,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 )
 
 // Mode selects how an XDP program is attached to an interface.
@@ -51,12 +53,27 @@ func (m Mode) String() string {
 
 // attachments holds the XDP links of one program, one per interface. Links
 // (rather than netlink attachment) are used because the kernel removes a
-// link's program when the last file descriptor to it closes: if the daemon
-// dies, its interfaces fall back to the plain kernel path instead of
-// redirecting into sockets nobody reads.
+// link's program when the last reference to it goes: without pinning, if
+// the daemon dies, its interfaces fall back to the plain kernel path
+// instead of redirecting into sockets nobody reads; pinned (pin.go), the
+// program stays until the next daemon swaps its own in on the same link.
 type attachments struct {
 	mu    sync.Mutex
-	links map[int]link.Link
+	links map[int]*attachment
+}
+
+// attachment is one interface's link.
+type attachment struct {
+	l      link.Link
+	name   string // the interface's name, for pinned links
+	pinned bool   // pinned in the pin path: closing it does not detach
+}
+
+func (a *attachments) add(ifindex int, at *attachment) {
+	if a.links == nil {
+		a.links = make(map[int]*attachment)
+	}
+	a.links[ifindex] = at
 }
 
 func (a *attachments) attach(prog *ebpf.Program, ifindex int, mode Mode) (Mode, error) {
@@ -65,7 +82,17 @@ func (a *attachments) attach(prog *ebpf.Program, ifindex int, mode Mode) (Mode, 
 	if _, ok := a.links[ifindex]; ok {
 		return 0, fmt.Errorf("attach xdp to ifindex %d: already attached", ifindex)
 	}
+	l, used, err := attachLink(prog, ifindex, mode)
+	if err != nil {
+		return 0, err
+	}
+	a.add(ifindex, &attachment{l: l})
+	return used, nil
+}
 
+// attachLink attaches prog to an interface in mode and returns the link and
+// the mode in use (ModeAuto tries native first).
+func attachLink(prog *ebpf.Program, ifindex int, mode Mode) (link.Link, Mode, error) {
 	var (
 		l   link.Link
 		err error
@@ -88,43 +115,66 @@ func (a *attachments) attach(prog *ebpf.Program, ifindex int, mode Mode) (Mode, 
 			}
 		}
 	default:
-		return 0, fmt.Errorf("attach xdp to ifindex %d: invalid mode %v", ifindex, mode)
+		return nil, 0, fmt.Errorf("attach xdp to ifindex %d: invalid mode %v", ifindex, mode)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("attach xdp to ifindex %d in %v mode: %w", ifindex, mode, err)
+		return nil, 0, fmt.Errorf("attach xdp to ifindex %d in %v mode: %w", ifindex, mode, err)
 	}
-	if a.links == nil {
-		a.links = make(map[int]link.Link)
-	}
-	a.links[ifindex] = l
-	return used, nil
+	return l, used, nil
 }
 
 func attachXDP(prog *ebpf.Program, ifindex int, flags link.XDPAttachFlags) (link.Link, error) {
 	return link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifindex, Flags: flags})
 }
 
+// attachedMode returns the mode in which netlink reports an XDP program
+// attached to the interface, or fallback when it reports none (or fails).
+func attachedMode(ifindex int, fallback Mode) Mode {
+	l, err := netlink.LinkByIndex(ifindex)
+	if err != nil || l.Attrs().Xdp == nil || !l.Attrs().Xdp.Attached {
+		return fallback
+	}
+	switch l.Attrs().Xdp.AttachMode {
+	case nl.XDP_ATTACHED_DRV:
+		return ModeNative
+	case nl.XDP_ATTACHED_SKB:
+		return ModeGeneric
+	}
+	return fallback
+}
+
+// detach removes the program from an interface: a pinned link is unpinned
+// first, since closing it alone would leave the program attached.
 func (a *attachments) detach(ifindex int) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	l, ok := a.links[ifindex]
+	at, ok := a.links[ifindex]
 	if !ok {
 		return fmt.Errorf("detach xdp from ifindex %d: not attached", ifindex)
 	}
 	delete(a.links, ifindex)
-	if err := l.Close(); err != nil {
+	var err error
+	if at.pinned {
+		err = at.l.Unpin()
+	}
+	if cerr := at.l.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return fmt.Errorf("detach xdp from ifindex %d: %w", ifindex, err)
 	}
 	return nil
 }
 
+// detachAll closes every link: unpinned ones detach, pinned ones stay
+// attached (Unpin first to detach them too).
 func (a *attachments) detachAll() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var errs []error
-	for ifindex, l := range a.links {
-		if err := l.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("detach xdp from ifindex %d: %w", ifindex, err))
+	for ifindex, at := range a.links {
+		if err := at.l.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close xdp link of ifindex %d: %w", ifindex, err))
 		}
 		delete(a.links, ifindex)
 	}

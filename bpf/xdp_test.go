@@ -238,13 +238,13 @@ func TestSteerRedirectsToSocket(t *testing.T) {
 	if action, delta := runOnQueue(1); action != xdpRedirect || delta != (Counters{SteeredVIP: 1}) {
 		t.Errorf("queue 1 (slot 11, socket): action %d, counters moved by %+v; want XDP_REDIRECT, one steered", action, delta)
 	}
-	if action, delta := runOnQueue(0); action != xdpPass || delta != expected(wantVIP) {
-		t.Errorf("queue 0 (slot 10, empty): action %d, counters moved by %+v; want XDP_PASS, steered and failed", action, delta)
+	if action, delta := runOnQueue(0); action != xdpDrop || delta != expected(wantVIP) {
+		t.Errorf("queue 0 (slot 10, empty): action %d, counters moved by %+v; want XDP_DROP, steered and failed", action, delta)
 	}
 	if err := s.UnregisterSocket(base + 1); err != nil {
 		t.Fatal(err)
 	}
-	if action, delta := runOnQueue(1); action != xdpPass || delta != expected(wantVIP) {
-		t.Errorf("queue 1 after unregister: action %d, counters moved by %+v; want XDP_PASS, steered and failed", action, delta)
+	if action, delta := runOnQueue(1); action != xdpDrop || delta != expected(wantVIP) {
+		t.Errorf("queue 1 after unregister: action %d, counters moved by %+v; want XDP_DROP, steered and failed", action, delta)
 	}
 }

@@ -109,6 +109,7 @@ func TestFullExample(t *testing.T) {
 			WorkerNice:    DefaultWorkerNice,
 			ControlGroup:  "adm",
 			FastPath:      true,
+			BPFPinPath:    DefaultBPFPinPath,
 			SynGuard:      SynGuard{HalfOpen: 4096, SynRate: 20000, Limit: 100000, Burst: 10000, MSS: 1460},
 			SteerLimit:    SteerLimit{Auto: true},
 			Sync: &Sync{Role: SyncBoth, Interface: "eth1", Peers: []netip.Addr{addr("198.18.1.253"), addr("198.18.1.254")},
@@ -190,7 +191,8 @@ func TestDefaults(t *testing.T) {
 	}
 	d := cfg.Director
 	if d.XDPMode != XDPAuto || d.ControlSocket != "/run/govs.sock" || d.MetricsListen != "127.0.0.1:9469" ||
-		d.ConnTableSize != 1048576 || d.ManageVIPs || d.BusyPoll || !d.FastPath || d.ControlGroup != "" || !d.ExpireQuiescentTemplate {
+		d.ConnTableSize != 1048576 || d.ManageVIPs || d.BusyPoll || !d.FastPath || d.ControlGroup != "" || !d.ExpireQuiescentTemplate ||
+		d.BPFPinPath != "/sys/fs/bpf/govs" {
 		t.Errorf("director defaults: %+v", d)
 	}
 	if d.Timeouts != (Timeouts{TCP: 900 * time.Second, TCPFin: 120 * time.Second, UDP: 300 * time.Second}) {
@@ -411,4 +413,29 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestBPFPinPath(t *testing.T) {
+	const head = "director:\n  interfaces: [eth0]\n"
+	for _, c := range []struct{ in, want, err string }{
+		{in: "", want: DefaultBPFPinPath},
+		{in: "  bpf_pin_path: /sys/fs/bpf/govs-a\n", want: "/sys/fs/bpf/govs-a"},
+		{in: "  bpf_pin_path: \"\"\n", want: ""},
+		{in: "  bpf_pin_path: govs\n", err: "d.yaml:3: director.bpf_pin_path: want an absolute path"},
+	} {
+		cfg, err := Parse([]byte(head+c.in), "d.yaml")
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%q: error %v, want %q", c.in, err, c.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: %v", c.in, err)
+			continue
+		}
+		if got := cfg.Director.BPFPinPath; got != c.want {
+			t.Errorf("%q: bpf_pin_path %q, want %q", c.in, got, c.want)
+		}
+	}
 }

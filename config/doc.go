@@ -33,6 +33,9 @@
 //	  worker_nice: -20                  # nice of the worker threads (0: govsd's own),
 //	                                    # above ksoftirqd and threaded NAPI (0)
 //	  fast_path: true                   # XDP forwards established connections itself
+//	  bpf_pin_path: /sys/fs/bpf/govs    # where XDP links, flow entries, the SYN-cookie key
+//	                                    # and the connection mirror are pinned, so that the
+//	                                    # next govsd adopts them; "" = nothing outlives govsd
 //	  expire_quiescent_template: true   # the services' default for the key of that name
 //	  syn_proxy_half_open: 4096         # half-open connections (all workers) above which
 //	                                    # syn_proxy: auto services engage; 0 = never for this

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -106,6 +107,7 @@ func (p *parser) director(n *yaml.Node, path string) Director {
 		MetricsListen:           DefaultMetricsListen,
 		ConnTableSize:           DefaultConnTableSize,
 		WorkerNice:              DefaultWorkerNice,
+		BPFPinPath:              DefaultBPFPinPath,
 		FastPath:                true,
 		ExpireQuiescentTemplate: true,
 		SteerLimit:              SteerLimit{Auto: true},
@@ -125,7 +127,7 @@ func (p *parser) director(n *yaml.Node, path string) Director {
 	m := p.mapping(n, path, "interfaces", "xdp_mode", "control_socket", "metrics_listen",
 		"conn_table_size", "timeouts", "manage_vips", "busy_poll", "worker_nice", "fast_path", "sync", "bgp",
 		"syn_proxy_half_open", "syn_proxy_syn_rate", "syn_limit", "syn_limit_burst", "syn_proxy_mss",
-		"steer_limit", "control_group", "expire_quiescent_template", "accept_foreign_mac")
+		"steer_limit", "control_group", "expire_quiescent_template", "accept_foreign_mac", "bpf_pin_path")
 	if m == nil {
 		return d
 	}
@@ -178,6 +180,14 @@ func (p *parser) director(n *yaml.Node, path string) Director {
 	}
 	if f, ok := m.get("fast_path"); ok {
 		d.FastPath, _ = p.boolean(f.val, f.path)
+	}
+	if f, ok := m.get("bpf_pin_path"); ok {
+		if s, ok := p.str(f.val, f.path); ok {
+			if s != "" && !filepath.IsAbs(s) {
+				p.errorf(f.val, f.path, "want an absolute path in a bpf filesystem, or \"\" to pin nothing")
+			}
+			d.BPFPinPath = s
+		}
 	}
 	if f, ok := m.get("control_group"); ok {
 		if s, ok := p.nonEmptyStr(f.val, f.path); ok {

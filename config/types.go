@@ -61,7 +61,13 @@ type Director struct {
 	// FastPath lets the XDP program forward established connections
 	// itself (default true); false sends every packet to the workers.
 	FastPath bool
-	SynGuard SynGuard
+	// BPFPinPath is the bpffs directory where govsd pins its XDP links,
+	// the fast path's flow map, the SYN-cookie key and the connection
+	// mirror, so that they outlive the process and the next govsd adopts
+	// them (restart, crash, upgrade); "" pins nothing and everything goes
+	// with the process.
+	BPFPinPath string
+	SynGuard   SynGuard
 	// SteerLimit is the steering meter (director.steer_limit): how many
 	// packets of flows the workers do not know yet the XDP program passes
 	// to each RX queue's worker per second.
@@ -126,6 +132,7 @@ const (
 	DefaultMetricsListen = "127.0.0.1:9469"
 	DefaultConnTableSize = 1 << 20
 	DefaultWorkerNice    = -20
+	DefaultBPFPinPath    = "/sys/fs/bpf/govs"
 	MinConnTableSize     = 1024
 	DefaultTimeoutTCP    = 900 * time.Second
 	DefaultTimeoutTCPFin = 120 * time.Second

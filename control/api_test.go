@@ -95,6 +95,8 @@ func (b *recBackend) Counters() (Counters, error) {
 	return Counters{DataPath: map[string]uint64{"tx_errors": 5}}, b.rec("Counters")
 }
 func (b *recBackend) Reload() error             { return b.rec("Reload") }
+func (b *recBackend) Shutdown() error           { return b.rec("Shutdown") }
+func (b *recBackend) Handover() error           { return b.rec("Handover") }
 func (b *recBackend) SyncDaemons() []SyncDaemon { b.rec("SyncDaemons"); return testSync }
 func (b *recBackend) StartSyncDaemon(sd SyncDaemon) error {
 	return b.rec("StartSyncDaemon %+v", sd)
@@ -165,6 +167,8 @@ func TestEveryCommand(t *testing.T) {
 		{"-c --persistent-conn", func() error { _, err := c.Connections(true); return err }, "Connections true"},
 		{"--counters", func() error { _, err := c.Counters(); return err }, "Counters"},
 		{"--reload", c.Reload, "Reload"},
+		{"--shutdown", c.Shutdown, "Shutdown"},
+		{"takeover", c.Handover, "Handover"},
 		{"--start-daemon", func() error {
 			return c.StartSyncDaemon(SyncDaemon{Role: "backup", Interface: "eth1", Peers: []string{"198.18.0.2"}, Port: 9000, SyncID: 4, KeyFile: "/k"})
 		}, "StartSyncDaemon {Role:backup Interface:eth1 Group: Peers:[198.18.0.2] Port:9000 SyncID:4 KeyFile:/k Mode: Sent:<nil> Received:<nil>}"},

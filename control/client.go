@@ -36,6 +36,25 @@ func NewClient(path string) *Client {
 	}}
 }
 
+// Shutdown asks govsd to stop for good: detach XDP, remove what it pinned
+// and the VIPs it added, and exit. It returns once that is done.
+func (c *Client) Shutdown() error { return c.doSlow(http.MethodPost, "/v1/shutdown") }
+
+// Handover asks the running govsd to give way to the caller (govsd
+// --takeover): it returns once the running one has stopped its workers,
+// saved its connections and closed its sockets.
+func (c *Client) Handover() error { return c.doSlow(http.MethodPost, "/v1/handover") }
+
+// doSlow is do for requests that wait for govsd to stop its workers
+// (seconds on a large table), beyond the client's usual timeout.
+func (c *Client) doSlow(method, path string) error {
+	slow := *c
+	h := *c.http
+	h.Timeout = time.Minute
+	slow.http = &h
+	return slow.do(method, path, nil, nil, nil)
+}
+
 // Query returns the query string that names a service.
 func (k ServiceKey) Query() url.Values {
 	if k.FwMark != 0 {

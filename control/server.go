@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -43,11 +44,19 @@ type Backend interface {
 	SyncDaemons() []SyncDaemon
 	StartSyncDaemon(SyncDaemon) error
 	StopSyncDaemon(role string) error
+	// Shutdown stops govsd for good: it detaches XDP, removes what it
+	// pinned and the VIPs it added, answers, and exits.
+	Shutdown() error
+	// Handover gives way to a successor (govsd --takeover): govsd stops
+	// its workers, saves its connections, closes its sockets, answers, and
+	// exits leaving its pinned state to the successor.
+	Handover() error
 }
 
 // Server serves the API on a unix socket.
 type Server struct {
 	path string
+	ino  uint64 // the socket file's inode, so that Close removes only its own
 	ln   net.Listener
 	srv  *http.Server
 	log  *slog.Logger
@@ -89,7 +98,7 @@ func ListenAccess(path string, b Backend, log *slog.Logger, a Access) (*Server, 
 		return nil, fmt.Errorf("control socket %s: %w", path, err)
 	}
 	a.Owner = os.Geteuid()
-	s := &Server{path: path, ln: ln, log: log,
+	s := &Server{path: path, ino: inode(path), ln: ln, log: log,
 		srv: &http.Server{Handler: guard(Handler(b, log), a), ConnContext: peerContext, ReadHeaderTimeout: 5 * time.Second}}
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -99,11 +108,31 @@ func ListenAccess(path string, b Backend, log *slog.Logger, a Access) (*Server, 
 	return s, nil
 }
 
-// Close stops serving and removes the socket.
+// Close stops serving, letting answers under way finish (a second at
+// most: the answer to a handover or shutdown request goes out after the
+// work it reports), and removes the socket file unless it is no longer
+// this server's: a successor (govsd --takeover) may have created its own
+// at the same path meanwhile.
 func (s *Server) Close() error {
-	err := s.srv.Close()
-	os.Remove(s.path)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	err := s.srv.Shutdown(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = s.srv.Close()
+	}
+	if ino := inode(s.path); ino != 0 && ino == s.ino {
+		os.Remove(s.path)
+	}
 	return err
+}
+
+// inode is the inode number of the file at path, 0 if there is none.
+func inode(path string) uint64 {
+	var st syscall.Stat_t
+	if syscall.Stat(path, &st) != nil {
+		return 0
+	}
+	return st.Ino
 }
 
 // Handler returns the API's HTTP handler over b.
@@ -276,6 +305,12 @@ func Handler(b Backend, log *slog.Logger) http.Handler {
 	})
 	mux.HandleFunc("DELETE /v1/daemon", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, nil, b.StopSyncDaemon(r.URL.Query().Get("role")))
+	})
+	mux.HandleFunc("POST /v1/shutdown", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, nil, b.Shutdown())
+	})
+	mux.HandleFunc("POST /v1/handover", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, nil, b.Handover())
 	})
 	mux.HandleFunc("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) {
 		err := b.Reload()

@@ -32,6 +32,8 @@ func (s stubBackend) SetTimeouts(Timeouts) error                              { 
 func (s stubBackend) Connections(context.Context, bool) ([]Connection, error) { return nil, s.err }
 func (s stubBackend) Counters() (Counters, error)                             { return Counters{}, s.err }
 func (s stubBackend) Reload() error                                           { return s.err }
+func (s stubBackend) Shutdown() error                                         { return s.err }
+func (s stubBackend) Handover() error                                         { return s.err }
 func (s stubBackend) SyncDaemons() []SyncDaemon                               { return nil }
 func (s stubBackend) StartSyncDaemon(SyncDaemon) error                        { return s.err }
 func (s stubBackend) StopSyncDaemon(string) error                             { return s.err }

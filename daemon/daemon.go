@@ -39,14 +39,29 @@ type Daemon struct {
 	quiesced map[quiescedKey]bool // weight 0 in the last apply (expireQuiescent)
 	dp       dataPath
 	health   *healthState
-	vips     *managedVIPs // nil unless director.manage_vips
-	bgp      *bgp.Speaker // nil unless director.bgp
-	sync     *connSync    // the sync daemon's parts (director.sync, --start-daemon)
+	vips     *managedVIPs     // nil unless director.manage_vips
+	bgp      *bgp.Speaker     // nil unless director.bgp
+	sync     *connSync        // the sync daemon's parts (director.sync, --start-daemon)
+	stops    chan stopRequest // govsadm --shutdown, a successor's takeover (lifecycle.go)
+}
+
+// RunOptions change how Run starts.
+type RunOptions struct {
+	// Takeover replaces a govsd that is running with the same control
+	// socket: it hands its sockets and connections over (the upgrade
+	// procedure). Without it, a running govsd is an error.
+	Takeover bool
 }
 
 // Run loads the configuration at path and runs the director until ctx ends
 // or SIGINT/SIGTERM arrives. SIGHUP reloads the configuration.
 func Run(ctx context.Context, path string, log *slog.Logger) error {
+	return RunWith(ctx, path, log, RunOptions{})
+}
+
+// RunWith is Run with options. How govsd ends, and what it leaves for the
+// next one, is in lifecycle.go.
+func RunWith(ctx context.Context, path string, log *slog.Logger, opts RunOptions) error {
 	cfg, err := config.Load(path)
 	if err != nil {
 		return err
@@ -62,24 +77,39 @@ func Run(ctx context.Context, path string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	d := &Daemon{path: path, log: log, cfg: cfg, timeouts: timeouts(cfg), up: map[string]bool{}, sync: &connSync{}}
+	d := &Daemon{path: path, log: log, cfg: cfg, timeouts: timeouts(cfg), up: map[string]bool{}, sync: &connSync{},
+		stops: make(chan stopRequest, 1)}
 	if d.services, err = servicesFromConfig(cfg); err != nil {
 		return err
+	}
+	if govsdRunning(cfg.Director.ControlSocket) {
+		if !opts.Takeover {
+			return fmt.Errorf("control socket %s: another govsd is running (govsd --takeover replaces it)", cfg.Director.ControlSocket)
+		}
+		if err := takeOver(cfg, log); err != nil {
+			return err
+		}
 	}
 	d.dp, err = dataplane.New(dataplaneOptions(cfg), log)
 	if err != nil {
 		return err
 	}
+	stopped := false
 	defer func() {
-		if err := d.dp.Close(); err != nil {
-			log.Error("shutdown", "err", err)
+		// A start that failed half way, or a return below without a
+		// stop: stop as for SIGTERM (what was pinned stays).
+		if !stopped {
+			if err := d.stopDataPath(stopRestart); err != nil {
+				log.Error("shutdown", "err", err)
+			}
 		}
-		log.Info("xdp detached, govsd stopped")
 	}()
 	if err := d.apply(); err != nil {
 		return fmt.Errorf("apply configuration: %w", err)
 	}
-	d.dp.Start()
+	if err := d.dp.Start(); err != nil {
+		return err
+	}
 	defer d.sync.stop()
 	if cfg.Director.Sync != nil {
 		if err := d.startSync(cfg.Director.Sync); err != nil {
@@ -88,7 +118,9 @@ func Run(ctx context.Context, path string, log *slog.Logger) error {
 	}
 	if cfg.Director.ManageVIPs {
 		d.vips = newManagedVIPs(log)
-		defer d.vips.removeAll()
+		// VIPs already there were added by the govsd this one took the
+		// state over from: ours to remove at a stop for good.
+		d.vips.adoptExisting = d.dp.Adopted()
 		if err := d.syncVIPs(); err != nil {
 			return err
 		}
@@ -128,7 +160,13 @@ func Run(ctx context.Context, path string, log *slog.Logger) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			stopped = true
+			return d.stopDataPath(stopRestart)
+		case req := <-d.stops:
+			stopped = true
+			err := d.stopDataPath(req.kind)
+			req.done <- err
+			return err
 		case s := <-sigs:
 			if s == syscall.SIGHUP {
 				if err := d.Reload(); err != nil {
@@ -137,7 +175,8 @@ func Run(ctx context.Context, path string, log *slog.Logger) error {
 				continue
 			}
 			log.Info("stopping", "signal", s.String())
-			return nil
+			stopped = true
+			return d.stopDataPath(stopRestart)
 		}
 	}
 }
@@ -188,8 +227,9 @@ func (d *Daemon) Reload() error {
 	if !slices.Equal(old.Interfaces, cfg.Director.Interfaces) || old.XDPMode != cfg.Director.XDPMode ||
 		old.ConnTableSize != cfg.Director.ConnTableSize || old.ControlSocket != cfg.Director.ControlSocket ||
 		old.MetricsListen != cfg.Director.MetricsListen || old.BusyPoll != cfg.Director.BusyPoll || old.WorkerNice != cfg.Director.WorkerNice ||
-		old.ControlGroup != cfg.Director.ControlGroup || !slices.Equal(old.AcceptForeignMAC, cfg.Director.AcceptForeignMAC) {
-		d.log.Warn("director settings (interfaces, accept_foreign_mac, xdp_mode, conn_table_size, control_socket, control_group, metrics_listen, busy_poll, worker_nice) change only on restart")
+		old.ControlGroup != cfg.Director.ControlGroup || !slices.Equal(old.AcceptForeignMAC, cfg.Director.AcceptForeignMAC) ||
+		old.BPFPinPath != cfg.Director.BPFPinPath {
+		d.log.Warn("director settings (interfaces, accept_foreign_mac, xdp_mode, conn_table_size, control_socket, control_group, metrics_listen, busy_poll, worker_nice, bpf_pin_path) change only on restart")
 	}
 	d.mu.Unlock()
 	err = d.change(func([]*service) ([]*service, error) { return svcs, nil })
@@ -238,6 +278,7 @@ func dataplaneOptions(cfg *config.Config) dataplane.Options {
 		BusyPoll:         cfg.Director.BusyPoll,
 		WorkerNice:       cfg.Director.WorkerNice,
 		FastPath:         cfg.Director.FastPath,
+		PinPath:          cfg.Director.BPFPinPath,
 		SynGuard:         synGuardOptions(cfg),
 		SteerLimit:       steerLimit(cfg),
 	}
@@ -441,6 +482,8 @@ func (d *Daemon) Counters() (control.Counters, error) {
 	out.DataPath["sync_installed"] = c.SyncInstalled
 	out.DataPath["sync_unknown"] = c.SyncUnknown
 	out.DataPath["sync_dropped"] = c.SyncDropped
+	out.DataPath["mirror_dropped"] = c.MirrorDropped
+	out.DataPath["mirror_failed"] = c.MirrorFailed
 	out.DataPath["fast_installed"] = c.FastInstalled
 	out.DataPath["fast_failed"] = c.FastFailed
 	out.DataPath["csum_finished"] = c.CsumFinished

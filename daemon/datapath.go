@@ -17,9 +17,16 @@ import (
 type dataPath interface {
 	metricsSource
 	Apply(specs []dataplane.ServiceSpec) error
-	Start()
+	// Start adopts the connections a previous govsd left (Adopted), runs
+	// the workers and puts the program on the interfaces.
+	Start() error
 	WaitNextHops(timeout time.Duration) bool
+	// Close stops, keeping what is pinned for the next govsd; Shutdown
+	// stops for good, removing it.
 	Close() error
+	Shutdown() error
+	// Adopted reports whether New found state pinned by a previous govsd.
+	Adopted() bool
 	SetTimeouts(t conntrack.Timeouts)
 	SetSynGuard(o dataplane.SynGuardOptions) error
 	SetSteerLimit(l dataplane.SteerLimit) error

@@ -47,6 +47,7 @@ type fakeDataPath struct {
 	installed   [][]connsync.Entry
 	syncPump    func([]connsync.Entry) // the master sync daemon's, from EnableSync
 	expired     chan string            // ExpireTemplates calls, "vip:port/proto dest"
+	stops       []string               // "close" (state kept) or "shutdown" (for good), in order
 }
 
 func (f *fakeDataPath) Apply(specs []dataplane.ServiceSpec) error {
@@ -100,9 +101,21 @@ func (f *fakeDataPath) applies() int {
 	return len(f.applied)
 }
 
-func (f *fakeDataPath) Start()                                  {}
-func (f *fakeDataPath) WaitNextHops(time.Duration) bool         { return true }
-func (f *fakeDataPath) Close() error                            { return nil }
+func (f *fakeDataPath) Start() error { return nil }
+func (f *fakeDataPath) Shutdown() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stops = append(f.stops, "shutdown")
+	return nil
+}
+func (f *fakeDataPath) Adopted() bool                   { return false }
+func (f *fakeDataPath) WaitNextHops(time.Duration) bool { return true }
+func (f *fakeDataPath) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stops = append(f.stops, "close")
+	return nil
+}
 func (f *fakeDataPath) SetTimeouts(t conntrack.Timeouts)        { f.timeouts = append(f.timeouts, t) }
 func (f *fakeDataPath) Counters() dataplane.Counters            { return f.counters }
 func (f *fakeDataPath) SteeringCounters() (bpf.Counters, error) { return f.steer, f.steerErr }
@@ -183,7 +196,8 @@ func newTestDaemon(t *testing.T, yaml string) (*Daemon, *fakeDataPath) {
 		t.Fatal(err)
 	}
 	f := &fakeDataPath{}
-	d := &Daemon{path: path, log: quietLog(), cfg: cfg, timeouts: timeouts(cfg), up: map[string]bool{}, sync: &connSync{}, dp: f}
+	d := &Daemon{path: path, log: quietLog(), cfg: cfg, timeouts: timeouts(cfg), up: map[string]bool{}, sync: &connSync{}, dp: f,
+		stops: make(chan stopRequest, 1)}
 	if d.services, err = servicesFromConfig(cfg); err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ type healthState struct {
 	mu          sync.Mutex
 	transitions map[string]uint64 // by destKey
 	viaVIP      map[string]*vipRoute
+	stopped     bool // stopHealth ran (it runs when the data path stops and again at exit)
 }
 
 // vipRoute is the policy route that sends a check_via_vip probe to the VIP
@@ -54,6 +55,13 @@ func (d *Daemon) stopHealth() {
 	if d.health == nil {
 		return
 	}
+	d.health.mu.Lock()
+	if d.health.stopped {
+		d.health.mu.Unlock()
+		return
+	}
+	d.health.stopped = true
+	d.health.mu.Unlock()
 	d.health.m.Close()
 	d.health.mu.Lock()
 	for key, r := range d.health.viaVIP {

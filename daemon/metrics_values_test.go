@@ -25,7 +25,7 @@ func countingDataPath() *fakeDataPath {
 		counters: dataplane.Counters{
 			RxPackets: 101, RxBytes: 102, TxPackets: 103, TxBytes: 104, TxErrors: 105,
 			NewConns: 106, Inbound: 107, Outbound: 108, ICMP: 109, ICMPSent: 110,
-			HandedOff: 111, SyncDropped: 112, SyncUnknown: 113, SyncInstalled: 114,
+			HandedOff: 111, SyncDropped: 112, SyncUnknown: 113, SyncInstalled: 114, MirrorDropped: 122, MirrorFailed: 123,
 			FastInstalled: 115, FastFailed: 116, SynCookiesAccepted: 117, SynCookiesRejected: 118,
 			SynProxyDropped: 119, Conns: 120, CsumFinished: 121,
 			FragForwarded: 131, FragHeld: 132, FragTimedOut: 133, FragTableFull: 134,
@@ -212,7 +212,7 @@ func TestCountersValues(t *testing.T) {
 	want := map[string]uint64{
 		"rx_packets": 101, "rx_bytes": 102, "tx_packets": 103, "tx_bytes": 104, "tx_errors": 105,
 		"new_conns": 106, "inbound": 107, "outbound": 108, "icmp_forwarded": 109, "icmp_sent": 110,
-		"handed_off": 111, "sync_dropped": 112, "sync_unknown": 113, "sync_installed": 114,
+		"handed_off": 111, "sync_dropped": 112, "sync_unknown": 113, "sync_installed": 114, "mirror_dropped": 122, "mirror_failed": 123,
 		"fast_installed": 115, "fast_failed": 116, "syncookies_accepted": 117, "syncookies_rejected": 118,
 		"synproxy_dropped": 119, "conns": 120, "half_open": 501, "evicted_half_open": 502, "csum_finished": 121,
 		"frag_forwarded": 131, "frag_held": 132, "frag_timed_out": 133, "frag_table_full": 134,

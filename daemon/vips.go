@@ -20,6 +20,10 @@ import (
 type managedVIPs struct {
 	log   *slog.Logger
 	added map[netip.Addr]netlink.Link
+	// adoptExisting: a VIP already on its interface was added by the
+	// govsd whose state this one adopted (a restart), so it is ours to
+	// remove; otherwise it is someone else's.
+	adoptExisting bool
 }
 
 // vipInterface picks the interface a VIP belongs on: the served interface
@@ -76,7 +80,10 @@ func (m *managedVIPs) sync(vips []netip.Addr, ifaces []string) error {
 		}
 		if err := netlink.AddrAdd(link, addr); err != nil {
 			if errors.Is(err, unix.EEXIST) {
-				// Someone else's address: not ours to remove later.
+				if m.adoptExisting {
+					m.added[vip] = link
+				}
+				// Otherwise someone else's address: not ours to remove later.
 				continue
 			}
 			return fmt.Errorf("add vip %s to %s: %w", vip, link.Attrs().Name, err)

@@ -94,6 +94,9 @@ type workerCounters struct {
 	FragHeld      atomic.Uint64
 	FragTimedOut  atomic.Uint64
 	FragTableFull atomic.Uint64
+	// MirrorDropped counts connection-mirror records lost because the
+	// pump had not taken the worker's earlier ones yet (mirror.go).
+	MirrorDropped atomic.Uint64
 	Drops         [numDropReasons]atomic.Uint64
 	_             [64]byte // keep the next worker's counters off this cache line
 }
@@ -108,6 +111,9 @@ type Counters struct {
 	SynProxyDropped                                      uint64
 	CsumFinished                                         uint64
 	FragForwarded, FragHeld, FragTimedOut, FragTableFull uint64
-	Drops                                                [numDropReasons]uint64
-	Conns                                                int
+	// Connection mirror (mirror.go): records lost to a full queue, and
+	// records the store refused (full or failing).
+	MirrorDropped, MirrorFailed uint64
+	Drops                       [numDropReasons]uint64
+	Conns                       int
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -47,6 +48,10 @@ type Options struct {
 	// SteerLimit configures the steering meter (overload.go); the zero
 	// value meters nothing.
 	SteerLimit SteerLimit
+	// PinPath is the bpffs directory where the XDP links, the state maps
+	// and the connection mirror are pinned so that they outlive the
+	// process (restart.go); "" pins nothing.
+	PinPath string
 }
 
 // Interface is a NIC the director serves.
@@ -102,6 +107,16 @@ type Director struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	closed  bool
+
+	// adopted: New found state a previous govsd pinned (restart.go); the
+	// program is then swapped on the interfaces in Start, after the
+	// connections are adopted and the workers run.
+	adopted bool
+	// holdFlows: invalidateFlows leaves the shared generation alone until
+	// the program is swapped (adopted state; restart.go).
+	holdFlows atomic.Bool
+	// mirror: the connection mirror (mirror.go); nil without PinPath.
+	mirror *connMirror
 }
 
 const frameSize = 4096
@@ -131,9 +146,14 @@ func New(opts Options, log *slog.Logger) (_ *Director, err error) {
 		}
 	}()
 	// Two flow entries per connection at most (request and reply).
-	d.steer, err = bpf.LoadSteeringWith(bpf.SteeringOptions{MaxFlows: 2 * opts.ConnTableSize})
+	d.steer, err = bpf.LoadSteeringWith(bpf.SteeringOptions{MaxFlows: 2 * opts.ConnTableSize, PinPath: opts.PinPath})
 	if err != nil {
 		return nil, fmt.Errorf("load steering program: %w", err)
+	}
+	d.adopted = d.steer.Adopted()
+	d.holdFlows.Store(d.adopted)
+	if err := d.releaseStaleInterfaces(); err != nil {
+		return nil, err
 	}
 	d.guard = newSynGuard(log, d.steer, opts.SynGuard)
 	d.meter = newSteerMeter(log, d.steer)
@@ -176,6 +196,11 @@ func New(opts Options, log *slog.Logger) (_ *Director, err error) {
 	if err := d.initSynProxy(); err != nil {
 		return nil, err
 	}
+	if opts.PinPath != "" {
+		if err := d.openMirror(); err != nil {
+			return nil, err
+		}
+	}
 	if opts.BusyPoll {
 		d.setBusyPoll()
 	}
@@ -189,13 +214,10 @@ func New(opts Options, log *slog.Logger) (_ *Director, err error) {
 			}
 		}
 	}
-	for _, ifc := range d.ifaces {
-		mode, err := d.steer.Attach(ifc.Index, opts.XDPMode)
-		if err != nil {
-			return nil, fmt.Errorf("attach xdp to %s: %w", ifc.Name, err)
+	if !d.adopted {
+		if err := d.attach(); err != nil {
+			return nil, err
 		}
-		ifc.Mode = mode
-		log.Info("xdp attached", "iface", ifc.Name, "mode", mode.String(), "queues", ifc.Queues)
 	}
 	d.refreshFastIfaces()
 	d.res.onChange = d.invalidateFlows
@@ -243,10 +265,44 @@ func rxQueues(name string) int {
 // Interfaces returns the served interfaces.
 func (d *Director) Interfaces() []*Interface { return d.ifaces }
 
-// Start runs the workers and the next-hop resolver.
-func (d *Director) Start() {
+// attach puts the steering program on every interface: attached anew, or
+// swapped in on a link a previous govsd pinned (bpf.AttachPinned).
+func (d *Director) attach() error {
+	for _, ifc := range d.ifaces {
+		mode, replaced, err := d.steer.AttachPinned(ifc.Index, ifc.Name, d.opts.XDPMode)
+		if err != nil {
+			return fmt.Errorf("attach xdp to %s: %w", ifc.Name, err)
+		}
+		ifc.Mode = mode
+		if replaced {
+			d.log.Info("xdp program replaced", "iface", ifc.Name, "mode", mode.String(), "queues", ifc.Queues)
+		} else {
+			d.log.Info("xdp attached", "iface", ifc.Name, "mode", mode.String(), "queues", ifc.Queues)
+		}
+	}
+	return nil
+}
+
+// Start adopts the connections a previous govsd left (restart.go), runs
+// the workers and the next-hop resolver, and, after an adoption, swaps the
+// program on the interfaces: until then the previous program forwards the
+// fast path's flows.
+func (d *Director) Start() error {
+	if d.mirror != nil {
+		st, err := d.Adopt()
+		if err != nil {
+			return fmt.Errorf("adopt connections: %w", err)
+		}
+		if d.adopted || st.Conns+st.Templates+st.Expired+st.Unknown+st.Misplaced > 0 {
+			d.log.Info("connections adopted", "conns", st.Conns, "templates", st.Templates,
+				"expired", st.Expired, "unknown_service_or_server", st.Unknown, "misplaced", st.Misplaced)
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
+	if d.mirror != nil {
+		d.startMirror(ctx)
+	}
 	d.wg.Add(1)
 	go func() { defer d.wg.Done(); d.res.run(ctx) }()
 	d.wg.Add(1)
@@ -255,6 +311,19 @@ func (d *Director) Start() {
 		d.wg.Add(1)
 		go func() { defer d.wg.Done(); w.run() }()
 	}
+	if !d.adopted {
+		return nil
+	}
+	if err := d.attach(); err != nil {
+		return err
+	}
+	d.refreshFastIfaces()
+	// The previous govsd's flow entries were written for its services and
+	// next hops: the workers write them afresh from the adopted
+	// connections, on each flow's next packet.
+	d.holdFlows.Store(false)
+	d.invalidateFlows()
+	return nil
 }
 
 // WaitNextHops waits up to timeout for the next hops toward every real
@@ -262,8 +331,32 @@ func (d *Director) Start() {
 // unresolved neighbour. It reports whether all were resolved.
 func (d *Director) WaitNextHops(timeout time.Duration) bool { return d.res.waitResolved(timeout) }
 
-// Close stops the workers, detaches XDP from every interface and frees the
-// sockets. It is safe to call more than once.
+// Shutdown stops for good: it unpins what New pinned (or adopted), so that
+// Close detaches XDP and frees every map and the connection mirror.
+func (d *Director) Shutdown() error {
+	var errs []error
+	if d.steer != nil {
+		errs = append(errs, d.steer.Unpin())
+	}
+	if d.mirror != nil {
+		errs = append(errs, d.unpinMirror())
+	}
+	errs = append(errs, d.Close())
+	if d.opts.PinPath != "" {
+		// The directory itself, now empty.
+		if err := os.Remove(d.opts.PinPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("remove %s: %w", d.opts.PinPath, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Adopted reports whether New found state a previous govsd pinned.
+func (d *Director) Adopted() bool { return d.adopted }
+
+// Close stops the workers, saves their connections in the mirror, detaches
+// XDP where it is not pinned (pinned links keep the program attached for
+// the next govsd) and frees the sockets. It is safe to call more than once.
 func (d *Director) Close() error {
 	if d.closed {
 		return nil
@@ -277,6 +370,9 @@ func (d *Director) Close() error {
 	}
 	d.wg.Wait()
 	var errs []error
+	if d.mirror != nil {
+		d.flushMirror()
+	}
 	if d.steer != nil {
 		// Detach first, so that the kernel stops redirecting to sockets
 		// that are about to close.
@@ -641,6 +737,7 @@ func (d *Director) Counters() Counters {
 		}
 		c.Conns += int(w.connCount.Load())
 	}
+	d.mirrorCounters(&c)
 	return c
 }
 

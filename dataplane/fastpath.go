@@ -309,6 +309,12 @@ func (d *Director) FastPathStates() []FastPathState {
 }
 
 func (d *Director) invalidateFlows() {
+	if d.holdFlows.Load() {
+		// State adopted from a previous govsd: its program still forwards
+		// the fast path's flows with these entries until Start swaps ours
+		// in, and then invalidates them once.
+		return
+	}
 	if _, err := d.steer.InvalidateFlows(); err != nil {
 		d.log.Warn("xdp fast path: invalidate flows", "err", err)
 	}

@@ -170,7 +170,9 @@ func (w *worker) install(entries []connsync.Entry) {
 		expires := now + int64(e.Remaining())
 		if e.Kind == connsync.KindTemplate {
 			k := conntrack.TemplateKey{Client: e.Client, VIP: e.Virtual, VPort: e.VPort, Proto: e.Proto, Service: svc.ID}
-			w.ct.InsertTemplate(&k, dst.ID, e.Remaining(), now)
+			if w.ct.InsertTemplate(&k, dst.ID, e.Remaining(), now) == nil {
+				w.mirrorTemplate(&k, dst.ID, expires, st)
+			}
 			continue
 		}
 		orig := conntrack.Tuple{Src: e.Client, Dst: e.Virtual, SrcPort: e.CPort, DstPort: e.VPort, Proto: e.Proto}
@@ -179,6 +181,7 @@ func (w *worker) install(entries []connsync.Entry) {
 				w.ct.Delete(c)
 			} else {
 				w.ct.Restore(c, conntrack.State(e.State), expires)
+				w.mirrorConn(c, st)
 			}
 			continue
 		}
@@ -201,6 +204,7 @@ func (w *worker) install(entries []connsync.Entry) {
 			continue
 		}
 		c.Expires = expires
+		w.mirrorConn(c, st)
 		w.ctr.SyncInstalled.Add(1)
 	}
 	w.connCount.Store(int64(w.ct.Len()))

@@ -1,7 +1,6 @@
 package dataplane
 
 import (
-	"crypto/rand"
 	"encoding/binary"
 	"fmt"
 	"time"
@@ -141,13 +140,13 @@ const (
 	synProxyMSS6 = 1440
 )
 
-// initSynProxy gives the director a fresh random cookie key, shared by the
-// steering program (which makes the cookies) and the workers (which check
-// them). The key lives only in memory: a restarted director rejects the
-// cookies of the one before, whose connections it does not know anyway.
+// initSynProxy gives the director its cookie key, shared by the steering
+// program (which makes the cookies) and the workers (which check them): the
+// one a previous govsd pinned, whose program answered SYNs with it while no
+// govsd ran (restart.go), else a fresh random one.
 func (d *Director) initSynProxy() error {
-	var k packet.SynCookieKey
-	if _, err := rand.Read(k[:]); err != nil {
+	k, err := d.synCookieKey()
+	if err != nil {
 		return fmt.Errorf("syn cookie key: %w", err)
 	}
 	if err := d.steer.SetSynCookieKey([16]byte(k)); err != nil {
@@ -231,6 +230,7 @@ func (w *worker) synProxyOpen(desc *xsk.Desc, frame []byte, svc *Service, t *con
 	if c == nil {
 		return 0, false
 	}
+	w.mirrorConn(c, st)
 	return w.synToReal(desc, c, seq-1, o, st)
 }
 
@@ -346,6 +346,7 @@ func (w *worker) synProxySegment(desc *xsk.Desc, frame []byte, c *conntrack.Conn
 		c.WinShift = shift
 		c.Flags &^= flagSynPending
 		w.ct.Restore(c, conntrack.StateEstablished, now+int64(w.ct.Timeout(conntrack.StateEstablished)))
+		w.mirrorConn(c, st) // with the sequence translation now known
 		if w.sendHeld(c, cookie, st) {
 			// The held request acknowledges the server's SYN-ACK itself
 			// (translated, ack = server ISN+1): no bare ACK, whose only

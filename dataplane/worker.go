@@ -83,6 +83,12 @@ type worker struct {
 	syncBuf     []connsync.Entry
 	lastRefresh int64
 
+	// connection mirror (mirror.go); mir nil: none
+	mir                                *mirrorBatch
+	mirOut, mirFree                    chan *mirrorBatch
+	mirSync                            func(*mirrorBatch) // set while Close writes the buffers itself
+	lastMirrorFlush, lastMirrorRefresh int64
+
 	ctr       workerCounters
 	connCount atomic.Int64
 	pressure  ctPressure // half-open count and evictions, for the SYN guard (synguard.go)
@@ -148,7 +154,7 @@ func newWorker(d *Director, q int, tableSize int, umem *xsk.UMEM, regionFrames i
 				dst.Transition(from, to)
 			}
 		},
-		OnRemove: w.unoffload,
+		OnRemove: w.onRemove,
 		LastSeen: w.lastSeen,
 	})
 	sweeps := int(expireSweep / expireEvery)
@@ -203,6 +209,9 @@ func (w *worker) run() {
 				w.lastRefresh = now
 				w.refreshSync(now, st)
 			}
+		}
+		if w.mir != nil {
+			w.tickMirror(now, st)
 		}
 		if now-w.lastExpire >= int64(expireEvery) {
 			w.lastExpire = now
@@ -369,14 +378,19 @@ func (w *worker) process(desc *xsk.Desc, inIface int, now int64, st *snapshot, o
 	if c.State != before && c.Flags&flagFast != 0 && !fastState(c.State) {
 		w.unoffload(c) // FIN or RST: the workers see the rest
 	}
-	if (!found || c.State != before) && w.d.syncOn.Load() {
-		w.syncConn(c, st, now)
+	if !found || c.State != before {
+		if w.d.syncOn.Load() {
+			w.syncConn(c, st, now)
+		}
+		w.mirrorConn(c, st)
 	}
 	if dir == conntrack.DirOriginal && c.Flags&flagNoL2 != 0 {
-		// A connection synced from another director learns its
-		// client's L2 neighbour from its first request here.
+		// A connection synced from another director (or adopted from
+		// a govsd that served another interface) learns its client's
+		// L2 neighbour from its first request here.
 		c.InPort, c.ClientMAC, c.LocalMAC = uint16(inIface), [6]byte(frame[6:12]), [6]byte(frame[0:6])
 		c.Flags &^= flagNoL2
+		w.mirrorConn(c, st)
 	}
 	dst := st.dest(c.Dest)
 	ds := &dst.stats.perWorker[w.q]
@@ -762,7 +776,8 @@ func (w *worker) schedule(svc *Service, frame []byte, p *packet.Parsed, t *connt
 
 // Full-NAT local ports: worker q of n owns the ports p >= lportMin with
 // p % n == q, so a reply's destination port names the worker that owns its
-// connection, and workers never hand out the same local endpoint.
+// connection (ownerOf, InstallSynced, Adopt), and workers never hand out
+// the same local endpoint.
 const (
 	lportMin   = 1024
 	lportTries = 64 // ports tried per local address before trying the next
@@ -774,14 +789,17 @@ const (
 func (w *worker) allocLocal(svc *Service, dst *Dest, rport uint16, proto uint8, now int64) (inet.Addr, uint16, bool) {
 	n := len(svc.LocalAddrs)
 	nw := len(w.d.workers)
-	span := (65536 - lportMin - w.q + nw - 1) / nw // ports this worker owns
+	// The first port >= lportMin that is = q (mod nw), and how many there
+	// are: lportMin itself is not a multiple of every worker count.
+	first := lportMin + ((w.q-lportMin)%nw+nw)%nw
+	span := (65536 - first + nw - 1) / nw // ports this worker owns
 	if n > 0 && span > 0 {
-		first := int(w.ipID) % n // any spread will do; ipID moves with traffic
+		start := int(w.ipID) % n // any spread will do; ipID moves with traffic
 		for i := 0; i < n; i++ {
-			laddr := svc.LocalAddrs[(first+i)%n]
+			laddr := svc.LocalAddrs[(start+i)%n]
 			k := w.lportNext[laddr]
 			for try := 0; try < lportTries; try++ {
-				port := uint16(lportMin + (k%span)*nw + w.q)
+				port := uint16(first + (k%span)*nw)
 				k++
 				reply := conntrack.Tuple{Src: dst.Addr, Dst: laddr, SrcPort: rport, DstPort: port, Proto: proto}
 				if _, _, used := w.ct.Lookup(&reply, now); !used {
@@ -837,8 +855,8 @@ func (w *worker) pick(svc *Service, p *packet.Parsed, now int64, st *snapshot) *
 		return nil
 	}
 	dst := st.dest(sd.ID)
-	if tk != nil {
-		w.ct.InsertTemplate(tk, dst.ID, svc.Persistence, now)
+	if tk != nil && w.ct.InsertTemplate(tk, dst.ID, svc.Persistence, now) == nil {
+		w.mirrorTemplate(tk, dst.ID, now+int64(svc.Persistence), st)
 	}
 	return dst
 }

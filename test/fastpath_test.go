@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -259,7 +258,7 @@ func TestFastPathFallback(t *testing.T) {
 
 	t.Run("fast_path false", func(t *testing.T) {
 		g := startGovsd(t, lab.Director, strings.Replace(lifetimeConfig, "  metrics_listen: \"\"\n", "  metrics_listen: \"\"\n  fast_path: false\n", 1))
-		defer g.stop(syscall.SIGTERM)
+		defer g.shutdown(t)
 		conn := dial(t, lab, "198.18.0.100:80")
 		keepAlive(t, conn, 20)
 		conn.Close()
@@ -278,7 +277,7 @@ func TestFastPathFallback(t *testing.T) {
 			t.Fatal(err)
 		}
 		g := startGovsd(t, lab.Director, lifetimeConfig)
-		defer g.stop(syscall.SIGTERM)
+		defer g.shutdown(t)
 		conn := dial(t, lab, "198.18.0.100:80")
 		keepAlive(t, conn, 20)
 		conn.Close()

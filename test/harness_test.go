@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -19,6 +20,12 @@ import (
 )
 
 var binDir string
+
+// pinRoot is a bpf filesystem mounted for this test process: govsd runs
+// under ip netns exec, which gives it a fresh /sys (without the host's
+// bpffs), so its pins go here, where every govsd the tests start (and
+// govsd --cleanup) sees them.
+var pinRoot string
 
 func TestMain(m *testing.M) {
 	code := func() int {
@@ -31,6 +38,16 @@ func TestMain(m *testing.M) {
 			return 1
 		}
 		defer os.RemoveAll(dir)
+		pinRoot = filepath.Join(dir, "bpffs")
+		if err := os.Mkdir(pinRoot, 0o700); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		if err := syscall.Mount("bpf", pinRoot, "bpf", 0, "mode=0700"); err != nil {
+			fmt.Fprintln(os.Stderr, "mount a bpf filesystem for the tests:", err)
+			return 1
+		}
+		defer syscall.Unmount(pinRoot, syscall.MNT_DETACH)
 		for _, cmd := range []string{"govsd", "govsadm"} {
 			out, err := exec.Command("go", "build", "-o", filepath.Join(dir, cmd), "github.com/govs/govs/cmd/"+cmd).CombinedOutput()
 			if err != nil {
@@ -118,17 +135,43 @@ func (g *govsd) Logs() string {
 	return g.logs.String()
 }
 
-// startGovsd writes cfg (with a control socket of the test's own) and runs
-// govsd in ns until the test ends. It waits until the control socket answers.
+// pinSeq numbers the bpffs directories of the govsds this process starts.
+var pinSeq atomic.Int32
+
+// startGovsd writes cfg (with a control socket of the test's own, and a
+// bpf_pin_path of its own unless cfg sets one) and runs govsd in ns until
+// the test ends, when it is stopped for good: SIGTERM, then govsd
+// --cleanup (what a stopped govsd leaves for its successor is removed). It
+// waits until the control socket answers.
 func startGovsd(t *testing.T, ns *topo.NS, cfg string) *govsd {
 	t.Helper()
 	dir := t.TempDir()
-	g := &govsd{t: t, socket: filepath.Join(dir, "govs.sock"), cfg: filepath.Join(dir, "govs.yaml"), ns: ns, done: make(chan struct{})}
-	cfg = strings.ReplaceAll(cfg, "@SOCKET@", g.socket)
-	if err := os.WriteFile(g.cfg, []byte(cfg), 0o644); err != nil {
+	socket, path := filepath.Join(dir, "govs.sock"), filepath.Join(dir, "govs.yaml")
+	cfg = strings.ReplaceAll(cfg, "@SOCKET@", socket)
+	if !strings.Contains(cfg, "bpf_pin_path:") {
+		pin := filepath.Join(pinRoot, fmt.Sprintf("govs%d", pinSeq.Add(1)))
+		cfg = strings.Replace(cfg, "director:\n", "director:\n  bpf_pin_path: "+pin+"\n", 1)
+	}
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	g.cmd = ns.Command(context.Background(), filepath.Join(binDir, "govsd"), "-c", g.cfg)
+	t.Cleanup(func() {
+		// Registered before the process's own cleanup, so it runs after
+		// it: the govsd has stopped (SIGTERM keeps its state).
+		if out, err := ns.Exec(filepath.Join(binDir, "govsd"), "--cleanup", "-c", path); err != nil {
+			t.Errorf("govsd --cleanup: %v\n%s", err, out)
+		}
+	})
+	return runGovsd(t, ns, path, socket)
+}
+
+// runGovsd runs govsd with the configuration file at path (whose control
+// socket is socket) and extra arguments, and waits until its control
+// socket answers; the process is stopped (SIGTERM) when the test ends.
+func runGovsd(t *testing.T, ns *topo.NS, path, socket string, args ...string) *govsd {
+	t.Helper()
+	g := &govsd{t: t, socket: socket, cfg: path, ns: ns, done: make(chan struct{})}
+	g.cmd = ns.Command(context.Background(), filepath.Join(binDir, "govsd"), append([]string{"-c", path}, args...)...)
 	g.cmd.Stdout, g.cmd.Stderr = g, g
 	if err := g.cmd.Start(); err != nil {
 		t.Fatalf("start govsd: %v", err)
@@ -137,24 +180,32 @@ func startGovsd(t *testing.T, ns *topo.NS, cfg string) *govsd {
 	t.Cleanup(func() {
 		g.stop(syscall.SIGTERM)
 		if t.Failed() || os.Getenv("GOVS_E2E_LOGS") != "" {
-			t.Logf("govsd log:\n%s", g.Logs())
+			t.Logf("govsd (pid %d) log:\n%s", g.cmd.Process.Pid, g.Logs())
 		}
 	})
-	deadline := time.Now().Add(15 * time.Second)
+	if err := g.waitReady(15 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// waitReady waits until govsd's control socket answers.
+func (g *govsd) waitReady(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
 	for {
 		if c, err := net.Dial("unix", g.socket); err == nil {
 			c.Close()
-			return g
+			return nil
 		}
 		select {
 		case <-g.done:
-			t.Fatalf("govsd exited early: %v\n%s", g.cmd.ProcessState, g.Logs())
+			return fmt.Errorf("govsd exited early: %v\n%s", g.cmd.ProcessState, g.Logs())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("govsd did not open its control socket in time\n%s", g.Logs())
+			return fmt.Errorf("govsd did not open its control socket in time\n%s", g.Logs())
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -171,6 +222,20 @@ func (g *govsd) stop(sig syscall.Signal) {
 	case <-time.After(10 * time.Second):
 		g.cmd.Process.Kill()
 		<-g.done
+	}
+}
+
+// shutdown stops govsd for good (govsadm --shutdown) and waits for it to
+// exit.
+func (g *govsd) shutdown(t *testing.T) {
+	t.Helper()
+	if out, err := g.adm("--shutdown"); err != nil {
+		t.Fatalf("govsadm --shutdown: %v\n%s", err, out)
+	}
+	select {
+	case <-g.done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("govsd still runs 10 s after --shutdown")
 	}
 }
 

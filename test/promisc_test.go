@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -165,7 +164,7 @@ func TestPromiscForeignMAC(t *testing.T) {
 	})
 
 	t.Run("accept_foreign_mac", func(t *testing.T) {
-		g.stop(syscall.SIGTERM)
+		g.shutdown(t)
 		g := startGovsd(t, lab.Director, strings.Replace(promiscConfig, "@EXTRA@", "  accept_foreign_mac: [d0]", 1))
 		pointVIP(t, foreign)
 		t.Cleanup(func() { pointVIP(t, own.String()) })

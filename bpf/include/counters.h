@@ -15,7 +15,8 @@
  * from steered_vip to frag_passed, fast_forwarded, fast_aborted,
  * syncookie_sent, syn_throttled, steer_metered, steered_frag and foreign_mac;
  * redirect_failed additionally counts the
- * steered packets whose slot had no socket (they went to the kernel), and
+ * steered packets whose slot had no socket (dropped: the gap between two
+ * director processes, steer.c), and
  * fast_csum_finished the fast_forwarded (or fast_aborted) packets whose
  * unfinished transport checksum the fast path finished.
  * Lowercase names make readable Go identifiers (steerCounterIdSteeredVip).
@@ -28,7 +29,7 @@ enum counter_id {
 	malformed,       /* truncated or inconsistent: left to the kernel */
 	frag_passed,     /* non-first fragment not the load balancer's (frag.h): left to the kernel */
 	unknown_iface,   /* interface not in ifaces: left to the kernel */
-	redirect_failed, /* steered, but no socket in the slot: left to the kernel */
+	redirect_failed, /* steered, but no socket in the slot: dropped (steer.c) */
 	fast_forwarded,  /* rewritten and sent by the XDP fast path (fastpath.h) */
 	fast_aborted,    /* taken by the fast path, then a helper failed: dropped */
 	syncookie_sent,  /* a SYN to a service answered with a SYN-ACK cookie (synproxy.h) */

@@ -199,7 +199,9 @@ struct syn_bucket {
 	__u64 last; /* bpf_ktime_get_ns of the last refill */
 };
 
-/* The cookie key (one entry): set once when the director starts. */
+/* The cookie key (one entry): set once when the first director starts;
+ * pinned (bpf/pin.go), so that the next process keeps it and validates
+ * the cookies minted while none ran. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);

@@ -9,6 +9,7 @@
 //	govsadm -S -n > rules; govsadm -R < rules
 //	govsadm --add-laddr -t 198.18.0.100:80 -z 198.18.1.250
 //	govsadm --reload                   re-read govsd's configuration file
+//	govsadm --shutdown                 stop govsd for good (SIGTERM keeps its state for the next one)
 //
 // It talks to govsd's control API (package control) on the unix socket
 // named by --socket, else $GOVS_SOCKET, else /run/govs.sock.
@@ -23,6 +24,6 @@
 // resolved on output (listings are always numeric), -e changes only the
 // options given, -R checks every line before applying any, -S also saves
 // thresholds and full-NAT local addresses, and the forwarding method
-// --fullnat and the commands --add-laddr, --del-laddr, --reload and
-// --counters are govs additions.
+// --fullnat and the commands --add-laddr, --del-laddr, --reload,
+// --shutdown and --counters are govs additions.
 package main

@@ -179,6 +179,8 @@ func execute(c *control.Client, cmd *command, w io.Writer) error {
 		return c.SetTimeouts(cmd.timeouts)
 	case cmdReload:
 		return c.Reload()
+	case cmdShutdown:
+		return c.Shutdown()
 	case cmdCounters:
 		k, err := c.Counters()
 		if err != nil {

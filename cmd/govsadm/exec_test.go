@@ -185,6 +185,10 @@ func TestCommands(t *testing.T) {
 	if !reflect.DeepEqual(b.zeroed, []string{"tcp 198.18.0.100", "all"}) {
 		t.Errorf("zeroed %v", b.zeroed)
 	}
+	mustRun(t, socket, "--shutdown")
+	if b.shutdowns != 1 {
+		t.Errorf("shutdowns %d", b.shutdowns)
+	}
 	mustRun(t, socket, "--reload")
 	if b.reloads != 1 {
 		t.Errorf("reloads %d", b.reloads)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,15 +22,16 @@ import (
 // with the daemon's refusals (404 for a missing service or member, 409 for
 // a duplicate, 400 for a bad request).
 type fakeBackend struct {
-	mu       sync.Mutex
-	services []control.Service
-	timeouts control.Timeouts
-	conns    []control.Connection
-	tmpls    []control.Connection
-	counters control.Counters
-	reloads  int
-	zeroed   []string
-	daemons  []control.SyncDaemon
+	mu        sync.Mutex
+	services  []control.Service
+	timeouts  control.Timeouts
+	conns     []control.Connection
+	tmpls     []control.Connection
+	counters  control.Counters
+	reloads   int
+	shutdowns int
+	zeroed    []string
+	daemons   []control.SyncDaemon
 }
 
 func (b *fakeBackend) SyncDaemons() []control.SyncDaemon {
@@ -360,6 +362,15 @@ func (b *fakeBackend) Connections(_ context.Context, templates bool) ([]control.
 }
 
 func (b *fakeBackend) Counters() (control.Counters, error) { return b.counters, nil }
+
+func (b *fakeBackend) Shutdown() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.shutdowns++
+	return nil
+}
+
+func (b *fakeBackend) Handover() error { return errors.New("not in govsadm's tests") }
 
 func (b *fakeBackend) Reload() error {
 	b.mu.Lock()

@@ -31,6 +31,7 @@ const (
 	cmdAddLaddr
 	cmdDelLaddr
 	cmdReload
+	cmdShutdown
 	cmdCounters
 	cmdStartDaemon
 	cmdStopDaemon
@@ -56,6 +57,7 @@ var cmdNames = map[cmdKind]string{
 	cmdAddLaddr:    "add-laddr",
 	cmdDelLaddr:    "del-laddr",
 	cmdReload:      "reload",
+	cmdShutdown:    "shutdown",
 	cmdCounters:    "counters",
 	cmdStartDaemon: "start-daemon",
 	cmdStopDaemon:  "stop-daemon",
@@ -135,6 +137,7 @@ var cmdRules = map[cmdKind]cmdRule{
 	cmdAddLaddr:    {required: optService | optLaddr},
 	cmdDelLaddr:    {required: optService | optLaddr},
 	cmdReload:      {},
+	cmdShutdown:    {},
 	cmdCounters:    {optional: optJSON},
 	cmdStartDaemon: {required: optMcastInterface, optional: optMcastGroup | optMcastPort | optSyncID | optSyncKey | optSyncPeer},
 	cmdStopDaemon:  {},
@@ -243,6 +246,7 @@ var optionDefs = []optionDef{
 	{"add-laddr", 'P', noArg, "add-laddr"},
 	{"del-laddr", 'Q', noArg, "del-laddr"},
 	{"reload", 0, noArg, "reload"},
+	{"shutdown", 0, noArg, "shutdown"},
 	{"counters", 0, noArg, "counters"},
 
 	{"tcp-service", 't', needArg, "t"},
@@ -513,6 +517,8 @@ func (st *parseState) apply(def *optionDef, display, val string, hasVal bool) (d
 		return false, st.setCommand(cmdDelLaddr)
 	case "reload":
 		return false, st.setCommand(cmdReload)
+	case "shutdown":
+		return false, st.setCommand(cmdShutdown)
 	case "counters":
 		return false, st.setCommand(cmdCounters)
 

@@ -134,6 +134,7 @@ func TestParseCommands(t *testing.T) {
 		{"-P -t 198.18.0.100:80 --laddr=198.18.1.251", want{kind: cmdAddLaddr, service: vip80, laddr: "198.18.1.251", socket: sock, opts: svc | optLaddr}},
 		{"--del-laddr -u [2001:db8::100]:53 -z 2001:db8::fa", want{kind: cmdDelLaddr, service: vip53u, laddr: "2001:db8::fa", socket: sock, opts: svc | optLaddr}},
 		{"--reload", want{kind: cmdReload, socket: sock}},
+		{"--shutdown", want{kind: cmdShutdown, socket: sock}},
 		{"--counters --json", want{kind: cmdCounters, format: listFormat{json: true}, socket: sock, opts: optJSON}},
 		{"--socket /tmp/g.sock -Ln", want{kind: cmdList, format: listFormat{numeric: true}, socket: "/tmp/g.sock", opts: optNumeric}},
 		{"--socket=/tmp/g.sock", want{kind: cmdList, socket: "/tmp/g.sock"}},

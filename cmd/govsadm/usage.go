@@ -21,6 +21,7 @@ Usage:
   govsadm --stop-daemon master|backup
   govsadm -L --daemon
   govsadm --reload
+  govsadm --shutdown
   govsadm --counters [--json]
   govsadm -h|-v
 
@@ -43,6 +44,7 @@ Either long or short options are allowed.
   --start-daemon STATE        start the connection synchronisation daemon (master or backup)
   --stop-daemon STATE         stop the connection synchronisation daemon
   --reload                    make govsd re-read its configuration file (govs)
+  --shutdown                  stop govsd for good: detach XDP, remove its pinned state and VIPs (govs)
   --counters                  print govsd's counters: data path, XDP, SYN proxy, AF_XDP rings (govs)
   --help            -h        display this help message
   --version         -v        display the version

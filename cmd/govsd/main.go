@@ -3,6 +3,8 @@
 //
 //	govsd -c /etc/govs/govs.yaml        run the director
 //	govsd -t -c /etc/govs/govs.yaml     validate the configuration and exit
+//	govsd --takeover -c ...             replace a running govsd without dropping a connection
+//	govsd --cleanup -c ...              remove what a stopped govsd left (XDP, pins, VIPs)
 //	govsd decap --interface eth0 --vip 198.18.2.100
 //	                                    on a real server: strip LVS-TUN's outer header
 package main
@@ -37,6 +39,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	debug := fs.Bool("debug", false, "log at debug level")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (pprof) to `file` until govsd stops")
+	takeover := fs.Bool("takeover", false, "take over from the govsd running on the same control socket (upgrade)")
+	cleanup := fs.Bool("cleanup", false, "remove the XDP program, pinned state and VIPs a stopped govsd left, and exit")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -64,6 +68,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
+	if *cleanup {
+		if err := daemon.Cleanup(*path, log); err != nil {
+			log.Error("govsd cleanup failed", "err", err)
+			return 1
+		}
+		return 0
+	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
@@ -77,7 +88,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	if err := daemon.Run(context.Background(), *path, log); err != nil {
+	if err := daemon.RunWith(context.Background(), *path, log, daemon.RunOptions{Takeover: *takeover}); err != nil {
 		log.Error("govsd failed", "err", err)
 		return 1
 	}
