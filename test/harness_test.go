@@ -155,10 +155,16 @@ func startGovsd(t *testing.T, ns *topo.NS, cfg string) *govsd {
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// A copy for govsd --cleanup: a test may leave a broken file at path
+	// (a refused reload).
+	initial := filepath.Join(dir, "govs-initial.yaml")
+	if err := os.WriteFile(initial, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		// Registered before the process's own cleanup, so it runs after
 		// it: the govsd has stopped (SIGTERM keeps its state).
-		if out, err := ns.Exec(filepath.Join(binDir, "govsd"), "--cleanup", "-c", path); err != nil {
+		if out, err := ns.Exec(filepath.Join(binDir, "govsd"), "--cleanup", "-c", initial); err != nil {
 			t.Errorf("govsd --cleanup: %v\n%s", err, out)
 		}
 	})
