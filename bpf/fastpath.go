@@ -246,6 +246,14 @@ func (s *Steering) FlowLastSeen(f Flow) (ns int64, ok bool) {
 	return int64(v.LastSeen), true
 }
 
+// FlowCurrent reports whether f has an entry of the current generation:
+// one the program acts on.
+func (s *Steering) FlowCurrent(f Flow) bool {
+	k := f.key()
+	var v steerFlowAction
+	return s.objs.Flows.Lookup(&k, &v) == nil && v.Gen == s.gen.Load()
+}
+
 // FlowCount counts the entries of the flow map (for tests and listings; it
 // walks the map).
 func (s *Steering) FlowCount() int {

@@ -186,6 +186,7 @@ func synCounters(k dataplane.Counters, p dataplane.ConnPressure) map[string]uint
 		"syncookies_accepted": k.SynCookiesAccepted,
 		"syncookies_rejected": k.SynCookiesRejected,
 		"synproxy_dropped":    k.SynProxyDropped,
+		"synproxy_resets":     k.SynProxyResets,
 		"half_open":           uint64(p.HalfOpen),
 		"evicted_half_open":   p.EvictedHalfOpen,
 	}

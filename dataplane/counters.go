@@ -80,10 +80,12 @@ type workerCounters struct {
 	// SYN proxy (synproxy.go): handshake ACKs whose cookie was valid,
 	// handshake ACKs to a proxied service whose cookie was not (no
 	// connection either), and client segments dropped while the real
-	// server's handshake was pending.
+	// server's handshake was pending; and resets sent to a real server
+	// that answered the proxy's SYN with an old connection's ACK.
 	SynCookiesAccepted atomic.Uint64
 	SynCookiesRejected atomic.Uint64
 	SynProxyDropped    atomic.Uint64
+	SynProxyResets     atomic.Uint64
 	// CsumFinished counts TCP/UDP checksums the workers completed: the
 	// sender left them to a checksum offload (packet.FinishL4Checksum).
 	CsumFinished atomic.Uint64
@@ -108,7 +110,7 @@ type Counters struct {
 	HandedOff, SyncDropped, SyncUnknown, SyncInstalled   uint64
 	FastInstalled, FastFailed                            uint64
 	SynCookiesAccepted, SynCookiesRejected               uint64
-	SynProxyDropped                                      uint64
+	SynProxyDropped, SynProxyResets                      uint64
 	CsumFinished                                         uint64
 	FragForwarded, FragHeld, FragTimedOut, FragTableFull uint64
 	// Connection mirror (mirror.go): records lost to a full queue, and

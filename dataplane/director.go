@@ -317,12 +317,11 @@ func (d *Director) Start() error {
 	if err := d.attach(); err != nil {
 		return err
 	}
-	d.refreshFastIfaces()
-	// The previous govsd's flow entries were written for its services and
-	// next hops: the workers write them afresh from the adopted
-	// connections, on each flow's next packet.
+	// The adopted connections own the flow entries the previous govsd
+	// wrote (adoptFlows), which stay valid: the fast path never stops.
+	// Changes from here on invalidate them as usual.
 	d.holdFlows.Store(false)
-	d.invalidateFlows()
+	d.refreshFastIfaces()
 	return nil
 }
 
@@ -727,6 +726,7 @@ func (d *Director) Counters() Counters {
 		c.SynCookiesAccepted += k.SynCookiesAccepted.Load()
 		c.SynCookiesRejected += k.SynCookiesRejected.Load()
 		c.SynProxyDropped += k.SynProxyDropped.Load()
+		c.SynProxyResets += k.SynProxyResets.Load()
 		c.CsumFinished += k.CsumFinished.Load()
 		c.FragForwarded += k.FragForwarded.Load()
 		c.FragHeld += k.FragHeld.Load()

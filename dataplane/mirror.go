@@ -571,6 +571,9 @@ func (d *Director) Adopt() (AdoptStats, error) {
 	nw := len(d.workers)
 	skip := func(r *mirrorRecord, n *int) {
 		*n++
+		if r.kind == mirrorKindConn {
+			d.forgetFlows(r)
+		}
 		var k [mirrorKeySize]byte
 		mirrorKey(k[:], r.src, r.dst, r.sport, r.dport, r.proto, r.kind, r.worker)
 		drop = append(drop, k[:]...)
@@ -659,7 +662,7 @@ func (w *worker) adoptConn(r *mirrorRecord, st *snapshot, now int64) bool {
 		Orig:    conntrack.Tuple{Src: r.src, Dst: r.dst, SrcPort: r.sport, DstPort: r.dport, Proto: r.proto},
 		Service: svc.ID, Dest: dst.ID, Fwd: r.fwd, State: r.state,
 		// The fast path's count saturated: the first packet through the
-		// worker writes the flow entries again, in this generation.
+		// worker writes the flow entries it lacks (adoptFlows).
 		Flags:     r.flags | fastCountMask,
 		ClientMAC: r.clientMAC, LocalMAC: r.locMAC,
 		LAddr: r.lAddr, LPort: r.lPort,
@@ -684,6 +687,7 @@ func (w *worker) adoptConn(r *mirrorRecord, st *snapshot, now int64) bool {
 		return false
 	}
 	c.Expires = r.expires
+	w.adoptFlows(c)
 	if svc.Persistence > 0 {
 		k := connTemplateKey(svc, &c.Orig)
 		if !w.ct.BindTemplate(c, &k) {
@@ -695,6 +699,42 @@ func (w *worker) adoptConn(r *mirrorRecord, st *snapshot, now int64) bool {
 		}
 	}
 	return true
+}
+
+// adoptFlows takes over the flow entries the previous govsd wrote for c
+// and the program still acts on (same generation): the fast path goes on
+// forwarding c without a packet through a worker, so a restart neither
+// slows nor reorders established flows.
+func (w *worker) adoptFlows(c *conntrack.Conn) {
+	if !fastState(c.State) || w.d.steer == nil || !w.d.flowEntries() {
+		return
+	}
+	c.FastGen = uint16(w.d.steer.FlowGeneration())
+	if w.d.steer.FlowCurrent(flowOf(&c.Orig)) {
+		c.Flags |= flagFastIn
+	}
+	if (c.Fwd == conntrack.FwdNAT || c.Fwd == conntrack.FwdFullNAT) && w.d.steer.FlowCurrent(flowOf(&c.Reply)) {
+		c.Flags |= flagFastOut
+	}
+}
+
+// forgetFlows deletes the flow entries of a connection record that is
+// not adopted: nothing would own them.
+func (d *Director) forgetFlows(r *mirrorRecord) {
+	if d.steer == nil {
+		return
+	}
+	d.steer.DeleteFlow(bpf.Flow{Src: r.src, Dst: r.dst, SrcPort: r.sport, DstPort: r.dport, Proto: r.proto})
+	rport := r.destPort
+	if rport == 0 {
+		rport = r.dport
+	}
+	switch r.fwd {
+	case conntrack.FwdNAT:
+		d.steer.DeleteFlow(bpf.Flow{Src: r.destAddr, Dst: r.src, SrcPort: rport, DstPort: r.sport, Proto: r.proto})
+	case conntrack.FwdFullNAT:
+		d.steer.DeleteFlow(bpf.Flow{Src: r.destAddr, Dst: r.lAddr, SrcPort: rport, DstPort: r.lPort, Proto: r.proto})
+	}
 }
 
 // ifaceIndex returns the position in d.ifaces of the interface of index

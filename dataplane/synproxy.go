@@ -329,6 +329,26 @@ func (w *worker) synProxySegment(desc *xsk.Desc, frame []byte, c *conntrack.Conn
 		out, ok := w.toClient(frame, c)
 		w.ct.Delete(c)
 		return out, ok
+	case flags&(tcpSYN|tcpACK) == tcpACK:
+		// An ACK without SYN while our SYN is pending: a real server
+		// that still holds an old connection of these endpoints
+		// (TIME-WAIT; full-NAT reuses local ports, a restarted govsd
+		// soonest) acknowledges that one instead. A TCP in SYN-SENT
+		// answers such an unacceptable ACK with a reset (RFC 9293), which
+		// clears the old connection; the client's next retransmission
+		// sends the SYN again (synResendAfter).
+		if _, ok := w.checkCookie(&c.Orig, ack-1, c.SeqDelta, now, true); ok {
+			w.drop(DropUnsupported) // acceptable, but no SYN: ignored, as SYN-SENT does
+			return 0, false
+		}
+		n, err := packet.ProxyRST(frame, p, ack)
+		if err != nil {
+			w.drop(DropMalformed)
+			return 0, false
+		}
+		desc.Len = uint32(n)
+		w.ctr.SynProxyResets.Add(1)
+		return inIface, true
 	case flags&(tcpSYN|tcpACK) == tcpSYN|tcpACK:
 		cookie := c.SeqDelta
 		o, ok := w.checkCookie(&c.Orig, ack-1, cookie, now, true)

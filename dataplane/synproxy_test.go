@@ -745,3 +745,41 @@ func TestSynProxyICMP(t *testing.T) {
 		t.Errorf("ICMP to %s quotes %s:%d seq %d, want to %s quoting %s:8080 seq %d", ip.DstIP, qip.SrcIP, qtcp.SrcPort, qtcp.Seq, l.real, l.real, uint32(sisn+1))
 	}
 }
+
+// TestSynProxyServerTimeWait: a real server that still holds an old
+// connection of the endpoints (TIME-WAIT: a reused full-NAT port, above
+// all after a restart) answers the proxy's SYN with that connection's ACK.
+// The worker answers it with a reset at its acknowledgement number, as a
+// TCP in SYN-SENT does, so that the next SYN gets through; an acceptable
+// ACK without SYN is ignored.
+func TestSynProxyServerTimeWait(t *testing.T) {
+	l := newSPLab(t, conntrack.FwdNAT, false)
+	w := l.w
+	now := int64(time.Second)
+	o := packet.SynOptions{MSS: 1460, WScale: 7, HasWScale: true}
+	const isn = 5000
+	cookie := l.cookie(now, isn, 40000, o)
+	ack := seg{srcMAC: clientMAC, dstMAC: dirMAC0, src: l.client, dst: l.vip, sport: 40000, dport: 80, ackf: true, win: 100,
+		seq: isn + 1, ack: cookie + 1}
+	if out, ok, _ := l.run(t, 0, ack.bytes(t), 0, now); !ok || out != 1 {
+		t.Fatalf("cookie ACK: out=%d ok=%v drops %v", out, ok, dropSummary(w))
+	}
+	old := seg{srcMAC: realMAC, dstMAC: dirMAC1, src: l.real, dst: l.client, sport: 8080, dport: 40000, ackf: true,
+		seq: 777, ack: 123456}
+	out, ok, frame := l.run(t, 1, old.bytes(t), 1, now+1)
+	if !ok || out != 1 {
+		t.Fatalf("old connection's ACK: out=%d ok=%v drops %v", out, ok, dropSummary(w))
+	}
+	g := decodeOut(t, frame)
+	if !g.tcp.RST || g.tcp.ACK || g.tcp.Seq != 123456 || g.dst != l.real || g.tcp.DstPort != 8080 || g.src != l.client || g.tcp.SrcPort != 40000 {
+		t.Errorf("answer to the old ACK: %s:%d -> %s:%d %+v, want RST seq 123456 to the real server", g.src, g.tcp.SrcPort, g.dst, g.tcp.DstPort, g.tcp)
+	}
+	if w.ctr.SynProxyResets.Load() != 1 || w.ct.Len() != 1 {
+		t.Errorf("resets %d, conns %d: want 1 and the connection still pending", w.ctr.SynProxyResets.Load(), w.ct.Len())
+	}
+	acceptable := old
+	acceptable.ack = isn + 1
+	if _, ok, _ := l.run(t, 2, acceptable.bytes(t), 1, now+2); ok || w.ctr.Drops[DropUnsupported].Load() != 1 || w.ctr.SynProxyResets.Load() != 1 {
+		t.Errorf("an acceptable ACK without SYN: ok=%v unsupported %d resets %d; want ignored", ok, w.ctr.Drops[DropUnsupported].Load(), w.ctr.SynProxyResets.Load())
+	}
+}

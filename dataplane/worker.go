@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"golang.org/x/sys/unix"
+	"math/rand/v2"
 	"net/netip"
 	"runtime"
 	"sync/atomic"
@@ -797,7 +798,14 @@ func (w *worker) allocLocal(svc *Service, dst *Dest, rport uint16, proto uint8, 
 		start := int(w.ipID) % n // any spread will do; ipID moves with traffic
 		for i := 0; i < n; i++ {
 			laddr := svc.LocalAddrs[(start+i)%n]
-			k := w.lportNext[laddr]
+			k, ok := w.lportNext[laddr]
+			if !ok {
+				// A random first port, as Linux picks ephemeral ports:
+				// a restarted govsd must not hand out at once the ports
+				// its predecessor used last, which the real servers may
+				// still hold in TIME-WAIT.
+				k = rand.IntN(span)
+			}
 			for try := 0; try < lportTries; try++ {
 				port := uint16(first + (k%span)*nw)
 				k++

@@ -89,8 +89,10 @@ func TestFullNATPortTries(t *testing.T) {
 	svc := l.st.services[0]
 	svc.LocalAddrs = append(svc.LocalAddrs, inet.AddrFromNetip(second))
 	dst := l.st.dests[0]
-	// Occupy lportTries ports from where each address starts on the first.
+	// Occupy lportTries ports from where each address starts on the first
+	// (a worker picks a random start; these start at lportMin).
 	first := svc.LocalAddrs[0]
+	w.lportNext[first], w.lportNext[svc.LocalAddrs[1]] = 0, 0
 	for k := 0; k < lportTries; k++ {
 		c := conntrack.Conn{Orig: conntrack.Tuple{Src: inet.AddrFromNetip(l.client), Dst: inet.AddrFromNetip(l.vip), SrcPort: uint16(1000 + k), DstPort: 80, Proto: 6},
 			Reply: conntrack.Tuple{Src: dst.Addr, Dst: first, SrcPort: dst.Port, DstPort: uint16(lportMin + k), Proto: 6}, Fwd: conntrack.FwdFullNAT}

@@ -223,6 +223,8 @@ func restartOnce(t *testing.T, lab *topo.Lab, c restartCase, g *govsd, how, next
 	close(stopProbes)
 
 	conns, _ := ng.adm("-Lnc")
+	t.Logf("%s: the new govsd's SYN proxy: %d cookies accepted, %d resets to real servers holding an old connection (TIME-WAIT)",
+		how, ng.counter(t, "datapath", "syncookies_accepted"), ng.counter(t, "datapath", "synproxy_resets"))
 	for _, f := range fams {
 		kr := f.ka.close()
 		d := <-f.down
@@ -250,16 +252,7 @@ func restartOnce(t *testing.T, lab *topo.Lab, c restartCase, g *govsd, how, next
 				t.Logf("%s %s: a new connection opened at the kill (+%v) failed: %v", how, f.vip, p.at.Sub(start).Round(time.Millisecond), p.err)
 				continue
 			}
-			if p.connected && how != "none" && (c.mode == "nat" || c.mode == "fullnat") {
-				// KNOWN BUG (issue #14, open): a handshake the program
-				// answered with a cookie around the hand-over sometimes
-				// gets no answer to its request (seen with fullnat,
-				// about one connection in 25 of a takeover). Logged, not
-				// failed, until it is fixed.
-				t.Logf("%s %s: KNOWN BUG: a new connection at +%v completed its handshake, then: %v", how, f.vip, p.at.Sub(start).Round(time.Millisecond), p.err)
-				continue
-			}
-			t.Errorf("%s %s: a new connection at +%v failed: %v", how, f.vip, p.at.Sub(start).Round(time.Millisecond), p.err)
+			t.Errorf("%s %s: a new connection at +%v failed (handshake completed: %v): %v", how, f.vip, p.at.Sub(start).Round(time.Millisecond), p.connected, p.err)
 		}
 		t.Logf("%s %s: %d new connections through the gap, %d failed, at most %d SYN retransmissions", how, f.vip, len(probes), failed, maxSyn)
 		// NAT and full-NAT: the program answers SYNs with cookies in the

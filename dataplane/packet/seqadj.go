@@ -19,6 +19,7 @@ const (
 	tcpSACKBase         = 2 // kind and length
 	tcpSACKBlock        = 8 // left and right edge
 	tcpFlagACK          = 0x10
+	tcpFlagRST          = 0x04
 	tcpMaxOptionsLen    = 40
 	maxWindowShiftSteps = 16 // shifting a 16-bit window further changes nothing
 )

@@ -71,6 +71,21 @@ func ProxySYN(frame []byte, p *Parsed, isn uint32, win uint16, o SynOptions) (in
 // returns the new frame length. IPv4 options and IPv6 extension headers
 // are refused (ErrBadArgument).
 func ProxyACK(frame []byte, p *Parsed, seq, ack uint32, win uint16) (int, error) {
+	return proxyAnswer(frame, p, seq, ack, win, tcpFlagACK)
+}
+
+// ProxyRST turns the segment of frame, described by p, into the reset a
+// TCP in SYN-SENT answers an unacceptable ACK with (RFC 9293 3.10.7.3):
+// addresses and ports swapped, sequence number seq (the segment's
+// acknowledgement number), RST alone, as ProxyACK builds it otherwise. A
+// real server that still holds an old connection of the same endpoints
+// (TIME-WAIT) answers a new SYN with such an ACK; the reset clears it, so
+// that the next SYN opens the connection.
+func ProxyRST(frame []byte, p *Parsed, seq uint32) (int, error) {
+	return proxyAnswer(frame, p, seq, 0, 0, tcpFlagRST)
+}
+
+func proxyAnswer(frame []byte, p *Parsed, seq, ack uint32, win uint16, flags uint8) (int, error) {
 	if p.Proto != ProtoTCP || p.HasIPOptions || p.Frag != FragNone || !fits(p, len(frame)) ||
 		p.L4Off+TCPHeaderLen > p.L3Off+p.L3Len {
 		return 0, ErrBadArgument
@@ -99,7 +114,7 @@ func ProxyACK(frame []byte, p *Parsed, seq, ack uint32, win uint16) (int, error)
 	binary.BigEndian.PutUint32(h[4:], seq)
 	binary.BigEndian.PutUint32(h[8:], ack)
 	h[12] = uint8(TCPHeaderLen/4) << 4
-	h[13] = tcpFlagACK
+	h[13] = flags
 	binary.BigEndian.PutUint16(h[14:], win)
 	h[18], h[19] = 0, 0
 	return finishTCP(frame, p, TCPHeaderLen), nil
