@@ -37,8 +37,9 @@ import (
 // 100 ms (none may fail: no answer within 5 s is a failure), a 64 MiB
 // download read at a bounded pace spans the restart and must arrive whole
 // (sha256), and a new connection is opened every 100 ms through the gap
-// and must get in (NAT and full-NAT: after at most one SYN retransmission;
-// DR and TUN: logged). The download's sender-side TCP_INFO (segments
+// and must get in after at most one SYN retransmission (NAT and full-NAT:
+// the program answers with cookies; DR and TUN: when the restart took less
+// than a second, else logged). The download's sender-side TCP_INFO (segments
 // retransmitted, of them the ones D-SACK showed needless) is logged for
 // each restart and for a run without one ("none", first): the veths lose
 // segments of such a download even without a restart.
@@ -267,11 +268,12 @@ func restartOnce(t *testing.T, lab *topo.Lab, c restartCase, g *govsd, how, next
 		}
 		t.Logf("%s %s: %d new connections through the gap, %d failed, at most %d SYN retransmissions", how, f.vip, len(probes), failed, maxSyn)
 		// NAT and full-NAT: the program answers SYNs with cookies in the
-		// gap. DR and TUN: SYNs in the gap are dropped, one retransmission
-		// (1 s) when the gap is shorter than a second; logged only, since
-		// a loaded machine's start can take longer.
-		if maxSyn > 1 && (c.mode == "nat" || c.mode == "fullnat") {
-			t.Errorf("%s %s: a new connection needed %d SYN retransmissions, want at most 1", how, f.vip, maxSyn)
+		// gap. DR and TUN: SYNs in the gap are dropped, and the one
+		// retransmission (1 s later) gets through when the gap is shorter
+		// than a second; a loaded machine's start can take longer, then
+		// it is only logged.
+		if maxSyn > 1 && (c.mode == "nat" || c.mode == "fullnat" || took < 900*time.Millisecond) {
+			t.Errorf("%s %s: a new connection needed %d SYN retransmissions (restart took %v), want at most 1", how, f.vip, maxSyn, took.Round(time.Millisecond))
 		}
 		if !strings.Contains(conns, strings.ToUpper(f.ka.localPort())) && !strings.Contains(conns, f.ka.localPort()) {
 			t.Errorf("%s: govsadm -Lnc after the restart lacks the keep-alive connection %s:\n%s", how, f.ka.local, conns)
