@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"net/netip"
 	"os"
@@ -436,6 +437,38 @@ func TestBPFPinPath(t *testing.T) {
 		}
 		if got := cfg.Director.BPFPinPath; got != c.want {
 			t.Errorf("%q: bpf_pin_path %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+func TestSloppy(t *testing.T) {
+	const head = "director:\n  interfaces: [eth0]\n%s" +
+		"services:\n  - {name: a, vip: 198.18.0.100, port: 80, forward: %s%s, real_servers: [{address: 198.18.1.1}]}\n"
+	for _, c := range []struct {
+		director, fwd, svc string
+		want               bool
+		err                string
+	}{
+		{fwd: "dr"},
+		{fwd: "dr", svc: ", sloppy: true", want: true},
+		{director: "  sloppy: true\n", fwd: "dr", want: true},
+		{director: "  sloppy: true\n", fwd: "tun", svc: ", sloppy: false"},
+		{director: "  sloppy: true\n", fwd: "nat", want: true}, // a default: only dr and tun servers take mid-flow segments
+		{fwd: "nat", svc: ", sloppy: true", err: "d.yaml:4: services[0].sloppy: only dr and tun real servers"},
+	} {
+		cfg, err := Parse([]byte(fmt.Sprintf(head, c.director, c.fwd, c.svc)), "d.yaml")
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%+v: error %v, want %q", c, err, c.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%+v: %v", c, err)
+			continue
+		}
+		if got := cfg.Services[0].Sloppy; got != c.want {
+			t.Errorf("%+v: sloppy %v, want %v", c, got, c.want)
 		}
 	}
 }

@@ -37,6 +37,7 @@
 //	                                    # and the connection mirror are pinned, so that the
 //	                                    # next govsd adopts them; "" = nothing outlives govsd
 //	  expire_quiescent_template: true   # the services' default for the key of that name
+//	  sloppy: false                     # the services' default for the key of that name
 //	  syn_proxy_half_open: 4096         # half-open connections (all workers) above which
 //	                                    # syn_proxy: auto services engage; 0 = never for this
 //	  syn_proxy_syn_rate: 20000         # SYNs/s to one service above which it engages
@@ -109,6 +110,10 @@
 //	    syn_proxy: auto                 # auto | on | off: answer SYNs with SYN cookies while
 //	                                    # under SYN pressure (auto) or always (on); on needs
 //	                                    # protocol tcp and forward nat or fullnat everywhere
+//	    sloppy: false                   # IPVS's sloppy_tcp: a TCP packet (not SYN, not RST)
+//	                                    # of an unknown connection starts one, toward dr and
+//	                                    # tun servers (ECMP scale-out; always with mh);
+//	                                    # default: director.sloppy; not with forward nat/fullnat
 //	    real_servers:                   # optional list
 //	      - address: 198.18.1.1         # required, same family as the vip
 //	        port: 80                    # default: the service port; must equal it for dr and tun

@@ -19,6 +19,8 @@ type parser struct {
 	// expireQuiescent is director.expire_quiescent_template, the services'
 	// default (the director is parsed first).
 	expireQuiescent bool
+	// sloppy is director.sloppy, the services' default.
+	sloppy bool
 	// markDefs are the marks section's entries by mark (parsed before the
 	// services, which may take their match from it).
 	markDefs map[uint32]*Mark

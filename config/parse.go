@@ -127,7 +127,7 @@ func (p *parser) director(n *yaml.Node, path string) Director {
 	m := p.mapping(n, path, "interfaces", "xdp_mode", "control_socket", "metrics_listen",
 		"conn_table_size", "timeouts", "manage_vips", "busy_poll", "worker_nice", "fast_path", "sync", "bgp",
 		"syn_proxy_half_open", "syn_proxy_syn_rate", "syn_limit", "syn_limit_burst", "syn_proxy_mss",
-		"steer_limit", "control_group", "expire_quiescent_template", "accept_foreign_mac", "bpf_pin_path")
+		"steer_limit", "control_group", "expire_quiescent_template", "accept_foreign_mac", "bpf_pin_path", "sloppy")
 	if m == nil {
 		return d
 	}
@@ -197,6 +197,10 @@ func (p *parser) director(n *yaml.Node, path string) Director {
 	if f, ok := m.get("expire_quiescent_template"); ok {
 		d.ExpireQuiescentTemplate, _ = p.boolean(f.val, f.path)
 		p.expireQuiescent = d.ExpireQuiescentTemplate
+	}
+	if f, ok := m.get("sloppy"); ok {
+		d.Sloppy, _ = p.boolean(f.val, f.path)
+		p.sloppy = d.Sloppy
 	}
 	p.synGuard(m, &d.SynGuard)
 	if f, ok := m.get("steer_limit"); ok {

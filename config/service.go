@@ -12,7 +12,7 @@ import (
 
 var (
 	serviceKeys = []string{"name", "fwmark", "match", "vip", "port", "protocol", "scheduler", "scheduler_flags", "forward",
-		"persistence", "local_addresses", "health_check", "on_failure", "expire_quiescent_template", "sorry_server", "check_via_vip", "syn_proxy", "real_servers"}
+		"persistence", "local_addresses", "health_check", "on_failure", "expire_quiescent_template", "sorry_server", "check_via_vip", "syn_proxy", "sloppy", "real_servers"}
 	realServerKeys  = []string{"address", "port", "weight", "forward", "upper_threshold", "lower_threshold", "health_check"}
 	healthCheckKeys = []string{"type", "interval", "timeout", "rise", "fall", "port", "http", "udp", "dns", "exec"}
 	protocolNames   = []string{"tcp", "udp"}
@@ -181,6 +181,16 @@ func (p *parser) service(n *yaml.Node, path string) *serviceState {
 			p.errorf(viaF.val, viaF.path, "not available for fwmark services (a mark has no single VIP to probe through)")
 		} else if s.CheckViaVIP && fwdOK && (s.Forward == ForwardNAT || s.Forward == ForwardFullNAT) {
 			p.errorf(viaF.val, viaF.path, "only meaningful with forward: dr or tun (the service uses %s)", s.Forward)
+		}
+	}
+
+	s.Sloppy = p.sloppy
+	if f, ok := m.get("sloppy"); ok {
+		if v, ok := p.boolean(f.val, f.path); ok {
+			s.Sloppy = v
+			if v && fwdOK && (s.Forward == ForwardNAT || s.Forward == ForwardFullNAT) {
+				p.errorf(f.val, f.path, "only dr and tun real servers can take a flow mid-way (the service uses %s; moved NAT flows need connection sync)", s.Forward)
+			}
 		}
 	}
 

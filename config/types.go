@@ -61,6 +61,8 @@ type Director struct {
 	// FastPath lets the XDP program forward established connections
 	// itself (default true); false sends every packet to the workers.
 	FastPath bool
+	// Sloppy is the services' default for their sloppy key.
+	Sloppy bool
 	// BPFPinPath is the bpffs directory where govsd pins its XDP links,
 	// the fast path's flow map, the SYN-cookie key and the connection
 	// mirror, so that they outlive the process and the next govsd adopts
@@ -274,7 +276,13 @@ type Service struct {
 	CheckViaVIP             bool
 	// SynProxy says when the director answers the service's SYNs with SYN
 	// cookies; only TCP services forwarding by nat or fullnat can use it.
-	SynProxy    SynProxyMode
+	SynProxy SynProxyMode
+	// Sloppy (IPVS's sloppy_tcp): a TCP packet other than a SYN or RST of
+	// a connection the director does not know starts one, for real
+	// servers forwarded by dr or tun (their flows need no state for the
+	// way back), so that a flow another director started (ECMP, a
+	// failover without sync) goes on. Always so with the mh scheduler.
+	Sloppy      bool
 	RealServers []RealServer
 	// Line is where the service starts in the file, for later messages.
 	Line int

@@ -340,6 +340,7 @@ func Specs(cfg *config.Config) ([]dataplane.ServiceSpec, error) {
 			Fwd:        fwd(svc.Forward),
 			LocalAddrs: svc.LocalAddresses,
 			SynProxy:   synProxyMode(svc.SynProxy),
+			Sloppy:     svc.Sloppy,
 		}
 		if svc.FwMark != 0 {
 			sp.VIP, sp.Port, sp.Proto = netip.Addr{}, 0, 0 // the match says

@@ -628,6 +628,7 @@ func (d *Director) buildService(sp *ServiceSpec, prev *Service, next *snapshot) 
 		PersistBits: sp.PersistBits,
 	}
 	svc.SynProxy = sp.SynProxy
+	svc.Sloppy = sp.Sloppy || sched.Consistent(sp.Scheduler)
 	for _, la := range sp.LocalAddrs {
 		svc.LocalAddrs = append(svc.LocalAddrs, inet.AddrFromNetip(la))
 	}

@@ -380,11 +380,25 @@ func TestBuildService(t *testing.T) {
 		t.Errorf("new weight: server replaced or weight %d", b.Weight())
 	}
 
+	if s1.Sloppy {
+		t.Errorf("an rr service without sloppy is sloppy")
+	}
+	sp.Sloppy = true
+	applySpecs(t, d, sp)
+	if !d.Services()[0].Sloppy {
+		t.Errorf("sloppy: true not applied")
+	}
+	sp.Sloppy, sp.Scheduler = false, "mh"
+	applySpecs(t, d, sp)
+	if !d.Services()[0].Sloppy {
+		t.Errorf("an mh service is not sloppy: its flows cannot move between directors")
+	}
+
 	sp.Scheduler = "wlc"
 	applySpecs(t, d, sp)
 	s3 := d.Services()[0]
-	if s3.Sched == s1.Sched || s3.ID != s1.ID || s3.Dests[0] != a || s3.SchedName != "wlc" {
-		t.Errorf("new scheduler: scheduler replaced %v, ID %d, servers kept %v", s3.Sched != s1.Sched, s3.ID, s3.Dests[0] == a)
+	if s3.Sched == s1.Sched || s3.ID != s1.ID || s3.Dests[0] != a || s3.SchedName != "wlc" || s3.Sloppy {
+		t.Errorf("new scheduler: scheduler replaced %v, ID %d, servers kept %v, sloppy %v", s3.Sched != s1.Sched, s3.ID, s3.Dests[0] == a, s3.Sloppy)
 	}
 
 	// b leaves while it has a connection: quiescent, draining, still

@@ -33,7 +33,11 @@ type ServiceSpec struct {
 	PersistBits int
 	LocalAddrs  []netip.Addr // full-NAT source addresses
 	SynProxy    SynProxyMode
-	Dests       []DestSpec
+	// Sloppy: a TCP packet other than a SYN or RST of an unknown
+	// connection starts one toward a DR or TUN real server (IPVS's
+	// sloppy_tcp); always so with a consistent scheduler (mh).
+	Sloppy bool
+	Dests  []DestSpec
 }
 
 // SynProxyMode says when the director answers a TCP service's SYNs itself
@@ -110,7 +114,10 @@ type Service struct {
 	PersistBits int
 	LocalAddrs  []inet.Addr
 	SynProxy    SynProxyMode
-	Dests       []*Dest // the scheduler's current list, in config order
+	// Sloppy: mid-flow TCP packets of unknown connections are scheduled
+	// (ServiceSpec.Sloppy, or a consistent scheduler).
+	Sloppy bool
+	Dests  []*Dest // the scheduler's current list, in config order
 }
 
 // Dest is a real server in the data path.

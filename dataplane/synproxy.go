@@ -226,7 +226,7 @@ func (w *worker) synProxyOpen(desc *xsk.Desc, frame []byte, svc *Service, t *con
 		return 0, false
 	}
 	w.ctr.SynCookiesAccepted.Add(1)
-	c := w.schedule(svc, frame, p, t, inIface, now, st, &synProxyInit{cookie: ack - 1, win: win})
+	c := w.schedule(svc, frame, p, t, inIface, now, st, &synProxyInit{cookie: ack - 1, win: win}, false)
 	if c == nil {
 		return 0, false
 	}

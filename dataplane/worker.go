@@ -713,22 +713,38 @@ func familyOf(a inet.Addr) uint8 {
 // matched no entry.
 func (w *worker) newConn(frame []byte, p *packet.Parsed, svc *Service, t *conntrack.Tuple, inIface int, now int64, st *snapshot) *conntrack.Conn {
 	// Like IPVS, only a SYN starts a TCP connection (the SYN proxy's
-	// handshake ACK aside: synProxyOpen).
+	// handshake ACK aside: synProxyOpen), unless the service is sloppy
+	// (IPVS's sloppy_tcp): then any segment but a SYN-ACK or a RST does,
+	// toward a DR or TUN real server, in the state the segment gives a new
+	// entry (an ACK: ESTABLISHED; a FIN: CLOSE), so that a flow another
+	// director started (ECMP moved it, or a failover without sync) goes on
+	// with the server the scheduler picks: its own with mh. A RST of an
+	// unknown connection is dropped, as IPVS does not schedule it either.
 	if p.Proto == packet.ProtoTCP && p.TCPFlags&(tcpSYN|tcpACK|tcpRST) != tcpSYN {
-		w.drop(DropNoConn)
-		return nil
+		if !svc.Sloppy || p.TCPFlags&(tcpSYN|tcpRST) != 0 {
+			w.drop(DropNoConn)
+			return nil
+		}
+		return w.schedule(svc, frame, p, t, inIface, now, st, nil, true)
 	}
-	return w.schedule(svc, frame, p, t, inIface, now, st, nil)
+	return w.schedule(svc, frame, p, t, inIface, now, st, nil, false)
 }
 
 // schedule picks the real server of a new connection of svc with request
 // tuple t (scheduler, persistence), allocates its full-NAT local endpoint
 // and inserts it. With sp, the connection is the SYN proxy's, half-open
 // until its real server answers; only a NAT or full-NAT server can take it.
-func (w *worker) schedule(svc *Service, frame []byte, p *packet.Parsed, t *conntrack.Tuple, inIface int, now int64, st *snapshot, sp *synProxyInit) *conntrack.Conn {
+// midFlow: the packet is not a SYN (a sloppy service); only a DR or TUN
+// server can take it, since a NAT server's replies need the way back the
+// other director knew.
+func (w *worker) schedule(svc *Service, frame []byte, p *packet.Parsed, t *conntrack.Tuple, inIface int, now int64, st *snapshot, sp *synProxyInit, midFlow bool) *conntrack.Conn {
 	dst := w.pick(svc, p, now, st)
 	if dst == nil {
 		w.drop(DropNoDest)
+		return nil
+	}
+	if midFlow && dst.Fwd != conntrack.FwdDR && dst.Fwd != conntrack.FwdTun {
+		w.drop(DropNoConn)
 		return nil
 	}
 	if sp != nil && dst.Fwd != conntrack.FwdNAT && dst.Fwd != conntrack.FwdFullNAT {

@@ -7,6 +7,12 @@ import (
 
 func init() { Register("mh", func(f Flags) Scheduler { return &maglevHash{flags: f} }) }
 
+// Consistent reports whether the scheduler named name picks the same real
+// server for a flow on every director that has the same real servers
+// (Maglev hashing: mh), so that a director may schedule a flow another
+// director started, mid-flow, and keep its server (ECMP scale-out).
+func Consistent(name string) bool { return name == "mh" }
+
 const (
 	// mhTableSize is the Maglev lookup table size: a prime, so that every
 	// skip walks all of it. IPVS's default is 4093 (CONFIG_IP_VS_MH_TAB_INDEX
