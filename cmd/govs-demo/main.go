@@ -92,7 +92,11 @@ func run(govsdPath, govsadmPath string, requests int) error {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	defer func() {
-		cmd.Process.Signal(syscall.SIGTERM)
+		// Stop for good: nothing of govs stays (SIGTERM would keep the
+		// XDP program and the connections for a next govsd).
+		if err := exec.Command(govsadmPath, "--socket", sock, "--shutdown").Run(); err != nil {
+			cmd.Process.Signal(syscall.SIGTERM)
+		}
 		select {
 		case <-exited:
 		case <-time.After(10 * time.Second):
