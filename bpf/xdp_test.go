@@ -91,15 +91,8 @@ func addVeth(t *testing.T, h *netlink.Handle, name, peer string, queues int) int
 // XDP_ATTACHED_NONE.
 func xdpAttachMode(t *testing.T, h *netlink.Handle, name string) uint32 {
 	t.Helper()
-	l, err := h.LinkByName(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	xdp := l.Attrs().Xdp
-	if xdp == nil || !xdp.Attached {
-		return nl.XDP_ATTACHED_NONE
-	}
-	return xdp.AttachMode
+	_, mode := xdpProgID(t, h, name)
+	return mode
 }
 
 func TestSteerAttachVeth(t *testing.T) {
