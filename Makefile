@@ -12,8 +12,13 @@ COUNT     ?= 6
 
 all: build
 
+# The version every binary reports (govsd -version, govsadm -v, the
+# control API, govs_build_info): git describe, else the toolchain's record.
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+LDFLAGS   := -X github.com/govs/govs/version.Version=$(VERSION)
+
 build:
-	$(GO) build $(GOFLAGS) -o $(BIN)/ ./cmd/...
+	$(GO) build $(GOFLAGS) -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
 
 # Rebuild the BPF objects with clang through bpf2go. The generated .o and Go
 # files are committed, so a plain build needs no clang.

@@ -104,11 +104,16 @@ type Timeouts struct {
 	UDP    int `json:"udp"`
 }
 
+// IPVSVersion is the IPVS version ipvsadm's listings name in their first
+// line, which scripts parse; govs's listings keep it.
+const IPVSVersion = "1.2.1"
+
 // Info describes the daemon (ipvsadm's header line).
 type Info struct {
-	Version   string `json:"version"`
-	ConnTable int    `json:"conn_table_size"`
-	Config    string `json:"config"`
+	Version     string `json:"version"`      // IPVSVersion, for ipvsadm's header line
+	GovsVersion string `json:"govs_version"` // govsd's own (package version)
+	ConnTable   int    `json:"conn_table_size"`
+	Config      string `json:"config"`
 }
 
 // Connection is one entry of the connection table.

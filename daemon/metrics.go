@@ -6,11 +6,13 @@ import (
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/govs/govs/bpf"
 	"github.com/govs/govs/control"
 	"github.com/govs/govs/dataplane"
+	"github.com/govs/govs/version"
 )
 
 // metricsSource is what the collector reads; the Daemon's data path in
@@ -47,10 +49,22 @@ type collector struct {
 
 func newMetricsHandler(d *Daemon) http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(newCollector(d.dp, d.healthMetrics))
+	reg.MustRegister(newCollector(d.dp, d.healthMetrics), buildInfo(),
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	return mux
+}
+
+// buildInfo is govs_build_info: 1, labelled with govs's and Go's versions.
+func buildInfo() prometheus.Collector {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "govs_build_info",
+		Help:        "Always 1; the labels say which govs (and Go) built govsd.",
+		ConstLabels: prometheus.Labels{"version": version.String(), "goversion": version.Go()},
+	})
+	g.Set(1)
+	return g
 }
 
 func newCollector(src metricsSource, health func() (map[string]bool, map[string]uint64)) *collector {

@@ -20,6 +20,7 @@ import (
 	"github.com/govs/govs/control"
 	"github.com/govs/govs/dataplane/packet"
 	"github.com/govs/govs/inet"
+	"github.com/govs/govs/version"
 )
 
 func writeKey(t *testing.T) string {
@@ -239,7 +240,9 @@ func TestMetricsEndpoint(t *testing.T) {
 	resp.Body.Close()
 	for _, want := range []string{`govs_datapath_packets_total{event="tx_error"} 105`,
 		`govs_real_server_inactive_conns{server="198.18.1.1:8080",service="web"} 2`,
-		`govs_real_server_up{server="198.18.1.1:8080",service="web"} 1`} {
+		`govs_real_server_up{server="198.18.1.1:8080",service="web"} 1`,
+		`govs_build_info{goversion="` + version.Go() + `",version="` + version.String() + `"} 1`,
+		"go_goroutines ", "process_cpu_seconds_total "} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/govs/govs/control"
 	"github.com/govs/govs/dataplane"
 	"github.com/govs/govs/sched"
+	"github.com/govs/govs/version"
 )
 
 // service is a virtual service as the operator wants it (from the YAML file
@@ -333,7 +334,7 @@ func maskBits(m string, v4 bool) (int, error) {
 func (d *Daemon) Info() control.Info {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return control.Info{Version: "1.2.1", ConnTable: d.cfg.Director.ConnTableSize, Config: d.path}
+	return control.Info{Version: control.IPVSVersion, GovsVersion: version.String(), ConnTable: d.cfg.Director.ConnTableSize, Config: d.path}
 }
 
 // AddService implements control.Backend (ipvsadm -A).

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/govs/govs/control"
+	"github.com/govs/govs/version"
 )
 
 // app is one run of govsadm with its streams and environment.
@@ -45,7 +46,10 @@ func (a *app) run(args []string) int {
 		fmt.Fprint(a.stdout, usageText)
 		return exitOK
 	case cmdVersion:
+		// ipvsadm's line, then govs's version (govsadm's own; govsd's
+		// is in the control API, control.Info.GovsVersion).
 		fmt.Fprintln(a.stdout, versionText)
+		fmt.Fprintf(a.stdout, "govs %s\n", version.String())
 		return exitOK
 	}
 	out := bufio.NewWriterSize(a.stdout, 64<<10)

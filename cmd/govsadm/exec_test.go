@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/govs/govs/control"
+	"github.com/govs/govs/version"
 )
 
 // shape is what -S and -R carry of a service: everything but counters and
@@ -310,5 +311,16 @@ func TestSyncDaemonCommands(t *testing.T) {
 	}
 	if got := mustRun(t, socket, "-L", "--daemon"); got != "backup sync daemon (ucast=eth1, syncid=0, peers=198.18.1.11,198.18.1.13)\n" {
 		t.Errorf("-L --daemon = %q", got)
+	}
+}
+
+// TestVersionLine: -v prints ipvsadm's line, then govs's version.
+func TestVersionLine(t *testing.T) {
+	saved := version.Version
+	defer func() { version.Version = saved }()
+	version.Version = "v9.8.7"
+	r := runAdm(t, "/nonexistent", "", "-v")
+	if r.code != 0 || r.stdout != versionText+"\ngovs v9.8.7\n" {
+		t.Errorf("govsadm -v: exit %d, %q", r.code, r.stdout)
 	}
 }

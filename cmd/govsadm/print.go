@@ -15,7 +15,7 @@ import (
 // ipvsVersion is the IPVS version ipvsadm prints in its first line; scripts
 // that parse `ipvsadm -Ln` match or skip these header lines, so they are
 // printed as IPVS prints them.
-const ipvsVersion = "1.2.1"
+const ipvsVersion = control.IPVSVersion
 
 // printTable is `ipvsadm -L`: version line, column titles, then each service
 // with its real servers.

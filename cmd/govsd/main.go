@@ -3,6 +3,7 @@
 //
 //	govsd -c /etc/govs/govs.yaml        run the director
 //	govsd -t -c /etc/govs/govs.yaml     validate the configuration and exit
+//	govsd -version                      print the version (stamped by make build from git)
 //	govsd --takeover -c ...             replace a running govsd without dropping a connection
 //	govsd --cleanup -c ...              remove what a stopped govsd left (XDP, pins, VIPs)
 //	govsd decap --interface eth0 --vip 198.18.2.100
@@ -22,6 +23,7 @@ import (
 	"github.com/govs/govs/bpf"
 	"github.com/govs/govs/config"
 	"github.com/govs/govs/daemon"
+	"github.com/govs/govs/version"
 )
 
 func main() {
@@ -41,8 +43,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (pprof) to `file` until govsd stops")
 	takeover := fs.Bool("takeover", false, "take over from the govsd running on the same control socket (upgrade)")
 	cleanup := fs.Bool("cleanup", false, "remove the XDP program, pinned state and VIPs a stopped govsd left, and exit")
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *showVersion {
+		fmt.Fprintf(stdout, "govsd %s (go %s)\n", version.String(), version.Go())
+		return 0
 	}
 	if *check {
 		// What a start checks: the file, then what it needs of this

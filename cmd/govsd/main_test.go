@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/govs/govs/sched"
+	"github.com/govs/govs/version"
 )
 
 func check(t *testing.T, yaml string) (int, string) {
@@ -169,5 +170,16 @@ services:
 	}
 	if !strings.Contains(stdout.String(), "configuration OK") {
 		t.Errorf("stdout %q", stdout.String())
+	}
+}
+
+// TestVersion: govsd -version prints the version stamped at build time.
+func TestVersion(t *testing.T) {
+	saved := version.Version
+	defer func() { version.Version = saved }()
+	version.Version = "v9.8.7"
+	var out, errOut bytes.Buffer
+	if code := run([]string{"-version"}, &out, &errOut); code != 0 || !strings.HasPrefix(out.String(), "govsd v9.8.7 (go ") {
+		t.Errorf("govsd -version: exit %d, %q %q", code, out.String(), errOut.String())
 	}
 }
