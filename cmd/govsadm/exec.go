@@ -371,9 +371,9 @@ func (a *app) restore(c *control.Client, w *bufio.Writer) int {
 	p := &parser{res: a.res, inRestore: true}
 	cmds := make([]*command, len(lines))
 	for i, l := range lines {
-		cmd, err := p.parse(l.args)
+		cmd, err := p.parse(l.Args)
 		if err != nil {
-			fmt.Fprintf(a.stderr, "line %d: %v\n", l.num, err)
+			fmt.Fprintf(a.stderr, "line %d: %v\n", l.Num, err)
 			fmt.Fprintln(a.stderr, "govsadm: nothing restored")
 			return exitUsage
 		}
@@ -387,7 +387,7 @@ func (a *app) restore(c *control.Client, w *bufio.Writer) int {
 				a.fail(err)
 				return exitError
 			}
-			fmt.Fprintf(a.stderr, "line %d: %s\n", lines[i].num, errorText(err))
+			fmt.Fprintf(a.stderr, "line %d: %s\n", lines[i].Num, errorText(err))
 			code = exitError
 		}
 	}

@@ -1,14 +1,13 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/govs/govs/control"
+	"github.com/govs/govs/migrate"
 )
 
 // writeRules is `ipvsadm -S -n`: the table as the commands that rebuild it,
@@ -85,37 +84,6 @@ func forwardSwitch(forward string) string {
 	}
 }
 
-// ruleLine is one command of -R input and the line it came from.
-type ruleLine struct {
-	num  int
-	args []string
-}
-
-// readRules splits -R input as ipvsadm's config_stream does: words
-// separated by blanks, one command per line. Blank lines and comments (from
-// a word starting with '#') are skipped, and a leading "ipvsadm" or
-// "govsadm" word is dropped, so a file of ipvsadm command lines also reads.
-func readRules(r io.Reader) ([]ruleLine, error) {
-	var out []ruleLine
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for num := 1; sc.Scan(); num++ {
-		words := strings.Fields(sc.Text())
-		for i, wd := range words {
-			if strings.HasPrefix(wd, "#") {
-				words = words[:i]
-				break
-			}
-		}
-		if len(words) > 0 {
-			if base := filepath.Base(words[0]); base == "ipvsadm" || base == "govsadm" {
-				words = words[1:]
-			}
-		}
-		if len(words) == 0 {
-			continue
-		}
-		out = append(out, ruleLine{num: num, args: words})
-	}
-	return out, sc.Err()
-}
+// readRules splits -R input as ipvsadm's config_stream does
+// (migrate.ReadRules, which govsd convert ipvsadm reads with too).
+func readRules(r io.Reader) ([]migrate.RuleLine, error) { return migrate.ReadRules(r) }

@@ -6,6 +6,8 @@
 //	govsd -version                      print the version (stamped by make build from git)
 //	govsd --takeover -c ...             replace a running govsd without dropping a connection
 //	govsd --cleanup -c ...              remove what a stopped govsd left (XDP, pins, VIPs)
+//	govsd convert keepalived|ipvsadm [--interfaces IF,...] FILE
+//	                                    print a govs.yaml from keepalived.conf or ipvsadm rules
 //	govsd decap --interface eth0 --vip 198.18.2.100
 //	                                    on a real server: strip LVS-TUN's outer header
 package main
@@ -33,6 +35,9 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "decap" {
 		return runDecap(args[1:])
+	}
+	if len(args) > 0 && args[0] == "convert" {
+		return runConvert(args[1:], stdout, stderr)
 	}
 	fs := flag.NewFlagSet("govsd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
