@@ -23,6 +23,7 @@ import (
 	"github.com/govs/govs/conntrack"
 	"github.com/govs/govs/control"
 	"github.com/govs/govs/dataplane"
+	"github.com/govs/govs/internal/sdnotify"
 	"github.com/govs/govs/sched"
 )
 
@@ -43,6 +44,7 @@ type Daemon struct {
 	bgp      *bgp.Speaker     // nil unless director.bgp
 	sync     *connSync        // the sync daemon's parts (director.sync, --start-daemon)
 	stops    chan stopRequest // govsadm --shutdown, a successor's takeover (lifecycle.go)
+	reloads  reloadCounts     // Reload's results (govs_config_reloads_total)
 }
 
 // RunOptions change how Run starts.
@@ -153,6 +155,7 @@ func RunWith(ctx context.Context, path string, log *slog.Logger, opts RunOptions
 	}
 	log.Info("govsd running", "config", path, "services", len(cfg.Services),
 		"interfaces", strings.Join(cfg.Director.Interfaces, ","), "control_socket", cfg.Director.ControlSocket)
+	notify(log, sdnotify.Ready) // systemd Type=notify: started
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
@@ -161,23 +164,36 @@ func RunWith(ctx context.Context, path string, log *slog.Logger, opts RunOptions
 		select {
 		case <-ctx.Done():
 			stopped = true
+			notify(log, sdnotify.Stopping)
 			return d.stopDataPath(stopRestart)
 		case req := <-d.stops:
 			stopped = true
+			notify(log, sdnotify.Stopping)
 			err := d.stopDataPath(req.kind)
 			req.done <- err
 			return err
 		case s := <-sigs:
 			if s == syscall.SIGHUP {
+				notify(log, sdnotify.Reloading())
 				if err := d.Reload(); err != nil {
 					log.Error("reload refused, running configuration unchanged", "err", err)
 				}
+				notify(log, sdnotify.Ready)
 				continue
 			}
 			log.Info("stopping", "signal", s.String())
+			notify(log, sdnotify.Stopping)
 			stopped = true
 			return d.stopDataPath(stopRestart)
 		}
+	}
+}
+
+// notify tells systemd (sd_notify, $NOTIFY_SOCKET) the state; nothing
+// without a supervisor asking for it.
+func notify(log *slog.Logger, state string) {
+	if _, err := sdnotify.Notify(state); err != nil {
+		log.Warn("sd_notify", "err", err)
 	}
 }
 
@@ -212,8 +228,15 @@ func (d *Daemon) syncVIPs() error {
 
 // Reload re-reads the configuration file and applies the difference: the
 // file's services replace what runs (changes made with govsadm are in memory
-// only, like ipvsadm's). An invalid file changes nothing.
+// only, like ipvsadm's). An invalid file changes nothing. SIGHUP and
+// govsadm --reload both come here; each result is counted.
 func (d *Daemon) Reload() error {
+	err := d.reload()
+	d.reloads.count(err)
+	return err
+}
+
+func (d *Daemon) reload() error {
 	cfg, err := config.Load(d.path)
 	if err != nil {
 		return err

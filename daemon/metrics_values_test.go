@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/govs/govs/bpf"
+	"github.com/govs/govs/connsync"
 	"github.com/govs/govs/conntrack"
 	"github.com/govs/govs/control"
 	"github.com/govs/govs/dataplane"
@@ -95,8 +96,13 @@ func TestMetricValues(t *testing.T) {
 	want := map[string]float64{
 		`govs_datapath_packets_total{event="rx"}`:                  101,
 		`govs_datapath_packets_total{event="tx"}`:                  103,
-		`govs_datapath_packets_total{event="tx_error"}`:            105,
-		`govs_datapath_packets_total{event="new_conn"}`:            106,
+		`govs_datapath_bytes_total{event="rx"}`:                    102,
+		`govs_datapath_bytes_total{event="tx"}`:                    104,
+		`govs_datapath_tx_errors_total`:                            105,
+		`govs_datapath_new_connections_total`:                      106,
+		`govs_sync_dropped_entries_total{stage="worker"}`:          112,
+		`govs_sync_unknown_entries_total`:                          113,
+		`govs_sync_installed_connections_total`:                    114,
 		`govs_datapath_packets_total{event="inbound"}`:             107,
 		`govs_datapath_packets_total{event="outbound"}`:            108,
 		`govs_datapath_packets_total{event="icmp_forwarded"}`:      109,
@@ -131,7 +137,7 @@ func TestMetricValues(t *testing.T) {
 		`govs_xdp_packets_total{verdict="syncookies_sent"}`:        311,
 		`govs_xdp_packets_total{verdict="syn_throttled"}`:          312,
 		`govs_xdp_packets_total{verdict="steer_metered"}`:          313,
-		`govs_xdp_packets_total{verdict="fast_csum_finished"}`:     320,
+		`govs_xdp_fast_csum_finished_total`:                        320,
 		`govs_fast_path_up{interface="eth0"}`:                      1,
 		`govs_fast_path_up{interface="eth1"}`:                      0,
 		`govs_xdp_packets_total{verdict="steered_frag"}`:           314,
@@ -155,6 +161,28 @@ func TestMetricValues(t *testing.T) {
 		`govs_real_server_health_transitions_total{server="198.18.1.1:8080",service="web"}`: 0,
 		`govs_real_server_health_transitions_total{server="198.18.1.2:8080",service="web"}`: 3,
 		`govs_real_server_health_transitions_total{server="198.18.1.3:8443",service="api"}`: 2,
+
+		// -L --stats: each real server's, the service's the sum
+		`govs_real_server_packets_total{direction="in",server="198.18.1.1:8080",service="web"}`:  702,
+		`govs_real_server_packets_total{direction="out",server="198.18.1.1:8080",service="web"}`: 703,
+		`govs_real_server_bytes_total{direction="in",server="198.18.1.1:8080",service="web"}`:    704,
+		`govs_real_server_bytes_total{direction="out",server="198.18.1.1:8080",service="web"}`:   705,
+		`govs_real_server_packets_total{direction="in",server="198.18.1.2:8080",service="web"}`:  712,
+		`govs_real_server_packets_total{direction="out",server="198.18.1.2:8080",service="web"}`: 713,
+		`govs_real_server_bytes_total{direction="in",server="198.18.1.2:8080",service="web"}`:    714,
+		`govs_real_server_bytes_total{direction="out",server="198.18.1.2:8080",service="web"}`:   715,
+		`govs_real_server_packets_total{direction="in",server="198.18.1.3:8443",service="api"}`:  722,
+		`govs_real_server_packets_total{direction="out",server="198.18.1.3:8443",service="api"}`: 723,
+		`govs_real_server_bytes_total{direction="in",server="198.18.1.3:8443",service="api"}`:    724,
+		`govs_real_server_bytes_total{direction="out",server="198.18.1.3:8443",service="api"}`:   725,
+		`govs_service_packets_total{direction="in",service="web"}`:                               702 + 712,
+		`govs_service_packets_total{direction="out",service="web"}`:                              703 + 713,
+		`govs_service_bytes_total{direction="in",service="web"}`:                                 704 + 714,
+		`govs_service_bytes_total{direction="out",service="web"}`:                                705 + 715,
+		`govs_service_packets_total{direction="in",service="api"}`:                               722,
+		`govs_service_packets_total{direction="out",service="api"}`:                              723,
+		`govs_service_bytes_total{direction="in",service="api"}`:                                 724,
+		`govs_service_bytes_total{direction="out",service="api"}`:                                725,
 	}
 	for i, r := range dataplane.DropReasons() {
 		want[`govs_datapath_drops_total{reason="`+r.String()+`"}`] = float64(200 + i)
@@ -198,6 +226,94 @@ func diffMetrics(t *testing.T, got, want map[string]float64) {
 	for _, b := range bad {
 		t.Error(b)
 	}
+}
+
+// TestMetricValuesDaemon: reloads, the sync daemon's parts and BGP carry the
+// values of the counters they are named after; a part that does not run
+// has no series but its govs_sync_running 0.
+func TestMetricValuesDaemon(t *testing.T) {
+	f := countingDataPath()
+	noHealth := func() (map[string]bool, map[string]uint64) { return nil, nil }
+	master := connsync.SenderStats{Messages: 801, Datagrams: 802, Entries: 803, Bytes: 804, SendErrors: 805, Dropped: 806, Invalid: 807}
+	backup := connsync.ReceiverStats{Datagrams: 811, Messages: 812, Entries: 813}
+	for i := range backup.Rejected {
+		backup.Rejected[i] = uint64(820 + i)
+	}
+	onlyDaemon := func(st daemonStats) map[string]float64 {
+		c := newCollector(f, noHealth)
+		c.daemon = func() daemonStats { return st }
+		got := gather(t, c)
+		for k := range gather(t, newCollector(f, noHealth)) { // the data path's, checked above
+			delete(got, k)
+		}
+		return got
+	}
+	got := onlyDaemon(daemonStats{reloadsOK: 3, reloadsRefused: 2, master: &master, backup: &backup, bgp: true,
+		bgpPeers:  map[netip.Addr]string{netip.MustParseAddr("198.18.0.1"): "established", netip.MustParseAddr("2001:db8::1"): "active"},
+		bgpRoutes: 4})
+	want := map[string]float64{
+		`govs_config_reloads_total{result="ok"}`:                     3,
+		`govs_config_reloads_total{result="refused"}`:                2,
+		`govs_sync_running{role="master"}`:                           1,
+		`govs_sync_running{role="backup"}`:                           1,
+		`govs_sync_messages_total{role="master"}`:                    801,
+		`govs_sync_entries_total{role="master"}`:                     803,
+		`govs_sync_send_errors_total`:                                805,
+		`govs_sync_dropped_entries_total{stage="sender"}`:            806,
+		`govs_sync_messages_total{role="backup"}`:                    812,
+		`govs_sync_entries_total{role="backup"}`:                     813,
+		`govs_bgp_session_up{peer="198.18.0.1",state="established"}`: 1,
+		`govs_bgp_session_up{peer="2001:db8::1",state="active"}`:     0,
+		`govs_bgp_announced_routes`:                                  4,
+	}
+	for i := range backup.Rejected {
+		want[`govs_sync_rejected_messages_total{reason="`+connsync.Reason(i).String()+`"}`] = float64(820 + i)
+	}
+	diffMetrics(t, got, want)
+
+	// Nothing running: the reloads, and the sync roles at 0.
+	got = onlyDaemon(daemonStats{})
+	diffMetrics(t, got, map[string]float64{
+		`govs_config_reloads_total{result="ok"}`:      0,
+		`govs_config_reloads_total{result="refused"}`: 0,
+		`govs_sync_running{role="master"}`:            0,
+		`govs_sync_running{role="backup"}`:            0,
+	})
+}
+
+// TestReloadMetrics: SIGHUP's and govsadm --reload's Reload counts each
+// result.
+func TestReloadMetrics(t *testing.T) {
+	d, _ := newTestDaemon(t, reloadBefore)
+	reloads := func() (ok, refused float64) {
+		t.Helper()
+		got := daemonMetrics(t, d)
+		return got[`govs_config_reloads_total{result="ok"}`], got[`govs_config_reloads_total{result="refused"}`]
+	}
+	if ok, refused := reloads(); ok != 0 || refused != 0 {
+		t.Errorf("before any reload: ok %v refused %v", ok, refused)
+	}
+	if err := d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	rewrite(t, d, "services: [")
+	if err := d.Reload(); err == nil {
+		t.Fatal("a broken file was reloaded")
+	}
+	if err := d.Reload(); err == nil {
+		t.Fatal("a broken file was reloaded")
+	}
+	if ok, refused := reloads(); ok != 1 || refused != 2 {
+		t.Errorf("after 1 reload and 2 refused: ok %v refused %v", ok, refused)
+	}
+}
+
+// daemonMetrics scrapes what d's /metrics serves of govs's own metrics.
+func daemonMetrics(t *testing.T, d *Daemon) map[string]float64 {
+	t.Helper()
+	c := newCollector(d.dp, d.healthMetrics)
+	c.daemon = d.metricsStats
+	return gather(t, c)
 }
 
 // TestCountersValues: govsadm --counters shows every data-path counter under

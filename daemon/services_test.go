@@ -118,6 +118,18 @@ func TestSyncDaemonCommands(t *testing.T) {
 			t.Errorf("counter %s missing while both parts run", k)
 		}
 	}
+	m := daemonMetrics(t, d)
+	for _, k := range []string{`govs_sync_messages_total{role="master"}`, `govs_sync_entries_total{role="master"}`,
+		`govs_sync_send_errors_total`, `govs_sync_dropped_entries_total{stage="sender"}`,
+		`govs_sync_messages_total{role="backup"}`, `govs_sync_entries_total{role="backup"}`,
+		`govs_sync_rejected_messages_total{reason="bad_mac"}`} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("metric %s missing while both parts run", k)
+		}
+	}
+	if m[`govs_sync_running{role="master"}`] != 1 || m[`govs_sync_running{role="backup"}`] != 1 {
+		t.Errorf("govs_sync_running while both parts run: %v", m)
+	}
 	for _, role := range []string{"master", "backup"} {
 		if err := d.StopSyncDaemon(role); err != nil {
 			t.Errorf("stop %s: %v", role, err)
@@ -125,6 +137,10 @@ func TestSyncDaemonCommands(t *testing.T) {
 	}
 	if sds := d.SyncDaemons(); len(sds) != 0 {
 		t.Errorf("stopped daemons are listed: %+v", sds)
+	}
+	m = daemonMetrics(t, d)
+	if _, ok := m[`govs_sync_messages_total{role="master"}`]; ok || m[`govs_sync_running{role="master"}`] != 0 || m[`govs_sync_running{role="backup"}`] != 0 {
+		t.Errorf("sync metrics after both parts stopped: %v", m)
 	}
 	// director.sync with role both starts both parts.
 	if err := d.startSync(&config.Sync{Role: config.SyncBoth, Interface: "lo", Peers: []netip.Addr{netip.MustParseAddr("127.0.0.1")},
@@ -170,6 +186,23 @@ func TestRouteHealthInjection(t *testing.T) {
 	d.mu.Unlock()
 	if got := announced(); got != "198.18.0.100/32" {
 		t.Fatalf("announced %q at start", got)
+	}
+	// The peer never answers: its session is not up.
+	m := daemonMetrics(t, d)
+	if m[`govs_bgp_announced_routes`] != 1 {
+		t.Errorf("govs_bgp_announced_routes %v, want 1", m[`govs_bgp_announced_routes`])
+	}
+	peers := 0
+	for k, v := range m {
+		if strings.HasPrefix(k, `govs_bgp_session_up{peer="127.0.0.1",state="`) {
+			peers++
+			if v != 0 || strings.Contains(k, `"established"`) {
+				t.Errorf("%s = %v with a peer that never answers", k, v)
+			}
+		}
+	}
+	if peers != 1 {
+		t.Errorf("%d govs_bgp_session_up series for the one peer: %v", peers, m)
 	}
 	transition(d, "198.18.1.1:8080", false)
 	transition(d, "198.18.1.2:8080", false)
@@ -238,13 +271,24 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`govs_datapath_packets_total{event="tx_error"} 105`,
+	for _, want := range []string{`govs_datapath_tx_errors_total 105`, `govs_config_reloads_total{result="ok"} 0`,
 		`govs_real_server_inactive_conns{server="198.18.1.1:8080",service="web"} 2`,
 		`govs_real_server_up{server="198.18.1.1:8080",service="web"} 1`,
 		`govs_build_info{goversion="` + version.Go() + `",version="` + version.String() + `"} 1`,
 		"go_goroutines ", "process_cpu_seconds_total "} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	// MetricNames (what dashboards are checked against) names every
+	// family served.
+	names := map[string]bool{}
+	for _, n := range MetricNames() {
+		names[n] = true
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if f := strings.Fields(line); len(f) == 4 && f[1] == "TYPE" && !names[f[2]] {
+			t.Errorf("/metrics serves %s, MetricNames does not list it", f[2])
 		}
 	}
 	if _, err := d.serveMetrics("198.18.0.1:notaport"); err == nil {
