@@ -1,6 +1,14 @@
 # Multi-stage build of govsd and govsadm into a small runtime image.
-# Run with: docker run --privileged --network host -v /etc/govs:/etc/govs govs
-# (--privileged for BPF and AF_XDP, --network host to attach XDP to the host's NICs).
+# Run with:
+#   docker run --network host \
+#     --cap-add BPF --cap-add PERFMON --cap-add NET_ADMIN --cap-add IPC_LOCK --cap-add SYS_NICE \
+#     -v /sys/fs/bpf:/sys/fs/bpf -v /etc/govs:/etc/govs govs
+# --network host: XDP attaches to the host's NICs. The capabilities are
+# govsd.service's (packaging/systemd/govsd.service explains each); Docker's
+# default set already has NET_RAW (AF_XDP sockets) and CHOWN
+# (director.control_group). /sys/fs/bpf: the host's bpf filesystem, where
+# the state a restart keeps is pinned (a container's /sys is read-only and
+# has none). README "Docker" says what was and was not tried.
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./

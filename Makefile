@@ -8,7 +8,7 @@ TEST_TIMEOUT ?= 30m
 BASE      ?= HEAD~1
 COUNT     ?= 6
 
-.PHONY: all build generate test unit e2e demo bench benchstat fuzz vet deps clean
+.PHONY: all build generate test unit e2e demo bench benchstat fuzz vet deps package clean
 
 all: build
 
@@ -65,9 +65,15 @@ fuzz:
 	for f in $$($(GO) test -list 'Fuzz.*' ./dataplane/packet/ | grep ^Fuzz); do \
 		$(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) ./dataplane/packet/ || exit 1; done
 
+# The Debian package dist/govs_VERSION_ARCH.deb, with dpkg-deb and no
+# network: static govsd and govsadm (LDFLAGS above), govsd.service, the
+# manual pages, bash completion and /etc/govs/govs.yaml (packaging/).
+package:
+	GO="$(GO)" VERSION="$(VERSION)" LDFLAGS="$(LDFLAGS)" sh packaging/deb/build.sh
+
 # Debian packages the build, the tests and the demo use.
 deps:
 	@./.ci/deps
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) dist
