@@ -302,13 +302,14 @@ func TestMetrics(t *testing.T) {
 	// The data path: every packet the workers received was sent on.
 	conns := float64(udpFlows + tcpHeld + tcpClosed)
 	ev := func(e string) string { return `govs_datapath_packets_total{event="` + e + `"}` }
-	want(ev("new_conn"), conns)
+	want("govs_datapath_new_connections_total", conns)
 	want("govs_conntrack_entries", conns)
 	want(ev("inbound"), float64(inPkts))
 	want(ev("outbound"), float64(outPkts))
 	want(ev("rx"), float64(inPkts+outPkts))
 	want(ev("tx"), float64(inPkts+outPkts))
-	for _, e := range []string{"tx_error", "icmp_forwarded", "icmp_sent", "handed_off", "syncookies_accepted", "syncookies_rejected", "synproxy_dropped"} {
+	want("govs_datapath_tx_errors_total", 0)
+	for _, e := range []string{"icmp_forwarded", "icmp_sent", "handed_off", "syncookies_accepted", "syncookies_rejected", "synproxy_dropped"} {
 		want(ev(e), 0)
 	}
 	for _, r := range dataplane.DropReasons() {
@@ -343,12 +344,12 @@ func TestMetrics(t *testing.T) {
 
 	// govsadm --counters shows the same numbers under its names.
 	for name, metricName := range map[string]string{
-		"datapath rx_packets": ev("rx"), "datapath tx_packets": ev("tx"), "datapath tx_errors": ev("tx_error"),
-		"datapath new_conns": ev("new_conn"), "datapath inbound": ev("inbound"), "datapath outbound": ev("outbound"),
+		"datapath rx_packets": ev("rx"), "datapath tx_packets": ev("tx"), "datapath tx_errors": "govs_datapath_tx_errors_total",
+		"datapath new_conns": "govs_datapath_new_connections_total", "datapath inbound": ev("inbound"), "datapath outbound": ev("outbound"),
 		"datapath icmp_forwarded": ev("icmp_forwarded"), "datapath icmp_sent": ev("icmp_sent"), "datapath handed_off": ev("handed_off"),
 		"datapath conns": "govs_conntrack_entries", "datapath half_open": "govs_conntrack_half_open",
 		"xdp steered_vip": vd("steered_vip"), "xdp steered_reply": vd("steered_reply"),
-		"datapath csum_finished": ev("csum_finished"), "xdp fast_csum_finished": vd("fast_csum_finished"),
+		"datapath csum_finished": ev("csum_finished"), "xdp fast_csum_finished": "govs_xdp_fast_csum_finished_total",
 		// not "xdp passed": the namespaces' own IPv6 chatter moves it
 	} {
 		if v, ok := ctr[name]; !ok {
