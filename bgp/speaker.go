@@ -39,7 +39,31 @@ type Peer struct {
 	Address netip.Addr
 	ASN     uint32
 	Port    uint16 // 0 means DefaultPeerPort
+	// Password is the TCP MD5 signature key (RFC 2385); empty means none.
+	Password string
+	// HoldTime is the hold time offered in OPEN, in whole seconds: 0 means
+	// GoBGP's default (90 s), otherwise 3 s..65535 s.
+	HoldTime time.Duration
+	// Keepalive is the keepalive interval, below HoldTime; 0 means a third
+	// of the hold time (RFC 4271's suggestion, 30 s by default).
+	Keepalive time.Duration
+	// Multihop is the TTL of an eBGP session to a peer that is not
+	// directly connected; 0 means directly connected (TTL 1).
+	Multihop uint8
+	// Passive makes the speaker wait for the peer to open the session
+	// instead of connecting out; it needs Config.ListenPort.
+	Passive bool
 }
+
+// MaxPasswordLen is the longest TCP MD5 key Linux accepts
+// (TCP_MD5SIG_MAXKEYLEN).
+const MaxPasswordLen = 80
+
+// MinHoldTime and MaxHoldTime bound a non-zero hold time (RFC 4271 4.2).
+const (
+	MinHoldTime = 3 * time.Second
+	MaxHoldTime = 65535 * time.Second
+)
 
 // Config configures a Speaker.
 type Config struct {
@@ -127,6 +151,23 @@ func (c *Config) validate() error {
 		if p.Port == 0 {
 			p.Port = DefaultPeerPort
 		}
+		if len(p.Password) > MaxPasswordLen {
+			return fmt.Errorf("peer %v: password longer than %d bytes", p.Address, MaxPasswordLen)
+		}
+		if p.HoldTime != 0 && (p.HoldTime < MinHoldTime || p.HoldTime > MaxHoldTime) {
+			return fmt.Errorf("peer %v: hold time %v: want 0 (default) or %v..%v", p.Address, p.HoldTime, MinHoldTime, MaxHoldTime)
+		}
+		if p.Keepalive < 0 {
+			return fmt.Errorf("peer %v: negative keepalive %v", p.Address, p.Keepalive)
+		}
+		if p.Keepalive != 0 && p.Keepalive >= p.effectiveHoldTime() {
+			return fmt.Errorf("peer %v: keepalive %v must be below the hold time %v", p.Address, p.Keepalive, p.effectiveHoldTime())
+		}
+	}
+	for _, p := range c.Peers {
+		if p.Passive && c.ListenPort <= 0 {
+			return fmt.Errorf("peer %v: passive needs a listen port", p.Address)
+		}
 	}
 	if c.ConnectRetry <= 0 {
 		c.ConnectRetry = DefaultConnectRetry
@@ -194,23 +235,46 @@ func Start(ctx context.Context, cfg Config) (*Speaker, error) {
 	return s, nil
 }
 
+// defaultHoldTime is GoBGP's hold time for a peer configured without one.
+const defaultHoldTime = 90 * time.Second
+
+func (p *Peer) effectiveHoldTime() time.Duration {
+	if p.HoldTime == 0 {
+		return defaultHoldTime
+	}
+	return p.HoldTime
+}
+
+// seconds rounds d up to whole seconds, as BGP carries its timers.
+func seconds(d time.Duration) uint64 {
+	return uint64((d + time.Second - 1) / time.Second)
+}
+
 func (s *Speaker) apiPeer(p Peer) *api.Peer {
 	families := []*api.AfiSafi{{Config: &api.AfiSafiConfig{Family: familyIPv4, Enabled: true}}}
 	if s.cfg.NextHop6.IsValid() {
 		families = append(families, &api.AfiSafi{Config: &api.AfiSafiConfig{Family: familyIPv6, Enabled: true}})
 	}
-	return &api.Peer{
+	ap := &api.Peer{
 		Conf: &api.PeerConf{
 			NeighborAddress: p.Address.String(),
 			PeerAsn:         p.ASN,
 			Description:     "govs",
+			AuthPassword:    p.Password,
 		},
-		Transport: &api.Transport{RemotePort: uint32(p.Port), PassiveMode: s.cfg.passivePeers},
+		Transport: &api.Transport{RemotePort: uint32(p.Port), PassiveMode: p.Passive || s.cfg.passivePeers},
 		Timers: &api.Timers{Config: &api.TimersConfig{
-			ConnectRetry: uint64((s.cfg.ConnectRetry + time.Second - 1) / time.Second),
+			ConnectRetry: seconds(s.cfg.ConnectRetry),
+			// 0 leaves GoBGP's defaults: 90 s, keepalive a third of it.
+			HoldTime:          seconds(p.HoldTime),
+			KeepaliveInterval: seconds(p.Keepalive),
 		}},
 		AfiSafis: families,
 	}
+	if p.Multihop > 0 {
+		ap.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: uint32(p.Multihop)}
+	}
+	return ap
 }
 
 var (
@@ -344,6 +408,15 @@ func (s *Speaker) Announced() []netip.Prefix {
 		return a.Bits() - b.Bits()
 	})
 	return out
+}
+
+// Config returns the speaker's configuration with its defaults applied.
+// The peers' passwords are in it: do not show them.
+func (s *Speaker) Config() Config {
+	cfg := s.cfg
+	cfg.Peers = slices.Clone(cfg.Peers)
+	cfg.Communities = slices.Clone(cfg.Communities)
+	return cfg
 }
 
 // PeerStates returns the BGP session state of every configured peer:

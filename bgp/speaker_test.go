@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
 )
@@ -179,6 +180,15 @@ func TestConfigValidation(t *testing.T) {
 		{"peer without asn", Config{ASN: 1, RouterID: addr("198.18.0.2"), Peers: []Peer{{Address: addr("198.18.0.1")}}}, false},
 		{"peer without address", Config{ASN: 1, RouterID: addr("198.18.0.2"), Peers: []Peer{{ASN: 2}}}, false},
 		{"duplicate peer", Config{ASN: 1, RouterID: addr("198.18.0.2"), Peers: append(slices.Clone(peer), peer...)}, false},
+		{"passive without listener", Config{ASN: 1, RouterID: addr("198.18.0.2"), Peers: []Peer{{Address: addr("198.18.0.1"), ASN: 2, Passive: true}}}, false},
+		{"peer options", Config{ASN: 1, RouterID: addr("198.18.0.2"), ListenPort: 1179, Peers: []Peer{{Address: addr("198.18.0.1"), ASN: 2,
+			Password: "secret", HoldTime: 9 * time.Second, Keepalive: 3 * time.Second, Multihop: 2, Passive: true}}}, true},
+		{"keepalive below default hold time", Config{ASN: 1, RouterID: addr("198.18.0.2"), Peers: []Peer{{Address: addr("198.18.0.1"), ASN: 2, Keepalive: 89 * time.Second}}}, true},
+		{"keepalive at default hold time", Config{ASN: 1, RouterID: addr("198.18.0.2"), Peers: []Peer{{Address: addr("198.18.0.1"), ASN: 2, Keepalive: 90 * time.Second}}}, false},
+		{"keepalive not below hold time", Config{ASN: 1, RouterID: addr("198.18.0.2"), Peers: []Peer{{Address: addr("198.18.0.1"), ASN: 2, HoldTime: 9 * time.Second, Keepalive: 9 * time.Second}}}, false},
+		{"hold time too short", Config{ASN: 1, RouterID: addr("198.18.0.2"), Peers: []Peer{{Address: addr("198.18.0.1"), ASN: 2, HoldTime: 2 * time.Second}}}, false},
+		{"hold time too long", Config{ASN: 1, RouterID: addr("198.18.0.2"), Peers: []Peer{{Address: addr("198.18.0.1"), ASN: 2, HoldTime: 65536 * time.Second}}}, false},
+		{"password too long", Config{ASN: 1, RouterID: addr("198.18.0.2"), Peers: []Peer{{Address: addr("198.18.0.1"), ASN: 2, Password: strings.Repeat("x", MaxPasswordLen+1)}}}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -201,6 +211,56 @@ func TestConfigValidation(t *testing.T) {
 	cancel()
 	if _, err := Start(ctx, tests[0].cfg); err == nil {
 		t.Fatal("Start with a cancelled context succeeded")
+	}
+}
+
+func TestAPIPeerMapping(t *testing.T) {
+	cfg := offlineConfig()
+	if err := cfg.validate(); err != nil {
+		t.Fatal(err)
+	}
+	s := &Speaker{cfg: cfg}
+
+	plain := s.apiPeer(cfg.Peers[0])
+	if plain.Conf.AuthPassword != "" || plain.Transport.PassiveMode || plain.EbgpMultihop != nil ||
+		plain.Timers.Config.HoldTime != 0 || plain.Timers.Config.KeepaliveInterval != 0 {
+		t.Errorf("plain peer: %v", plain)
+	}
+	if plain.Timers.Config.ConnectRetry != 5 || plain.Transport.RemotePort != DefaultPeerPort || plain.Conf.PeerAsn != 65000 {
+		t.Errorf("plain peer: %v", plain)
+	}
+
+	ap := s.apiPeer(Peer{Address: netip.MustParseAddr("198.18.0.1"), ASN: 65000, Port: 1179,
+		Password: "s3cret", HoldTime: 9 * time.Second, Keepalive: 2500 * time.Millisecond, Multihop: 3, Passive: true})
+	if ap.Conf.AuthPassword != "s3cret" {
+		t.Errorf("AuthPassword = %q", ap.Conf.AuthPassword)
+	}
+	if tc := ap.Timers.Config; tc.HoldTime != 9 || tc.KeepaliveInterval != 3 {
+		t.Errorf("timers = hold %d keepalive %d, want 9 3 (rounded up)", tc.HoldTime, tc.KeepaliveInterval)
+	}
+	if m := ap.EbgpMultihop; m == nil || !m.Enabled || m.MultihopTtl != 3 {
+		t.Errorf("EbgpMultihop = %v, want enabled ttl 3", m)
+	}
+	if !ap.Transport.PassiveMode || ap.Transport.RemotePort != 1179 {
+		t.Errorf("Transport = %v", ap.Transport)
+	}
+}
+
+// TestStartWithPeerOptions checks that GoBGP accepts the per-peer options.
+func TestStartWithPeerOptions(t *testing.T) {
+	cfg := offlineConfig()
+	cfg.Peers[0].Password = "s3cret"
+	cfg.Peers[0].HoldTime = 9 * time.Second
+	cfg.Peers[0].Keepalive = 3 * time.Second
+	cfg.Peers[0].Multihop = 2
+	s := startOffline(t, cfg)
+	var got *api.Peer
+	if err := s.srv.ListPeer(context.Background(), &api.ListPeerRequest{}, func(p *api.Peer) { got = p }); err != nil {
+		t.Fatal(err)
+	}
+	if got == nil || got.Timers.Config.HoldTime != 9 || got.Timers.Config.KeepaliveInterval != 3 ||
+		got.EbgpMultihop == nil || got.EbgpMultihop.MultihopTtl != 2 {
+		t.Fatalf("peer as GoBGP holds it: %v", got)
 	}
 }
 

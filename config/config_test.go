@@ -36,7 +36,7 @@ const fullExample = `director:
     router_id: 198.18.0.254
     peers:
       - {address: 198.18.0.1, asn: 65000}
-      - {address: 2001:db8::1, asn: 65002, port: 1179}
+      - {address: 2001:db8::1, asn: 65002, port: 1179, password_file: /etc/govs/bgp.pw, hold_time: 9s, keepalive: 3s, multihop: 2, passive: true}
     communities: ["65001:100", "0:65535"]
 
 services:
@@ -119,7 +119,8 @@ func TestFullExample(t *testing.T) {
 				ASN: 65001, RouterID: addr("198.18.0.254"), NextHop: addr("198.18.0.254"),
 				Peers: []BGPPeer{
 					{Address: addr("198.18.0.1"), ASN: 65000, Port: 179},
-					{Address: addr("2001:db8::1"), ASN: 65002, Port: 1179},
+					{Address: addr("2001:db8::1"), ASN: 65002, Port: 1179, PasswordFile: "/etc/govs/bgp.pw",
+						HoldTime: 9 * time.Second, Keepalive: 3 * time.Second, Multihop: 2, Passive: true},
 				},
 				Communities: []Community{{65001, 100}, {0, 65535}},
 			},

@@ -71,7 +71,17 @@
 //	    router_id: 198.18.0.254         # required, IPv4
 //	    next_hop: 198.18.0.254          # default: router_id
 //	    peers:                          # required, one or more
-//	      - {address: 198.18.0.1, asn: 65000, port: 179}   # address and asn required
+//	      - address: 198.18.0.1         # required, unique
+//	        asn: 65000                  # required; eBGP or iBGP
+//	        port: 179
+//	        password_file: /etc/govs/bgp.pw # TCP MD5 key (RFC 2385), 1..80 bytes, a trailing
+//	                                    # newline dropped; like sync's key_file the file must
+//	                                    # not be accessible to others (chmod 0600); default: none
+//	        hold_time: 90s              # whole seconds, 3s..65535s; default GoBGP's 90s
+//	        keepalive: 30s              # whole seconds, below hold_time; default hold_time/3
+//	        multihop: 2                 # eBGP multihop TTL, 1..255; default: directly connected
+//	        passive: false              # true: wait for the peer to connect; govsd then
+//	                                    # listens on TCP 179 (all addresses)
 //	    communities: ["65001:100"]      # "high:low", each 0..65535
 //
 //	marks:                              # optional list: firewall marks govsadm -A -f N may use

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -14,8 +15,8 @@ import (
 )
 
 // CheckHost checks what the configuration needs of the machine, as a start
-// of govsd does: the interfaces exist, the sync key file is one govsd
-// accepts (mode, size), every exec check's command exists and is
+// of govsd does: the interfaces exist, the sync key file and the BGP
+// password files are ones govsd accepts (mode, size), every exec check's command exists and is
 // executable, director.control_group names a group. govsd -t and a start
 // both run it. Problems come as a *ErrorList (nil when there are none);
 // warnings about the configuration file itself (writable by others, not
@@ -40,6 +41,15 @@ func CheckHost(cfg *Config, path string) (warnings []string, err error) {
 		if s.KeyFile != "" {
 			if _, err := connsync.LoadKey(s.KeyFile); err != nil {
 				add(0, "director.sync.key_file", "%v", err)
+			}
+		}
+	}
+	if b := d.BGP; b != nil {
+		for i, peer := range b.Peers {
+			if peer.PasswordFile != "" {
+				if _, err := LoadBGPPassword(peer.PasswordFile); err != nil {
+					add(0, fmt.Sprintf("director.bgp.peers[%d].password_file", i), "%v", err)
+				}
 			}
 		}
 	}
@@ -84,6 +94,40 @@ func CheckHost(cfg *Config, path string) (warnings []string, err error) {
 	}
 	l.finish()
 	return warnings, l
+}
+
+// LoadBGPPassword reads a BGP peer's TCP MD5 key from path, as govsd does at
+// start: the file must be a regular file that others cannot read or write
+// (like the sync key_file), and hold 1..80 bytes (TCP_MD5SIG_MAXKEYLEN)
+// after a trailing newline is dropped.
+func LoadBGPPassword(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("bgp password: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", fmt.Errorf("bgp password: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("bgp password %s: not a regular file", path)
+	}
+	if fi.Mode().Perm()&0o007 != 0 {
+		return "", fmt.Errorf("bgp password %s: mode %v is accessible to others; chmod o-rwx", path, fi.Mode().Perm())
+	}
+	b, err := io.ReadAll(io.LimitReader(f, MaxBGPPasswordLen+3))
+	if err != nil {
+		return "", fmt.Errorf("bgp password %s: %w", path, err)
+	}
+	pw := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+	switch {
+	case pw == "":
+		return "", fmt.Errorf("bgp password %s: empty", path)
+	case len(pw) > MaxBGPPasswordLen:
+		return "", fmt.Errorf("bgp password %s: longer than %d bytes", path, MaxBGPPasswordLen)
+	}
+	return pw, nil
 }
 
 // checkExecutable checks an exec check's command as exec would find it: a

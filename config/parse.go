@@ -475,7 +475,7 @@ func (p *parser) bgpPeers(f field) []BGPPeer {
 	seen := map[netip.Addr]int{}
 	for i, it := range items {
 		path := indexPath(f.path, i)
-		m := p.mapping(it, path, "address", "asn", "port")
+		m := p.mapping(it, path, "address", "asn", "port", "password_file", "hold_time", "keepalive", "multihop", "passive")
 		if m == nil {
 			continue
 		}
@@ -496,9 +496,53 @@ func (p *parser) bgpPeers(f field) []BGPPeer {
 		if f, ok := m.get("port"); ok {
 			peer.Port, _ = p.port(f.val, f.path, false)
 		}
+		p.bgpPeerOptions(m, &peer)
 		out = append(out, peer)
 	}
 	return out
+}
+
+// bgpPeerOptions reads a peer's session options: password_file, hold_time,
+// keepalive, multihop and passive.
+func (p *parser) bgpPeerOptions(m *mapping, peer *BGPPeer) {
+	if f, ok := m.get("password_file"); ok {
+		peer.PasswordFile, _ = p.nonEmptyStr(f.val, f.path)
+	}
+	seconds := func(f field) (time.Duration, bool) {
+		d, ok := p.duration(f.val, f.path)
+		if ok && d%time.Second != 0 {
+			p.errorf(f.val, f.path, "%v: BGP timers are whole seconds", d)
+			return 0, false
+		}
+		return d, ok
+	}
+	if f, ok := m.get("hold_time"); ok {
+		if d, ok := seconds(f); ok {
+			if d < MinBGPHoldTime || d > MaxBGPHoldTime {
+				p.errorf(f.val, f.path, "%v is out of range %v..%v", d, MinBGPHoldTime, MaxBGPHoldTime)
+			}
+			peer.HoldTime = d
+		}
+	}
+	if f, ok := m.get("keepalive"); ok {
+		if d, ok := seconds(f); ok {
+			hold, holdKey := peer.HoldTime, "hold_time"
+			if hold == 0 {
+				hold, holdKey = DefaultBGPHoldTime, "the default hold_time"
+			}
+			if d >= hold {
+				p.errorf(f.val, f.path, "%v must be below %s (%v)", d, holdKey, hold)
+			}
+			peer.Keepalive = d
+		}
+	}
+	if f, ok := m.get("multihop"); ok {
+		v, _ := p.integer(f.val, f.path, 1, 255)
+		peer.Multihop = uint8(v)
+	}
+	if f, ok := m.get("passive"); ok {
+		peer.Passive, _ = p.boolean(f.val, f.path)
+	}
 }
 
 func (p *parser) communities(f field) []Community {

@@ -146,6 +146,16 @@ const (
 	DefaultSyncPort = 8849
 	DefaultBGPPort  = 179
 
+	// A BGP peer's hold_time is 3 s..65535 s (RFC 4271 4.2); without one
+	// GoBGP offers 90 s.
+	MinBGPHoldTime     = 3 * time.Second
+	MaxBGPHoldTime     = 65535 * time.Second
+	DefaultBGPHoldTime = 90 * time.Second
+
+	// MaxBGPPasswordLen is the longest TCP MD5 key Linux accepts
+	// (TCP_MD5SIG_MAXKEYLEN).
+	MaxBGPPasswordLen = 80
+
 	// The SYN-flood defence's defaults. 4096 half-open connections is far
 	// above what a healthy director holds (a handshake lasts a round trip)
 	// yet engages within milliseconds of a flood; 20000 SYNs/s is more than
@@ -215,6 +225,13 @@ type BGPPeer struct {
 	Address netip.Addr
 	ASN     uint32
 	Port    uint16
+	// PasswordFile holds the TCP MD5 signature key (RFC 2385); "" means
+	// none. LoadBGPPassword reads it.
+	PasswordFile string
+	HoldTime     time.Duration // 0: GoBGP's default, 90 s
+	Keepalive    time.Duration // 0: a third of the hold time
+	Multihop     uint8         // eBGP multihop TTL; 0: directly connected
+	Passive      bool          // wait for the peer to connect (govsd listens on 179)
 }
 
 // Community is a standard BGP community "high:low" (RFC 1997).

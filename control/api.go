@@ -176,6 +176,33 @@ type Error struct {
 	Error string `json:"error"`
 }
 
+// BGP is the state of govsd's BGP speaker (govsadm -L --bgp).
+type BGP struct {
+	// Enabled is false when director.bgp is not configured; the other
+	// fields are then empty.
+	Enabled   bool      `json:"enabled"`
+	ASN       uint32    `json:"asn,omitempty"`
+	RouterID  string    `json:"router_id,omitempty"`
+	Peers     []BGPPeer `json:"peers,omitempty"`
+	Announced []string  `json:"announced,omitempty"` // prefixes announced to every peer, sorted
+}
+
+// BGPPeer is one configured BGP neighbour and its session.
+type BGPPeer struct {
+	Address string `json:"address"`
+	ASN     uint32 `json:"asn"`
+	Port    uint16 `json:"port"`
+	// State is the session state: idle, connect, active, opensent,
+	// openconfirm or established; "unknown" when GoBGP does not report it.
+	State   string `json:"state"`
+	Passive bool   `json:"passive,omitempty"`
+	// Multihop is the eBGP multihop TTL; 0: directly connected.
+	Multihop uint8 `json:"multihop,omitempty"`
+	// Password tells whether the session is TCP MD5 signed; the key is
+	// never shown.
+	Password bool `json:"password,omitempty"`
+}
+
 // SyncDaemon is a connection sync daemon (ipvsadm --start-daemon).
 type SyncDaemon struct {
 	Role      string   `json:"role"` // master or backup

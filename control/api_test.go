@@ -57,6 +57,12 @@ var (
 		{Role: "backup", Mode: "multicast", Interface: "eth1", Group: "239.255.81.49", Port: 8849, SyncID: 7,
 			Received: &SyncReceived{Messages: 9, Entries: 240, Rejected: 4, RejectedBy: map[string]uint64{"bad_mac": 3, "own": 1}}},
 	}
+	testBGP = BGP{Enabled: true, ASN: 65001, RouterID: "198.18.0.254",
+		Peers: []BGPPeer{
+			{Address: "198.18.0.1", ASN: 65000, Port: 179, State: "established", Password: true},
+			{Address: "2001:db8::1", ASN: 65002, Port: 1179, State: "active", Passive: true, Multihop: 2},
+		},
+		Announced: []string{"198.18.0.100/32", "2001:db8::100/128"}}
 )
 
 func (b *recBackend) Info() Info          { b.rec("Info"); return testInfo }
@@ -98,6 +104,7 @@ func (b *recBackend) Reload() error             { return b.rec("Reload") }
 func (b *recBackend) Shutdown() error           { return b.rec("Shutdown") }
 func (b *recBackend) Handover() error           { return b.rec("Handover") }
 func (b *recBackend) SyncDaemons() []SyncDaemon { b.rec("SyncDaemons"); return testSync }
+func (b *recBackend) BGP() BGP                  { b.rec("BGP"); return testBGP }
 func (b *recBackend) StartSyncDaemon(sd SyncDaemon) error {
 	return b.rec("StartSyncDaemon %+v", sd)
 }
@@ -227,6 +234,9 @@ func TestEveryCommand(t *testing.T) {
 	}
 	if got, err := c.Counters(); err != nil || got.DataPath["tx_errors"] != 5 {
 		t.Errorf("counters %+v %v", got, err)
+	}
+	if got, err := c.BGP(); err != nil || !reflect.DeepEqual(got, testBGP) {
+		t.Errorf("bgp %+v %v", got, err)
 	}
 }
 

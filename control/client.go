@@ -163,6 +163,13 @@ func (c *Client) SyncDaemons() ([]SyncDaemon, error) {
 	return out, c.do(http.MethodGet, "/v1/daemon", nil, nil, &out)
 }
 
+// BGP reports the BGP speaker's peers and announced prefixes
+// (govsadm -L --bgp).
+func (c *Client) BGP() (BGP, error) {
+	var out BGP
+	return out, c.do(http.MethodGet, "/v1/bgp", nil, nil, &out)
+}
+
 // StartSyncDaemon is ipvsadm --start-daemon.
 func (c *Client) StartSyncDaemon(sd SyncDaemon) error {
 	return c.do(http.MethodPost, "/v1/daemon", nil, sd, nil)

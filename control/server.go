@@ -42,6 +42,9 @@ type Backend interface {
 	Counters() (Counters, error)
 	Reload() error
 	SyncDaemons() []SyncDaemon
+	// BGP reports the BGP speaker: its peers' sessions and the announced
+	// prefixes (govsadm -L --bgp).
+	BGP() BGP
 	StartSyncDaemon(SyncDaemon) error
 	StopSyncDaemon(role string) error
 	// Shutdown stops govsd for good: it detaches XDP, removes what it
@@ -294,6 +297,7 @@ func Handler(b Backend, log *slog.Logger) http.Handler {
 		c, err := b.Counters()
 		reply(w, c, err)
 	})
+	mux.HandleFunc("GET /v1/bgp", func(w http.ResponseWriter, r *http.Request) { reply(w, b.BGP(), nil) })
 	mux.HandleFunc("GET /v1/daemon", func(w http.ResponseWriter, r *http.Request) { reply(w, b.SyncDaemons(), nil) })
 	mux.HandleFunc("POST /v1/daemon", func(w http.ResponseWriter, r *http.Request) {
 		var sd SyncDaemon

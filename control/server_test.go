@@ -35,6 +35,7 @@ func (s stubBackend) Reload() error                                           { 
 func (s stubBackend) Shutdown() error                                         { return s.err }
 func (s stubBackend) Handover() error                                         { return s.err }
 func (s stubBackend) SyncDaemons() []SyncDaemon                               { return nil }
+func (s stubBackend) BGP() BGP                                                { return BGP{} }
 func (s stubBackend) StartSyncDaemon(SyncDaemon) error                        { return s.err }
 func (s stubBackend) StopSyncDaemon(string) error                             { return s.err }
 

@@ -8,13 +8,22 @@ import (
 
 	"github.com/govs/govs/bgp"
 	"github.com/govs/govs/config"
+	"github.com/govs/govs/control"
 )
 
 // startBGP starts the route health injection speaker (director.bgp).
 func (d *Daemon) startBGP(cfg *config.BGP) error {
 	bc := bgp.Config{ASN: cfg.ASN, RouterID: cfg.RouterID, NextHop: cfg.NextHop, Logger: d.log}
 	for _, p := range cfg.Peers {
-		bc.Peers = append(bc.Peers, bgp.Peer{Address: p.Address, ASN: p.ASN, Port: p.Port})
+		bp, err := bgpPeer(p)
+		if err != nil {
+			return err
+		}
+		if bp.Passive {
+			// A passive peer opens the session: listen for it.
+			bc.ListenPort = bgp.DefaultPeerPort
+		}
+		bc.Peers = append(bc.Peers, bp)
 	}
 	for _, c := range cfg.Communities {
 		bc.Communities = append(bc.Communities, c.Uint32())
@@ -28,6 +37,20 @@ func (d *Daemon) startBGP(cfg *config.BGP) error {
 	d.bgp = s
 	d.log.Info("bgp speaker started", "asn", cfg.ASN, "router_id", cfg.RouterID.String(), "peers", len(cfg.Peers))
 	return nil
+}
+
+// bgpPeer maps a configured peer to the speaker's, reading its password file.
+func bgpPeer(p config.BGPPeer) (bgp.Peer, error) {
+	bp := bgp.Peer{Address: p.Address, ASN: p.ASN, Port: p.Port, HoldTime: p.HoldTime,
+		Keepalive: p.Keepalive, Multihop: p.Multihop, Passive: p.Passive}
+	if p.PasswordFile != "" {
+		pw, err := config.LoadBGPPassword(p.PasswordFile)
+		if err != nil {
+			return bgp.Peer{}, fmt.Errorf("bgp peer %v: %w", p.Address, err)
+		}
+		bp.Password = pw
+	}
+	return bp, nil
 }
 
 // syncRoutes announces each VIP while one of its services has a healthy
@@ -79,6 +102,33 @@ func (d *Daemon) syncRoutes() {
 			d.log.Info("vip route withdrawn: service removed", "prefix", p.String())
 		}
 	}
+}
+
+// BGP implements control.Backend (govsadm -L --bgp). d.bgp is set before
+// the control socket opens and never changes, so no lock is needed.
+func (d *Daemon) BGP() control.BGP {
+	return bgpStatus(d.bgp)
+}
+
+func bgpStatus(s *bgp.Speaker) control.BGP {
+	if s == nil {
+		return control.BGP{}
+	}
+	cfg := s.Config()
+	out := control.BGP{Enabled: true, ASN: cfg.ASN, RouterID: cfg.RouterID.String()}
+	states := s.PeerStates()
+	for _, p := range cfg.Peers {
+		state, ok := states[p.Address]
+		if !ok {
+			state = "unknown"
+		}
+		out.Peers = append(out.Peers, control.BGPPeer{Address: p.Address.String(), ASN: p.ASN, Port: p.Port,
+			State: state, Passive: p.Passive, Multihop: p.Multihop, Password: p.Password != ""})
+	}
+	for _, p := range s.Announced() {
+		out.Announced = append(out.Announced, p.String())
+	}
+	return out
 }
 
 func (d *Daemon) stopBGP() {

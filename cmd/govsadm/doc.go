@@ -8,6 +8,7 @@
 //	govsadm -L -n -c                   connection table
 //	govsadm -S -n > rules; govsadm -R < rules
 //	govsadm --add-laddr -t 198.18.0.100:80 -z 198.18.1.250
+//	govsadm -L --bgp [--json]          BGP peers, session states, announced prefixes
 //	govsadm --reload                   re-read govsd's configuration file
 //	govsadm --shutdown                 stop govsd for good (SIGTERM keeps its state for the next one)
 //
@@ -25,5 +26,5 @@
 // options given, -R checks every line before applying any, -S also saves
 // thresholds and full-NAT local addresses, and the forwarding method
 // --fullnat and the commands --add-laddr, --del-laddr, --reload,
-// --shutdown and --counters are govs additions.
+// --shutdown and --counters and the listing -L --bgp are govs additions.
 package main

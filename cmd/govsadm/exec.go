@@ -270,6 +270,15 @@ func list(c *control.Client, cmd *command, w io.Writer) error {
 			return writeJSON(w, ds)
 		}
 		printSyncDaemons(w, ds)
+	case cmd.has(optBGP):
+		b, err := c.BGP()
+		if err != nil {
+			return err
+		}
+		if f.json {
+			return writeJSON(w, b)
+		}
+		printBGP(w, b)
 	case cmd.has(optTimeout):
 		t, err := c.Timeouts()
 		if err != nil {
@@ -392,6 +401,42 @@ func (a *app) restore(c *control.Client, w *bufio.Writer) int {
 		}
 	}
 	return code
+}
+
+// printBGP prints -L --bgp: the speaker, a table of its peers with their
+// session state and options, and the prefixes it announces.
+func printBGP(w io.Writer, b control.BGP) {
+	if !b.Enabled {
+		fmt.Fprintln(w, "BGP speaker not configured (director.bgp)")
+		return
+	}
+	fmt.Fprintf(w, "BGP speaker AS %d, router id %s\n", b.ASN, b.RouterID)
+	fmt.Fprintf(w, "%-40s %10s  %-12s %s\n", "Peer", "AS", "State", "Options")
+	for _, p := range b.Peers {
+		var opts []string
+		if p.Password {
+			opts = append(opts, "md5")
+		}
+		if p.Multihop > 0 {
+			opts = append(opts, fmt.Sprintf("multihop=%d", p.Multihop))
+		}
+		if p.Passive {
+			opts = append(opts, "passive")
+		}
+		addr := p.Address
+		if a, err := netip.ParseAddr(addr); err == nil && p.Port != 0 {
+			addr = netip.AddrPortFrom(a, p.Port).String()
+		}
+		fmt.Fprintf(w, "%-40s %10d  %-12s %s\n", addr, p.ASN, p.State, strings.Join(opts, ","))
+	}
+	if len(b.Announced) == 0 {
+		fmt.Fprintln(w, "Announced prefixes: none")
+		return
+	}
+	fmt.Fprintln(w, "Announced prefixes:")
+	for _, p := range b.Announced {
+		fmt.Fprintf(w, "  %s\n", p)
+	}
 }
 
 // printSyncDaemons prints -L --daemon: ipvsadm's line, "master sync daemon

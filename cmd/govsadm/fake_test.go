@@ -32,6 +32,13 @@ type fakeBackend struct {
 	shutdowns int
 	zeroed    []string
 	daemons   []control.SyncDaemon
+	bgp       control.BGP
+}
+
+func (b *fakeBackend) BGP() control.BGP {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.bgp
 }
 
 func (b *fakeBackend) SyncDaemons() []control.SyncDaemon {

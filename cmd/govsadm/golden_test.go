@@ -119,6 +119,12 @@ func goldenBackend() *fakeBackend {
 		{Role: "backup", Mode: "multicast", Interface: "eth1", Group: "239.255.81.49", Port: 8849, SyncID: 7, KeyFile: "/etc/govs/sync.key",
 			Received: &control.SyncReceived{Messages: 1100, Entries: 40_000, Rejected: 17, RejectedBy: map[string]uint64{"own": 12, "bad_mac": 3, "duplicate": 2}}},
 	}
+	b.bgp = control.BGP{Enabled: true, ASN: 65001, RouterID: "198.18.0.254",
+		Peers: []control.BGPPeer{
+			{Address: "198.18.0.1", ASN: 65000, Port: 179, State: "established", Password: true},
+			{Address: "2001:db8::1", ASN: 4200000002, Port: 1179, State: "active", Passive: true, Multihop: 2},
+		},
+		Announced: []string{"198.18.0.100/32", "198.18.0.101/32", "2001:db8::100/128"}}
 	return b
 }
 
@@ -143,6 +149,8 @@ func TestGoldenListings(t *testing.T) {
 		{"counters", "--counters"},
 		{"daemon", "-L --daemon"},
 		{"daemon_json", "-L --daemon --json"},
+		{"bgp", "-L --bgp"},
+		{"bgp_json", "-L --bgp --json"},
 		{"help", "--help"},
 	}
 	for _, tc := range cases {
@@ -182,5 +190,19 @@ func checkGolden(t *testing.T, name, got string) {
 	}
 	if got != string(want) {
 		t.Errorf("output differs from %s (go test -update rewrites it)\ngot:\n%s\nwant:\n%s", path, got, want)
+	}
+}
+
+// Without director.bgp the listing says so.
+func TestBGPNotConfigured(t *testing.T) {
+	var b strings.Builder
+	printBGP(&b, control.BGP{})
+	if got := b.String(); got != "BGP speaker not configured (director.bgp)\n" {
+		t.Errorf("printBGP = %q", got)
+	}
+	b.Reset()
+	printBGP(&b, control.BGP{Enabled: true, ASN: 1, RouterID: "198.18.0.254"})
+	if got := b.String(); !strings.HasSuffix(got, "Announced prefixes: none\n") {
+		t.Errorf("printBGP = %q", got)
 	}
 }

@@ -96,6 +96,7 @@ const (
 	optSyncID
 	optSyncKey
 	optSyncPeer
+	optBGP
 )
 
 // optNames are in bit order; the first ones are ipvsadm's own.
@@ -105,7 +106,7 @@ var optNames = []string{
 	"l-threshold", "timeout", "stats", "rate", "thresholds", "persistent-conn",
 	"nosort", "exact", "sched-flags", "laddr", "json", "daemon",
 	"mcast-interface", "mcast-group", "mcast-port", "syncid", "sync-key",
-	"sync-peer",
+	"sync-peer", "bgp",
 }
 
 // cmdRule says which options a command needs, may take, and which of them
@@ -126,7 +127,7 @@ var cmdRules = map[cmdKind]cmdRule{
 	cmdEditService: {required: optService, optional: serviceOpts},
 	cmdDelService:  {required: optService},
 	cmdClear:       {},
-	cmdList:        {optional: listFormats, exclusive: optConnection | optService | optTimeout | optDaemon},
+	cmdList:        {optional: listFormats, exclusive: optConnection | optService | optTimeout | optDaemon | optBGP},
 	cmdAddDest:     {required: optService | optServer, optional: destOpts},
 	cmdDelDest:     {required: optService | optServer},
 	cmdEditDest:    {required: optService | optServer, optional: destOpts},
@@ -285,6 +286,7 @@ var optionDefs = []optionDef{
 	{"start-daemon", 0, needArg, "start-daemon"},
 	{"stop-daemon", 0, needArg, "stop-daemon"},
 	{"daemon", 0, noArg, "daemon"},
+	{"bgp", 0, noArg, "bgp"},
 	{"mcast-interface", 0, needArg, "mcast-interface"},
 	{"mcast-group", 0, needArg, "mcast-group"},
 	{"mcast-port", 0, needArg, "mcast-port"},
@@ -641,6 +643,8 @@ func (st *parseState) apply(def *optionDef, display, val string, hasVal bool) (d
 		return false, st.setCommand(cmdStopDaemon)
 	case "daemon":
 		return false, st.setOption(optDaemon)
+	case "bgp":
+		return false, st.setOption(optBGP)
 	case "mcast-interface":
 		c.daemon.Interface = val
 		return false, st.setOption(optMcastInterface)

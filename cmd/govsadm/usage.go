@@ -20,6 +20,7 @@ Usage:
           [--mcast-group ADDR | --sync-peer ADDR [--sync-peer ADDR]...] [--mcast-port PORT] [--sync-key FILE]
   govsadm --stop-daemon master|backup
   govsadm -L --daemon
+  govsadm -L --bgp [--json]
   govsadm --reload
   govsadm --shutdown
   govsadm --counters [--json]
@@ -86,9 +87,11 @@ Options:
   --sort                              does nothing, for backwards compatibility
   --numeric      -n                   numeric output of addresses and ports (govsadm always
                                       prints numbers; -n is accepted)
-  --json                              listings (-L, -Lc, -L --timeout, --counters) as JSON
+  --json                              listings (-L, -Lc, -L --timeout, -L --bgp, --counters) as JSON
   --daemon                            output of daemon information (with -L): mode, group
                                       or peers, sent/received/rejected counts
+  --bgp                               output of the BGP speaker (with -L, govs): peers with
+                                      their session state, announced prefixes
   --mcast-interface IF                sync daemon's interface
   --mcast-group ADDR                  sync daemon's multicast group (default 239.255.81.49;
                                       not IPVS's 224.0.0.81: the formats differ)
