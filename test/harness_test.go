@@ -176,8 +176,15 @@ func startGovsd(t *testing.T, ns *topo.NS, cfg string) *govsd {
 // socket answers; the process is stopped (SIGTERM) when the test ends.
 func runGovsd(t *testing.T, ns *topo.NS, path, socket string, args ...string) *govsd {
 	t.Helper()
+	return runGovsdBin(t, ns, filepath.Join(binDir, "govsd"), path, socket, args...)
+}
+
+// runGovsdBin is runGovsd with the govsd binary at bin (another build of
+// it: the upgrade procedure).
+func runGovsdBin(t *testing.T, ns *topo.NS, bin, path, socket string, args ...string) *govsd {
+	t.Helper()
 	g := &govsd{t: t, socket: socket, cfg: path, ns: ns, done: make(chan struct{})}
-	g.cmd = ns.Command(context.Background(), filepath.Join(binDir, "govsd"), append([]string{"-c", path}, args...)...)
+	g.cmd = ns.Command(context.Background(), bin, append([]string{"-c", path}, args...)...)
 	g.cmd.Stdout, g.cmd.Stderr = g, g
 	if err := g.cmd.Start(); err != nil {
 		t.Fatalf("start govsd: %v", err)

@@ -297,19 +297,6 @@ func restartOnce(t *testing.T, lab *topo.Lab, c restartCase, g *govsd, how, next
 	return ng
 }
 
-// runGovsdBin is runGovsd with another govsd binary.
-func runGovsdBin(t *testing.T, ns *topo.NS, bin, path, socket string, args ...string) *govsd {
-	t.Helper()
-	saved := binDir
-	dir := t.TempDir()
-	if err := os.Symlink(bin, filepath.Join(dir, "govsd")); err != nil {
-		t.Fatal(err)
-	}
-	binDir = dir
-	defer func() { binDir = saved }()
-	return runGovsd(t, ns, path, socket, args...)
-}
-
 // pinPathOf reads bpf_pin_path from the configuration file at path.
 func pinPathOf(t *testing.T, path string) string {
 	t.Helper()
