@@ -48,11 +48,14 @@ demo: deps build
 
 # The benchmark: govs-pktgen (XDP live frames) drives kernel forwarding,
 # nftables DNAT and govs in every mode through namespaces; writes
-# bench/results.md. Then the Go microbenchmarks (rewrite per mode, scheduler
-# pick, connection table at 1M entries, sync codec), for benchstat.
+# bench/results.md; connections per second against nginx real servers
+# (installed if missing). Then the Go microbenchmarks (a whole connection
+# through a worker, rewrite per mode, scheduler pick, connection table at 1M
+# entries, sync codec), for benchstat.
 bench: build
+	@./.ci/deps nginx-light
 	$(GO) run ./bench/run --govsd $(BIN)/govsd
-	$(GO) test -run='^$$' -bench=. -benchmem ./dataplane/packet/ ./sched/ ./conntrack/ ./connsync/ ./bpf/ | tee bench/micro.txt
+	$(GO) test -run='^$$' -bench=. -benchmem ./dataplane/ ./dataplane/packet/ ./sched/ ./conntrack/ ./connsync/ ./bpf/ | tee bench/micro.txt
 
 # The microbenchmarks of commit BASE (default HEAD~1) against the working
 # tree, compared with benchstat: make benchstat BASE=v1 COUNT=6

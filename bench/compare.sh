@@ -1,11 +1,11 @@
 #!/bin/sh
-# Compare the Go microbenchmarks (rewrite per mode, scheduler pick,
+# Compare the Go microbenchmarks (a connection through a worker, rewrite per mode, scheduler pick,
 # connection table at 1M entries, sync codec) of a base commit with the
 # working tree, with benchstat: make benchstat BASE=<commit> [COUNT=6].
 set -eu
 BASE=${BASE:-HEAD~1}
 COUNT=${COUNT:-6}
-PKGS="./dataplane/packet/ ./sched/ ./conntrack/ ./connsync/ ./bpf/"
+PKGS="./dataplane/ ./dataplane/packet/ ./sched/ ./conntrack/ ./connsync/ ./bpf/"
 # golang.org/x/perf has no tagged releases; pinned to a pseudo-version.
 BENCHSTAT=golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 

@@ -37,7 +37,7 @@ const freeSlot = 48
 // of its own on them, a few UMEM frames are free, both interfaces have
 // addresses of both families, and the next hop toward the real server has
 // a source address (the tunnel source) of its family.
-func newLab(t *testing.T, fwd conntrack.Fwd, v6 bool) *spLab {
+func newLab(t testing.TB, fwd conntrack.Fwd, v6 bool) *spLab {
 	t.Helper()
 	l := newSPLab(t, fwd, v6)
 	w := l.w

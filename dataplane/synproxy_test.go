@@ -34,7 +34,7 @@ type spLab struct {
 	fwd                     conntrack.Fwd
 }
 
-func newSPLab(t *testing.T, fwd conntrack.Fwd, v6 bool) *spLab {
+func newSPLab(t testing.TB, fwd conntrack.Fwd, v6 bool) *spLab {
 	t.Helper()
 	w := testWorker(t, fwd)
 	w.synKey = packet.SynCookieKey{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}

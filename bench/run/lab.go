@@ -61,7 +61,7 @@ type lab struct {
 	reals                    []*topo.NS
 	sinks                    []*pktgen.Sink // one per real server, on its interface
 	switchSink               *pktgen.Sink   // on the switch port facing the director (--count-at switch)
-	dirSink                  *pktgen.Sink   // pass-through XDP on the director for the kernel paths
+	dirSinks                 []*pktgen.Sink // pass-through XDP on the director's interfaces for the kernel paths
 	httpStop                 func()
 	napiDevs                 map[*topo.NS][]string // the veth ends whose NAPI runs threaded
 	genCPU, dirCPU           int
@@ -85,7 +85,7 @@ func veth(a *topo.NS, aName string, b *topo.NS, bName string) error {
 	return b.TxChecksumOff(bName)
 }
 
-func newLab(prefix string, genCPU, dirCPU int, countAtSwitch bool, log func(string, ...any)) (l *lab, err error) {
+func newLab(prefix string, genCPU, dirCPU int, countAtSwitch bool, nginxBin string, log func(string, ...any)) (l *lab, err error) {
 	l = &lab{Topology: topo.New(prefix), prefix: prefix, genCPU: genCPU, dirCPU: dirCPU, log: log}
 	defer func() {
 		if err != nil {
@@ -191,7 +191,12 @@ func newLab(prefix string, genCPU, dirCPU int, countAtSwitch bool, log func(stri
 			return nil, err
 		}
 	}
-	if l.httpStop, err = l.serveHTTP(); err != nil {
+	if nginxBin != "" {
+		l.httpStop, err = l.serveNginx(nginxBin)
+	} else {
+		l.httpStop, err = l.serveHTTP()
+	}
+	if err != nil {
 		return nil, err
 	}
 	if err = l.threadedNAPI(); err != nil {
@@ -211,30 +216,38 @@ func attach(ns *topo.NS, s *pktgen.Sink, dev string) error {
 }
 
 // kernelPaths readies the director for the kernel's own forwarding: a
-// pass-through XDP program on its client side, because frames sent with
-// XDP_TX reach a veth only where the peer runs NAPI (an XDP program or
-// GRO), and govsd has an XDP program there too.
+// pass-through XDP program on both of its interfaces, as govsd has its
+// steering program there. Frames sent with XDP_TX reach a veth only where
+// the peer runs NAPI (an XDP program or GRO); and a veth end without NAPI
+// receives in the sender's context, so the kernel's forwarding of the real
+// servers' answers would run on the generator's CPU, not the director's.
 func (l *lab) kernelPaths(on bool) error {
 	if !on {
-		if l.dirSink != nil {
-			err := l.dirSink.Close()
-			l.dirSink = nil
+		var first error
+		for _, s := range l.dirSinks {
+			if err := s.Close(); err != nil && first == nil {
+				first = err
+			}
+		}
+		l.dirSinks = nil
+		return first
+	}
+	if l.dirSinks != nil {
+		return nil
+	}
+	for _, dev := range []string{l.dev("d0"), l.dev("d1")} {
+		s, err := pktgen.LoadSink(true)
+		if err != nil {
+			l.kernelPaths(false)
 			return err
 		}
-		return nil
+		if err := attach(l.director, s, dev); err != nil {
+			s.Close()
+			l.kernelPaths(false)
+			return err
+		}
+		l.dirSinks = append(l.dirSinks, s)
 	}
-	if l.dirSink != nil {
-		return nil
-	}
-	s, err := pktgen.LoadSink(true)
-	if err != nil {
-		return err
-	}
-	if err := attach(l.director, s, l.dev("d0")); err != nil {
-		s.Close()
-		return err
-	}
-	l.dirSink = s
 	return l.pinNAPI()
 }
 
@@ -290,11 +303,20 @@ func (l *lab) serveHTTP() (func(), error) {
 // NAPI into kernel threads (best effort): the director's to dirCPU, the
 // rest (client, switch, real servers) to genCPU, so that the director's
 // core does the director's work only. The switch port facing the director
-// gets GRO so that it has NAPI (and a thread) too; without it, the bridge
-// would run on the director's core, in the sender's context.
+// and the client's end get GRO so that they have NAPI (and a thread) too;
+// without it, the bridge and the client's receive processing would run on
+// the director's core, in the sender's context.
 func (l *lab) threadedNAPI() error {
 	if _, err := l.bridge.Exec("ethtool", "-K", l.dev("sd"), "gro", "on"); err != nil {
 		l.log("warning: GRO on %s: %v", l.dev("sd"), err)
+	}
+	// The client's end too: without NAPI there, what the director sends
+	// it (the real servers' answers) would be received on the director's
+	// core, in the sender's context, and charged to the director; and a
+	// veth without XDP or GRO takes no XDP redirects, which the fast path
+	// sends it.
+	if _, err := l.client.Exec("ethtool", "-K", l.dev("c"), "gro", "on"); err != nil {
+		l.log("warning: GRO on %s: %v", l.dev("c"), err)
 	}
 	devs := map[*topo.NS][]string{
 		l.client:   {l.dev("c")},
@@ -367,9 +389,7 @@ func (l *lab) close() {
 	if l.httpStop != nil {
 		l.httpStop()
 	}
-	if l.dirSink != nil {
-		l.dirSink.Close()
-	}
+	l.kernelPaths(false)
 	for _, s := range l.sinks {
 		s.Close()
 	}

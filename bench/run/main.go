@@ -17,8 +17,10 @@
 // nat, fullnat, dr and tun. For each, the offered load is swept to find the
 // best delivered rate; that level is run three times and the median kept.
 // With wrk installed, TCP connections per second (one request per
-// connection) are measured directly to a real server, through nftables and
-// through govs nat, fullnat and nat-workers; for govs also during a SYN
+// connection, nginx real servers when nginx is installed) are measured
+// directly to a real server, through nftables and through govs nat,
+// fullnat, dr and nat-workers, in interleaved rounds, with the director
+// CPU's busy time per connection (connrate.go); for govs also during a SYN
 // flood (spoofed sources from 198.19.0.0/16) against the same VIP, so that
 // the report sets the rate during a flood against the rate without one.
 //
@@ -60,6 +62,7 @@ type bench struct {
 	window        time.Duration
 	wrkDuration   time.Duration
 	wrkConns      int
+	wrkThreads    int
 	flood         bool // connections per second during a SYN flood too
 	verbose       bool
 	cpuProfileDir string
@@ -98,6 +101,10 @@ func run(args []string) error {
 	fs.DurationVar(&b.window, "window", 1500*time.Millisecond, "measurement window")
 	fs.DurationVar(&b.wrkDuration, "wrk-duration", 4*time.Second, "length of each wrk run")
 	fs.IntVar(&b.wrkConns, "wrk-connections", 32, "wrk's concurrent connections")
+	fs.IntVar(&b.wrkThreads, "wrk-threads", 4, "wrk's threads")
+	connPathList := fs.String("conn-paths", "kernel,nftables,nat,fullnat,dr,nat-workers", "paths whose connection rate is measured (interleaved), comma-separated")
+	connsOnly := fs.Bool("conns-only", false, "measure only the connection rate (no UDP sweep, no SYN flood)")
+	goServers := fs.Bool("go-servers", false, "Go HTTP servers on the real servers instead of nginx")
 	countAt := fs.String("count-at", "switch", "where delivered frames are counted: switch (its port facing the director) or servers (each real server's interface, behind the bridge)")
 	noTCP := fs.Bool("no-tcp", false, "skip the wrk connection-rate measurements")
 	noFlood := fs.Bool("no-flood", false, "skip the connection rate during a SYN flood")
@@ -122,6 +129,14 @@ func run(args []string) error {
 	paths, err := selectPaths(*pathList)
 	if err != nil {
 		return err
+	}
+	connPaths, err := selectPaths(*connPathList)
+	if err != nil {
+		return err
+	}
+	if *connsOnly {
+		paths = nil
+		b.flood = false
 	}
 	for _, d := range []string{b.cpuProfileDir, b.perfDir} {
 		if d != "" {
@@ -160,7 +175,15 @@ func run(args []string) error {
 		return fmt.Errorf("--count-at %q: want switch or servers", *countAt)
 	}
 	b.countAt = *countAt
-	b.lab, err = newLab(prefix, *genCPU, *dirCPU, *countAt == "switch", b.logf)
+	server := "nginx"
+	nginxBin := nginxBinary()
+	if *goServers || nginxBin == "" {
+		if !*goServers {
+			b.logf("nginx is not installed: Go HTTP servers on the real servers, which limit the connection rate (apt-get install nginx-light)")
+		}
+		server, nginxBin = "Go HTTP servers", ""
+	}
+	b.lab, err = newLab(prefix, *genCPU, *dirCPU, *countAt == "switch", nginxBin, b.logf)
 	if err != nil {
 		return fmt.Errorf("build topology: %w", err)
 	}
@@ -179,7 +202,20 @@ func run(args []string) error {
 		}
 		results = append(results, r)
 	}
-	table := report(results, b, time.Since(start))
+	var conns []connRow
+	if wrk {
+		var withURL []path
+		for _, p := range connPaths {
+			if p.httpURL != "" {
+				withURL = append(withURL, p)
+			}
+		}
+		b.logf("connections per second, %d interleaved rounds: %d paths", b.runs, len(withURL))
+		if conns, err = b.connRate(withURL); err != nil {
+			return fmt.Errorf("connection rate: %w", err)
+		}
+	}
+	table := report(results, conns, server, b, time.Since(start))
 	fmt.Fprint(b.out, "\n"+table)
 	if *out != "" {
 		if err := os.WriteFile(*out, []byte(table), 0o644); err != nil {
@@ -229,15 +265,15 @@ func (b *bench) measurePath(p path, wrk bool) (result, error) {
 	if err != nil {
 		return r, err
 	}
-	if wrk && p.httpURL != "" {
+	if wrk && p.httpURL != "" && b.flood && p.mode != "" {
+		// The connection rate through govs while a SYN flood hits the
+		// same VIP, and just before it, with the same govsd (last: the
+		// flood leaves the connection table full of half-open entries).
 		if r.connsPS, r.connRun, err = b.connsPerSecond(p.httpURL); err != nil {
 			b.logf("warning: %v", err)
 			r.connsPS = 0
 		}
-		// The same through govs while a SYN flood hits the same VIP
-		// (last: the flood leaves the connection table full of
-		// half-open entries).
-		if b.flood && p.mode != "" && r.connsPS > 0 {
+		if r.connsPS > 0 {
 			if r.flood, err = b.connsPerSecondFlood(p); err != nil {
 				b.logf("warning: %v", err)
 				r.flood = nil
@@ -248,12 +284,11 @@ func (b *bench) measurePath(p path, wrk bool) (result, error) {
 }
 
 // report renders the results as Markdown.
-func report(results []result, b *bench, took time.Duration) string {
+func report(results []result, conns []connRow, server string, b *bench, took time.Duration) string {
 	var nft float64
-	var nftConns float64
 	for _, r := range results {
 		if r.path.name == "nftables" {
-			nft, nftConns = r.best.delivered, r.connsPS
+			nft = r.best.delivered
 		}
 	}
 	ratio := func(v, base float64) string {
@@ -268,80 +303,61 @@ func report(results []result, b *bench, took time.Duration) string {
 	fmt.Fprintf(&s, "# govs benchmark results\n\n")
 	fmt.Fprintf(&s, "`make bench` (`go run ./bench/run`) on %s, kernel %s, %d CPUs (%s), %s. Took %s.\n\n",
 		host, strings.TrimSpace(string(kernel)), runtime.NumCPU(), cpuModel(), time.Now().UTC().Format("2006-01-02 15:04 UTC"), took.Round(time.Second))
-	where := "where they enter the real servers' network (an XDP program on the switch port facing the director counts and drops them)"
-	if b.countAt == "servers" {
-		where = "at the real servers (an XDP program on each counts and drops them)"
-	}
-	fmt.Fprintf(&s, "UDP, %d-byte frames, %d flows, from the XDP live-frames generator (CPU %d) through the director (CPU %d) "+
-		"toward %d real servers. Delivered: frames counted %s, per second; median of %d runs of %s "+
-		"at the offered rate that delivered the most in the sweep (or, when that rate lost more than 2%%, at the highest "+
-		"rate that did not, if its median is higher; or unpaced, when the full-load median is higher still). Loss-free: the highest rate of the sweep delivered with at most 2%% lost (one run). "+
-		"At full load: delivered of offered with the generator unpaced, median of %d runs (each run's delivered Mpps in brackets): "+
-		"an overloaded director can deliver far less than its best (receive livelock); vs best: that median as a share of the path's "+
-		"best (the delivered column; the full-load median itself when it is the highest), 1.00× when nothing is lost to overload.\n\n",
-		b.size, b.flows, b.lab.genCPU, b.lab.dirCPU, numReals, where, b.runs, b.window, b.runs)
-	s.WriteString("| path | delivered Mpps | offered Mpps | vs nftables | runs (Mpps) | loss-free Mpps | at full load Mpps | at full load vs best |\n|---|---:|---:|---:|---|---:|---:|---:|\n")
-	for _, r := range results {
-		var runs []string
-		for _, x := range r.runs {
-			runs = append(runs, fmt.Sprintf("%.3f", x.delivered/1e6))
+	if len(results) > 0 {
+		where := "where they enter the real servers' network (an XDP program on the switch port facing the director counts and drops them)"
+		if b.countAt == "servers" {
+			where = "at the real servers (an XDP program on each counts and drops them)"
 		}
-		name := r.path.desc
-		if r.note != "" {
-			name += " ¹"
-		}
-		var lossFree float64
-		for _, x := range r.sweep {
-			if x.delivered >= 0.98*x.offered {
-				lossFree = max(lossFree, x.delivered)
+		fmt.Fprintf(&s, "UDP, %d-byte frames, %d flows, from the XDP live-frames generator (CPU %d) through the director (CPU %d) "+
+			"toward %d real servers. Delivered: frames counted %s, per second; median of %d runs of %s "+
+			"at the offered rate that delivered the most in the sweep (or, when that rate lost more than 2%%, at the highest "+
+			"rate that did not, if its median is higher; or unpaced, when the full-load median is higher still). Loss-free: the highest rate of the sweep delivered with at most 2%% lost (one run). "+
+			"At full load: delivered of offered with the generator unpaced, median of %d runs (each run's delivered Mpps in brackets): "+
+			"an overloaded director can deliver far less than its best (receive livelock); vs best: that median as a share of the path's "+
+			"best (the delivered column; the full-load median itself when it is the highest), 1.00× when nothing is lost to overload.\n\n",
+			b.size, b.flows, b.lab.genCPU, b.lab.dirCPU, numReals, where, b.runs, b.window, b.runs)
+		s.WriteString("| path | delivered Mpps | offered Mpps | vs nftables | runs (Mpps) | loss-free Mpps | at full load Mpps | at full load vs best |\n|---|---:|---:|---:|---|---:|---:|---:|\n")
+		for _, r := range results {
+			var runs []string
+			for _, x := range r.runs {
+				runs = append(runs, fmt.Sprintf("%.3f", x.delivered/1e6))
 			}
+			name := r.path.desc
+			if r.note != "" {
+				name += " ¹"
+			}
+			var lossFree float64
+			for _, x := range r.sweep {
+				if x.delivered >= 0.98*x.offered {
+					lossFree = max(lossFree, x.delivered)
+				}
+			}
+			var fullRuns []string
+			for _, x := range r.fullRuns {
+				fullRuns = append(fullRuns, fmt.Sprintf("%.3f", x.delivered/1e6))
+			}
+			fmt.Fprintf(&s, "| %s | %.3f | %.3f | %s | %s | %.3f | %.3f of %.3f (%s) | %s |\n", name, r.best.delivered/1e6, r.best.offered/1e6,
+				ratio(r.best.delivered, nft), strings.Join(runs, ", "), lossFree/1e6, r.full.delivered/1e6, r.full.offered/1e6,
+				strings.Join(fullRuns, ", "), ratio(r.full.delivered, r.best.delivered))
 		}
-		var fullRuns []string
-		for _, x := range r.fullRuns {
-			fullRuns = append(fullRuns, fmt.Sprintf("%.3f", x.delivered/1e6))
-		}
-		fmt.Fprintf(&s, "| %s | %.3f | %.3f | %s | %s | %.3f | %.3f of %.3f (%s) | %s |\n", name, r.best.delivered/1e6, r.best.offered/1e6,
-			ratio(r.best.delivered, nft), strings.Join(runs, ", "), lossFree/1e6, r.full.delivered/1e6, r.full.offered/1e6,
-			strings.Join(fullRuns, ", "), ratio(r.full.delivered, r.best.delivered))
-	}
-	for _, r := range results {
-		if r.note != "" {
-			fmt.Fprintf(&s, "\n¹ %s: the generator's limit, not the path's.\n", r.path.name)
-			break
+		for _, r := range results {
+			if r.note != "" {
+				fmt.Fprintf(&s, "\n¹ %s: the generator's limit, not the path's.\n", r.path.name)
+				break
+			}
 		}
 	}
 	s.WriteString("\nOn a small shared VM the figures move by 20–30% from one `make bench` to the next; compare paths within one run.\n")
 	fmt.Fprintf(&s, "\nSetup: the generator's thread, the bridge and the real servers' NAPI threads (SCHED_FIFO, so that nothing is lost "+
 		"past the director) share CPU %d; the director's NAPI threads (threaded veth NAPI) and govsd (taskset) have CPU %d, "+
 		"govsd at nice %d against whatever else runs on the machine, the NAPI threads at nice %d (ksoftirqd's weight: a director "+
-		"gives the load balancer its core before receive work it cannot take; at equal weights workers-only NAT collapsed at full load). The kernel paths get a pass-through XDP program on the director's "+
-		"client-side interface, as govs has its steering program there (a veth receives XDP_TX frames only with XDP or GRO on). "+
+		"gives the load balancer its core before receive work it cannot take; at equal weights workers-only NAT collapsed at full load). The kernel paths get a pass-through XDP program on both of the director's "+
+		"interfaces, as govs has its steering program there (a veth receives XDP_TX frames only with XDP or GRO on, and receives in the sender's context, on the other CPU, without NAPI). "+
 		"Caveat: the generator's frames come from a page pool of CPU %d; a path that frees them on the director's CPU (govs: "+
 		"AF_XDP copy mode copies and frees at once) pays a cross-CPU, locked return that a NIC's local page pool would not cost.\n",
 		b.lab.genCPU, b.lab.dirCPU, directorNice, napiNice, b.lab.genCPU)
-	var tcp []result
-	for _, r := range results {
-		if r.connsPS > 0 {
-			tcp = append(tcp, r)
-		}
-	}
-	if len(tcp) > 0 {
-		fmt.Fprintf(&s, "\nTCP connections per second: wrk -t1 -c%d -d%s -H 'Connection: close' from the client (CPU %d), "+
-			"one HTTP request per connection, Go HTTP servers on the real servers (CPU %d, no TIME_WAIT kept: "+
-			"tcp_max_tw_buckets=0, so that client ports reused from run to run do not stall); median of %d runs.\n\n",
-			b.wrkConns, b.wrkDuration, b.lab.genCPU, b.lab.genCPU, b.runs)
-		s.WriteString("| path | connections/s | vs nftables | runs |\n|---|---:|---:|---|\n")
-		for _, r := range tcp {
-			var runs []string
-			for _, x := range r.connRun {
-				runs = append(runs, fmt.Sprintf("%.0f", x))
-			}
-			target := r.path.desc
-			if r.path.name == "kernel" {
-				target = "direct to one real server (kernel forwarding)"
-			}
-			fmt.Fprintf(&s, "| %s | %.0f | %s | %s |\n", target, r.connsPS, ratio(r.connsPS, nftConns), strings.Join(runs, ", "))
-		}
+	if len(conns) > 0 {
+		s.WriteString(connReport(conns, b, server))
 	}
 	var flood []result
 	for _, r := range results {
@@ -353,7 +369,7 @@ func report(results []result, b *bench, took time.Duration) string {
 		fmt.Fprintf(&s, "\nTCP connections per second during a SYN flood: the same wrk runs while the generator sends spoofed SYNs "+
 			"(sources %s/16, %d ports each, %d flows that do not repeat, %d-byte frames) to the same VIP and port, unpaced, "+
 			"on the generator's CPU at nice %d: it takes the time wrk and the real servers leave idle, so the flood's rate varies; "+
-			"each wrk run starts 1 s into the flood; median of %d runs. Without: the table above (same govsd, just before).\n\n",
+			"each wrk run starts 1 s into the flood; median of %d runs. Without: %[6]d wrk runs with the same govsd just before the flood.\n\n",
 			floodSrc, floodSrcPorts, floodFlows, b.size, floodNice, b.runs)
 		s.WriteString("| path | connections/s during the flood | without | during vs without | SYN flood Mpps | runs | wrk socket errors |\n|---|---:|---:|---:|---|---|---|\n")
 		for _, r := range flood {
@@ -371,7 +387,9 @@ func report(results []result, b *bench, took time.Duration) string {
 				ratio(r.flood.connsPS, r.connsPS), strings.Join(offered, ", "), strings.Join(runs, ", "), strings.Join(errs, "; "))
 		}
 	}
-	s.WriteString("\nSweep (one run per level):\n\n")
+	if len(results) > 0 {
+		s.WriteString("\nSweep (one run per level):\n\n")
+	}
 	for _, r := range results {
 		fmt.Fprintf(&s, "- %s:", r.path.name)
 		for _, x := range r.sweep {

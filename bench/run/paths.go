@@ -55,7 +55,8 @@ func allPaths() []path {
 			dsts: []string{vipUDP}, httpURL: fmt.Sprintf("http://%s:%d/", vipNAT, httpPort), nft: nft},
 		{name: "nat", desc: "govs nat", dsts: []string{vipUDP}, httpURL: vipHTTP, mode: "nat"},
 		{name: "fullnat", desc: "govs fullnat", dsts: []string{vipUDP}, httpURL: vipHTTP, mode: "fullnat"},
-		{name: "dr", desc: "govs dr", dsts: []string{vipDRUDP}, mode: "dr"},
+		{name: "dr", desc: "govs dr", dsts: []string{vipDRUDP}, mode: "dr",
+			httpURL: fmt.Sprintf("http://%s:%d/", vipDR, httpPort)},
 		{name: "tun", desc: "govs tun (encapsulated packets counted)", dsts: []string{vipDRUDP}, mode: "tun"},
 		{name: "nat-workers", desc: "govs nat, workers only (fast_path: false: every packet through AF_XDP)",
 			dsts: []string{vipUDP}, httpURL: vipHTTP, mode: "nat", workersOnly: true},
@@ -85,8 +86,12 @@ func govsConfig(l *lab, mode, socket string, fast bool) string {
 		}
 	}
 	service("bench-udp", "udp", udpPort, udpPort)
-	if mode == "nat" || mode == "fullnat" {
+	switch mode {
+	case "nat", "fullnat":
 		service("bench-http", "tcp", vipHTTPPort, httpPort)
+	case "dr":
+		// DR cannot change the port: the VIP's port is the servers'.
+		service("bench-http", "tcp", httpPort, httpPort)
 	}
 	return b.String()
 }
@@ -204,6 +209,7 @@ func (b *bench) setUp(p path) (func(), error) {
 		g.stop()
 		return nil, err
 	}
+
 	return func() {
 		g.stop()
 		if b.verbose {
