@@ -18,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/govs/govs/internal/testutil"
 )
 
 // This file runs a real router (gobgpd from the Debian package "gobgpd") in
@@ -443,9 +445,7 @@ func startSpeakerProc(t *testing.T, ns string) *speakerProc {
 
 func skipUnlessRouterTest(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces")
-	}
+	testutil.RequireRoot(t, "creates network namespaces")
 	for _, tool := range []string{"ip", "ethtool", "gobgpd", "gobgp"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("%s not installed (the router side needs the Debian package gobgpd): %v", tool, err)

@@ -4,21 +4,19 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
-	"os"
 	"testing"
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 
 	"github.com/govs/govs/inet"
+	"github.com/govs/govs/internal/testutil"
 )
 
 // requireRoot skips tests that load BPF programs or create namespaces.
 func requireRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: loads BPF programs (CAP_BPF, CAP_NET_ADMIN)")
-	}
+	testutil.RequireRoot(t, "loads BPF programs (CAP_BPF, CAP_NET_ADMIN)")
 }
 
 var (

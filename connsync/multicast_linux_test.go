@@ -5,12 +5,13 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/govs/govs/internal/testutil"
 )
 
 // testNS is a network namespace created by a test.
@@ -29,9 +30,7 @@ func ipCmd(t *testing.T, args ...string) {
 // deletes them when the test ends.
 func newNSPair(t *testing.T) (a, b testNS, va, vb string) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces")
-	}
+	testutil.RequireRoot(t, "creates network namespaces")
 	if _, err := exec.LookPath("ip"); err != nil {
 		t.Skip("needs iproute2's ip")
 	}
@@ -88,22 +87,7 @@ func newNSPair(t *testing.T) (a, b testNS, va, vb string) {
 // Sockets fn opens stay in ns.
 func (ns testNS) do(t *testing.T, fn func() error) {
 	t.Helper()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the runtime retires the thread
-		fd, err := unix.Open("/run/netns/"+string(ns), unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer unix.Close(fd)
-		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("setns %s: %w", ns, err)
-			return
-		}
-		errc <- fn()
-	}()
-	if err := <-errc; err != nil {
+	if err := testutil.InNetns(string(ns), fn); err != nil {
 		t.Fatal(err)
 	}
 }

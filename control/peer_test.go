@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/govs/govs/internal/testutil"
 )
 
 // TestAuthorize: the decision, for every kind of caller.
@@ -73,9 +75,7 @@ func TestParseStatus(t *testing.T) {
 // change and a listing on a socket of mode 0666, gets a listing as a
 // member of the configured group, and root gets both.
 func TestPeerCredentials(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (a child process as uid 65534)")
-	}
+	testutil.RequireRoot(t, "runs a child process as uid 65534")
 	dir, err := os.MkdirTemp("", "govs-peer")
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"github.com/govs/govs/connsync"
 	"github.com/govs/govs/control"
 	"github.com/govs/govs/inet"
+	"github.com/govs/govs/internal/testutil"
 )
 
 const syncYAML = `
@@ -84,7 +85,7 @@ func TestSyncDaemonUnicastListing(t *testing.T) {
 	defer peer.Close()
 	if err := d.StartSyncDaemon(control.SyncDaemon{Role: "master", Interface: "lo", Peers: []string{"127.0.0.1"},
 		Port: peer.Addr().Port(), SyncID: 5, KeyFile: keyFile}); err != nil {
-		if os.Geteuid() != 0 && strings.Contains(err.Error(), "permitted") {
+		if !testutil.IsRoot() && strings.Contains(err.Error(), "permitted") {
 			t.Skipf("sync sockets need privileges here: %v", err)
 		}
 		t.Fatal(err)

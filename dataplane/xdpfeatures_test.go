@@ -1,21 +1,20 @@
 package dataplane
 
 import (
-	"os"
 	"os/exec"
 	"runtime"
 	"testing"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"github.com/govs/govs/internal/testutil"
 )
 
 // TestXDPFeaturesVethPeer: a veth accepts redirected XDP frames only while
 // its peer has GRO on (or an XDP program), and xdpFeatures sees it change.
 func TestXDPFeaturesVethPeer(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create a network namespace")
-	}
+	testutil.RequireRoot(t, "creates a network namespace")
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	orig, err := netns.Get()

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/govs/govs/config"
+	"github.com/govs/govs/internal/testutil"
 )
 
 const testTimeout = 500 * time.Millisecond
@@ -181,9 +182,7 @@ func TestTCPCheckBindAddr(t *testing.T) {
 }
 
 func TestDialerSetsMark(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("SO_MARK needs CAP_NET_ADMIN: run as root")
-	}
+	testutil.RequireRoot(t, "SO_MARK needs CAP_NET_ADMIN")
 	ln := tcpListen(t, "tcp", "127.0.0.1:0")
 	acceptAll(t, ln)
 	tg := target(addrPort(t, ln.Addr()), config.HealthCheck{Type: config.CheckTCP})

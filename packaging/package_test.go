@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/govs/govs/config"
+	"github.com/govs/govs/internal/testutil"
 )
 
 // repo is the repository root (the tests run in packaging/).
@@ -201,9 +202,7 @@ func TestPackageInstall(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: builds and installs a package")
 	}
-	if os.Geteuid() != 0 {
-		t.Skip("installing a package needs root")
-	}
+	testutil.RequireRoot(t, "installs a package")
 	for _, tool := range []string{"dpkg-deb", "dpkg", "make"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("%s is not installed: not a Debian machine", tool)

@@ -5,20 +5,19 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/cilium/ebpf"
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
+
+	"github.com/govs/govs/internal/testutil"
 )
 
 func requireRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: loads BPF programs (CAP_BPF, CAP_NET_ADMIN)")
-	}
+	testutil.RequireRoot(t, "loads BPF programs (CAP_BPF, CAP_NET_ADMIN)")
 }
 
 var (

@@ -8,14 +8,14 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/govs/govs/internal/testutil"
 )
 
 // pair is two network namespaces joined by a veth pair: a (gen0,
@@ -89,49 +89,20 @@ func (p *pair) resolve(t *testing.T) {
 // netInterfaceMAC returns the MAC of dev in namespace ns.
 func netInterfaceMAC(ns, dev string) (net.HardwareAddr, error) {
 	var mac net.HardwareAddr
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		h, err := netns.GetFromName(ns)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer h.Close()
-		if err := netns.Set(h); err != nil {
-			errc <- err
-			return
-		}
+	err := testutil.InNetns(ns, func() error {
 		ifi, err := net.InterfaceByName(dev)
 		if err == nil {
 			mac = ifi.HardwareAddr
 		}
-		errc <- err
-	}()
-	return mac, <-errc
+		return err
+	})
+	return mac, err
 }
 
 // in runs fn on a locked thread inside namespace ns.
 func in(t testing.TB, ns string, fn func() error) {
 	t.Helper()
-	errc := make(chan error, 1)
-	go func() {
-		// The thread never goes back to the runtime: it exits with the
-		// goroutine, so it cannot leak into other tests in ns.
-		runtime.LockOSThread()
-		h, err := netns.GetFromName(ns)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer h.Close()
-		if err := netns.Set(h); err != nil {
-			errc <- err
-			return
-		}
-		errc <- fn()
-	}()
-	if err := <-errc; err != nil {
+	if err := testutil.InNetns(ns, fn); err != nil {
 		t.Fatal(err)
 	}
 }

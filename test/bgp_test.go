@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govs/govs/internal/testutil"
 	"github.com/govs/govs/internal/topo"
 )
 
@@ -56,27 +57,12 @@ func TestRouteHealthInjection(t *testing.T) {
 		out, _ := exec.CommandContext(ctx, "gobgp", "--target", "unix://"+sock, "global", "rib", "-a", "ipv4").CombinedOutput()
 		return string(out)
 	}
-	g := startGovsd(t, lab.Director, `
-director:
-  interfaces: [d0, d1]
-  control_socket: @SOCKET@
-  metrics_listen: ""
-  bgp:
-    asn: 65001
-    router_id: 198.18.0.254
-    peers: [{address: 198.18.0.1, asn: 65000}]
-    communities: ["65001:100"]
-services:
-  - name: web
-    vip: 198.18.0.100
-    port: 80
-    protocol: tcp
-    scheduler: mh
-    health_check: {type: tcp, interval: 300ms, timeout: 200ms, rise: 1, fall: 2}
-    real_servers:
-      - {address: 198.18.1.1, port: 8080}
-      - {address: 198.18.1.2, port: 8080}
-`)
+	g := startGovsd(t, lab.Director, testutil.Config{
+		Director: []string{`bgp: {asn: 65001, router_id: 198.18.0.254, peers: [{address: 198.18.0.1, asn: 65000}], communities: ["65001:100"]}`},
+		Services: []testutil.Service{{Name: "web", VIP: labVIP4, Port: 80, Scheduler: "mh",
+			Settings: []string{"health_check: {type: tcp, interval: 300ms, timeout: 200ms, rise: 1, fall: 2}"},
+			Reals:    testutil.Reals(8080, testutil.LabReals4(2)...)}},
+	}.YAML())
 	// GoBGP's first connection attempt comes a few seconds after start.
 	waitFor(t, 30*time.Second, "the router to learn the VIP route", func() bool {
 		return strings.Contains(rib(), "198.18.0.100/32")

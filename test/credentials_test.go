@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/govs/govs/internal/testutil"
 	"github.com/govs/govs/internal/topo"
 )
 
@@ -18,32 +19,21 @@ import (
 func TestControlCredentials(t *testing.T) {
 	needRoot(t)
 	lab := newLab(t, "cred", topo.LabOptions{RealServers: 1})
-	g := startGovsd(t, lab.Director, `
-director:
-  interfaces: [d0, d1]
-  control_socket: @SOCKET@
-  metrics_listen: ""
-  control_group: "4242"
-services:
-  - name: web
-    vip: 198.18.0.100
-    port: 80
-    protocol: tcp
-    scheduler: rr
-    real_servers:
-      - {address: 198.18.1.1, port: 8080}
-`)
-	if fi, err := os.Stat(g.socket); err != nil || fi.Mode().Perm() != 0o660 || fi.Sys().(*syscall.Stat_t).Gid != 4242 {
+	g := startGovsd(t, lab.Director, testutil.Config{
+		Director: []string{`control_group: "4242"`},
+		Services: []testutil.Service{httpService("web", labVIP4, 80, 1)},
+	}.YAML())
+	if fi, err := os.Stat(g.Socket); err != nil || fi.Mode().Perm() != 0o660 || fi.Sys().(*syscall.Stat_t).Gid != 4242 {
 		t.Errorf("control socket with control_group 4242: %v %v", fi.Mode(), err)
 	}
 	// Open the way for uid 65534: the socket, its directories, a copy of
 	// govsadm it may run.
-	for _, p := range []string{filepath.Dir(filepath.Dir(g.socket)), filepath.Dir(g.socket)} {
+	for _, p := range []string{filepath.Dir(filepath.Dir(g.Socket)), filepath.Dir(g.Socket)} {
 		if err := os.Chmod(p, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := os.Chmod(g.socket, 0o666); err != nil {
+	if err := os.Chmod(g.Socket, 0o666); err != nil {
 		t.Fatal(err)
 	}
 	admDir, err := os.MkdirTemp("", "govs-cred")
@@ -63,7 +53,7 @@ services:
 		t.Fatal(err)
 	}
 	as := func(cred *syscall.Credential, args ...string) (string, int) {
-		cmd := exec.Command(adm, append([]string{"--socket", g.socket}, args...)...)
+		cmd := exec.Command(adm, append([]string{"--socket", g.Socket}, args...)...)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 		out, err := cmd.CombinedOutput()
 		code := 0

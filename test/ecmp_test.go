@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govs/govs/internal/testutil"
 	"github.com/govs/govs/internal/topo"
 )
 
@@ -61,27 +62,11 @@ func TestECMPScaleOut(t *testing.T) {
 }
 
 func ecmpConfig(mode, routerID string) string {
-	return fmt.Sprintf(`
-director:
-  interfaces: [d0, d1]
-  control_socket: @SOCKET@
-  metrics_listen: ""
-  bgp:
-    asn: 65001
-    router_id: %s
-    peers: [{address: 198.18.0.1, asn: 65000}]
-services:
-  - name: web
-    vip: %s
-    port: 80
-    protocol: tcp
-    scheduler: mh
-    scheduler_flags: [mh-port]
-    forward: %s
-    real_servers:
-      - {address: 198.18.1.1, port: 80}
-      - {address: 198.18.1.2, port: 80}
-`, routerID, ecmpVIP, mode)
+	return testutil.Config{
+		Director: []string{fmt.Sprintf("bgp: {asn: 65001, router_id: %s, peers: [{address: 198.18.0.1, asn: 65000}]}", routerID)},
+		Services: []testutil.Service{{Name: "web", VIP: ecmpVIP, Port: 80, Scheduler: "mh", Forward: mode,
+			Settings: []string{"scheduler_flags: [mh-port]"}, Reals: testutil.Reals(80, testutil.LabReals4(2)...)}},
+	}.YAML()
 }
 
 // birdConfig peers with both directors (bird stays passive: govsd only

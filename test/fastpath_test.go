@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govs/govs/internal/testutil"
 	"github.com/govs/govs/internal/topo"
 )
 
@@ -120,34 +121,21 @@ func checkLongFlows(t *testing.T, lab *topo.Lab, g *govsd, vip string) {
 	}
 }
 
-const lifetimeConfig = `
-director:
-  interfaces: [d0, d1]
-  control_socket: @SOCKET@
-  metrics_listen: ""
-  timeouts: {tcp: 900s, tcpfin: 30s, udp: 2s}
-services:
-  - name: web
-    vip: 198.18.0.100
-    port: 80
-    protocol: tcp
-    scheduler: rr
-    forward: nat
-    real_servers:
-      - {address: 198.18.1.1, port: 8080}
-      - {address: 198.18.1.2, port: 8080}
-      - {address: 198.18.1.3, port: 8080}
-  - name: echo
-    vip: 198.18.0.100
-    port: 53
-    protocol: udp
-    scheduler: rr
-    forward: nat
-    real_servers:
-      - {address: 198.18.1.1, port: 5353}
-      - {address: 198.18.1.2, port: 5353}
-      - {address: 198.18.1.3, port: 5353}
-`
+// lifetime is a NAT web (80) and UDP echo (53) service of three real
+// servers, with a short UDP timeout.
+var lifetime = testutil.Config{
+	Director: []string{"timeouts: {tcp: 900s, tcpfin: 30s, udp: 2s}"},
+	Services: []testutil.Service{
+		withForward(httpService("web", labVIP4, 80, 3), "nat"),
+		withForward(echoService("echo", labVIP4, 53, 3), "nat"),
+	},
+}
+
+// withForward returns s with the forwarding method fwd.
+func withForward(s testutil.Service, fwd string) testutil.Service {
+	s.Forward = fwd
+	return s
+}
 
 // connLine returns the govsadm -Lnc line of the connection from the
 // client's local address, or "".
@@ -172,7 +160,7 @@ func connLine(t *testing.T, g *govsd, local string) string {
 func TestFastPathLifetime(t *testing.T) {
 	needRoot(t)
 	lab := newServingLab(t, "fpl", topo.LabOptions{RealServers: 3})
-	g := startGovsd(t, lab.Director, lifetimeConfig)
+	g := startGovsd(t, lab.Director, lifetime.YAML())
 
 	t.Run("udp outlives its timeout while packets flow", func(t *testing.T) {
 		uc, err := lab.Client.Dial("udp", "198.18.0.100:53", 3*time.Second)
@@ -257,7 +245,7 @@ func TestFastPathFallback(t *testing.T) {
 	lab := newServingLab(t, "fpf", topo.LabOptions{RealServers: 3})
 
 	t.Run("fast_path false", func(t *testing.T) {
-		g := startGovsd(t, lab.Director, strings.Replace(lifetimeConfig, "  metrics_listen: \"\"\n", "  metrics_listen: \"\"\n  fast_path: false\n", 1))
+		g := startGovsd(t, lab.Director, lifetime.WithDirector("fast_path: false").YAML())
 		defer g.shutdown(t)
 		conn := dial(t, lab, "198.18.0.100:80")
 		keepAlive(t, conn, 20)
@@ -276,7 +264,7 @@ func TestFastPathFallback(t *testing.T) {
 		if _, err := lab.Client.Exec("ethtool", "-K", topo.ClientIf, "gro", "off"); err != nil {
 			t.Fatal(err)
 		}
-		g := startGovsd(t, lab.Director, lifetimeConfig)
+		g := startGovsd(t, lab.Director, lifetime.YAML())
 		defer g.shutdown(t)
 		conn := dial(t, lab, "198.18.0.100:80")
 		keepAlive(t, conn, 20)

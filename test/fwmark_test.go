@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govs/govs/internal/testutil"
 	"github.com/govs/govs/internal/topo"
 )
 
@@ -14,12 +15,7 @@ import (
 // VIP into one persistent rr service whose real servers have port 0 (each
 // connection keeps its port); the marks section defines fwmark 2 for
 // govsadm -A -f 2.
-const fwmarkConfig = `
-director:
-  interfaces: [d0, d1]
-  control_socket: @SOCKET@
-  metrics_listen: ""
-marks:
+var fwmarkConfig = testutil.Config{Extra: `marks:
   - fwmark: 2
     addresses: [198.18.0.101]
     ports: [80, 8443]
@@ -42,7 +38,7 @@ services:
     real_servers:
       - {address: "2001:db8:1::1"}
       - {address: "2001:db8:1::2"}
-`
+`}.YAML()
 
 // TestFwmark: an fwmark service over two ports with persistence, defined in
 // the YAML and made with govsadm (-A -f / -a -f) on a running govsd: a

@@ -1,21 +1,18 @@
 package test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/govs/govs/internal/testutil"
 	"github.com/govs/govs/internal/topo"
 )
 
@@ -29,7 +26,7 @@ var pinRoot string
 
 func TestMain(m *testing.M) {
 	code := func() int {
-		if os.Geteuid() != 0 {
+		if !testutil.IsRoot() {
 			return m.Run() // every test skips; nothing to build
 		}
 		dir, err := os.MkdirTemp("", "govs-e2e-bin")
@@ -48,12 +45,9 @@ func TestMain(m *testing.M) {
 			return 1
 		}
 		defer syscall.Unmount(pinRoot, syscall.MNT_DETACH)
-		for _, cmd := range []string{"govsd", "govsadm"} {
-			out, err := exec.Command("go", "build", "-o", filepath.Join(dir, cmd), "github.com/govs/govs/cmd/"+cmd).CombinedOutput()
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "build %s: %v\n%s", cmd, err, out)
-				return 1
-			}
+		if err := testutil.Build(dir, "govsd", "govsadm"); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
 		}
 		binDir = dir
 		return m.Run()
@@ -63,9 +57,7 @@ func TestMain(m *testing.M) {
 
 func needRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("end-to-end tests need root (network namespaces, XDP, AF_XDP)")
-	}
+	testutil.RequireRoot(t, "end-to-end tests build network namespaces and run XDP and AF_XDP")
 }
 
 // prefix returns a namespace prefix unique to this test process.
@@ -109,30 +101,12 @@ func newServingLab(t *testing.T, tag string, o topo.LabOptions, vips ...string) 
 	return lab
 }
 
-// govsd is a govsd process running in the director namespace.
+// govsd is a govsd process running in the director namespace ns of a
+// test (testutil's harness, tied to the test's lifetime).
 type govsd struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	socket string
-	cfg    string
-	ns     *topo.NS
-
-	mu   sync.Mutex
-	logs bytes.Buffer
-	done chan struct{}
-}
-
-func (g *govsd) Write(p []byte) (int, error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.logs.Write(p)
-}
-
-// Logs returns what govsd has logged so far.
-func (g *govsd) Logs() string {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.logs.String()
+	*testutil.Govsd
+	t  *testing.T
+	ns *topo.NS
 }
 
 // pinSeq numbers the bpffs directories of the govsds this process starts.
@@ -146,19 +120,19 @@ var pinSeq atomic.Int32
 func startGovsd(t *testing.T, ns *topo.NS, cfg string) *govsd {
 	t.Helper()
 	dir := t.TempDir()
-	socket, path := filepath.Join(dir, "govs.sock"), filepath.Join(dir, "govs.yaml")
-	cfg = strings.ReplaceAll(cfg, "@SOCKET@", socket)
-	if !strings.Contains(cfg, "bpf_pin_path:") {
-		pin := filepath.Join(pinRoot, fmt.Sprintf("govs%d", pinSeq.Add(1)))
-		cfg = strings.Replace(cfg, "director:\n", "director:\n  bpf_pin_path: "+pin+"\n", 1)
-	}
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+	cfg = testutil.WithPinPath(cfg, filepath.Join(pinRoot, fmt.Sprintf("govs%d", pinSeq.Add(1))))
+	path, socket, err := testutil.WriteConfig(dir, cfg)
+	if err != nil {
 		t.Fatal(err)
 	}
 	// A copy for govsd --cleanup: a test may leave a broken file at path
 	// (a refused reload).
 	initial := filepath.Join(dir, "govs-initial.yaml")
-	if err := os.WriteFile(initial, []byte(cfg), 0o644); err != nil {
+	data, err := os.ReadFile(path)
+	if err == nil {
+		err = os.WriteFile(initial, data, 0o644)
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -183,60 +157,25 @@ func runGovsd(t *testing.T, ns *topo.NS, path, socket string, args ...string) *g
 // it: the upgrade procedure).
 func runGovsdBin(t *testing.T, ns *topo.NS, bin, path, socket string, args ...string) *govsd {
 	t.Helper()
-	g := &govsd{t: t, socket: socket, cfg: path, ns: ns, done: make(chan struct{})}
-	g.cmd = ns.Command(context.Background(), bin, append([]string{"-c", path}, args...)...)
-	g.cmd.Stdout, g.cmd.Stderr = g, g
-	if err := g.cmd.Start(); err != nil {
-		t.Fatalf("start govsd: %v", err)
+	p, err := testutil.StartGovsd(ns.Command(context.Background(), bin, append([]string{"-c", path}, args...)...), path, socket)
+	if err != nil {
+		t.Fatal(err)
 	}
-	go func() { g.cmd.Wait(); close(g.done) }()
+	g := &govsd{Govsd: p, t: t, ns: ns}
 	t.Cleanup(func() {
 		g.stop(syscall.SIGTERM)
 		if t.Failed() || os.Getenv("GOVS_E2E_LOGS") != "" {
-			t.Logf("govsd (pid %d) log:\n%s", g.cmd.Process.Pid, g.Logs())
+			t.Logf("govsd (pid %d) log:\n%s", g.Cmd.Process.Pid, g.Logs())
 		}
 	})
-	if err := g.waitReady(15 * time.Second); err != nil {
+	if err := g.WaitReady(15*time.Second, nil); err != nil {
 		t.Fatal(err)
 	}
 	return g
 }
 
-// waitReady waits until govsd's control socket answers.
-func (g *govsd) waitReady(timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		if c, err := net.Dial("unix", g.socket); err == nil {
-			c.Close()
-			return nil
-		}
-		select {
-		case <-g.done:
-			return fmt.Errorf("govsd exited early: %v\n%s", g.cmd.ProcessState, g.Logs())
-		default:
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("govsd did not open its control socket in time\n%s", g.Logs())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// stop signals govsd (the process we started, by PID) and waits for it.
-func (g *govsd) stop(sig syscall.Signal) {
-	select {
-	case <-g.done:
-		return
-	default:
-	}
-	g.cmd.Process.Signal(sig)
-	select {
-	case <-g.done:
-	case <-time.After(10 * time.Second):
-		g.cmd.Process.Kill()
-		<-g.done
-	}
-}
+// stop signals govsd and waits for it (SIGKILL after 10 s).
+func (g *govsd) stop(sig syscall.Signal) { g.Stop(sig, 10*time.Second) }
 
 // shutdown stops govsd for good (govsadm --shutdown) and waits for it to
 // exit.
@@ -246,7 +185,7 @@ func (g *govsd) shutdown(t *testing.T) {
 		t.Fatalf("govsadm --shutdown: %v\n%s", err, out)
 	}
 	select {
-	case <-g.done:
+	case <-g.Done():
 	case <-time.After(10 * time.Second):
 		t.Fatalf("govsd still runs 10 s after --shutdown")
 	}
@@ -254,19 +193,17 @@ func (g *govsd) shutdown(t *testing.T) {
 
 // adm runs govsadm against this govsd.
 func (g *govsd) adm(args ...string) (string, error) {
-	args = append([]string{"--socket", g.socket}, args...)
-	out, err := exec.Command(filepath.Join(binDir, "govsadm"), args...).CombinedOutput()
-	return string(out), err
+	return testutil.Adm(filepath.Join(binDir, "govsadm"), g.Socket, args...)
 }
 
 // xdpAttached reports whether dev in ns has an XDP program.
 func xdpAttached(t *testing.T, ns *topo.NS, dev string) bool {
 	t.Helper()
-	out, err := ns.Exec("ip", "-d", "link", "show", "dev", dev)
+	ok, err := testutil.XDPAttached(ns, dev)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return strings.Contains(out, "prog/xdp") || strings.Contains(out, "xdpgeneric") || strings.Contains(out, "xdpdrv")
+	return ok
 }
 
 // udpExchange sends msg from ns to addr and returns the answer.
@@ -294,7 +231,7 @@ func udpExchange(ns *topo.NS, addr, msg string, timeout time.Duration) (string, 
 func startProcess(t *testing.T, ns *topo.NS, name string, args ...string) *exec.Cmd {
 	t.Helper()
 	cmd := ns.Command(context.Background(), name, args...)
-	out := &govsd{} // a locked buffer
+	out := &testutil.LogBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
@@ -310,7 +247,7 @@ func startProcess(t *testing.T, ns *topo.NS, name string, args ...string) *exec.
 			<-done
 		}
 		if t.Failed() {
-			t.Logf("%s %s log:\n%s", ns.Name, name, out.Logs())
+			t.Logf("%s %s log:\n%s", ns.Name, name, out)
 		}
 	})
 	return cmd

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govs/govs/internal/testutil"
 	"github.com/govs/govs/internal/topo"
 )
 
@@ -49,25 +50,17 @@ func TestHealthChecks(t *testing.T) {
 	})
 	// interval 500ms, timeout 300ms, fall 2, rise 2: down within
 	// fall*interval+timeout = 1.3 s, up within rise*interval = 1 s.
-	g := startGovsd(t, lab.Director, `
-director:
-  interfaces: [d0, d1]
-  control_socket: @SOCKET@
-  metrics_listen: 127.0.0.1:9469
-services:
-  - name: web
-    vip: 198.18.0.100
-    port: 80
-    protocol: tcp
-    scheduler: rr
-    health_check: {type: http, interval: 500ms, timeout: 300ms, rise: 2, fall: 2, http: {path: /, expect_status: [200]}}
-    on_failure: quiesce
-    sorry_server: {address: 198.18.1.4, port: 8080}
-    real_servers:
-      - {address: 198.18.1.1, port: 8080, weight: 2}
-      - {address: 198.18.1.2, port: 8080}
-      - {address: 198.18.1.3, port: 8080}
-`)
+	web := httpService("web", labVIP4, 80, 3)
+	web.Reals[0].Weight = 2
+	web.Settings = []string{
+		"health_check: {type: http, interval: 500ms, timeout: 300ms, rise: 2, fall: 2, http: {path: /, expect_status: [200]}}",
+		"on_failure: quiesce",
+		"sorry_server: {address: 198.18.1.4, port: 8080}",
+	}
+	g := startGovsd(t, lab.Director, testutil.Config{
+		Director: []string{"metrics_listen: 127.0.0.1:9469"},
+		Services: []testutil.Service{web},
+	}.YAML())
 	client := topo.HTTPClient(lab.Client, 2*time.Second)
 	get := func() (string, error) {
 		body, err := topo.Get(context.Background(), client, "http://198.18.0.100/")
@@ -139,25 +132,11 @@ func TestCheckViaVIP(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stop()
-	g := startGovsd(t, lab.Director, `
-director:
-  interfaces: [d0, d1]
-  control_socket: @SOCKET@
-  metrics_listen: ""
-services:
-  - name: dr
-    vip: 198.18.2.100
-    port: 80
-    protocol: tcp
-    scheduler: rr
-    forward: dr
-    check_via_vip: true
-    health_check: {type: tcp, interval: 300ms, timeout: 200ms, rise: 1, fall: 2}
-    real_servers:
-      - {address: 198.18.1.1, port: 80}
-      - {address: 198.18.1.2, port: 80}
-      - {address: 198.18.1.3, port: 80}
-`)
+	g := startGovsd(t, lab.Director, testutil.Config{Services: []testutil.Service{{
+		Name: "dr", VIP: "198.18.2.100", Port: 80, Forward: "dr",
+		Settings: []string{"check_via_vip: true", "health_check: {type: tcp, interval: 300ms, timeout: 200ms, rise: 1, fall: 2}"},
+		Reals:    testutil.Reals(80, testutil.LabReals4(3)...),
+	}}}.YAML())
 	// on_failure defaults to remove (keepalived's default): a failed
 	// server leaves the listing.
 	waitFor(t, 3*time.Second, "rs1 (no VIP on lo) to be found down and removed", func() bool { return weightOf(t, g, "198.18.1.1:80") == -1 })

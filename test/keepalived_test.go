@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govs/govs/internal/testutil"
 	"github.com/govs/govs/internal/topo"
 )
 
@@ -77,22 +78,7 @@ func TestKeepalivedFailover(t *testing.T) {
 	defer stop()
 	key := writeSyncKey(t)
 	cfg := func(role string) string {
-		return fmt.Sprintf(`
-director:
-  interfaces: [d0, d1]
-  control_socket: @SOCKET@
-  metrics_listen: ""
-  sync: {role: %s, interface: d1, group: 239.255.81.49, sync_id: 9, key_file: %s}
-services:
-  - name: web
-    vip: 198.18.0.100
-    port: 80
-    protocol: tcp
-    scheduler: rr
-    real_servers:
-      - {address: 198.18.1.1, port: 8080}
-      - {address: 198.18.1.2, port: 8080}
-`, role, key)
+		return keepalivedGovsdConfig(role, key)
 	}
 	// Both directors run govsd all the time, as with keepalived in front
 	// of IPVS; the sync role would follow VRRP through notify scripts.
@@ -138,6 +124,15 @@ services:
 // README shows: when the tracker fails, the instance goes to FAULT, gives up
 // the addresses and tells the backup at once (priority 0), so the VIP
 // follows a running govsd.
+// keepalivedGovsdConfig is the directors' govsd configuration: a web
+// service of two real servers, connection sync in role over d1.
+func keepalivedGovsdConfig(role, key string) string {
+	return testutil.Config{
+		Director: []string{fmt.Sprintf("sync: {role: %s, interface: d1, group: 239.255.81.49, sync_id: 9, key_file: %s}", role, key)},
+		Services: []testutil.Service{httpService("web", labVIP4, 80, 2)},
+	}.YAML()
+}
+
 const keepalivedTrackConfig = `
 global_defs {
   router_id %s
@@ -165,7 +160,7 @@ vrrp_instance govs {
 // gets (keepalived in a namespace logs "Failed to set/clear process event
 // listen" and holds the instance in FAULT).
 func govsdTracker(g *govsd) (def, use string) {
-	return fmt.Sprintf("vrrp_script govsd {\n  script \"%s --socket %s -L -n\"\n  interval 1\n  timeout 2\n  fall 1\n  rise 2\n}", filepath.Join(binDir, "govsadm"), g.socket),
+	return fmt.Sprintf("vrrp_script govsd {\n  script \"%s --socket %s -L -n\"\n  interval 1\n  timeout 2\n  fall 1\n  rise 2\n}", filepath.Join(binDir, "govsadm"), g.Socket),
 		"track_script {\n    govsd\n  }"
 }
 
@@ -188,22 +183,7 @@ func TestKeepalivedGovsdKilled(t *testing.T) {
 	}
 	defer stop()
 	key := writeSyncKey(t)
-	cfg := fmt.Sprintf(`
-director:
-  interfaces: [d0, d1]
-  control_socket: @SOCKET@
-  metrics_listen: ""
-  sync: {role: both, interface: d1, group: 239.255.81.49, sync_id: 9, key_file: %s}
-services:
-  - name: web
-    vip: 198.18.0.100
-    port: 80
-    protocol: tcp
-    scheduler: rr
-    real_servers:
-      - {address: 198.18.1.1, port: 8080}
-      - {address: 198.18.1.2, port: 8080}
-`, key)
+	cfg := keepalivedGovsdConfig("both", key)
 	master := startGovsd(t, l.dirA, cfg)
 	backup := startGovsd(t, l.dirB, cfg)
 	for _, d := range []struct {
@@ -279,7 +259,7 @@ services:
 	waitFor(t, 3*time.Second, "the busy connection's first answers", func() bool { return busyOK.Load() >= 3 })
 
 	// Kill govsd on the master: only the process this test started.
-	pid := master.cmd.Process.Pid
+	pid := master.Cmd.Process.Pid
 	if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); strings.TrimSpace(string(comm)) != "govsd" {
 		t.Fatalf("pid %d is %q, not govsd", pid, comm)
 	}

@@ -11,35 +11,16 @@ import (
 	"time"
 
 	"github.com/govs/govs/dataplane"
+	"github.com/govs/govs/internal/testutil"
 	"github.com/govs/govs/internal/topo"
 )
 
 // The fast path is off so that every packet passes through the workers and
 // the data-path counters can be predicted exactly.
-const metricsConfig = `
-director:
-  interfaces: [d0, d1]
-  control_socket: @SOCKET@
-  metrics_listen: 127.0.0.1:9469
-  fast_path: false
-services:
-  - name: web
-    vip: 198.18.0.100
-    port: 80
-    protocol: tcp
-    scheduler: rr
-    real_servers:
-      - {address: 198.18.1.1, port: 8080}
-      - {address: 198.18.1.2, port: 8080}
-  - name: dns
-    vip: 198.18.0.100
-    port: 53
-    protocol: udp
-    scheduler: rr
-    real_servers:
-      - {address: 198.18.1.1, port: 5353}
-      - {address: 198.18.1.2, port: 5353}
-`
+var metricsConfig = testutil.Config{
+	Director: []string{"metrics_listen: 127.0.0.1:9469", "fast_path: false"},
+	Services: []testutil.Service{httpService("web", labVIP4, 80, 2), echoService("dns", labVIP4, 53, 2)},
+}.YAML()
 
 // scrape reads /metrics into "name{labels}" -> value.
 func scrape(t *testing.T, lab *topo.Lab) map[string]float64 {

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/govs/govs/internal/testutil"
 	"github.com/govs/govs/internal/topo"
 )
 
@@ -25,29 +26,25 @@ func modeConfig(mode, vip4, vip6, local4, local6 string) string {
 		}
 		return p + 8000
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "director:\n  interfaces: [d0, d1]\n  control_socket: @SOCKET@\n  metrics_listen: \"\"\nservices:\n")
+	var cfg testutil.Config
 	for _, svc := range []struct {
 		name, vip, proto, local string
 		port                    int
 		rs                      []string
 	}{
-		{"web4", vip4, "tcp", local4, 80, []string{"198.18.1.1", "198.18.1.2", "198.18.1.3"}},
-		{"udp4", vip4, "udp", local4, 53, []string{"198.18.1.1", "198.18.1.2", "198.18.1.3"}},
-		{"web6", vip6, "tcp", local6, 80, []string{"2001:db8:1::1", "2001:db8:1::2", "2001:db8:1::3"}},
-		{"udp6", vip6, "udp", local6, 53, []string{"2001:db8:1::1", "2001:db8:1::2", "2001:db8:1::3"}},
+		{"web4", vip4, "tcp", local4, 80, testutil.LabReals4(3)},
+		{"udp4", vip4, "udp", local4, 53, testutil.LabReals4(3)},
+		{"web6", vip6, "tcp", local6, 80, testutil.LabReals6(3)},
+		{"udp6", vip6, "udp", local6, 53, testutil.LabReals6(3)},
 	} {
-		extra := ""
+		s := testutil.Service{Name: svc.name, VIP: svc.vip, Port: svc.port, Protocol: svc.proto, Forward: mode,
+			Reals: testutil.Reals(port(svc.port), svc.rs...)}
 		if svc.local != "" {
-			extra = fmt.Sprintf("    local_addresses: [%q]\n", svc.local)
+			s.LocalAddresses = []string{svc.local}
 		}
-		fmt.Fprintf(&b, "  - name: %s\n    vip: %q\n    port: %d\n    protocol: %s\n    scheduler: rr\n    forward: %s\n%s    real_servers:\n",
-			svc.name, svc.vip, svc.port, svc.proto, mode, extra)
-		for _, rs := range svc.rs {
-			fmt.Fprintf(&b, "      - {address: %q, port: %d}\n", rs, port(svc.port))
-		}
+		cfg.Services = append(cfg.Services, s)
 	}
-	return b.String()
+	return cfg.YAML()
 }
 
 // checkModeTraffic drives HTTP and UDP through both VIPs and checks which

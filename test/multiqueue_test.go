@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/govs/govs/control"
+	"github.com/govs/govs/internal/testutil"
 	"github.com/govs/govs/internal/topo"
 )
 
@@ -27,33 +28,9 @@ func TestMultiQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stop()
-	g := startGovsd(t, lab.Director, `
-director:
-  interfaces: [d0, d1]
-  control_socket: @SOCKET@
-  metrics_listen: ""
-services:
-  - name: nat
-    vip: 198.18.0.100
-    port: 80
-    protocol: tcp
-    scheduler: rr
-    real_servers:
-      - {address: 198.18.1.1, port: 8080}
-      - {address: 198.18.1.2, port: 8080}
-      - {address: 198.18.1.3, port: 8080}
-  - name: fullnat
-    vip: 198.18.0.100
-    port: 81
-    protocol: tcp
-    scheduler: rr
-    forward: fullnat
-    local_addresses: [198.18.1.250]
-    real_servers:
-      - {address: 198.18.1.1, port: 8080}
-      - {address: 198.18.1.2, port: 8080}
-      - {address: 198.18.1.3, port: 8080}
-`)
+	fullnat := httpService("fullnat", labVIP4, 81, 3)
+	fullnat.Forward, fullnat.LocalAddresses = "fullnat", []string{"198.18.1.250"}
+	g := startGovsd(t, lab.Director, testutil.Config{Services: []testutil.Service{httpService("nat", labVIP4, 80, 3), fullnat}}.YAML())
 	if !strings.Contains(g.Logs(), "queues=2") {
 		t.Fatalf("govsd did not serve two queues:\n%s", g.Logs())
 	}

@@ -10,54 +10,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govs/govs/internal/testutil"
 	"github.com/govs/govs/internal/topo"
 )
 
-const natConfig = `
-director:
-  interfaces: [d0, d1]
-  xdp_mode: auto
-  control_socket: @SOCKET@
-  metrics_listen: 127.0.0.1:9469
-services:
-  - name: web
-    vip: 198.18.0.100
-    port: 80
-    protocol: tcp
-    scheduler: rr
-    forward: nat
-    real_servers:
-      - {address: 198.18.1.1, port: 8080}
-      - {address: 198.18.1.2, port: 8080}
-      - {address: 198.18.1.3, port: 8080}
-  - name: echo
-    vip: 198.18.0.100
-    port: 53
-    protocol: udp
-    scheduler: rr
-    real_servers:
-      - {address: 198.18.1.1, port: 5353}
-      - {address: 198.18.1.2, port: 5353}
-      - {address: 198.18.1.3, port: 5353}
-  - name: web6
-    vip: 2001:db8::100
-    port: 80
-    protocol: tcp
-    scheduler: rr
-    real_servers:
-      - {address: "2001:db8:1::1", port: 8080}
-      - {address: "2001:db8:1::2", port: 8080}
-      - {address: "2001:db8:1::3", port: 8080}
-  - name: echo6
-    vip: 2001:db8::100
-    port: 53
-    protocol: udp
-    scheduler: rr
-    real_servers:
-      - {address: "2001:db8:1::1", port: 5353}
-      - {address: "2001:db8:1::2", port: 5353}
-      - {address: "2001:db8:1::3", port: 5353}
-`
+var natConfig = testutil.Config{
+	Director: []string{"xdp_mode: auto", "metrics_listen: 127.0.0.1:9469"},
+	Services: []testutil.Service{
+		withForward(httpService("web", labVIP4, 80, 3), "nat"), echoService("echo", labVIP4, 53, 3),
+		httpService("web6", labVIP6, 80, 3), echoService("echo6", labVIP6, 53, 3),
+	},
+}.YAML()
 
 // TestNAT is the foundation's proof: HTTP and UDP through a LVS-NAT VIP with
 // real clients and servers, the director's own traffic untouched, and no XDP
@@ -219,19 +182,9 @@ func TestNAT(t *testing.T) {
 func TestCrashLeavesNoXDP(t *testing.T) {
 	needRoot(t)
 	lab := newLab(t, "crash", topo.LabOptions{RealServers: 1})
-	g := startGovsd(t, lab.Director, `
-director:
-  bpf_pin_path: ""
-  interfaces: [d0, d1]
-  control_socket: @SOCKET@
-  metrics_listen: ""
-services:
-  - name: web
-    vip: 198.18.0.100
-    port: 80
-    protocol: tcp
-    real_servers: [{address: 198.18.1.1, port: 8080}]
-`)
+	web := httpService("web", labVIP4, 80, 1)
+	web.Scheduler = "wlc" // govsd's default
+	g := startGovsd(t, lab.Director, testutil.Config{Director: []string{`bpf_pin_path: ""`}, Services: []testutil.Service{web}}.YAML())
 	if !xdpAttached(t, lab.Director, topo.DirectorClientIf) {
 		t.Fatal("no XDP program attached while govsd runs")
 	}

@@ -11,31 +11,28 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govs/govs/internal/testutil"
 	"github.com/govs/govs/internal/topo"
 )
 
 // offloadConfig is one HTTP service per family on port 8080 (the real
 // servers' port: DR and TUN map no ports) in forwarding mode mode.
 func offloadConfig(mode string, fastPath bool, xdpMode, vip4, vip6, local4, local6 string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "director:\n  interfaces: [d0, d1]\n  control_socket: @SOCKET@\n  metrics_listen: \"\"\n  fast_path: %v\n  xdp_mode: %s\nservices:\n", fastPath, xdpMode)
+	cfg := testutil.Config{Director: []string{fmt.Sprintf("fast_path: %v", fastPath), "xdp_mode: " + xdpMode}}
 	for _, svc := range []struct {
 		name, vip, local string
 		rs               []string
 	}{
-		{"web4", vip4, local4, []string{"198.18.1.1", "198.18.1.2", "198.18.1.3"}},
-		{"web6", vip6, local6, []string{"2001:db8:1::1", "2001:db8:1::2", "2001:db8:1::3"}},
+		{"web4", vip4, local4, testutil.LabReals4(3)},
+		{"web6", vip6, local6, testutil.LabReals6(3)},
 	} {
-		fmt.Fprintf(&b, "  - name: %s\n    vip: %q\n    port: 8080\n    protocol: tcp\n    scheduler: rr\n    forward: %s\n", svc.name, svc.vip, mode)
+		s := testutil.Service{Name: svc.name, VIP: svc.vip, Port: 8080, Forward: mode, Reals: testutil.Reals(8080, svc.rs...)}
 		if svc.local != "" {
-			fmt.Fprintf(&b, "    local_addresses: [%q]\n", svc.local)
+			s.LocalAddresses = []string{svc.local}
 		}
-		b.WriteString("    real_servers:\n")
-		for _, rs := range svc.rs {
-			fmt.Fprintf(&b, "      - {address: %q, port: 8080}\n", rs)
-		}
+		cfg.Services = append(cfg.Services, s)
 	}
-	return b.String()
+	return cfg.YAML()
 }
 
 // TestModesDefaultOffloads is issue #15's first case: the client and the

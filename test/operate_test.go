@@ -14,23 +14,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govs/govs/internal/testutil"
 	"github.com/govs/govs/internal/topo"
 )
 
-const operateConfig = `
-director:
-  interfaces: [d0, d1]
-  control_socket: @SOCKET@
-  metrics_listen: 127.0.0.1:9469
-services:
-  - name: web
-    vip: 198.18.0.100
-    port: 80
-    protocol: tcp
-    scheduler: rr
-    real_servers:
-      - {address: 198.18.1.1, port: 8080}
-`
+// operateConfig is a web service of the lab's first n real servers, with
+// the metrics listener on.
+func operateConfig(n int) string {
+	return testutil.Config{
+		Director: []string{"metrics_listen: 127.0.0.1:9469"},
+		Services: []testutil.Service{httpService("web", labVIP4, 80, n)},
+	}.YAML()
+}
 
 // admOK runs govsadm and fails the test on a non-zero exit.
 func (g *govsd) admOK(t *testing.T, args ...string) string {
@@ -118,7 +113,7 @@ func TestOperate(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stop()
-	g := startGovsd(t, lab.Director, operateConfig)
+	g := startGovsd(t, lab.Director, operateConfig(1))
 
 	t.Run("govsadm adds a service that carries traffic", func(t *testing.T) {
 		g.admOK(t, "-A", "-t", "198.18.0.100:81", "-s", "rr")
@@ -183,7 +178,7 @@ func TestOperate(t *testing.T) {
 		if out := g.admOK(t, "-L", "-n"); strings.Contains(out, "198.18.0.100") {
 			t.Fatalf("-C left services:\n%s", out)
 		}
-		cmd := exec.Command(filepath.Join(binDir, "govsadm"), "--socket", g.socket, "-R")
+		cmd := exec.Command(filepath.Join(binDir, "govsadm"), "--socket", g.Socket, "-R")
 		cmd.Stdin = strings.NewReader(saved)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("-R: %v\n%s", err, out)
@@ -208,12 +203,11 @@ func TestOperate(t *testing.T) {
 	})
 
 	t.Run("SIGHUP", func(t *testing.T) {
-		cfg := strings.Replace(operateConfig, "      - {address: 198.18.1.1, port: 8080}",
-			"      - {address: 198.18.1.1, port: 8080}\n      - {address: 198.18.1.2, port: 8080}", 1)
-		if err := os.WriteFile(g.cfg, []byte(strings.ReplaceAll(cfg, "@SOCKET@", g.socket)), 0o644); err != nil {
+		cfg := strings.ReplaceAll(operateConfig(2), testutil.SocketPlaceholder, g.Socket)
+		if err := os.WriteFile(g.Config, []byte(cfg), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		g.cmd.Process.Signal(syscall.SIGHUP)
+		g.Cmd.Process.Signal(syscall.SIGHUP)
 		waitFor(t, 3*time.Second, "the new server after SIGHUP", func() bool {
 			return strings.Contains(g.admOK(t, "-L", "-n"), "-> 198.18.1.2:8080")
 		})
@@ -221,10 +215,10 @@ func TestOperate(t *testing.T) {
 			t.Errorf("the server added by SIGHUP takes no traffic: %v", hits)
 		}
 		before := g.admOK(t, "-L", "-n")
-		if err := os.WriteFile(g.cfg, []byte("director:\n  interfaces: [d0]\nservices:\n  - name: x\n    vip: nonsense\n"), 0o644); err != nil {
+		if err := os.WriteFile(g.Config, []byte("director:\n  interfaces: [d0]\nservices:\n  - name: x\n    vip: nonsense\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		g.cmd.Process.Signal(syscall.SIGHUP)
+		g.Cmd.Process.Signal(syscall.SIGHUP)
 		waitFor(t, 3*time.Second, "the refusal in the log", func() bool {
 			return strings.Contains(g.Logs(), "reload refused")
 		})

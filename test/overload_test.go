@@ -19,7 +19,7 @@ func TestSteerMeter(t *testing.T) {
 	needRoot(t)
 	lab := newServingLab(t, "stm", topo.LabOptions{RealServers: 3})
 
-	cfg := strings.Replace(lifetimeConfig, "  metrics_listen: \"\"\n", "  metrics_listen: \"\"\n  fast_path: false\n  steer_limit: 1\n", 1)
+	cfg := lifetime.WithDirector("fast_path: false", "steer_limit: 1").YAML()
 	g := startGovsd(t, lab.Director, cfg)
 	defer g.stop(syscall.SIGTERM)
 

@@ -8,33 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govs/govs/internal/testutil"
 	"github.com/govs/govs/internal/topo"
 )
 
-const promiscConfig = `
-director:
-  interfaces: [d0, d1]
-  control_socket: @SOCKET@
-  metrics_listen: ""
-@EXTRA@
-services:
-  - name: echo
-    vip: 198.18.0.100
-    port: 53
-    protocol: udp
-    scheduler: rr
-    real_servers:
-      - {address: 198.18.1.1, port: 5353}
-      - {address: 198.18.1.2, port: 5353}
-  - name: web
-    vip: 198.18.0.100
-    port: 80
-    protocol: tcp
-    scheduler: rr
-    real_servers:
-      - {address: 198.18.1.1, port: 8080}
-      - {address: 198.18.1.2, port: 8080}
-`
+var promiscConfig = testutil.Config{Services: []testutil.Service{echoService("echo", labVIP4, 53, 2), httpService("web", labVIP4, 80, 2)}}
 
 // xdpCounter reads one xdp counter from govsadm --counters; a counter
 // that is not listed is 0.
@@ -104,7 +82,7 @@ func TestPromiscForeignMAC(t *testing.T) {
 		}
 	}
 
-	g := startGovsd(t, lab.Director, strings.Replace(promiscConfig, "@EXTRA@", "", 1))
+	g := startGovsd(t, lab.Director, promiscConfig.YAML())
 	pointVIP(t, own.String())
 	works(t, "own MAC")
 
@@ -165,7 +143,7 @@ func TestPromiscForeignMAC(t *testing.T) {
 
 	t.Run("accept_foreign_mac", func(t *testing.T) {
 		g.shutdown(t)
-		g := startGovsd(t, lab.Director, strings.Replace(promiscConfig, "@EXTRA@", "  accept_foreign_mac: [d0]", 1))
+		g := startGovsd(t, lab.Director, promiscConfig.WithDirector("accept_foreign_mac: [d0]").YAML())
 		pointVIP(t, foreign)
 		t.Cleanup(func() { pointVIP(t, own.String()) })
 		works(t, "accepting foreign MACs")

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govs/govs/internal/testutil"
 	"github.com/govs/govs/internal/topo"
 )
 
@@ -37,35 +38,15 @@ func TestQuiescePersistence(t *testing.T) {
 			}
 		}
 	})
-	g := startGovsd(t, lab.Director, `
-director:
-  interfaces: [d0, d1]
-  control_socket: @SOCKET@
-  metrics_listen: ""
-services:
-  - name: web
-    vip: 198.18.0.100
-    port: 80
-    protocol: tcp
-    scheduler: rr
-    persistence: {timeout: 300s}
-    health_check: {type: tcp, interval: 300ms, timeout: 200ms, rise: 1, fall: 2}
-    on_failure: quiesce
-    real_servers: &reals
-      - {address: 198.18.1.1, port: 8080}
-      - {address: 198.18.1.2, port: 8080}
-      - {address: 198.18.1.3, port: 8080}
-  - name: control
-    vip: 198.18.0.100
-    port: 81
-    protocol: tcp
-    scheduler: rr
-    persistence: {timeout: 300s}
-    health_check: {type: tcp, interval: 300ms, timeout: 200ms, rise: 1, fall: 2}
-    on_failure: quiesce
-    expire_quiescent_template: false
-    real_servers: *reals
-`)
+	quiesced := func(s testutil.Service, settings ...string) testutil.Service {
+		s.Settings = append([]string{"persistence: {timeout: 300s}",
+			"health_check: {type: tcp, interval: 300ms, timeout: 200ms, rise: 1, fall: 2}", "on_failure: quiesce"}, settings...)
+		return s
+	}
+	g := startGovsd(t, lab.Director, testutil.Config{Services: []testutil.Service{
+		quiesced(httpService("web", labVIP4, 80, 3)),
+		quiesced(httpService("control", labVIP4, 81, 3), "expire_quiescent_template: false"),
+	}}.YAML())
 	client := topo.HTTPClient(lab.Client, time.Second)
 	get := func(url string) (string, error) {
 		body, err := topo.Get(context.Background(), client, url)

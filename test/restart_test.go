@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/govs/govs/internal/testutil"
 	"github.com/govs/govs/internal/topo"
 )
 
@@ -90,28 +91,18 @@ func restartConfig(c restartCase) string {
 		}
 		return p + 8000
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "director:\n  interfaces: [d0, d1]\n  control_socket: @SOCKET@\n  metrics_listen: \"\"\nservices:\n")
-	for _, fam := range []struct {
-		vip, local string
-		rs         []string
-	}{
-		{c.vip4, "198.18.1.250", []string{"198.18.1.1", "198.18.1.2"}},
-		{c.vip6, "2001:db8:1::250", []string{"2001:db8:1::1", "2001:db8:1::2"}},
-	} {
+	var cfg testutil.Config
+	for _, fam := range []struct{ vip, local string }{{c.vip4, "198.18.1.250"}, {c.vip6, "2001:db8:1::250"}} {
 		for _, port := range []int{80, restartDLPort} {
-			fmt.Fprintf(&b, "  - name: s%d-%s\n    vip: %q\n    port: %d\n    protocol: tcp\n    scheduler: rr\n    forward: %s\n",
-				port, strings.NewReplacer(".", "-", ":", "-").Replace(fam.vip), fam.vip, port, c.mode)
+			s := testutil.Service{Name: fmt.Sprintf("s%d-%s", port, strings.NewReplacer(".", "-", ":", "-").Replace(fam.vip)),
+				VIP: fam.vip, Port: port, Forward: c.mode, Reals: testutil.Reals(rport(port), labReals(fam.vip, 2)...)}
 			if c.mode == "fullnat" {
-				fmt.Fprintf(&b, "    local_addresses: [%q]\n", fam.local)
+				s.LocalAddresses = []string{fam.local}
 			}
-			b.WriteString("    real_servers:\n")
-			for _, rs := range fam.rs {
-				fmt.Fprintf(&b, "      - {address: %q, port: %d}\n", rs, rport(port))
-			}
+			cfg.Services = append(cfg.Services, s)
 		}
 	}
-	return b.String()
+	return cfg.YAML()
 }
 
 func restartMode(t *testing.T, c restartCase, next string) {
@@ -167,7 +158,7 @@ func restartMode(t *testing.T, c restartCase, next string) {
 		}
 	}
 	// A stop for good leaves nothing: no XDP program, no pinned objects.
-	pin := pinPathOf(t, g.cfg)
+	pin := pinPathOf(t, g.Config)
 	g.shutdown(t)
 	for _, dev := range []string{topo.DirectorClientIf, topo.DirectorRealIf} {
 		if xdpAttached(t, lab.Director, dev) {
@@ -217,14 +208,14 @@ func restartOnce(t *testing.T, lab *topo.Lab, c restartCase, g *govsd, how, next
 		ng = g
 	case "sigterm", "quiet":
 		g.stop(syscall.SIGTERM)
-		ng = runGovsd(t, lab.Director, g.cfg, g.socket)
+		ng = runGovsd(t, lab.Director, g.Config, g.Socket)
 	case "sigkill":
 		g.stop(syscall.SIGKILL)
-		ng = runGovsd(t, lab.Director, g.cfg, g.socket)
+		ng = runGovsd(t, lab.Director, g.Config, g.Socket)
 	case "upgrade":
-		ng = runGovsdBin(t, lab.Director, next, g.cfg, g.socket, "--takeover")
+		ng = runGovsdBin(t, lab.Director, next, g.Config, g.Socket, "--takeover")
 		select {
-		case <-g.done:
+		case <-g.Done():
 		case <-time.After(10 * time.Second):
 			t.Fatalf("upgrade: the old govsd still runs 10 s after the takeover")
 		}

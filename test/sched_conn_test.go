@@ -7,44 +7,23 @@ import (
 	"time"
 
 	"github.com/govs/govs/control"
+	"github.com/govs/govs/internal/testutil"
 	"github.com/govs/govs/internal/topo"
 )
 
-const schedConfig = `
-director:
-  interfaces: [d0, d1]
-  control_socket: @SOCKET@
-  metrics_listen: ""
-  timeouts: {tcp: 3s, tcpfin: 2s, udp: 5s}
-services:
-  - name: weighted
-    vip: 198.18.0.100
-    port: 80
-    protocol: tcp
-    scheduler: wrr
-    real_servers:
-      - {address: 198.18.1.1, port: 8080, weight: 3}
-      - {address: 198.18.1.2, port: 8080, weight: 1}
-  - name: hashed
-    vip: 198.18.0.100
-    port: 81
-    protocol: tcp
-    scheduler: sh
-    real_servers:
-      - {address: 198.18.1.1, port: 8080}
-      - {address: 198.18.1.2, port: 8080}
-      - {address: 198.18.1.3, port: 8080}
-  - name: sticky
-    vip: 198.18.0.100
-    port: 82
-    protocol: tcp
-    scheduler: rr
-    persistence: {timeout: 60s, netmask: 255.255.255.0}
-    real_servers:
-      - {address: 198.18.1.1, port: 8080}
-      - {address: 198.18.1.2, port: 8080}
-      - {address: 198.18.1.3, port: 8080}
-`
+var schedConfig = func() string {
+	weighted := httpService("weighted", labVIP4, 80, 2)
+	weighted.Scheduler = "wrr"
+	weighted.Reals[0].Weight, weighted.Reals[1].Weight = 3, 1
+	hashed := httpService("hashed", labVIP4, 81, 3)
+	hashed.Scheduler = "sh"
+	sticky := httpService("sticky", labVIP4, 82, 3)
+	sticky.Settings = []string{"persistence: {timeout: 60s, netmask: 255.255.255.0}"}
+	return testutil.Config{
+		Director: []string{"timeouts: {tcp: 3s, tcpfin: 2s, udp: 5s}"},
+		Services: []testutil.Service{weighted, hashed, sticky},
+	}.YAML()
+}()
 
 // spread sends n requests to url and counts the answering servers.
 func spread(t *testing.T, lab *topo.Lab, url string, n int) map[string]int {
@@ -94,7 +73,7 @@ func TestSchedulersAndConnections(t *testing.T) {
 		if err != nil {
 			t.Fatalf("listing: %v\n%s", err, out)
 		}
-		tmpls, err := control.NewClient(g.socket).Connections(true)
+		tmpls, err := control.NewClient(g.Socket).Connections(true)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govs/govs/internal/testutil"
 	"github.com/govs/govs/internal/topo"
 )
 
@@ -81,24 +82,15 @@ func newSyncLabVia(t *testing.T, gw string) *syncLab {
 	return l
 }
 
-func syncConfig(role, key string) string {
-	return fmt.Sprintf(`
-director:
-  interfaces: [d0, d1]
-  control_socket: @SOCKET@
-  metrics_listen: ""
-  sync: {role: %s, interface: d1, group: 239.255.81.49, sync_id: 7, key_file: %s}
-services:
-  - name: dr
-    vip: 198.18.2.100
-    port: 80
-    protocol: tcp
-    scheduler: rr
-    forward: dr
-    real_servers:
-      - {address: 198.18.1.1, port: 80}
-      - {address: 198.18.1.2, port: 80}
-`, role, key)
+// syncConfig is the directors' configuration: a DR service of both real
+// servers, and the director's sync setting sync ("" for none).
+func syncConfig(sync string) testutil.Config {
+	cfg := testutil.Config{Services: []testutil.Service{{Name: "dr", VIP: "198.18.2.100", Port: 80, Forward: "dr",
+		Reals: testutil.Reals(80, testutil.LabReals4(2)...)}}}
+	if sync != "" {
+		cfg.Director = []string{"sync: " + sync}
+	}
+	return cfg
 }
 
 // TestSyncFailover: a long-lived TCP connection through the master goes on
@@ -115,12 +107,10 @@ func TestSyncFailover(t *testing.T) {
 	defer stop()
 	key := writeSyncKey(t)
 	// Unicast sync: the master sends to the backup's address only.
-	master := startGovsd(t, l.dirA, strings.Replace(syncConfig("master", key), "group: 239.255.81.49", "peers: [198.18.1.12]", 1))
+	master := startGovsd(t, l.dirA, syncConfig("{role: master, interface: d1, peers: [198.18.1.12], sync_id: 7, key_file: "+key+"}").YAML())
 	// The backup starts without sync and gets it at run time, as with
 	// ipvsadm --start-daemon, accepting the master only (--sync-peer).
-	noSync := strings.Replace(syncConfig("backup", key),
-		fmt.Sprintf("  sync: {role: backup, interface: d1, group: 239.255.81.49, sync_id: 7, key_file: %s}\n", key), "", 1)
-	backup := startGovsd(t, l.dirB, noSync)
+	backup := startGovsd(t, l.dirB, syncConfig("").YAML())
 	backup.admOK(t, "--start-daemon", "backup", "--mcast-interface", "d1", "--syncid", "7", "--sync-key", key, "--sync-peer", "198.18.1.11")
 	if out := backup.admOK(t, "-L", "--daemon"); out != "backup sync daemon (ucast=d1, syncid=7, peers=198.18.1.11, port=8849)\n  received 0 messages, 0 entries; 0 rejected\n" {
 		t.Errorf("-L --daemon on the backup: %q", out)
@@ -182,8 +172,9 @@ func TestMaglevSameOnEveryDirector(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stop()
-	cfg := strings.ReplaceAll(syncConfig("master", "/nonexistent"), "  sync: {role: master, interface: d1, group: 239.255.81.49, sync_id: 7, key_file: /nonexistent}\n", "")
-	cfg = strings.Replace(cfg, "scheduler: rr", "scheduler: mh\n    scheduler_flags: [mh-port]", 1)
+	mh := syncConfig("")
+	mh.Services[0].Scheduler, mh.Services[0].Settings = "mh", []string{"scheduler_flags: [mh-port]"}
+	cfg := mh.YAML()
 	startGovsd(t, l.dirA, cfg)
 	startGovsd(t, l.dirB, cfg)
 	// The same 30 flows (fixed source ports) through each director.

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/govs/govs/internal/testutil"
 	"github.com/govs/govs/internal/topo"
 	"github.com/govs/govs/pktgen"
 )
@@ -114,26 +115,22 @@ func TestSynFlood(t *testing.T) {
 // floodConfig is govsd's configuration: one TCP (HTTP) service in mode,
 // with the defaults of the SYN-flood defence (syn_proxy: auto).
 func floodConfig(c floodCase) string {
-	vip, rsPort, extra := floodVIP4, 8080, ""
+	s := testutil.Service{Name: "web", VIP: floodVIP4, Port: 80, Forward: c.mode,
+		Settings: []string{"health_check: {type: none}"}, Reals: testutil.Reals(8080, testutil.LabReals4(3)...)}
 	switch c.mode {
 	case "dr":
-		vip, rsPort = floodDRVIP, 80
+		s.VIP, s.Reals = floodDRVIP, testutil.Reals(80, testutil.LabReals4(3)...)
 	case "fullnat":
-		extra = "    local_addresses: [\"198.18.1.250\"]\n"
+		s.LocalAddresses = []string{"198.18.1.250"}
 	}
-	var b strings.Builder
 	// A quarter of the default table, so that SYNs the workers take in
 	// fill it within the flood even where they take in only some 30,000
 	// a second (a slow or shared machine), as the default one fills on a
 	// fast machine: the test then always meets a full table.
-	fmt.Fprintf(&b, "director:\n  interfaces: [d0, d1]\n  control_socket: @SOCKET@\n  metrics_listen: \"\"\n  fast_path: %v\n  conn_table_size: %d\n",
-		c.fastPath, floodTableSize)
-	fmt.Fprintf(&b, "services:\n  - name: web\n    vip: %q\n    port: 80\n    protocol: tcp\n    scheduler: rr\n    forward: %s\n    health_check: {type: none}\n%s    real_servers:\n",
-		vip, c.mode, extra)
-	for i := 1; i <= 3; i++ {
-		fmt.Fprintf(&b, "      - {address: \"198.18.1.%d\", port: %d}\n", i, rsPort)
-	}
-	return b.String()
+	return testutil.Config{
+		Director: []string{fmt.Sprintf("fast_path: %v", c.fastPath), fmt.Sprintf("conn_table_size: %d", floodTableSize)},
+		Services: []testutil.Service{s},
+	}.YAML()
 }
 
 func synFlood(t *testing.T, c floodCase) {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govs/govs/internal/testutil"
 	"github.com/govs/govs/internal/topo"
 )
 
@@ -21,25 +22,16 @@ import (
 // SYN is answered by the XDP program with a cookie, and every connection
 // is opened to its real server by a worker (dataplane/synproxy.go).
 func synProxyConfig(mode string, fastPath bool, local4, local6 string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "director:\n  interfaces: [d0, d1]\n  control_socket: @SOCKET@\n  metrics_listen: \"\"\n  fast_path: %v\nservices:\n", fastPath)
-	for _, svc := range []struct {
-		name, vip, local string
-		rs               []string
-	}{
-		{"web4", "198.18.0.100", local4, []string{"198.18.1.1", "198.18.1.2", "198.18.1.3"}},
-		{"web6", "2001:db8::100", local6, []string{"2001:db8:1::1", "2001:db8:1::2", "2001:db8:1::3"}},
-	} {
-		fmt.Fprintf(&b, "  - name: %s\n    vip: %q\n    port: 80\n    protocol: tcp\n    scheduler: rr\n    forward: %s\n    syn_proxy: on\n", svc.name, svc.vip, mode)
+	cfg := testutil.Config{Director: []string{fmt.Sprintf("fast_path: %v", fastPath)}}
+	for _, svc := range []struct{ name, vip, local string }{{"web4", labVIP4, local4}, {"web6", labVIP6, local6}} {
+		s := httpService(svc.name, svc.vip, 80, 3)
+		s.Forward, s.Settings = mode, []string{"syn_proxy: on"}
 		if svc.local != "" {
-			fmt.Fprintf(&b, "    local_addresses: [%q]\n", svc.local)
+			s.LocalAddresses = []string{svc.local}
 		}
-		b.WriteString("    real_servers:\n")
-		for _, rs := range svc.rs {
-			fmt.Fprintf(&b, "      - {address: %q, port: 8080}\n", rs)
-		}
+		cfg.Services = append(cfg.Services, s)
 	}
-	return b.String()
+	return cfg.YAML()
 }
 
 // bigBody is the 4 MiB the real servers send for /big.

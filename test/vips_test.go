@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/govs/govs/internal/testutil"
 	"github.com/govs/govs/internal/topo"
 )
 
@@ -33,16 +34,10 @@ func TestManageVIPs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := startGovsd(t, lab.Director, `
-director:
-  interfaces: [d0, d1]
-  control_socket: @SOCKET@
-  metrics_listen: ""
-  manage_vips: true
-services:
-  - {name: web, vip: 198.18.0.100, port: 80, protocol: tcp, scheduler: rr, real_servers: [{address: 198.18.1.1, port: 8080}]}
-  - {name: web6, vip: "2001:db8::100", port: 80, protocol: tcp, scheduler: rr, real_servers: [{address: "2001:db8:1::1", port: 8080}]}
-`)
+	g := startGovsd(t, lab.Director, testutil.Config{
+		Director: []string{"manage_vips: true"},
+		Services: []testutil.Service{httpService("web", labVIP4, 80, 1), httpService("web6", labVIP6, 80, 1)},
+	}.YAML())
 	out, _ := lab.Director.Exec("ip", "addr", "show", "dev", topo.DirectorClientIf)
 	if !strings.Contains(out, "198.18.0.100/32") || !strings.Contains(out, "2001:db8::100/128") {
 		t.Fatalf("VIPs not on %s:\n%s", topo.DirectorClientIf, out)

@@ -47,6 +47,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/govs/govs/internal/testutil"
 )
 
 // bench holds the options and the topology of one run.
@@ -120,7 +122,7 @@ func run(args []string) error {
 	}
 	b.flows = uint32(*flows)
 	b.flood = !*noFlood
-	if os.Geteuid() != 0 {
+	if !testutil.IsRoot() {
 		return errors.New("needs root (network namespaces, XDP)")
 	}
 	if runtime.NumCPU() < 2 || *genCPU == *dirCPU {
@@ -163,8 +165,8 @@ func run(args []string) error {
 		}
 		defer os.RemoveAll(binDir)
 		b.govsdBin = filepath.Join(binDir, "govsd")
-		if out, err := exec.Command("go", "build", "-o", b.govsdBin, "github.com/govs/govs/cmd/govsd").CombinedOutput(); err != nil {
-			return fmt.Errorf("build govsd: %w\n%s", err, out)
+		if err := testutil.Build(binDir, "govsd"); err != nil {
+			return err
 		}
 	} else if b.govsdBin, err = filepath.Abs(b.govsdBin); err != nil {
 		return err

@@ -1,17 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/govs/govs/internal/testutil"
 )
 
 // path is one way through the director that the bench measures.
@@ -66,119 +64,74 @@ func allPaths() []path {
 // govsConfig is govsd's configuration for a forwarding mode: the UDP
 // service the generator loads and, for nat and fullnat, an HTTP service
 // for wrk.
-func govsConfig(l *lab, mode, socket string, fast bool) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "director:\n  interfaces: [%s, %s]\n  control_socket: %s\n  metrics_listen: \"\"\n  fast_path: %v\nservices:\n",
-		l.dev("d0"), l.dev("d1"), socket, fast)
+func govsConfig(l *lab, mode string, fast bool) string {
 	vip := vipNAT
 	if mode == "dr" || mode == "tun" {
 		vip = vipDR
 	}
-	service := func(name, proto string, port, rsPort int) {
-		fmt.Fprintf(&b, "  - name: %s\n    vip: %q\n    port: %d\n    protocol: %s\n    scheduler: rr\n    forward: %s\n    health_check: {type: none}\n",
-			name, vip, port, proto, mode)
-		if mode == "fullnat" {
-			fmt.Fprintf(&b, "    local_addresses: [%q]\n", localAddr)
-		}
-		b.WriteString("    real_servers:\n")
-		for i := 0; i < numReals; i++ {
-			fmt.Fprintf(&b, "      - {address: %q, port: %d}\n", realAddr(i), rsPort)
-		}
+	var reals []string
+	for i := 0; i < numReals; i++ {
+		reals = append(reals, realAddr(i))
 	}
-	service("bench-udp", "udp", udpPort, udpPort)
+	service := func(name, proto string, port, rsPort int) testutil.Service {
+		s := testutil.Service{Name: name, VIP: vip, Port: port, Protocol: proto, Forward: mode,
+			Settings: []string{"health_check: {type: none}"}, Reals: testutil.Reals(rsPort, reals...)}
+		if mode == "fullnat" {
+			s.LocalAddresses = []string{localAddr}
+		}
+		return s
+	}
+	cfg := testutil.Config{
+		Director: []string{fmt.Sprintf("interfaces: [%s, %s]", l.dev("d0"), l.dev("d1")), fmt.Sprintf("fast_path: %v", fast)},
+		Services: []testutil.Service{service("bench-udp", "udp", udpPort, udpPort)},
+	}
 	switch mode {
 	case "nat", "fullnat":
-		service("bench-http", "tcp", vipHTTPPort, httpPort)
+		cfg.Services = append(cfg.Services, service("bench-http", "tcp", vipHTTPPort, httpPort))
 	case "dr":
 		// DR cannot change the port: the VIP's port is the servers'.
-		service("bench-http", "tcp", httpPort, httpPort)
+		cfg.Services = append(cfg.Services, service("bench-http", "tcp", httpPort, httpPort))
 	}
-	return b.String()
-}
-
-// govsd is a running govsd process.
-type govsd struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-	mu   sync.Mutex
-	logs bytes.Buffer
-}
-
-func (g *govsd) Write(p []byte) (int, error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.logs.Write(p)
-}
-
-func (g *govsd) Logs() string {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.logs.String()
+	return cfg.YAML()
 }
 
 // startGovsd runs govsd pinned to the director's CPU, at directorNice, in the director
 // namespace and waits until its control socket answers and its XDP program
 // is on the client-side interface.
-func (b *bench) startGovsd(p path) (*govsd, error) {
-	mode := p.mode
+func (b *bench) startGovsd(p path) (*testutil.Govsd, error) {
 	dir, err := os.MkdirTemp("", "govs-bench")
 	if err != nil {
 		return nil, err
 	}
-	socket := filepath.Join(dir, "govs.sock")
-	cfg := filepath.Join(dir, "govs.yaml")
-	if err := os.WriteFile(cfg, []byte(govsConfig(b.lab, mode, socket, !p.workersOnly)), 0o644); err != nil {
+	cfg, socket, err := testutil.WriteConfig(dir, govsConfig(b.lab, p.mode, !p.workersOnly))
+	if err != nil {
+		os.RemoveAll(dir)
 		return nil, err
 	}
 	args := []string{"-n", fmt.Sprint(directorNice), "taskset", "-c", fmt.Sprint(b.lab.dirCPU), b.govsdBin, "-c", cfg}
 	if b.cpuProfileDir != "" {
 		args = append(args, "-cpuprofile", filepath.Join(b.cpuProfileDir, "govsd-"+p.name+".pprof"))
 	}
-	g := &govsd{done: make(chan struct{})}
-	g.cmd = b.lab.director.Command(context.Background(), "nice", args...)
-	g.cmd.Stdout, g.cmd.Stderr = g, g
-	if err := g.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start govsd: %w", err)
+	g, err := testutil.StartGovsd(b.lab.director.Command(context.Background(), "nice", args...), cfg, socket)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
 	}
-	go func() { g.cmd.Wait(); close(g.done); os.RemoveAll(dir) }()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if c, err := net.Dial("unix", socket); err == nil {
-			c.Close()
-			out, _ := b.lab.director.Exec("ip", "-d", "link", "show", "dev", b.lab.dev("d0"))
-			if strings.Contains(out, "prog/xdp") || strings.Contains(out, "xdpdrv") || strings.Contains(out, "xdpgeneric") {
-				return g, nil
-			}
-		}
-		select {
-		case <-g.done:
-			return nil, fmt.Errorf("govsd exited early: %v\n%s", g.cmd.ProcessState, g.Logs())
-		default:
-		}
-		if time.Now().After(deadline) {
-			g.stop()
-			return nil, fmt.Errorf("govsd did not come up in time\n%s", g.Logs())
-		}
-		time.Sleep(50 * time.Millisecond)
+	go func() { <-g.Done(); os.RemoveAll(dir) }()
+	xdpOn := func() bool {
+		on, _ := testutil.XDPAttached(b.lab.director, b.lab.dev("d0"))
+		return on
 	}
+	if err := g.WaitReady(20*time.Second, xdpOn); err != nil {
+		stopGovsd(g)
+		return nil, err
+	}
+	return g, nil
 }
 
-// stop ends govsd (the process we started, by PID) and waits for it; the
-// CPU profile, if any, is written on the way out.
-func (g *govsd) stop() {
-	select {
-	case <-g.done:
-		return
-	default:
-	}
-	g.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-g.done:
-	case <-time.After(15 * time.Second):
-		g.cmd.Process.Kill()
-		<-g.done
-	}
-}
+// stopGovsd ends govsd and waits for it (SIGKILL after 15 s); the CPU
+// profile, if any, is written on the way out.
+func stopGovsd(g *testutil.Govsd) { g.Stop(syscall.SIGTERM, 15*time.Second) }
 
 // setUp makes the director forward path p and returns what undoes it.
 func (b *bench) setUp(p path) (func(), error) {
@@ -206,12 +159,12 @@ func (b *bench) setUp(p path) (func(), error) {
 		return nil, err
 	}
 	if err := l.pinNAPI(); err != nil {
-		g.stop()
+		stopGovsd(g)
 		return nil, err
 	}
 
 	return func() {
-		g.stop()
+		stopGovsd(g)
 		if b.verbose {
 			b.logf("govsd %s log:\n%s", p.mode, g.Logs())
 		}

@@ -7,36 +7,16 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netns"
-
+	"github.com/govs/govs/internal/testutil"
 	"github.com/govs/govs/pktgen"
 )
 
-// inNS runs fn on a locked thread inside namespace ns; the thread exits
-// with its goroutine and never runs anything else.
-func inNS(ns string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		h, err := netns.GetFromName(ns)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer h.Close()
-		if err := netns.Set(h); err != nil {
-			errc <- err
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
-}
+// inNS runs fn on a locked thread inside namespace ns.
+var inNS = testutil.InNetns
 
 func sh(t *testing.T, args ...string) {
 	t.Helper()
@@ -48,9 +28,7 @@ func sh(t *testing.T, args ...string) {
 // TestLive sends a bounded, paced run from a namespace to a sink on the
 // veth peer, resolving the peer's MAC from the neighbour table.
 func TestLive(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: network namespaces and BPF")
-	}
+	testutil.RequireRoot(t, "network namespaces and BPF")
 	a, b := fmt.Sprintf("gp%dclia", os.Getpid()), fmt.Sprintf("gp%dclib", os.Getpid())
 	for _, ns := range []string{a, b} {
 		exec.Command("ip", "netns", "del", ns).Run()

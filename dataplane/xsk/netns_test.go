@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,8 +16,9 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/govs/govs/internal/testutil"
 )
 
 // Privileged test scaffolding: every test builds its own network namespaces
@@ -27,9 +27,7 @@ import (
 
 func requireRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces, veth pairs, XDP programs and AF_XDP sockets")
-	}
+	testutil.RequireRoot(t, "creates network namespaces, veth pairs, XDP programs and AF_XDP sockets")
 }
 
 func sh(t testing.TB, args ...string) {
@@ -54,26 +52,8 @@ func newNS(t testing.TB) string {
 	return name
 }
 
-// inNS runs fn on a fresh OS thread switched into namespace ns. The thread
-// stays locked and dies with its goroutine, so it never goes back to the
-// scheduler's pool inside the wrong namespace.
-func inNS(ns string, fn func() error) error {
-	h, err := netns.GetFromName(ns)
-	if err != nil {
-		return fmt.Errorf("open netns %s: %w", ns, err)
-	}
-	defer h.Close()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		if err := netns.Set(h); err != nil {
-			errc <- fmt.Errorf("enter netns %s: %w", ns, err)
-			return
-		}
-		errc <- fn()
-	}()
-	return <-errc
-}
+// inNS runs fn on a fresh OS thread switched into namespace ns.
+var inNS = testutil.InNetns
 
 type vethEnd struct {
 	ns      string

@@ -1,4 +1,4 @@
-package topo
+package topo_test
 
 import (
 	"context"
@@ -7,16 +7,17 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/govs/govs/internal/testutil"
+	"github.com/govs/govs/internal/topo"
 )
 
 // TestLab checks the topology itself, without govs: the director's kernel
 // routes the client to each real server over IPv4 and IPv6, and the real
 // servers see the client's own address.
 func TestLab(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces")
-	}
-	l, err := NewLab(fmt.Sprintf("gtl%d", os.Getpid()%10000), LabOptions{RealServers: 2})
+	testutil.RequireRoot(t, "creates network namespaces")
+	l, err := topo.NewLab(fmt.Sprintf("gtl%d", os.Getpid()%10000), topo.LabOptions{RealServers: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,12 +27,12 @@ func TestLab(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stop()
-	c := HTTPClient(l.Client, 3*time.Second)
+	c := topo.HTTPClient(l.Client, 3*time.Second)
 	for _, u := range []struct{ url, want string }{
 		{"http://198.18.1.2:8080/", "rs2 198.18.0.1"},
 		{"http://[2001:db8:1::1]:8080/", "rs1 2001:db8::1"},
 	} {
-		body, err := Get(context.Background(), c, u.url)
+		body, err := topo.Get(context.Background(), c, u.url)
 		if err != nil {
 			t.Fatalf("GET %s: %v", u.url, err)
 		}
