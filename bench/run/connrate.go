@@ -284,7 +284,7 @@ func connReport(rows []connRow, b *bench, server string) string {
 		"ports reused from run to run do not stall). %d interleaved rounds (each round sets every path up in turn, warms it "+
 		"with 1 s of wrk and measures one run); the median round is reported. Director CPU per connection: CPU %d's busy "+
 		"time (/proc/stat: user, system, irq and softirq; govsd, its NAPI threads, the kernel's forwarding) during the run, "+
-		"divided by the connections wrk made; busy: that CPU's busy share.\n\n",
+		"divided by the connections wrk made; busy: that CPU's busy share. Each column is the median of its rounds.\n\n",
 		b.wrkThreads, b.wrkConns, b.wrkDuration, b.lab.genCPU, server, b.lab.genCPU, b.runs, b.lab.dirCPU)
 	s.WriteString("| path | connections/s | vs direct | vs nftables | director CPU µs/conn | director CPU busy | runs (conn/s) |\n|---|---:|---:|---:|---:|---:|---|\n")
 	for _, r := range rows {
