@@ -7,6 +7,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/rlimit"
 
+	"github.com/govs/govs/bpf/percpu"
 	"github.com/govs/govs/inet"
 )
 
@@ -74,25 +75,16 @@ func (d *Decap) DelVIP(vip inet.Addr) error {
 
 // Counters returns the packet counters summed over all CPUs.
 func (d *Decap) Counters() (DecapCounters, error) {
-	var c DecapCounters
-	fields := [...]struct {
-		id  decapCounterId
-		dst *uint64
-	}{
-		{decapCounterIdDecapsulated, &c.Decapsulated},
-		{decapCounterIdNotOurs, &c.NotOurs},
-		{decapCounterIdMalformed, &c.Malformed},
-		{decapCounterIdFragmented, &c.Fragmented},
-		{decapCounterIdAdjustFailed, &c.AdjustFailed},
+	r := percpu.NewReader[decapCounterId](d.objs.DecapCounters)
+	c := DecapCounters{
+		Decapsulated: r.Sum(decapCounterIdDecapsulated),
+		NotOurs:      r.Sum(decapCounterIdNotOurs),
+		Malformed:    r.Sum(decapCounterIdMalformed),
+		Fragmented:   r.Sum(decapCounterIdFragmented),
+		AdjustFailed: r.Sum(decapCounterIdAdjustFailed),
 	}
-	var perCPU []uint64
-	for _, f := range fields {
-		if err := d.objs.DecapCounters.Lookup(uint32(f.id), &perCPU); err != nil {
-			return DecapCounters{}, fmt.Errorf("read decap counter %d: %w", f.id, err)
-		}
-		for _, v := range perCPU {
-			*f.dst += v
-		}
+	if err := r.Err(); err != nil {
+		return DecapCounters{}, fmt.Errorf("decap counters: %w", err)
 	}
 	return c, nil
 }

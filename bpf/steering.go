@@ -10,6 +10,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/rlimit"
 
+	"github.com/govs/govs/bpf/percpu"
 	"github.com/govs/govs/inet"
 )
 
@@ -336,36 +337,27 @@ func (s *Steering) DelReal(e Endpoint) error {
 
 // Counters returns the packet counters summed over all CPUs.
 func (s *Steering) Counters() (Counters, error) {
-	var c Counters
-	fields := [...]struct {
-		id  steerCounterId
-		dst *uint64
-	}{
-		{steerCounterIdSteeredVip, &c.SteeredVIP},
-		{steerCounterIdSteeredReply, &c.SteeredReply},
-		{steerCounterIdSteeredIcmp, &c.SteeredICMP},
-		{steerCounterIdPassed, &c.Passed},
-		{steerCounterIdMalformed, &c.Malformed},
-		{steerCounterIdFragPassed, &c.FragPassed},
-		{steerCounterIdUnknownIface, &c.UnknownIface},
-		{steerCounterIdRedirectFailed, &c.RedirectFailed},
-		{steerCounterIdFastForwarded, &c.FastForwarded},
-		{steerCounterIdFastAborted, &c.FastAborted},
-		{steerCounterIdSyncookieSent, &c.SynCookiesSent},
-		{steerCounterIdSynThrottled, &c.SynThrottled},
-		{steerCounterIdSteerMetered, &c.SteerMetered},
-		{steerCounterIdSteeredFrag, &c.SteeredFrag},
-		{steerCounterIdForeignMac, &c.ForeignMAC},
-		{steerCounterIdFastCsumFinished, &c.FastCsumFinished},
+	r := percpu.NewReader[steerCounterId](s.objs.Counters)
+	c := Counters{
+		SteeredVIP:       r.Sum(steerCounterIdSteeredVip),
+		SteeredReply:     r.Sum(steerCounterIdSteeredReply),
+		SteeredICMP:      r.Sum(steerCounterIdSteeredIcmp),
+		Passed:           r.Sum(steerCounterIdPassed),
+		Malformed:        r.Sum(steerCounterIdMalformed),
+		FragPassed:       r.Sum(steerCounterIdFragPassed),
+		UnknownIface:     r.Sum(steerCounterIdUnknownIface),
+		RedirectFailed:   r.Sum(steerCounterIdRedirectFailed),
+		FastForwarded:    r.Sum(steerCounterIdFastForwarded),
+		FastAborted:      r.Sum(steerCounterIdFastAborted),
+		SynCookiesSent:   r.Sum(steerCounterIdSyncookieSent),
+		SynThrottled:     r.Sum(steerCounterIdSynThrottled),
+		SteerMetered:     r.Sum(steerCounterIdSteerMetered),
+		SteeredFrag:      r.Sum(steerCounterIdSteeredFrag),
+		ForeignMAC:       r.Sum(steerCounterIdForeignMac),
+		FastCsumFinished: r.Sum(steerCounterIdFastCsumFinished),
 	}
-	var perCPU []uint64
-	for _, f := range fields {
-		if err := s.objs.Counters.Lookup(uint32(f.id), &perCPU); err != nil {
-			return Counters{}, fmt.Errorf("read counter %d: %w", f.id, err)
-		}
-		for _, v := range perCPU {
-			*f.dst += v
-		}
+	if err := r.Err(); err != nil {
+		return Counters{}, fmt.Errorf("steering counters: %w", err)
 	}
 	return c, nil
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/govs/govs/bpf/percpu"
 )
 
 // The SYN defence of the steering program (include/synproxy.h): a TCP SYN
@@ -134,13 +136,9 @@ func (s *Steering) ServiceSYNs(serviceID uint32) (uint64, error) {
 	if serviceID >= synServices {
 		return 0, fmt.Errorf("service %d syns: %w", serviceID, errServiceID)
 	}
-	var perCPU []uint64
-	if err := s.objs.ServiceSyns.Lookup(serviceID, &perCPU); err != nil {
+	n, err := percpu.Sum(s.objs.ServiceSyns, serviceID)
+	if err != nil {
 		return 0, fmt.Errorf("service %d syns: %w", serviceID, err)
-	}
-	var n uint64
-	for _, v := range perCPU {
-		n += v
 	}
 	return n, nil
 }

@@ -20,7 +20,7 @@ func (b countersBackend) Counters() (Counters, error) { return b.c, nil }
 // and the AF_XDP ring counters included, survives the socket unchanged.
 func TestCountersRoundTrip(t *testing.T) {
 	want := Counters{
-		DataPath: map[string]uint64{"rx_packets": 10, "syncookies_accepted": 3, "syncookies_rejected": 1,
+		DataPath: map[string]uint64{"rx": 10, "syncookies_accepted": 3, "syncookies_rejected": 1,
 			"synproxy_dropped": 2, "half_open": 40, "evicted_half_open": 7},
 		XDP: map[string]uint64{"syncookies_sent": 100, "syn_throttled": 5},
 		SynProxy: []SynProxyService{

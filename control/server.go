@@ -138,155 +138,39 @@ func inode(path string) uint64 {
 	return st.Ino
 }
 
-// Handler returns the API's HTTP handler over b.
+// Handler returns the API's HTTP handler over b. Each route is one line:
+// what it reads from the request (nothing, a JSON body, a service key) and
+// which Backend method it calls; the helpers below decode, call and answer.
 func Handler(b Backend, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
-	reply := func(w http.ResponseWriter, v any, err error) {
-		if err != nil {
-			code := http.StatusInternalServerError
-			switch {
-			case errors.Is(err, ErrNotFound):
-				code = http.StatusNotFound
-			case errors.Is(err, ErrExists):
-				code = http.StatusConflict
-			case errors.Is(err, ErrInvalid):
-				code = http.StatusBadRequest
-			case errors.Is(err, ErrPermission):
-				code = http.StatusForbidden
-			}
-			writeJSON(w, code, Error{err.Error()})
-			return
+	mux.HandleFunc("GET /v1/info", answer(b.Info))
+	mux.HandleFunc("GET /v1/services", answer(b.Services))
+	mux.HandleFunc("POST /v1/services", decoded(b.AddService))
+	mux.HandleFunc("PUT /v1/services", decoded(b.EditService))
+	mux.HandleFunc("DELETE /v1/services", keyed(func(k *ServiceKey, _ *http.Request) error {
+		if k == nil {
+			return b.Clear()
 		}
-		if v == nil {
-			v = struct{}{}
+		return b.DeleteService(*k)
+	}))
+	mux.HandleFunc("POST /v1/dests", decoded(b.AddDest))
+	mux.HandleFunc("PUT /v1/dests", decoded(b.EditDest))
+	mux.HandleFunc("DELETE /v1/dests", keyed(func(k *ServiceKey, r *http.Request) error {
+		if k == nil {
+			return fmt.Errorf("%w: no service named", ErrInvalid)
 		}
-		writeJSON(w, http.StatusOK, v)
-	}
-	// body decodes a JSON request body into v.
-	body := func(r *http.Request, v any) error {
-		dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(v); err != nil {
-			return fmt.Errorf("%w: request body: %v", ErrInvalid, err)
-		}
-		return nil
-	}
-	key := func(r *http.Request) (ServiceKey, bool, error) {
 		q := r.URL.Query()
-		if m := q.Get("fwmark"); m != "" {
-			n, err := strconv.ParseUint(m, 10, 32)
-			if err != nil || n == 0 {
-				return ServiceKey{}, false, fmt.Errorf("%w: fwmark %q", ErrInvalid, m)
-			}
-			return ServiceKey{FwMark: uint32(n)}, true, nil
-		}
-		if q.Get("vip") == "" {
-			return ServiceKey{}, false, nil
-		}
-		port, err := strconv.ParseUint(q.Get("port"), 10, 16)
+		port, err := strconv.ParseUint(q.Get("rport"), 10, 16)
 		if err != nil {
-			return ServiceKey{}, false, fmt.Errorf("%w: port %q", ErrInvalid, q.Get("port"))
+			return fmt.Errorf("%w: rport", ErrInvalid)
 		}
-		return ServiceKey{Protocol: q.Get("protocol"), VIP: q.Get("vip"), Port: uint16(port)}, true, nil
-	}
-	mux.HandleFunc("GET /v1/info", func(w http.ResponseWriter, r *http.Request) { reply(w, b.Info(), nil) })
-	mux.HandleFunc("GET /v1/services", func(w http.ResponseWriter, r *http.Request) { reply(w, b.Services(), nil) })
-	mux.HandleFunc("POST /v1/services", func(w http.ResponseWriter, r *http.Request) {
-		var s ServiceSpec
-		if err := body(r, &s); err != nil {
-			reply(w, nil, err)
-			return
-		}
-		reply(w, nil, b.AddService(s))
-	})
-	mux.HandleFunc("PUT /v1/services", func(w http.ResponseWriter, r *http.Request) {
-		var s ServiceSpec
-		if err := body(r, &s); err != nil {
-			reply(w, nil, err)
-			return
-		}
-		reply(w, nil, b.EditService(s))
-	})
-	mux.HandleFunc("DELETE /v1/services", func(w http.ResponseWriter, r *http.Request) {
-		k, ok, err := key(r)
-		switch {
-		case err != nil:
-			reply(w, nil, err)
-		case ok:
-			reply(w, nil, b.DeleteService(k))
-		default:
-			reply(w, nil, b.Clear())
-		}
-	})
-	mux.HandleFunc("POST /v1/dests", func(w http.ResponseWriter, r *http.Request) {
-		var d DestSpec
-		if err := body(r, &d); err != nil {
-			reply(w, nil, err)
-			return
-		}
-		reply(w, nil, b.AddDest(d))
-	})
-	mux.HandleFunc("PUT /v1/dests", func(w http.ResponseWriter, r *http.Request) {
-		var d DestSpec
-		if err := body(r, &d); err != nil {
-			reply(w, nil, err)
-			return
-		}
-		reply(w, nil, b.EditDest(d))
-	})
-	mux.HandleFunc("DELETE /v1/dests", func(w http.ResponseWriter, r *http.Request) {
-		k, ok, err := key(r)
-		if err == nil && !ok {
-			err = fmt.Errorf("%w: no service named", ErrInvalid)
-		}
-		if err != nil {
-			reply(w, nil, err)
-			return
-		}
-		port, perr := strconv.ParseUint(r.URL.Query().Get("rport"), 10, 16)
-		if perr != nil {
-			reply(w, nil, fmt.Errorf("%w: rport", ErrInvalid))
-			return
-		}
-		reply(w, nil, b.DeleteDest(k, r.URL.Query().Get("address"), uint16(port)))
-	})
-	mux.HandleFunc("POST /v1/laddrs", func(w http.ResponseWriter, r *http.Request) {
-		var l LocalAddr
-		if err := body(r, &l); err != nil {
-			reply(w, nil, err)
-			return
-		}
-		reply(w, nil, b.AddLocalAddr(l))
-	})
-	mux.HandleFunc("DELETE /v1/laddrs", func(w http.ResponseWriter, r *http.Request) {
-		var l LocalAddr
-		if err := body(r, &l); err != nil {
-			reply(w, nil, err)
-			return
-		}
-		reply(w, nil, b.DeleteLocalAddr(l))
-	})
-	mux.HandleFunc("POST /v1/zero", func(w http.ResponseWriter, r *http.Request) {
-		k, ok, err := key(r)
-		if err != nil {
-			reply(w, nil, err)
-			return
-		}
-		if ok {
-			reply(w, nil, b.Zero(&k))
-			return
-		}
-		reply(w, nil, b.Zero(nil))
-	})
-	mux.HandleFunc("GET /v1/timeouts", func(w http.ResponseWriter, r *http.Request) { reply(w, b.Timeouts(), nil) })
-	mux.HandleFunc("PUT /v1/timeouts", func(w http.ResponseWriter, r *http.Request) {
-		var t Timeouts
-		if err := body(r, &t); err != nil {
-			reply(w, nil, err)
-			return
-		}
-		reply(w, nil, b.SetTimeouts(t))
-	})
+		return b.DeleteDest(*k, q.Get("address"), uint16(port))
+	}))
+	mux.HandleFunc("POST /v1/laddrs", decoded(b.AddLocalAddr))
+	mux.HandleFunc("DELETE /v1/laddrs", decoded(b.DeleteLocalAddr))
+	mux.HandleFunc("POST /v1/zero", keyed(func(k *ServiceKey, _ *http.Request) error { return b.Zero(k) }))
+	mux.HandleFunc("GET /v1/timeouts", answer(b.Timeouts))
+	mux.HandleFunc("PUT /v1/timeouts", decoded(b.SetTimeouts))
 	mux.HandleFunc("GET /v1/connections", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		defer cancel()
@@ -297,33 +181,123 @@ func Handler(b Backend, log *slog.Logger) http.Handler {
 		c, err := b.Counters()
 		reply(w, c, err)
 	})
-	mux.HandleFunc("GET /v1/bgp", func(w http.ResponseWriter, r *http.Request) { reply(w, b.BGP(), nil) })
-	mux.HandleFunc("GET /v1/daemon", func(w http.ResponseWriter, r *http.Request) { reply(w, b.SyncDaemons(), nil) })
-	mux.HandleFunc("POST /v1/daemon", func(w http.ResponseWriter, r *http.Request) {
-		var sd SyncDaemon
-		if err := body(r, &sd); err != nil {
-			reply(w, nil, err)
-			return
-		}
-		reply(w, nil, b.StartSyncDaemon(sd))
-	})
+	mux.HandleFunc("GET /v1/bgp", answer(b.BGP))
+	mux.HandleFunc("GET /v1/daemon", answer(b.SyncDaemons))
+	mux.HandleFunc("POST /v1/daemon", decoded(b.StartSyncDaemon))
 	mux.HandleFunc("DELETE /v1/daemon", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, nil, b.StopSyncDaemon(r.URL.Query().Get("role")))
 	})
-	mux.HandleFunc("POST /v1/shutdown", func(w http.ResponseWriter, r *http.Request) {
-		reply(w, nil, b.Shutdown())
-	})
-	mux.HandleFunc("POST /v1/handover", func(w http.ResponseWriter, r *http.Request) {
-		reply(w, nil, b.Handover())
-	})
-	mux.HandleFunc("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("POST /v1/shutdown", called(b.Shutdown))
+	mux.HandleFunc("POST /v1/handover", called(b.Handover))
+	mux.HandleFunc("POST /v1/reload", called(func() error {
+		// A refused reload is the caller's file at fault, never govsd's.
 		err := b.Reload()
 		if err != nil && !errors.Is(err, ErrInvalid) {
 			err = fmt.Errorf("%w: %v", ErrInvalid, err)
 		}
-		reply(w, nil, err)
-	})
+		return err
+	}))
 	return mux
+}
+
+// answer serves what get returns; it cannot fail.
+func answer[T any](get func() T) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) { reply(w, get(), nil) }
+}
+
+// called serves the outcome of a request that carries nothing.
+func called(call func() error) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) { reply(w, nil, call()) }
+}
+
+// decoded decodes the request's JSON body into a T and calls call with it:
+// a body that does not decode is refused (400) without calling.
+func decoded[T any](call func(T) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var v T
+		if err := decodeBody(r, &v); err != nil {
+			reply(w, nil, err)
+			return
+		}
+		reply(w, nil, call(v))
+	}
+}
+
+// keyed calls call with the service the query names (nil when it names
+// none); a malformed key is refused (400) without calling.
+func keyed(call func(k *ServiceKey, r *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		k, ok, err := serviceKey(r)
+		if err != nil {
+			reply(w, nil, err)
+			return
+		}
+		if !ok {
+			reply(w, nil, call(nil, r))
+			return
+		}
+		reply(w, nil, call(&k, r))
+	}
+}
+
+// reply answers v, or err with the status its sentinel picks.
+func reply(w http.ResponseWriter, v any, err error) {
+	if err != nil {
+		writeJSON(w, errorStatus(err), Error{err.Error()})
+		return
+	}
+	if v == nil {
+		v = struct{}{}
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+// errorStatus is the HTTP status of a Backend error: the sentinel it wraps
+// says whose fault it is; anything else is govsd's (500).
+func errorStatus(err error) int {
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, ErrExists):
+		return http.StatusConflict
+	case errors.Is(err, ErrInvalid):
+		return http.StatusBadRequest
+	case errors.Is(err, ErrPermission):
+		return http.StatusForbidden
+	}
+	return http.StatusInternalServerError
+}
+
+// decodeBody decodes a JSON request body (1 MiB at most) into v; a field v
+// lacks is an error, so that a misspelt option is not silently ignored.
+func decodeBody(r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: request body: %v", ErrInvalid, err)
+	}
+	return nil
+}
+
+// serviceKey reads the service a query names: fwmark=N, or protocol, vip
+// and port; ok is false when it names none.
+func serviceKey(r *http.Request) (k ServiceKey, ok bool, err error) {
+	q := r.URL.Query()
+	if m := q.Get("fwmark"); m != "" {
+		n, err := strconv.ParseUint(m, 10, 32)
+		if err != nil || n == 0 {
+			return ServiceKey{}, false, fmt.Errorf("%w: fwmark %q", ErrInvalid, m)
+		}
+		return ServiceKey{FwMark: uint32(n)}, true, nil
+	}
+	if q.Get("vip") == "" {
+		return ServiceKey{}, false, nil
+	}
+	port, err := strconv.ParseUint(q.Get("port"), 10, 16)
+	if err != nil {
+		return ServiceKey{}, false, fmt.Errorf("%w: port %q", ErrInvalid, q.Get("port"))
+	}
+	return ServiceKey{Protocol: q.Get("protocol"), VIP: q.Get("vip"), Port: uint16(port)}, true, nil
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

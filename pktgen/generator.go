@@ -15,6 +15,8 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
+
+	"github.com/govs/govs/bpf/percpu"
 )
 
 // Proto is what the generated frames carry.
@@ -289,25 +291,16 @@ func (g *Generator) budget() (uint64, error) {
 // Counters returns the program's counters, summed over CPUs, since it was
 // loaded (Elapsed is zero).
 func (g *Generator) Counters() (Stats, error) {
-	var s Stats
-	fields := [...]struct {
-		id  generatorCounterId
-		dst *uint64
-	}{
-		{generatorCounterIdSent, &s.Sent},
-		{generatorCounterIdPaced, &s.Paced},
-		{generatorCounterIdOverLimit, &s.OverLimit},
-		{generatorCounterIdBadFrame, &s.BadFrame},
-		{generatorCounterIdUnconfigured, &s.Unconfigured},
+	r := percpu.NewReader[generatorCounterId](g.objs.GenCounters)
+	s := Stats{
+		Sent:         r.Sum(generatorCounterIdSent),
+		Paced:        r.Sum(generatorCounterIdPaced),
+		OverLimit:    r.Sum(generatorCounterIdOverLimit),
+		BadFrame:     r.Sum(generatorCounterIdBadFrame),
+		Unconfigured: r.Sum(generatorCounterIdUnconfigured),
 	}
-	var perCPU []uint64
-	for _, f := range fields {
-		if err := g.objs.GenCounters.Lookup(uint32(f.id), &perCPU); err != nil {
-			return Stats{}, fmt.Errorf("read generator counter %d: %w", f.id, err)
-		}
-		for _, v := range perCPU {
-			*f.dst += v
-		}
+	if err := r.Err(); err != nil {
+		return Stats{}, fmt.Errorf("generator counters: %w", err)
 	}
 	return s, nil
 }

@@ -9,6 +9,8 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
+
+	"github.com/govs/govs/bpf/percpu"
 )
 
 // ReplyFilter is an XDP program for the generator's own interface that
@@ -102,13 +104,9 @@ func (f *ReplyFilter) Attach(ifindex int) error {
 
 // Dropped returns the frames dropped so far, summed over CPUs.
 func (f *ReplyFilter) Dropped() (uint64, error) {
-	var perCPU []uint64
-	if err := f.counter.Lookup(uint32(0), &perCPU); err != nil {
-		return 0, fmt.Errorf("read reply filter counter: %w", err)
-	}
-	var n uint64
-	for _, v := range perCPU {
-		n += v
+	n, err := percpu.Sum(f.counter, uint32(0))
+	if err != nil {
+		return 0, fmt.Errorf("reply filter: %w", err)
 	}
 	return n, nil
 }

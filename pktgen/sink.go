@@ -8,6 +8,8 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
+
+	"github.com/govs/govs/bpf/percpu"
 )
 
 // SinkCounters are the sink program's counters summed over CPUs.
@@ -70,23 +72,14 @@ func (s *Sink) Attach(ifindex int) error {
 
 // Counters returns the counters summed over CPUs.
 func (s *Sink) Counters() (SinkCounters, error) {
-	var c SinkCounters
-	fields := [...]struct {
-		id  sinkCounterId
-		dst *uint64
-	}{
-		{sinkCounterIdSunkUdp, &c.UDP},
-		{sinkCounterIdSunkTunnel, &c.Tunnel},
-		{sinkCounterIdPassed, &c.Passed},
+	r := percpu.NewReader[sinkCounterId](s.objs.SinkCounters)
+	c := SinkCounters{
+		UDP:    r.Sum(sinkCounterIdSunkUdp),
+		Tunnel: r.Sum(sinkCounterIdSunkTunnel),
+		Passed: r.Sum(sinkCounterIdPassed),
 	}
-	var perCPU []uint64
-	for _, f := range fields {
-		if err := s.objs.SinkCounters.Lookup(uint32(f.id), &perCPU); err != nil {
-			return SinkCounters{}, fmt.Errorf("read sink counter %d: %w", f.id, err)
-		}
-		for _, v := range perCPU {
-			*f.dst += v
-		}
+	if err := r.Err(); err != nil {
+		return SinkCounters{}, fmt.Errorf("sink counters: %w", err)
 	}
 	return c, nil
 }

@@ -10,6 +10,8 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
+#include "percpu_counters.h"
+
 /*
  * Each packet on a served interface increments exactly one of the counters
  * from steered_vip to frag_passed, fast_forwarded, fast_aborted,
@@ -41,21 +43,6 @@ enum counter_id {
 	counter_max,
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, counter_max);
-	__type(key, __u32);
-	__type(value, __u64);
-} counters SEC(".maps");
-
-/* count is not inlined so that clang keeps enum counter_id in BTF for bpf2go. */
-static __noinline void count(enum counter_id id)
-{
-	__u32 key = id;
-	__u64 *value = bpf_map_lookup_elem(&counters, &key);
-
-	if (value)
-		*value += 1;
-}
+PERCPU_COUNTERS(counters, counter_id)
 
 #endif /* GOVS_COUNTERS_H */

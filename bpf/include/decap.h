@@ -11,6 +11,8 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
+#include "percpu_counters.h"
+
 /* Virtual addresses served by this real server, IPv4-mapped for IPv4. The
  * value is unused (0). */
 struct {
@@ -30,21 +32,6 @@ enum counter_id {
 	counter_max,
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, counter_max);
-	__type(key, __u32);
-	__type(value, __u64);
-} decap_counters SEC(".maps");
-
-/* Not inlined so that clang keeps enum counter_id in BTF for bpf2go. */
-static __noinline void count(enum counter_id id)
-{
-	__u32 key = id;
-	__u64 *value = bpf_map_lookup_elem(&decap_counters, &key);
-
-	if (value)
-		*value += 1;
-}
+PERCPU_COUNTERS(decap_counters, counter_id)
 
 #endif /* GOVS_DECAP_H */

@@ -11,6 +11,8 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
+#include "../../bpf/include/percpu_counters.h"
+
 /* Destinations the generator cycles through. A power of two, so that the
  * index can be masked into bounds for the verifier. */
 #define GEN_MAX_DSTS 64
@@ -91,21 +93,6 @@ enum counter_id {
 	counter_max,
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, counter_max);
-	__type(key, __u32);
-	__type(value, __u64);
-} gen_counters SEC(".maps");
-
-/* Not inlined so that clang keeps enum counter_id in BTF for bpf2go. */
-static __noinline void count(enum counter_id id)
-{
-	__u32 key = id;
-	__u64 *value = bpf_map_lookup_elem(&gen_counters, &key);
-
-	if (value)
-		*value += 1;
-}
+PERCPU_COUNTERS(gen_counters, counter_id)
 
 #endif /* PKTGEN_GENMAPS_H */

@@ -10,6 +10,8 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
+#include "../../bpf/include/percpu_counters.h"
+
 struct sink_config {
 	__u32 pass; /* non-zero: count matched packets and pass them on; zero: drop them */
 };
@@ -29,21 +31,6 @@ enum counter_id {
 	counter_max,
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, counter_max);
-	__type(key, __u32);
-	__type(value, __u64);
-} sink_counters SEC(".maps");
-
-/* Not inlined so that clang keeps enum counter_id in BTF for bpf2go. */
-static __noinline void count(enum counter_id id)
-{
-	__u32 key = id;
-	__u64 *value = bpf_map_lookup_elem(&sink_counters, &key);
-
-	if (value)
-		*value += 1;
-}
+PERCPU_COUNTERS(sink_counters, counter_id)
 
 #endif /* PKTGEN_SINK_H */
