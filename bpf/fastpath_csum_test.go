@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/govs/govs/dataplane/packet"
+	"github.com/govs/govs/lvs"
 )
 
 // unfinished returns frame with its TCP or UDP checksum as a sender with
@@ -23,7 +24,7 @@ func unfinished(t testing.TB, frame []byte) []byte {
 		t.Fatal(err)
 	}
 	field := 16
-	if p.Proto == packet.ProtoUDP {
+	if p.Proto == lvs.ProtoUDP {
 		field = 6
 	}
 	ip := out[p.L3Off:]

@@ -11,6 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/govs/govs/healthcheck"
+	"github.com/govs/govs/lvs"
 )
 
 const fullExample = `director:
@@ -88,14 +91,14 @@ func TestFullExample(t *testing.T) {
 	}
 	addr := netip.MustParseAddr
 	httpCheck := HealthCheck{
-		Type: CheckHTTP, Interval: 5 * time.Second, Timeout: 2 * time.Second, Rise: 2, Fall: 3,
-		HTTP: &HTTPCheck{Method: "GET", Path: "/healthz", Host: "example.test", ExpectStatus: []int{200, 204}, ExpectBody: "ok"},
+		Type: "http", Interval: 5 * time.Second, Timeout: 2 * time.Second, Rise: 2, Fall: 3,
+		Probe: healthcheck.HTTPProbe{Method: "GET", Path: "/healthz", Host: "example.test", ExpectStatus: []int{200, 204}, ExpectBody: "ok"},
 	}
 	withPort := func(hc HealthCheck, port uint16) HealthCheck { hc.Port = port; return hc }
 	rs2Check := withPort(httpCheck, 8081)
 	rs2Check.Rise = 1
-	udpCheck := HealthCheck{Type: CheckUDP, Interval: 2 * time.Second, Timeout: time.Second, Rise: 2, Fall: 3, Port: 5353,
-		UDP: &UDPCheck{Send: "ping", Expect: "pong"}}
+	udpCheck := HealthCheck{Type: "udp", Interval: 2 * time.Second, Timeout: time.Second, Rise: 2, Fall: 3, Port: 5353,
+		Probe: healthcheck.UDPProbe{Send: "ping", Expect: "pong"}}
 
 	want := &Config{
 		Director: Director{
@@ -127,9 +130,9 @@ func TestFullExample(t *testing.T) {
 		},
 		Services: []Service{
 			{
-				Name: "web", VIP: addr("198.18.0.100"), Port: 80, Protocol: TCP,
+				Name: "web", VIP: addr("198.18.0.100"), Port: 80, Protocol: lvs.ProtoTCP,
 				Scheduler: "sh", SchedulerFlags: []string{"sh-port", "sh-fallback"},
-				Forward:                 ForwardDR,
+				Forward:                 lvs.FwdDR,
 				Persistence:             &Persistence{Timeout: time.Minute, PrefixLen: 24},
 				HealthCheck:             httpCheck,
 				OnFailure:               OnFailureQuiesce,
@@ -139,24 +142,24 @@ func TestFullExample(t *testing.T) {
 				RealServers: []RealServer{
 					{Address: addr("198.18.1.1"), Port: 80, Weight: 3, UpperThreshold: 100, LowerThreshold: 50,
 						HealthCheck: withPort(httpCheck, 80), Line: 45},
-					{Address: addr("198.18.1.2"), Port: 80, Weight: 1, Forward: ForwardTun, HealthCheck: rs2Check, Line: 49},
+					{Address: addr("198.18.1.2"), Port: 80, Weight: 1, Forward: fwdp(lvs.FwdTun), HealthCheck: rs2Check, Line: 49},
 				},
 				Line: 28,
 			},
 			{
-				Name: "api6", VIP: addr("2001:db8::100"), Port: 0, Protocol: UDP,
-				Scheduler: "wlc", Forward: ForwardFullNAT,
+				Name: "api6", VIP: addr("2001:db8::100"), Port: 0, Protocol: lvs.ProtoUDP,
+				Scheduler: "wlc", Forward: lvs.FwdFullNAT,
 				Persistence:    &Persistence{Timeout: 300 * time.Second, PrefixLen: 64},
 				LocalAddresses: []netip.Addr{addr("2001:db8:1::250"), addr("2001:db8:1::251")},
 				HealthCheck:    udpCheck,
 				RealServers: []RealServer{
 					{Address: addr("2001:db8:1::1"), Weight: 1, HealthCheck: udpCheck, Line: 64},
 					{Address: addr("2001:db8:1::2"), Weight: 0, Line: 65, HealthCheck: HealthCheck{
-						Type: CheckExec, Interval: 2 * time.Second, Timeout: time.Second, Rise: 2, Fall: 3, Port: 5353,
-						Exec: &ExecCheck{Command: []string{"/bin/check", "{address}", "{port}"}}}},
+						Type: "exec", Interval: 2 * time.Second, Timeout: time.Second, Rise: 2, Fall: 3, Port: 5353,
+						Probe: healthcheck.ExecProbe{Command: []string{"/bin/check", "{address}", "{port}"}}}},
 					{Address: addr("2001:db8:1::3"), Weight: 1, Line: 66, HealthCheck: HealthCheck{
-						Type: CheckDNS, Interval: 2 * time.Second, Timeout: time.Second, Rise: 2, Fall: 3, Port: 5353,
-						DNS: &DNSCheck{Query: "example.test.", Type: "AAAA", QType: 28}}},
+						Type: "dns", Interval: 2 * time.Second, Timeout: time.Second, Rise: 2, Fall: 3, Port: 5353,
+						Probe: healthcheck.DNSProbe{Query: "example.test.", QType: 28}}},
 				},
 				Line: 52,
 			},
@@ -207,7 +210,7 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("bgp: %+v", b)
 	}
 	a := cfg.Services[0]
-	if a.Protocol != TCP || a.Scheduler != "wlc" || a.Forward != ForwardNAT || a.Persistence != nil ||
+	if a.Protocol != lvs.ProtoTCP || a.Scheduler != lvs.DefaultScheduler || a.Forward != lvs.FwdNAT || a.Persistence != nil ||
 		a.OnFailure != OnFailureRemove || !a.ExpireQuiescentTemplate || a.SorryServer != nil || a.CheckViaVIP || a.LocalAddresses != nil {
 		t.Errorf("service defaults: %+v", a)
 	}
@@ -216,7 +219,7 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("service check: %+v", a.HealthCheck)
 	}
 	rs := a.RealServers[0]
-	if rs.Port != 80 || rs.Weight != 1 || rs.Forward != ForwardInherit || rs.UpperThreshold != 0 || rs.LowerThreshold != 0 {
+	if rs.Port != 80 || rs.Weight != 1 || rs.Forward != nil || rs.UpperThreshold != 0 || rs.LowerThreshold != 0 {
 		t.Errorf("real server defaults: %+v", rs)
 	}
 	none.Port = 80
@@ -227,7 +230,7 @@ func TestDefaults(t *testing.T) {
 	if *b.Persistence != (Persistence{Timeout: 300 * time.Second, PrefixLen: 128}) {
 		t.Errorf("persistence: %+v", *b.Persistence)
 	}
-	if h := b.HealthCheck.HTTP; h == nil || h.Method != "GET" || h.Path != "/" || !reflect.DeepEqual(h.ExpectStatus, []int{200}) {
+	if h, ok := b.HealthCheck.Probe.(healthcheck.HTTPProbe); !ok || h.Method != "GET" || h.Path != "/" || !reflect.DeepEqual(h.ExpectStatus, []int{200}) {
 		t.Errorf("http defaults: %+v", h)
 	}
 	if cfg.Services[0].Persistence != nil {
@@ -290,13 +293,14 @@ func TestHealthCheckOverlay(t *testing.T) {
 		t.Fatal(err)
 	}
 	rss := cfg.Services[0].RealServers
-	if hc := rss[0].HealthCheck; hc.Type != CheckHTTP || hc.Interval != 10*time.Second || hc.Timeout != 3*time.Second || hc.HTTP.Path != "/ready" || hc.Port != 80 {
-		t.Errorf("server 0: %+v %+v", hc, hc.HTTP)
+	httpPath := func(hc HealthCheck) string { h, _ := hc.Probe.(healthcheck.HTTPProbe); return h.Path }
+	if hc := rss[0].HealthCheck; hc.Type != "http" || hc.Interval != 10*time.Second || hc.Timeout != 3*time.Second || httpPath(hc) != "/ready" || hc.Port != 80 {
+		t.Errorf("server 0: %+v", hc)
 	}
-	if hc := rss[1].HealthCheck; hc.Type != CheckHTTPS || hc.HTTP == nil || hc.HTTP.Path != "/ready" {
+	if hc := rss[1].HealthCheck; hc.Type != "https" || !reflect.DeepEqual(hc.Probe, healthcheck.HTTPProbe{TLS: true, Method: "GET", Path: "/ready", ExpectStatus: []int{200}}) {
 		t.Errorf("server 1 keeps the http block when switching to https: %+v", hc)
 	}
-	if hc := rss[2].HealthCheck; hc.Type != CheckTCP || hc.HTTP != nil || hc.Port != 22 || hc.Interval != 10*time.Second {
+	if hc := rss[2].HealthCheck; hc.Type != "tcp" || hc.Probe != (healthcheck.TCPProbe{}) || hc.Port != 22 || hc.Interval != 10*time.Second {
 		t.Errorf("server 2 drops the http block when switching to tcp: %+v", hc)
 	}
 	if hc := rss[3].HealthCheck; hc.Port != 8080 {
@@ -329,7 +333,7 @@ func TestAnchorsAndMerge(t *testing.T) {
 	if b.Name != "b" || b.Port != 443 || b.VIP != netip.MustParseAddr("198.18.0.100") {
 		t.Errorf("merged service: %+v", b)
 	}
-	if b.HealthCheck.Type != CheckTCP || b.HealthCheck.Fall != 5 || b.HealthCheck.Rise != 4 {
+	if b.HealthCheck.Type != "tcp" || b.HealthCheck.Fall != 5 || b.HealthCheck.Rise != 4 {
 		t.Errorf("merged check: %+v", b.HealthCheck)
 	}
 	if len(b.RealServers) != 1 || b.RealServers[0].Port != 443 || b.RealServers[0].HealthCheck.Port != 443 {
@@ -365,35 +369,31 @@ func TestLoad(t *testing.T) {
 }
 
 func TestMethods(t *testing.T) {
-	s := Service{VIP: netip.MustParseAddr("2001:db8::1"), Port: 53, Protocol: UDP, Forward: ForwardDR}
-	if k := s.Key(); k != (ServiceKey{VIP: s.VIP, Port: 53, Proto: UDP}) || k.String() != "[2001:db8::1]:53/udp" {
+	s := Service{VIP: netip.MustParseAddr("2001:db8::1"), Port: 53, Protocol: lvs.ProtoUDP, Forward: lvs.FwdDR}
+	if k := s.Key(); k != (ServiceKey{VIP: s.VIP, Port: 53, Proto: lvs.ProtoUDP}) || k.String() != "[2001:db8::1]:53/udp" {
 		t.Errorf("key %v", k)
 	}
-	if f := s.ForwardFor(&RealServer{}); f != ForwardDR {
+	if f := s.ForwardFor(&RealServer{}); f != lvs.FwdDR {
 		t.Errorf("inherit: %v", f)
 	}
-	if f := s.ForwardFor(&RealServer{Forward: ForwardTun}); f != ForwardTun {
+	if f := s.ForwardFor(&RealServer{Forward: fwdp(lvs.FwdTun)}); f != lvs.FwdTun {
 		t.Errorf("override: %v", f)
 	}
 	for v, want := range map[interface{ String() string }]string{
-		ForwardNAT: "nat", ForwardFullNAT: "fullnat", ForwardDR: "dr", ForwardTun: "tun", Forward(9): "invalid(9)",
-		TCP: "tcp", UDP: "udp", XDPGeneric: "generic", SyncBackup: "backup", OnFailureRemove: "remove",
-		CheckHTTPS: "https", Community{65001, 100}: "65001:100",
+		XDPGeneric: "generic", SyncBackup: "backup", OnFailureRemove: "remove",
+		Community{65001, 100}: "65001:100",
 	} {
 		if got := v.String(); got != want {
 			t.Errorf("%#v.String() = %q, want %q", v, got, want)
 		}
 	}
-	if TCP != 6 || UDP != 17 {
-		t.Error("protocol numbers")
-	}
 	if (Community{1, 2}).Uint32() != 1<<16|2 {
 		t.Error("community wire form")
 	}
-	if len(Schedulers) != 14 {
-		t.Errorf("%d schedulers", len(Schedulers))
-	}
 }
+
+// fwdp is a real server's own forwarding method.
+func fwdp(f lvs.Fwd) *lvs.Fwd { return &f }
 
 // FuzzParse checks that no input panics and that Parse returns either a
 // Config or an *ErrorList, never both or neither.

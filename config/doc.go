@@ -203,5 +203,7 @@
 // Without a health_check a service's servers are not probed (type none). A
 // real server's health_check overrides the service's key by key; when it
 // changes the type (other than between http and https), the service's
-// type-specific block (http, udp, dns, exec) is not inherited.
+// type-specific block (http, udp, dns, exec) is not inherited. The types,
+// their blocks and the blocks' keys are those of the checkers registered
+// in package healthcheck.
 package config

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"os/user"
 	"strconv"
 	"strings"
@@ -58,25 +57,7 @@ func CheckHost(cfg *Config, path string) (warnings []string, err error) {
 			add(0, "director.control_group", "%v", err)
 		}
 	}
-	seen := map[string]bool{}
-	for i := range cfg.Services {
-		s := &cfg.Services[i]
-		for j := range s.RealServers {
-			rs := &s.RealServers[j]
-			hc := rs.HealthCheck
-			if hc.Type != CheckExec || hc.Exec == nil || len(hc.Exec.Command) == 0 {
-				continue
-			}
-			cmd := hc.Exec.Command[0]
-			if seen[cmd] {
-				continue
-			}
-			seen[cmd] = true
-			if err := checkExecutable(cmd); err != nil {
-				add(rs.Line, fmt.Sprintf("services[%d].real_servers[%d].health_check.exec.command", i, j), "%v", err)
-			}
-		}
-	}
+	hostCheckErrors(cfg, add)
 	if fi, err := os.Stat(path); err == nil {
 		if fi.Mode().Perm()&0o002 != 0 {
 			warnings = append(warnings, fmt.Sprintf("%s: mode %v: anyone may write the configuration; chmod o-w", path, fi.Mode().Perm()))
@@ -128,34 +109,6 @@ func LoadBGPPassword(path string) (string, error) {
 		return "", fmt.Errorf("bgp password %s: longer than %d bytes", path, MaxBGPPasswordLen)
 	}
 	return pw, nil
-}
-
-// checkExecutable checks an exec check's command as exec would find it: a
-// path, or a name looked up in $PATH.
-func checkExecutable(cmd string) error {
-	if !strings.Contains(cmd, "/") {
-		if _, err := exec.LookPath(cmd); err != nil {
-			return fmt.Errorf("%q: not found in $PATH", cmd)
-		}
-		return nil
-	}
-	fi, err := os.Stat(cmd)
-	switch {
-	case err != nil:
-		return fmt.Errorf("%q: %v", cmd, unwrapPathError(err))
-	case fi.IsDir():
-		return fmt.Errorf("%q is a directory", cmd)
-	case fi.Mode().Perm()&0o111 == 0:
-		return fmt.Errorf("%q is not executable (mode %v)", cmd, fi.Mode().Perm())
-	}
-	return nil
-}
-
-func unwrapPathError(err error) error {
-	if pe, ok := err.(*os.PathError); ok {
-		return pe.Err
-	}
-	return err
 }
 
 // LookupGroup returns the gid of a group given by name or number.

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/govs/govs/lvs"
 )
 
 // MaxFwMark is the largest firewall mark (ipvsadm -f takes a 32-bit mark;
@@ -32,7 +34,7 @@ type Mark struct {
 	FwMark    uint32
 	Prefixes  []netip.Prefix // one family, masked
 	Ports     []PortRange    // sorted, not overlapping; never empty
-	Protocols []Protocol     // TCP, UDP or both
+	Protocols []lvs.Proto    // TCP, UDP or both
 	Line      int
 }
 
@@ -50,7 +52,7 @@ func (r PortRange) String() string {
 func (m *Mark) Is4() bool { return len(m.Prefixes) > 0 && m.Prefixes[0].Addr().Is4() }
 
 // HasProto reports whether the mark matches protocol p.
-func (m *Mark) HasProto(p Protocol) bool {
+func (m *Mark) HasProto(p lvs.Proto) bool {
 	for _, q := range m.Protocols {
 		if q == p {
 			return true
@@ -61,7 +63,7 @@ func (m *Mark) HasProto(p Protocol) bool {
 
 // Matches reports whether a packet to addr:port of protocol proto carries
 // the mark.
-func (m *Mark) Matches(addr netip.Addr, port uint16, proto Protocol) bool {
+func (m *Mark) Matches(addr netip.Addr, port uint16, proto lvs.Proto) bool {
 	if !m.HasProto(proto) || !m.hasPort(port) {
 		return false
 	}
@@ -152,7 +154,7 @@ func (m *Mark) String() string {
 		} else {
 			b.WriteByte(',')
 		}
-		b.WriteString(p.String())
+		b.WriteString(p.Name())
 	}
 	return b.String()
 }
@@ -214,7 +216,7 @@ func (p *parser) match(f field) (Mark, bool) {
 }
 
 func (p *parser) matchBody(m *mapping, path string) (Mark, bool) {
-	mk := Mark{Protocols: []Protocol{TCP}}
+	mk := Mark{Protocols: []lvs.Proto{lvs.ProtoTCP}}
 	good := true
 	if f, ok := p.require(m, "addresses"); ok {
 		items, ok := p.list(f.val, f.path)
@@ -291,12 +293,12 @@ func (p *parser) matchBody(m *mapping, path string) (Mark, bool) {
 				good = false
 				continue
 			}
-			if mk.HasProto(protocols[j]) {
-				p.errorf(it, ip, "duplicate protocol %s", protocols[j])
+			if mk.HasProto(lvs.ServiceProtos[j]) {
+				p.errorf(it, ip, "duplicate protocol %s", lvs.ServiceProtos[j].Name())
 				good = false
 				continue
 			}
-			mk.Protocols = append(mk.Protocols, protocols[j])
+			mk.Protocols = append(mk.Protocols, lvs.ServiceProtos[j])
 		}
 	}
 	if good && len(mk.Ports)*len(mk.Protocols) > MaxMarkRanges {

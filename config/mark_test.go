@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/govs/govs/lvs"
 )
 
 const markSvc = dir + `marks:
@@ -44,7 +46,7 @@ func TestFwmarkService(t *testing.T) {
 	want := Mark{FwMark: 1, Line: 12,
 		Prefixes:  []netip.Prefix{netip.MustParsePrefix("198.18.0.100/32"), netip.MustParsePrefix("198.18.0.96/30")},
 		Ports:     []PortRange{{80, 80}, {8443, 8444}},
-		Protocols: []Protocol{TCP, UDP}}
+		Protocols: []lvs.Proto{lvs.ProtoTCP, lvs.ProtoUDP}}
 	if !reflect.DeepEqual(*s.Match, want) {
 		t.Errorf("match %+v, want %+v", *s.Match, want)
 	}
@@ -66,11 +68,11 @@ func TestFwmarkService(t *testing.T) {
 	for _, c := range []struct {
 		addr  string
 		port  uint16
-		proto Protocol
+		proto lvs.Proto
 		want  bool
 	}{
-		{"198.18.0.100", 80, TCP, true}, {"198.18.0.97", 8444, UDP, true}, {"198.18.0.97", 8445, TCP, false},
-		{"198.18.0.101", 80, TCP, false},
+		{"198.18.0.100", 80, lvs.ProtoTCP, true}, {"198.18.0.97", 8444, lvs.ProtoUDP, true}, {"198.18.0.97", 8445, lvs.ProtoTCP, false},
+		{"198.18.0.101", 80, lvs.ProtoTCP, false},
 	} {
 		if got := m.Matches(netip.MustParseAddr(c.addr), c.port, c.proto); got != c.want {
 			t.Errorf("Matches %s:%d/%s = %v", c.addr, c.port, c.proto, got)
@@ -84,7 +86,7 @@ func TestFwmarkMarksOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m := cfg.Mark(5); m == nil || len(m.Ports) != 2 || m.Protocols[0] != TCP {
+	if m := cfg.Mark(5); m == nil || len(m.Ports) != 2 || m.Protocols[0] != lvs.ProtoTCP {
 		t.Errorf("mark 5: %+v", m)
 	}
 }

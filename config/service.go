@@ -8,16 +8,25 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/govs/govs/lvs"
+	"github.com/govs/govs/sched"
 )
 
 var (
 	serviceKeys = []string{"name", "fwmark", "match", "vip", "port", "protocol", "scheduler", "scheduler_flags", "forward",
 		"persistence", "local_addresses", "health_check", "on_failure", "expire_quiescent_template", "sorry_server", "check_via_vip", "syn_proxy", "sloppy", "real_servers"}
-	realServerKeys  = []string{"address", "port", "weight", "forward", "upper_threshold", "lower_threshold", "health_check"}
-	healthCheckKeys = []string{"type", "interval", "timeout", "rise", "fall", "port", "http", "udp", "dns", "exec"}
-	protocolNames   = []string{"tcp", "udp"}
-	protocols       = []Protocol{TCP, UDP}
+	realServerKeys = []string{"address", "port", "weight", "forward", "upper_threshold", "lower_threshold", "health_check"}
+	protocolNames  = protoNames(lvs.ServiceProtos)
 )
+
+func protoNames(protos []lvs.Proto) []string {
+	out := make([]string, len(protos))
+	for i, pr := range protos {
+		out[i] = pr.Name()
+	}
+	return out
+}
 
 // serviceNamePattern keeps names usable as metric labels and command-line
 // arguments without quoting.
@@ -67,8 +76,22 @@ func (p *parser) services(n *yaml.Node, path string) ([]Service, []string) {
 	return out, paths
 }
 
+// serviceOK says which of a service's keys parsed cleanly, so that the
+// checks involving several keys blame only the key at fault.
+type serviceOK struct {
+	isMark bool // an fwmark service: vip stands for the match's family
+	vip    bool
+	port   bool
+	proto  bool
+	sched  bool
+	fwd    bool
+	portF  field // the port key, for the port-0 check
+}
+
 // service parses one service and runs the checks that involve several of its
 // keys. Problems are recorded; the result is only used for further checks.
+// The steps run in the order of the keys they depend on: identity, then
+// scheduling, then what refers to both (health, sorry server, real servers).
 func (p *parser) service(n *yaml.Node, path string) *serviceState {
 	m := p.mapping(n, path, serviceKeys...)
 	if m == nil {
@@ -77,177 +100,214 @@ func (p *parser) service(n *yaml.Node, path string) *serviceState {
 	st := &serviceState{path: path}
 	s := &st.svc
 	s.Line = m.line()
-	s.Protocol = TCP
-	s.Scheduler = DefaultScheduler
-	s.Forward = ForwardNAT
+	s.Protocol = lvs.ProtoTCP
+	s.Scheduler = lvs.DefaultScheduler
+	s.Forward = lvs.FwdNAT
 
-	if f, ok := p.require(m, "name"); ok {
-		if name, ok := p.nonEmptyStr(f.val, f.path); ok {
-			if serviceNamePattern.MatchString(name) {
-				s.Name, st.nameOK = name, true
-			} else {
-				p.errorf(f.val, f.path, "%q: names are 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit", name)
-			}
-		}
-	}
-	var vipF, portF field
-	var vipOK, portOK bool
-	protoOK := true
-	fwF, isMark := m.get("fwmark")
-	if isMark {
-		vipOK, portOK = p.markService(m, fwF, s, &st.keyOK)
-	} else {
-		if f, ok := m.get("match"); ok {
-			p.errorf(f.key, f.path, "only used with fwmark (a service with vip and port takes just those)")
-		}
-		vipF, vipOK = p.require(m, "vip")
-		if vipOK {
-			s.VIP, vipOK = p.unicastAddr(vipF.val, vipF.path)
-		}
-		portF, portOK = p.require(m, "port")
-		if portOK {
-			s.Port, portOK = p.port(portF.val, portF.path, true)
-		}
-		if f, ok := m.get("protocol"); ok {
-			var i int
-			if i, protoOK = p.enum(f.val, f.path, protocolNames); protoOK {
-				s.Protocol = protocols[i]
-			}
-		}
-		st.keyOK = vipOK && portOK && protoOK
-	}
-
-	schedOK := true
-	if f, ok := m.get("scheduler"); ok {
-		var i int
-		if i, schedOK = p.enum(f.val, f.path, Schedulers); schedOK {
-			s.Scheduler = Schedulers[i]
-		}
-	}
-	if f, ok := m.get("scheduler_flags"); ok {
-		s.SchedulerFlags = p.schedulerFlags(f, s.Scheduler, schedOK)
-	}
-	fwdOK := true
-	if f, ok := m.get("forward"); ok {
-		s.Forward, fwdOK = p.forward(f)
-	}
-	if f, ok := m.get("persistence"); ok {
-		s.Persistence = p.persistence(f, s.VIP, vipOK)
-	}
-	if !isMark && portOK && s.Port == 0 && s.Persistence == nil {
-		p.errorf(portF.val, portF.path, "port 0 (all ports) is only allowed with persistence")
-	}
-	localF, hasLocal := m.get("local_addresses")
-	if hasLocal {
-		s.LocalAddresses = p.addrList(localF, true, true)
-		if vipOK {
-			for i, a := range s.LocalAddresses {
-				if a.Is4() != s.VIP.Is4() {
-					p.errorf(localF.val, indexPath(localF.path, i), "%s: local addresses must have the family of the vip %s", a, s.VIP)
-				}
-			}
-		}
-	}
-	checkF, hasCheck := m.get("health_check")
-	var checkMap *mapping
-	if hasCheck {
-		checkMap = p.mapping(checkF.val, checkF.path, healthCheckKeys...)
-		if checkMap != nil {
-			if _, ok := p.require(checkMap, "type"); ok {
-				s.HealthCheck = p.healthCheck(checkMap.fields, checkMap.node, checkF.path, 0)
-			}
-		}
-	} else {
-		s.HealthCheck = defaultHealthCheck()
-	}
-	if f, ok := m.get("on_failure"); ok {
-		if i, ok := p.enum(f.val, f.path, onFailureNames); ok {
-			s.OnFailure = OnFailure(i)
-		}
-	}
-	s.ExpireQuiescentTemplate = p.expireQuiescent
-	if f, ok := m.get("expire_quiescent_template"); ok {
-		if v, ok := p.boolean(f.val, f.path); ok {
-			s.ExpireQuiescentTemplate = v
-		}
-	}
-	if f, ok := m.get("sorry_server"); ok {
-		s.SorryServer = p.sorryServer(f, s, vipOK, portOK, fwdOK)
-	}
-	viaF, hasVia := m.get("check_via_vip")
-	if hasVia {
-		s.CheckViaVIP, _ = p.boolean(viaF.val, viaF.path)
-		if s.CheckViaVIP && isMark {
-			p.errorf(viaF.val, viaF.path, "not available for fwmark services (a mark has no single VIP to probe through)")
-		} else if s.CheckViaVIP && fwdOK && (s.Forward == ForwardNAT || s.Forward == ForwardFullNAT) {
-			p.errorf(viaF.val, viaF.path, "only meaningful with forward: dr or tun (the service uses %s)", s.Forward)
-		}
-	}
-
-	s.Sloppy = p.sloppy
-	if f, ok := m.get("sloppy"); ok {
-		if v, ok := p.boolean(f.val, f.path); ok {
-			s.Sloppy = v
-			if v && fwdOK && (s.Forward == ForwardNAT || s.Forward == ForwardFullNAT) {
-				p.errorf(f.val, f.path, "only dr and tun real servers can take a flow mid-way (the service uses %s; moved NAT flows need connection sync)", s.Forward)
-			}
-		}
-	}
-
+	st.nameOK = p.serviceName(m, s)
+	ok := p.serviceIdentity(m, st)
+	p.serviceScheduling(m, s, &ok)
+	localF, hasLocal := p.serviceLocalAddresses(m, s, ok)
+	checkMap := p.serviceHealthCheck(m, s)
+	p.serviceOptions(m, s, ok)
 	proxyF, hasProxy := m.get("syn_proxy")
 	if hasProxy {
-		if i, ok := p.enum(proxyF.val, proxyF.path, synProxyNames); ok {
+		if i, good := p.enum(proxyF.val, proxyF.path, synProxyNames); good {
 			s.SynProxy = SynProxyMode(i)
 		}
 	}
-
-	var fullNATLine int // line of the first use of full-NAT, 0 when none
-	if fwdOK && s.Forward == ForwardFullNAT {
-		fullNATLine = s.Line
-		if f, ok := m.get("forward"); ok {
-			fullNATLine = f.val.Line
-		}
-	}
-	if f, ok := m.get("real_servers"); ok {
-		if items, ok := p.list(f.val, f.path); ok {
-			seen := map[netip.AddrPort]int{}
-			for i, it := range items {
-				rs, ok := p.realServer(it, indexPath(f.path, i), s, checkMap, rsContext{vipOK: vipOK, portOK: portOK, fwdOK: fwdOK})
-				if !ok {
-					continue
-				}
-				if rs.Address.IsValid() {
-					ap := netip.AddrPortFrom(rs.Address, rs.Port)
-					if line, dup := seen[ap]; dup {
-						p.errorAtLine(rs.Line, indexPath(f.path, i), "duplicate real server %s (first at line %d)", ap, line)
-					} else {
-						seen[ap] = rs.Line
-					}
-				}
-				if rs.Forward == ForwardFullNAT && fullNATLine == 0 {
-					fullNATLine = rs.Line
-				}
-				s.RealServers = append(s.RealServers, rs)
-			}
-		}
-	}
+	fullNATLine := p.serviceRealServers(m, s, checkMap, ok)
 	if hasProxy && s.SynProxy == SynProxyOn {
-		if isMark {
+		if ok.isMark {
 			p.errorf(proxyF.val, proxyF.path, "on is not available for fwmark services (the XDP SYN proxy is keyed by a service's address and port; auto never engages for them)")
 		} else {
-			p.checkSynProxyOn(proxyF, s, protoOK, fwdOK)
+			p.checkSynProxyOn(proxyF, s, ok.proto, ok.fwd)
 		}
 	}
-	if isMark {
+	if ok.isMark {
 		s.VIP = netip.Addr{} // it stood for the match's family in the checks above
 	}
 	switch {
 	case fullNATLine != 0 && !hasLocal:
 		p.errorAtLine(s.Line, joinPath(path, "local_addresses"), "required because forward: fullnat is used (line %d)", fullNATLine)
-	case fullNATLine == 0 && hasLocal && fwdOK:
+	case fullNATLine == 0 && hasLocal && ok.fwd:
 		p.errorf(localF.key, localF.path, "only used with forward: fullnat, which neither the service nor any real server uses")
 	}
 	return st
+}
+
+// serviceName parses the required name and reports whether it is usable.
+func (p *parser) serviceName(m *mapping, s *Service) bool {
+	f, ok := p.require(m, "name")
+	if !ok {
+		return false
+	}
+	name, ok := p.nonEmptyStr(f.val, f.path)
+	if !ok {
+		return false
+	}
+	if !serviceNamePattern.MatchString(name) {
+		p.errorf(f.val, f.path, "%q: names are 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit", name)
+		return false
+	}
+	s.Name = name
+	return true
+}
+
+// serviceIdentity parses what identifies the service: its fwmark and
+// match, or its vip, port and protocol.
+func (p *parser) serviceIdentity(m *mapping, st *serviceState) serviceOK {
+	s := &st.svc
+	ok := serviceOK{proto: true, sched: true, fwd: true}
+	fwF, isMark := m.get("fwmark")
+	if isMark {
+		ok.isMark = true
+		ok.vip, ok.port = p.markService(m, fwF, s, &st.keyOK)
+		return ok
+	}
+	if f, has := m.get("match"); has {
+		p.errorf(f.key, f.path, "only used with fwmark (a service with vip and port takes just those)")
+	}
+	vipF, vipOK := p.require(m, "vip")
+	if vipOK {
+		s.VIP, vipOK = p.unicastAddr(vipF.val, vipF.path)
+	}
+	portF, portOK := p.require(m, "port")
+	if portOK {
+		s.Port, portOK = p.port(portF.val, portF.path, true)
+	}
+	if f, has := m.get("protocol"); has {
+		var i int
+		if i, ok.proto = p.enum(f.val, f.path, protocolNames); ok.proto {
+			s.Protocol = lvs.ServiceProtos[i]
+		}
+	}
+	ok.vip, ok.port, ok.portF = vipOK, portOK, portF
+	st.keyOK = vipOK && portOK && ok.proto
+	return ok
+}
+
+// serviceScheduling parses how connections are placed and forwarded:
+// scheduler, its flags, forward and persistence.
+func (p *parser) serviceScheduling(m *mapping, s *Service, ok *serviceOK) {
+	if f, has := m.get("scheduler"); has {
+		var i int
+		names := sched.Names()
+		if i, ok.sched = p.enum(f.val, f.path, names); ok.sched {
+			s.Scheduler = names[i]
+		}
+	}
+	if f, has := m.get("scheduler_flags"); has {
+		s.SchedulerFlags = p.schedulerFlags(f, s.Scheduler, ok.sched)
+	}
+	if f, has := m.get("forward"); has {
+		var fwd *lvs.Fwd
+		if fwd, ok.fwd = p.forward(f); ok.fwd {
+			s.Forward = *fwd
+		}
+	}
+	if f, has := m.get("persistence"); has {
+		s.Persistence = p.persistence(f, s.VIP, ok.vip)
+	}
+	if !ok.isMark && ok.port && s.Port == 0 && s.Persistence == nil {
+		p.errorf(ok.portF.val, ok.portF.path, "port 0 (all ports) is only allowed with persistence")
+	}
+}
+
+// serviceLocalAddresses parses the full-NAT source addresses; whether they
+// are needed is known only after the real servers.
+func (p *parser) serviceLocalAddresses(m *mapping, s *Service, ok serviceOK) (field, bool) {
+	localF, hasLocal := m.get("local_addresses")
+	if !hasLocal {
+		return localF, false
+	}
+	s.LocalAddresses = p.addrList(localF, true, true)
+	if ok.vip {
+		for i, a := range s.LocalAddresses {
+			if a.Is4() != s.VIP.Is4() {
+				p.errorf(localF.val, indexPath(localF.path, i), "%s: local addresses must have the family of the vip %s", a, s.VIP)
+			}
+		}
+	}
+	return localF, true
+}
+
+// serviceOptions parses the keys that tune the service's behaviour:
+// on_failure, expire_quiescent_template, sorry_server, check_via_vip and
+// sloppy, with their checks against the forwarding method.
+func (p *parser) serviceOptions(m *mapping, s *Service, ok serviceOK) {
+	if f, has := m.get("on_failure"); has {
+		if i, good := p.enum(f.val, f.path, onFailureNames); good {
+			s.OnFailure = OnFailure(i)
+		}
+	}
+	s.ExpireQuiescentTemplate = p.expireQuiescent
+	if f, has := m.get("expire_quiescent_template"); has {
+		if v, good := p.boolean(f.val, f.path); good {
+			s.ExpireQuiescentTemplate = v
+		}
+	}
+	if f, has := m.get("sorry_server"); has {
+		s.SorryServer = p.sorryServer(f, s, ok.vip, ok.port, ok.fwd)
+	}
+	natLike := ok.fwd && !s.Forward.InputOnly() // replies come back through the director
+	if f, has := m.get("check_via_vip"); has {
+		s.CheckViaVIP, _ = p.boolean(f.val, f.path)
+		if s.CheckViaVIP && ok.isMark {
+			p.errorf(f.val, f.path, "not available for fwmark services (a mark has no single VIP to probe through)")
+		} else if s.CheckViaVIP && natLike {
+			p.errorf(f.val, f.path, "only meaningful with forward: dr or tun (the service uses %s)", s.Forward.Name())
+		}
+	}
+	s.Sloppy = p.sloppy
+	if f, has := m.get("sloppy"); has {
+		if v, good := p.boolean(f.val, f.path); good {
+			s.Sloppy = v
+			if v && natLike {
+				p.errorf(f.val, f.path, "only dr and tun real servers can take a flow mid-way (the service uses %s; moved NAT flows need connection sync)", s.Forward.Name())
+			}
+		}
+	}
+}
+
+// serviceRealServers parses the real servers and returns the line of the
+// first use of full-NAT (by the service or a server), 0 when none.
+func (p *parser) serviceRealServers(m *mapping, s *Service, checkMap *mapping, ok serviceOK) int {
+	var fullNATLine int
+	if ok.fwd && s.Forward == lvs.FwdFullNAT {
+		fullNATLine = s.Line
+		if f, has := m.get("forward"); has {
+			fullNATLine = f.val.Line
+		}
+	}
+	f, has := m.get("real_servers")
+	if !has {
+		return fullNATLine
+	}
+	items, good := p.list(f.val, f.path)
+	if !good {
+		return fullNATLine
+	}
+	seen := map[netip.AddrPort]int{}
+	for i, it := range items {
+		rs, good := p.realServer(it, indexPath(f.path, i), s, checkMap, rsContext{vipOK: ok.vip, portOK: ok.port, fwdOK: ok.fwd})
+		if !good {
+			continue
+		}
+		if rs.Address.IsValid() {
+			ap := netip.AddrPortFrom(rs.Address, rs.Port)
+			if line, dup := seen[ap]; dup {
+				p.errorAtLine(rs.Line, indexPath(f.path, i), "duplicate real server %s (first at line %d)", ap, line)
+			} else {
+				seen[ap] = rs.Line
+			}
+		}
+		if rs.Forward != nil && *rs.Forward == lvs.FwdFullNAT && fullNATLine == 0 {
+			fullNATLine = rs.Line
+		}
+		s.RealServers = append(s.RealServers, rs)
+	}
+	return fullNATLine
 }
 
 // markService parses the identity of an fwmark service: its mark and its
@@ -294,29 +354,32 @@ func (p *parser) markService(m *mapping, fwF field, s *Service, keyOK *bool) (fa
 // every later reply bypass the director, so nobody could translate the
 // sequence numbers. (auto on such a service simply never engages.)
 func (p *parser) checkSynProxyOn(f field, s *Service, protoOK, fwdOK bool) {
-	if protoOK && s.Protocol != TCP {
-		p.errorf(f.val, f.path, "on is only for tcp services (this one is %s)", s.Protocol)
+	if protoOK && s.Protocol != lvs.ProtoTCP {
+		p.errorf(f.val, f.path, "on is only for tcp services (this one is %s)", s.Protocol.Name())
 		return
 	}
-	if fwdOK && (s.Forward == ForwardDR || s.Forward == ForwardTun) {
-		p.errorf(f.val, f.path, "on needs forward: nat or fullnat (the service uses %s, whose replies bypass the director)", s.Forward)
+	if fwdOK && s.Forward.InputOnly() {
+		p.errorf(f.val, f.path, "on needs forward: nat or fullnat (the service uses %s, whose replies bypass the director)", s.Forward.Name())
 		return
 	}
 	for i := range s.RealServers {
 		rs := &s.RealServers[i]
-		if fw := s.ForwardFor(rs); fw == ForwardDR || fw == ForwardTun {
-			p.errorf(f.val, f.path, "on needs forward: nat or fullnat (real server %s at line %d uses %s, whose replies bypass the director)", rs.Address, rs.Line, fw)
+		if fw := s.ForwardFor(rs); fw.InputOnly() {
+			p.errorf(f.val, f.path, "on needs forward: nat or fullnat (real server %s at line %d uses %s, whose replies bypass the director)", rs.Address, rs.Line, fw.Name())
 			return
 		}
 	}
 }
 
-func (p *parser) forward(f field) (Forward, bool) {
-	i, ok := p.enum(f.val, f.path, forwardNames[1:])
+// forward parses a forwarding method by its configuration name (only
+// those: the ipvsadm aliases lvs.ParseFwd knows are govsadm's words).
+func (p *parser) forward(f field) (*lvs.Fwd, bool) {
+	i, ok := p.enum(f.val, f.path, lvs.FwdNames())
 	if !ok {
-		return ForwardInherit, false
+		return nil, false
 	}
-	return Forward(i + 1), true
+	fwd := lvs.Fwds[i]
+	return &fwd, true
 }
 
 func (p *parser) schedulerFlags(f field, scheduler string, schedOK bool) []string {
@@ -325,14 +388,14 @@ func (p *parser) schedulerFlags(f field, scheduler string, schedOK bool) []strin
 		return nil
 	}
 	var out []string
-	valid := []string{"sh-fallback", "sh-port", "mh-fallback", "mh-port"}
+	valid := lvs.SchedulerFlagNames()
 	for i, it := range items {
 		path := indexPath(f.path, i)
 		name, ok := p.str(it, path)
 		if !ok {
 			continue
 		}
-		owner, known := schedulerFlags[name]
+		owner, known := lvs.SchedulerOfFlag(name)
 		switch {
 		case !known:
 			if hint := closest(name, valid); hint != "" {
@@ -441,8 +504,8 @@ func (p *parser) sorryServer(f field, s *Service, vipOK, portOK, fwdOK bool) *So
 	if pf, ok := m.get("port"); ok {
 		if port, ok := p.port(pf.val, pf.path, portOK && s.Port == 0); ok {
 			ss.Port = port
-			if portOK && fwdOK && port != s.Port && (s.Forward == ForwardDR || s.Forward == ForwardTun) {
-				p.errorf(pf.val, pf.path, "port mapping is not allowed with forward: %s", s.Forward)
+			if portOK && fwdOK && port != s.Port && s.Forward.InputOnly() {
+				p.errorf(pf.val, pf.path, "port mapping is not allowed with forward: %s", s.Forward.Name())
 			}
 		}
 	}
@@ -471,12 +534,7 @@ func (p *parser) realServer(n *yaml.Node, path string, s *Service, svcCheck *map
 	}
 	fwdOK := ctx.fwdOK
 	if f, ok := m.get("forward"); ok {
-		var own bool
-		if rs.Forward, own = p.forward(f); own {
-			fwdOK = true
-		} else {
-			fwdOK = false
-		}
+		rs.Forward, fwdOK = p.forward(f)
 	}
 	effective := s.ForwardFor(&rs)
 	if f, ok := m.get("port"); ok {
@@ -486,8 +544,8 @@ func (p *parser) realServer(n *yaml.Node, path string, s *Service, svcCheck *map
 			case !ctx.portOK:
 			case port == 0 && s.Port != 0:
 				p.errorf(f.val, f.path, "port 0 is only allowed when the service port is 0")
-			case fwdOK && port != s.Port && (effective == ForwardDR || effective == ForwardTun):
-				p.errorf(f.val, f.path, "port mapping is not allowed with forward: %s", effective)
+			case fwdOK && port != s.Port && effective.InputOnly():
+				p.errorf(f.val, f.path, "port mapping is not allowed with forward: %s", effective.Name())
 			}
 		}
 	}
@@ -507,332 +565,9 @@ func (p *parser) realServer(n *yaml.Node, path string, s *Service, svcCheck *map
 			}
 		}
 	}
-	if f, ok := m.get("forward"); ok && fwdOK && s.CheckViaVIP && (effective == ForwardNAT || effective == ForwardFullNAT) {
+	if f, ok := m.get("forward"); ok && fwdOK && s.CheckViaVIP && !effective.InputOnly() {
 		p.errorf(f.val, f.path, "check_via_vip is set on the service, but is only meaningful with forward: dr or tun")
 	}
 	rs.HealthCheck = p.effectiveCheck(m, path, s, svcCheck, rs.Port)
 	return rs, true
-}
-
-// effectiveCheck lays the server's health_check keys over the service's.
-// When the server changes the check type, the service's type-specific block
-// (http, udp, dns, exec) is not inherited.
-func (p *parser) effectiveCheck(rsMap *mapping, rsPath string, s *Service, svcCheck *mapping, rsPort uint16) HealthCheck {
-	own, hasOwn := rsMap.get("health_check")
-	if !hasOwn {
-		hc := s.HealthCheck
-		if hc.Port == 0 {
-			hc.Port = rsPort
-			p.checkPortNeeded(hc.Type, rsPort, rsMap.node, rsPath)
-		}
-		return hc
-	}
-	ownMap := p.mapping(own.val, own.path, healthCheckKeys...)
-	if ownMap == nil {
-		return HealthCheck{}
-	}
-	fields := map[string]field{}
-	if svcCheck != nil {
-		for k, v := range svcCheck.fields {
-			fields[k] = v
-		}
-		if t, ok := ownMap.get("type"); ok {
-			if st, ok := svcCheck.get("type"); ok && checkFamily(deref(t.val).Value) != checkFamily(deref(st.val).Value) {
-				for _, k := range []string{"http", "udp", "dns", "exec"} {
-					delete(fields, k)
-				}
-			}
-		}
-	}
-	for k, v := range ownMap.fields {
-		fields[k] = v
-	}
-	if _, ok := fields["type"]; !ok {
-		p.errorf(ownMap.node, joinPath(own.path, "type"), "missing (required: the service has no health_check to inherit it from)")
-		return HealthCheck{}
-	}
-	hc := p.healthCheck(fields, ownMap.node, own.path, rsPort)
-	if _, ok := fields["port"]; !ok {
-		p.checkPortNeeded(hc.Type, rsPort, ownMap.node, joinPath(own.path, "port"))
-	}
-	return hc
-}
-
-func checkFamily(t string) string {
-	if t == "https" {
-		return "http"
-	}
-	return t
-}
-
-// checkPortNeeded reports a network check that would inherit port 0 from a
-// real server of an all-ports service.
-func (p *parser) checkPortNeeded(t CheckType, port uint16, at *yaml.Node, path string) {
-	if port == 0 && t != CheckNone && t != CheckExec {
-		p.errorf(at, path, "the %s health check needs a port: the real server's port is 0, set health_check.port", t)
-	}
-}
-
-func defaultHealthCheck() HealthCheck {
-	return HealthCheck{
-		Type:     CheckNone,
-		Interval: DefaultCheckInterval,
-		Timeout:  DefaultCheckTimeout,
-		Rise:     DefaultCheckRise,
-		Fall:     DefaultCheckFall,
-	}
-}
-
-// healthCheck builds a check from its (possibly overlaid) keys. at and path
-// locate the block for messages about missing keys; defaultPort fills Port.
-func (p *parser) healthCheck(fields map[string]field, at *yaml.Node, path string, defaultPort uint16) HealthCheck {
-	hc := defaultHealthCheck()
-	hc.Port = defaultPort
-	durationsOK := true
-	get := func(name string) (field, bool) { f, has := fields[name]; return f, has }
-	if f, has := get("type"); has {
-		i, good := p.enum(f.val, f.path, checkTypeNames)
-		if !good {
-			return hc
-		}
-		hc.Type = CheckType(i)
-	}
-	if f, has := get("interval"); has {
-		if d, good := p.duration(f.val, f.path); good {
-			hc.Interval = d
-		} else {
-			durationsOK = false
-		}
-	}
-	timeoutF, hasTimeout := get("timeout")
-	if hasTimeout {
-		if d, good := p.duration(timeoutF.val, timeoutF.path); good {
-			hc.Timeout = d
-		} else {
-			durationsOK = false
-		}
-	}
-	if durationsOK && hc.Timeout > hc.Interval {
-		if hasTimeout {
-			p.errorf(timeoutF.val, timeoutF.path, "timeout %s is longer than the interval %s", hc.Timeout, hc.Interval)
-		} else {
-			f, _ := get("interval")
-			p.errorf(f.val, f.path, "interval %s is shorter than the timeout %s", hc.Interval, hc.Timeout)
-		}
-	}
-	for _, c := range []struct {
-		name string
-		dst  *int
-	}{{"rise", &hc.Rise}, {"fall", &hc.Fall}} {
-		if f, has := get(c.name); has {
-			if v, good := p.integer(f.val, f.path, 1, math.MaxInt32); good {
-				*c.dst = int(v)
-			}
-		}
-	}
-	if f, has := get("port"); has {
-		if v, good := p.port(f.val, f.path, false); good {
-			hc.Port = v
-		}
-	}
-
-	// Exactly the block for the type may be given; some types require it.
-	blocks := []struct {
-		key      string
-		types    []CheckType
-		required bool
-	}{
-		{"http", []CheckType{CheckHTTP, CheckHTTPS}, false},
-		{"udp", []CheckType{CheckUDP}, true},
-		{"dns", []CheckType{CheckDNS}, true},
-		{"exec", []CheckType{CheckExec}, true},
-	}
-	for _, b := range blocks {
-		f, has := get(b.key)
-		wanted := false
-		for _, t := range b.types {
-			wanted = wanted || t == hc.Type
-		}
-		switch {
-		case has && !wanted:
-			p.errorf(f.key, f.path, "only used with type: %s (this check is %s)", typeList(b.types), hc.Type)
-		case !has && wanted && b.required:
-			p.errorf(at, joinPath(path, b.key), "missing (required with type: %s)", hc.Type)
-		}
-	}
-	switch hc.Type {
-	case CheckHTTP, CheckHTTPS:
-		hc.HTTP = &HTTPCheck{Method: "GET", Path: "/", ExpectStatus: []int{200}}
-		if f, has := get("http"); has {
-			p.httpCheck(f, hc.HTTP)
-		}
-	case CheckUDP:
-		if f, has := get("udp"); has {
-			hc.UDP = p.udpCheck(f)
-		}
-	case CheckDNS:
-		if f, has := get("dns"); has {
-			hc.DNS = p.dnsCheck(f)
-		}
-	case CheckExec:
-		if f, has := get("exec"); has {
-			hc.Exec = p.execCheck(f)
-		}
-	}
-	return hc
-}
-
-func typeList(types []CheckType) string {
-	names := make([]string, len(types))
-	for i, t := range types {
-		names[i] = t.String()
-	}
-	return strings.Join(names, " or ")
-}
-
-var (
-	httpMethodPattern = regexp.MustCompile(`^[A-Z]+$`)
-	httpPathPattern   = regexp.MustCompile(`^/[^\s]*$`)
-)
-
-func (p *parser) httpCheck(f field, h *HTTPCheck) {
-	m := p.mapping(f.val, f.path, "method", "path", "host", "expect_status", "expect_body")
-	if m == nil {
-		return
-	}
-	if f, ok := m.get("method"); ok {
-		if s, ok := p.nonEmptyStr(f.val, f.path); ok {
-			if httpMethodPattern.MatchString(s) {
-				h.Method = s
-			} else {
-				p.errorf(f.val, f.path, "%q is not an HTTP method (methods are upper case, e.g. GET)", s)
-			}
-		}
-	}
-	if f, ok := m.get("path"); ok {
-		if s, ok := p.nonEmptyStr(f.val, f.path); ok {
-			if httpPathPattern.MatchString(s) {
-				h.Path = s
-			} else {
-				p.errorf(f.val, f.path, "%q: the path must start with / and contain no spaces", s)
-			}
-		}
-	}
-	if f, ok := m.get("host"); ok {
-		if s, ok := p.nonEmptyStr(f.val, f.path); ok {
-			if strings.ContainsAny(s, " \t\r\n/") {
-				p.errorf(f.val, f.path, "%q is not a valid host", s)
-			}
-			h.Host = s
-		}
-	}
-	if f, ok := m.get("expect_status"); ok {
-		if items, ok := p.list(f.val, f.path); ok {
-			if len(items) == 0 {
-				p.errorf(f.val, f.path, "at least one status is required")
-			}
-			h.ExpectStatus = nil
-			for i, it := range items {
-				if v, ok := p.integer(it, indexPath(f.path, i), 100, 599); ok {
-					h.ExpectStatus = append(h.ExpectStatus, int(v))
-				}
-			}
-		}
-	}
-	if f, ok := m.get("expect_body"); ok {
-		h.ExpectBody, _ = p.str(f.val, f.path)
-	}
-}
-
-func (p *parser) udpCheck(f field) *UDPCheck {
-	u := &UDPCheck{}
-	m := p.mapping(f.val, f.path, "send", "expect")
-	if m == nil {
-		return u
-	}
-	if f, ok := p.require(m, "send"); ok {
-		u.Send, _ = p.nonEmptyStr(f.val, f.path)
-	}
-	if f, ok := m.get("expect"); ok {
-		u.Expect, _ = p.str(f.val, f.path)
-	}
-	return u
-}
-
-func (p *parser) dnsCheck(f field) *DNSCheck {
-	d := &DNSCheck{Type: "A", QType: dnsTypes["A"]}
-	m := p.mapping(f.val, f.path, "query", "type")
-	if m == nil {
-		return d
-	}
-	if f, ok := p.require(m, "query"); ok {
-		if q, ok := p.nonEmptyStr(f.val, f.path); ok {
-			if validDomainName(q) {
-				d.Query = q
-			} else {
-				p.errorf(f.val, f.path, "%q is not a valid domain name", q)
-			}
-		}
-	}
-	if f, ok := m.get("type"); ok {
-		if t, ok := p.str(f.val, f.path); ok {
-			up := strings.ToUpper(t)
-			if q, known := dnsTypes[up]; known {
-				d.Type, d.QType = up, q
-			} else {
-				p.errorf(f.val, f.path, "%q is not a supported query type (valid: A, AAAA, CNAME, MX, NS, PTR, SOA, SRV, TXT, ANY)", t)
-			}
-		}
-	}
-	return d
-}
-
-// validDomainName checks the wire limits: 253 characters, labels of 1..63.
-func validDomainName(s string) bool {
-	if s == "." {
-		return true
-	}
-	s = strings.TrimSuffix(s, ".")
-	if s == "" || len(s) > 253 {
-		return false
-	}
-	for _, label := range strings.Split(s, ".") {
-		if label == "" || len(label) > 63 || strings.ContainsAny(label, " \t\r\n") {
-			return false
-		}
-	}
-	return true
-}
-
-func (p *parser) execCheck(f field) *ExecCheck {
-	e := &ExecCheck{}
-	m := p.mapping(f.val, f.path, "command")
-	if m == nil {
-		return e
-	}
-	cf, ok := p.require(m, "command")
-	if !ok {
-		return e
-	}
-	items, ok := p.list(cf.val, cf.path)
-	if !ok {
-		return e
-	}
-	if len(items) == 0 {
-		p.errorf(cf.val, cf.path, "must name a program")
-		return e
-	}
-	for i, it := range items {
-		path := indexPath(cf.path, i)
-		var s string
-		if i == 0 {
-			s, ok = p.nonEmptyStr(it, path)
-		} else {
-			s, ok = p.str(it, path)
-		}
-		if ok {
-			e.Command = append(e.Command, s)
-		}
-	}
-	return e
 }

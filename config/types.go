@@ -4,6 +4,9 @@ import (
 	"net/netip"
 	"strconv"
 	"time"
+
+	"github.com/govs/govs/healthcheck"
+	"github.com/govs/govs/lvs"
 )
 
 // Config is a validated govsd configuration with every default applied.
@@ -246,20 +249,6 @@ func (c Community) String() string {
 	return strconv.Itoa(int(c.High)) + ":" + strconv.Itoa(int(c.Low))
 }
 
-// Schedulers are the valid scheduler names, as in IPVS.
-var Schedulers = []string{"rr", "wrr", "lc", "wlc", "sed", "nq", "lblc", "lblcr", "dh", "sh", "mh", "fo", "ovf", "twos"}
-
-// DefaultScheduler is used when a service names none, as in ipvsadm.
-const DefaultScheduler = "wlc"
-
-// schedulerFlags maps each scheduler flag to the scheduler it belongs to.
-var schedulerFlags = map[string]string{
-	"sh-fallback": "sh",
-	"sh-port":     "sh",
-	"mh-fallback": "mh",
-	"mh-port":     "mh",
-}
-
 // Service is one virtual service.
 type Service struct {
 	Name string
@@ -272,10 +261,10 @@ type Service struct {
 	VIP    netip.Addr
 	// Port 0 means every port, which requires Persistence (as in ipvsadm).
 	Port           uint16
-	Protocol       Protocol
-	Scheduler      string   // one of Schedulers
+	Protocol       lvs.Proto
+	Scheduler      string   // a name in sched's registry
 	SchedulerFlags []string // names valid for Scheduler, e.g. "sh-port"
-	Forward        Forward  // never ForwardInherit
+	Forward        lvs.Fwd
 	Persistence    *Persistence
 	// LocalAddresses are the full-NAT source addresses; set exactly when the
 	// service or one of its real servers uses full-NAT.
@@ -310,7 +299,7 @@ type Service struct {
 type ServiceKey struct {
 	VIP    netip.Addr
 	Port   uint16
-	Proto  Protocol
+	Proto  lvs.Proto
 	FwMark uint32
 }
 
@@ -318,7 +307,7 @@ func (k ServiceKey) String() string {
 	if k.FwMark != 0 {
 		return "fwmark " + strconv.FormatUint(uint64(k.FwMark), 10)
 	}
-	return netip.AddrPortFrom(k.VIP, k.Port).String() + "/" + k.Proto.String()
+	return netip.AddrPortFrom(k.VIP, k.Port).String() + "/" + k.Proto.Name()
 }
 
 // Key returns the service's identity; no two services share one.
@@ -331,9 +320,9 @@ func (s Service) Key() ServiceKey {
 
 // ForwardFor returns the forwarding method used for rs: its own override,
 // else the service's.
-func (s *Service) ForwardFor(rs *RealServer) Forward {
-	if rs.Forward != ForwardInherit {
-		return rs.Forward
+func (s *Service) ForwardFor(rs *RealServer) lvs.Fwd {
+	if rs.Forward != nil {
+		return *rs.Forward
 	}
 	return s.Forward
 }
@@ -360,9 +349,10 @@ type RealServer struct {
 	Address netip.Addr
 	Port    uint16
 	Weight  int // 0..MaxWeight; 0 = quiescent
-	// Forward is the server's own method, or ForwardInherit; use
-	// Service.ForwardFor for the effective one.
-	Forward        Forward
+	// Forward is the server's own method, nil when it inherits the
+	// service's (every method is a value of lvs.Fwd, so inheriting needs
+	// its own mark); use Service.ForwardFor for the effective one.
+	Forward        *lvs.Fwd
 	UpperThreshold uint32 // ipvsadm -x; 0 = no limit
 	LowerThreshold uint32 // ipvsadm -y
 	// HealthCheck is the effective check: the service's, overlaid with the
@@ -370,40 +360,6 @@ type RealServer struct {
 	HealthCheck HealthCheck
 	Line        int
 }
-
-// Protocol is an L4 protocol, with its IP protocol number as value.
-type Protocol uint8
-
-const (
-	TCP Protocol = 6
-	UDP Protocol = 17
-)
-
-func (p Protocol) String() string {
-	switch p {
-	case TCP:
-		return "tcp"
-	case UDP:
-		return "udp"
-	}
-	return "proto(" + strconv.Itoa(int(p)) + ")"
-}
-
-// Forward is a packet forwarding method.
-type Forward uint8
-
-const (
-	// ForwardInherit appears only in RealServer.Forward: use the service's.
-	ForwardInherit Forward = iota
-	ForwardNAT
-	ForwardFullNAT
-	ForwardDR
-	ForwardTun
-)
-
-var forwardNames = []string{"inherit", "nat", "fullnat", "dr", "tun"}
-
-func (f Forward) String() string { return enumString(forwardNames, int(f)) }
 
 // SynProxyMode is a service's syn_proxy key.
 type SynProxyMode uint8
@@ -431,79 +387,38 @@ var onFailureNames = []string{"remove", "quiesce"}
 
 func (o OnFailure) String() string { return enumString(onFailureNames, int(o)) }
 
-// CheckType is the kind of health check.
-type CheckType uint8
+// CheckNone is the check type of a real server that is not probed.
+const CheckNone = "none"
 
-const (
-	CheckNone CheckType = iota
-	CheckTCP
-	CheckHTTP
-	CheckHTTPS
-	CheckUDP
-	CheckDNS
-	CheckExec
-)
-
-var checkTypeNames = []string{"none", "tcp", "http", "https", "udp", "dns", "exec"}
-
-func (c CheckType) String() string { return enumString(checkTypeNames, int(c)) }
-
-// HealthCheck is how a real server is probed. Exactly the block that matches
-// Type is non-nil (HTTP for both http and https).
+// HealthCheck is how a real server is probed. The check types and their
+// settings blocks are those of the checkers registered in package
+// healthcheck; Probe is what the type's checker built from its block.
 type HealthCheck struct {
-	Type     CheckType
+	// Type is health_check.type: CheckNone or a registered kind ("tcp",
+	// "http", ...). The zero HealthCheck (Type "") is not probed either.
+	Type     string
 	Interval time.Duration
 	Timeout  time.Duration
 	Rise     int // successes to turn healthy
 	Fall     int // failures to turn unhealthy
 	Port     uint16
-	HTTP     *HTTPCheck
-	UDP      *UDPCheck
-	DNS      *DNSCheck
-	Exec     *ExecCheck
+	// Probe holds the type's settings (healthcheck.HTTPProbe, ...); nil
+	// when the server is not probed.
+	Probe healthcheck.Probe
 }
 
-// Health check defaults.
+// Spec is the check in healthcheck's terms (Port is the target's).
+func (hc *HealthCheck) Spec() healthcheck.Spec {
+	return healthcheck.Spec{Probe: hc.Probe, Interval: hc.Interval, Timeout: hc.Timeout, Rise: hc.Rise, Fall: hc.Fall}
+}
+
+// Health check defaults: the interval and timeout are the checkers' own.
 const (
-	DefaultCheckInterval = 2 * time.Second
-	DefaultCheckTimeout  = 1 * time.Second
+	DefaultCheckInterval = healthcheck.DefaultInterval
+	DefaultCheckTimeout  = healthcheck.DefaultTimeout
 	DefaultCheckRise     = 2
 	DefaultCheckFall     = 3
 )
-
-// HTTPCheck is an HTTP(S) GET-style probe.
-type HTTPCheck struct {
-	Method       string
-	Path         string
-	Host         string // "" = the server's address
-	ExpectStatus []int
-	ExpectBody   string // "" = any body; else a substring that must appear
-}
-
-// UDPCheck sends Send and, when Expect is set, wants a reply containing it;
-// without Expect any reply (and no ICMP error) passes.
-type UDPCheck struct {
-	Send   string
-	Expect string
-}
-
-// DNSCheck asks the server for Query and wants a NOERROR answer.
-type DNSCheck struct {
-	Query string
-	Type  string // "A", "AAAA", ...
-	QType uint16 // Type as a DNS query type number
-}
-
-// dnsTypes are the query types a DNS check may ask for.
-var dnsTypes = map[string]uint16{
-	"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "PTR": 12, "MX": 15, "TXT": 16, "AAAA": 28, "SRV": 33, "ANY": 255,
-}
-
-// ExecCheck runs a command; exit status 0 passes. "{address}" and "{port}" in
-// its arguments are replaced with the real server's.
-type ExecCheck struct {
-	Command []string
-}
 
 func enumString(names []string, i int) string {
 	if i >= 0 && i < len(names) {

@@ -36,9 +36,9 @@
 //	offset size field
 //	0      1    kind        1 connection, 2 persistence template, 3 delete
 //	1      1    protocol    IP protocol number
-//	2      1    forwarding  0 NAT, 1 full-NAT, 2 DR, 3 TUN (conntrack.Fwd)
+//	2      1    forwarding  0 NAT, 1 full-NAT, 2 DR, 3 TUN (lvs.Fwd)
 //	3      1    state       conntrack.State numbering, carried as is
-//	4      2    flags       conntrack.Conn.Flags, carried as is
+//	4      2    flags       connection flags (conntrack's and the data path's), carried as is
 //	6      4    timeout     remaining idle time, milliseconds
 //	10     16   client      address (template: masked client network)
 //	26     2    client      port

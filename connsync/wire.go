@@ -108,7 +108,7 @@ func (k Kind) String() string {
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
 
-// Forwarding methods, numbered as conntrack.Fwd.
+// Forwarding methods, numbered as lvs.Fwd.
 const (
 	FwdNAT     uint8 = 0
 	FwdFullNAT uint8 = 1
@@ -130,7 +130,7 @@ type Entry struct {
 	Proto uint8  // IP protocol number (6 TCP, 17 UDP, ...)
 	Fwd   uint8  // forwarding method: FwdNAT, FwdFullNAT, FwdDR, FwdTun
 	State uint8  // conntrack.State numbering
-	Flags uint16 // conntrack.Conn.Flags (table bits 0..7, data-path bits 8..15)
+	Flags uint16 // the connection's flags: the table's in bits 0..7 (conntrack.Conn.Flags), the data path's in 8..15
 	// Timeout is the remaining idle time in milliseconds when the master
 	// sent the entry; zero for KindDelete.
 	Timeout uint32

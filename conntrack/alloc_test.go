@@ -1,10 +1,9 @@
 package conntrack
 
 import (
+	"github.com/govs/govs/lvs"
 	"testing"
 	"time"
-
-	"github.com/govs/govs/sched"
 )
 
 // The per-packet and per-connection operations never allocate, callbacks
@@ -13,20 +12,20 @@ func TestZeroAllocs(t *testing.T) {
 	var active, removed int
 	tb := New(Config{
 		Capacity: 4096,
-		OnClass: func(dest uint32, from, to sched.ConnClass) {
-			if to == sched.ClassActive {
+		OnState: func(dest uint32, from, to State) {
+			if activeInTest(to) {
 				active++
 			}
 		},
 		OnRemove: func(c *Conn) { removed++ },
 	})
 	for i := range 2048 {
-		c := natConn(i, ProtoTCP)
+		c := natConn(i, lvs.ProtoTCP)
 		tb.Insert(&c, 0)
 	}
-	probe := natConn(77, ProtoTCP)
-	miss := natConn(3000, ProtoTCP)
-	k := TemplateKey{Client: probe.Orig.Src, VIP: vip, VPort: 80, Proto: ProtoTCP}
+	probe := natConn(77, lvs.ProtoTCP)
+	miss := natConn(3000, lvs.ProtoTCP)
+	k := TemplateKey{Client: probe.Orig.Src, VIP: vip, VPort: 80, Proto: lvs.ProtoTCP}
 	tb.InsertTemplate(&k, 1, time.Hour, 0)
 	now := int64(0)
 	i := 0
@@ -44,19 +43,19 @@ func TestZeroAllocs(t *testing.T) {
 	})
 	check("Track", func() {
 		c, dir, _ := tb.Lookup(&probe.Orig, now)
-		tb.Track(c, dir, TCPSyn, now)
-		tb.Track(c, DirReply, TCPSyn|TCPAck, now)
-		tb.Track(c, dir, TCPAck, now)
-		tb.Track(c, dir, TCPRst, now)
+		tb.Track(c, dir, lvs.TCPSyn, now)
+		tb.Track(c, DirReply, lvs.TCPSyn|lvs.TCPAck, now)
+		tb.Track(c, dir, lvs.TCPAck, now)
+		tb.Track(c, dir, lvs.TCPRst, now)
 	})
 	check("Insert+Delete", func() {
-		c := natConn(3000+i%1000, ProtoTCP)
+		c := natConn(3000+i%1000, lvs.ProtoTCP)
 		i++
 		p, err := tb.Insert(&c, now)
 		if err != nil {
 			t.Fatal(err)
 		}
-		tb.Reusable(p, DirOriginal, TCPSyn)
+		tb.Reusable(p, DirOriginal, lvs.TCPSyn)
 		tb.Delete(p)
 	})
 	check("Templates", func() {
@@ -68,7 +67,7 @@ func TestZeroAllocs(t *testing.T) {
 	check("Expire", func() {
 		now += sec
 		tb.Expire(now, 64)
-		c := natConn(3000+i%1000, ProtoUDP)
+		c := natConn(3000+i%1000, lvs.ProtoUDP)
 		i++
 		tb.Insert(&c, now)
 	})
@@ -81,23 +80,23 @@ func TestZeroAllocs(t *testing.T) {
 	removed = 0
 	full := New(Config{
 		Capacity: 64,
-		OnClass:  func(uint32, sched.ConnClass, sched.ConnClass) {},
+		OnState:  func(uint32, State, State) {},
 		OnRemove: func(c *Conn) { removed++ },
 	})
 	for i := range 64 {
-		c := natConn(i, ProtoTCP)
+		c := natConn(i, lvs.ProtoTCP)
 		p, _ := full.Insert(&c, now)
-		full.Track(p, DirOriginal, TCPSyn, now)
+		full.Track(p, DirOriginal, lvs.TCPSyn, now)
 	}
 	j := 64
 	check("Insert with eviction", func() {
-		c := natConn(j, ProtoTCP)
+		c := natConn(j, lvs.ProtoTCP)
 		j++
 		p, err := full.Insert(&c, now)
 		if err != nil {
 			t.Fatal(err)
 		}
-		full.Track(p, DirOriginal, TCPSyn, now)
+		full.Track(p, DirOriginal, lvs.TCPSyn, now)
 		full.Restore(p, StateSynAck, now+sec)
 		full.Touch(p, now)
 		_ = full.HalfOpen()

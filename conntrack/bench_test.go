@@ -2,6 +2,7 @@ package conntrack
 
 import (
 	"fmt"
+	"github.com/govs/govs/lvs"
 	"math/rand/v2"
 	"runtime"
 	"sync"
@@ -12,13 +13,13 @@ import (
 // fillTable inserts n established NAT connections (tuples natConn(0..n-1)).
 func fillTable(tb testing.TB, t *Table, n int) {
 	for i := range n {
-		c := natConn(i, ProtoTCP)
+		c := natConn(i, lvs.ProtoTCP)
 		p, err := t.Insert(&c, 0)
 		if err != nil {
 			tb.Fatalf("fill %d: %v", i, err)
 		}
-		t.Track(p, DirOriginal, TCPSyn, 0)
-		t.Track(p, DirOriginal, TCPAck, 0)
+		t.Track(p, DirOriginal, lvs.TCPSyn, 0)
+		t.Track(p, DirOriginal, lvs.TCPAck, 0)
 	}
 }
 
@@ -64,7 +65,7 @@ func BenchmarkLookup1M(b *testing.B) {
 	rng := rand.New(rand.NewPCG(1, 1))
 	keys := make([]Tuple, 1<<16)
 	for j := range keys {
-		c := natConn(rng.IntN(1<<20), ProtoTCP)
+		c := natConn(rng.IntN(1<<20), lvs.ProtoTCP)
 		keys[j] = c.Orig
 		if j&1 == 1 {
 			keys[j] = c.Reply
@@ -88,7 +89,7 @@ func BenchmarkLookupHot(b *testing.B) {
 	fillTable(b, t, 4096)
 	keys := make([]Tuple, 4096)
 	for j := range keys {
-		keys[j] = natConn(j, ProtoTCP).Reply
+		keys[j] = natConn(j, lvs.ProtoTCP).Reply
 	}
 	b.ReportAllocs()
 	cpu := startCPU()
@@ -105,7 +106,7 @@ func BenchmarkLookupMiss1M(b *testing.B) {
 	t := shared1M(b)
 	keys := make([]Tuple, 1<<16)
 	for j := range keys {
-		keys[j] = natConn((1<<20)+j, ProtoTCP).Orig
+		keys[j] = natConn((1<<20)+j, lvs.ProtoTCP).Orig
 	}
 	b.ReportAllocs()
 	cpu := startCPU()
@@ -124,14 +125,14 @@ func BenchmarkTrack1M(b *testing.B) {
 	rng := rand.New(rand.NewPCG(2, 2))
 	conns := make([]*Conn, 1<<16)
 	for j := range conns {
-		c := natConn(rng.IntN(1<<20), ProtoTCP)
+		c := natConn(rng.IntN(1<<20), lvs.ProtoTCP)
 		conns[j], _, _ = t.Lookup(&c.Orig, 1)
 	}
 	b.ReportAllocs()
 	cpu := startCPU()
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
-		t.Track(conns[i&(len(conns)-1)], DirOriginal, TCPAck, 1)
+		t.Track(conns[i&(len(conns)-1)], DirOriginal, lvs.TCPAck, 1)
 	}
 	cpu.report(b, b.N)
 }
@@ -144,7 +145,7 @@ func BenchmarkInsert1M(b *testing.B) {
 	fillTable(b, t, base)
 	conns := make([]Conn, round)
 	for j := range conns {
-		conns[j] = natConn(base+j, ProtoTCP)
+		conns[j] = natConn(base+j, lvs.ProtoTCP)
 	}
 	b.ReportAllocs()
 	cpu := startCPU()
@@ -182,11 +183,11 @@ func BenchmarkInsertEvict1M(b *testing.B) {
 	// inserts ago.
 	conns := make([]Conn, 2*n)
 	for j := range conns {
-		conns[j] = natConn(j, ProtoTCP)
+		conns[j] = natConn(j, lvs.ProtoTCP)
 	}
 	for j := range n {
 		p, _ := t.Insert(&conns[j], 1)
-		t.Track(p, DirOriginal, TCPSyn, 1)
+		t.Track(p, DirOriginal, lvs.TCPSyn, 1)
 	}
 	b.ReportAllocs()
 	cpu := startCPU()
@@ -197,7 +198,7 @@ func BenchmarkInsertEvict1M(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		t.Track(p, DirOriginal, TCPSyn, 1)
+		t.Track(p, DirOriginal, lvs.TCPSyn, 1)
 		if j++; j == len(conns) {
 			j = 0
 		}
@@ -276,7 +277,7 @@ func BenchmarkGCPauseMap4M(b *testing.B) {
 	gcMapOnce.Do(func() {
 		gcMap = make(map[Tuple]*Conn, 4<<20)
 		for i := range 4 << 20 {
-			c := natConn(i, ProtoTCP)
+			c := natConn(i, lvs.ProtoTCP)
 			gcMap[c.Orig] = &c
 		}
 	})

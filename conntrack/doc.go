@@ -21,8 +21,8 @@
 // that receives a frame it does not own passes the descriptor to the owner
 // over a lock-free single-producer ring; all sockets share one UMEM, so the
 // owner transmits the same frame without a copy. The only shared effects are the
-// OnClass callbacks, which the dataplane turns into atomic updates of
-// sched.Dest's active/inactive counters.
+// OnState callbacks, which the dataplane turns into atomic updates of its
+// real servers' active/inactive counters.
 //
 // # Layout
 //
@@ -41,9 +41,10 @@
 // remote clients cannot aim collisions at a table.
 //
 // Memory is allocated up front and never grows: per connection of capacity,
-// 160 bytes of slab, 18 to 37 bytes of index (32 at 1M and 4M), and with the
-// default template capacity (Capacity/4) 24 bytes of templates: 216 bytes
+// 144 bytes of slab, 18 to 37 bytes of index (32 at 1M and 4M), and with the
+// default template capacity (Capacity/4) 24 bytes of templates: 200 bytes
 // in all at 1M and 4M, so the footprint is known when the daemon starts.
+// (The dataplane keeps 28 more per slot: how a connection is forwarded.)
 // Untouched slab pages are not even resident until connections use them.
 // Large slabs and indexes are advised for transparent huge pages (Linux), so
 // that a random lookup does not also pay for page-table walks.
@@ -66,7 +67,7 @@
 // it finds it in the way), and Expire advances a clock hand over the slab,
 // budget slots per call, removing what has expired. The worker calls Expire
 // between batches with a budget that sweeps the whole slab every second or
-// so; removal reports ClassNone through OnClass and the connection through
+// so; removal reports StateAbsent through OnState and the connection through
 // OnRemove. Persistence templates are swept by a second hand at the same
 // pace.
 //
@@ -82,7 +83,7 @@
 // handshake is never dropped, however idle. Two mechanisms:
 //
 //   - Eviction. When Insert finds the table full, it evicts the oldest
-//     half-open connection (OnClass, OnRemove, Stats.EvictedHalfOpen) and
+//     half-open connection (OnState, OnRemove, Stats.EvictedHalfOpen) and
 //     takes its slot. "Oldest" is the one that entered a half-open state
 //     first: the half-open connections form a FIFO list threaded through
 //     the slab (two uint32 links in Conn), joined at the tail on entering a

@@ -101,7 +101,7 @@ func (t *Table) hoUnlink(c *Conn) {
 }
 
 // setState moves a live connection to state s, keeping the class counts
-// (OnClass) and the half-open list exact.
+// (OnState) and the half-open list exact.
 func (t *Table) setState(c *Conn, s State) {
 	if s == c.State {
 		return
@@ -117,8 +117,8 @@ func (t *Table) setState(c *Conn, s State) {
 			t.hoUnlink(c)
 		}
 	}
-	if fc, tc := from.Class(), s.Class(); fc != tc && t.onClass != nil {
-		t.onClass(c.Dest, fc, tc)
+	if t.onState != nil {
+		t.onState(c.Dest, from, s)
 	}
 }
 

@@ -2,6 +2,7 @@ package conntrack
 
 import (
 	"errors"
+	"github.com/govs/govs/lvs"
 	"slices"
 	"testing"
 	"time"
@@ -45,11 +46,11 @@ func hoOrder(t *testing.T, tb *Table) []uint32 {
 func TestEvictionOrder(t *testing.T) {
 	cc := newClassCounter(t)
 	var removed []uint32
-	tb := New(Config{Capacity: 8, OnClass: cc.onClass, OnRemove: func(c *Conn) { removed = append(removed, c.Service) }})
+	tb := New(Config{Capacity: 8, OnState: cc.onState, OnRemove: func(c *Conn) { removed = append(removed, c.Service) }})
 	now := int64(100 * sec)
 	conns := make([]*Conn, 8)
 	for i := range 8 {
-		c := natConn(i, ProtoTCP)
+		c := natConn(i, lvs.ProtoTCP)
 		c.Service = uint32(i)
 		p, err := tb.Insert(&c, now)
 		if err != nil {
@@ -58,19 +59,19 @@ func TestEvictionOrder(t *testing.T) {
 		conns[i] = p
 	}
 	in, out := DirOriginal, DirReply
-	tb.Track(conns[5], in, TCPSyn, now)             // 5: SYN_RECV
-	tb.Track(conns[2], in, TCPSyn, now)             // 2: SYN_RECV
-	tb.Restore(conns[7], StateSynSent, now+100*sec) // 7: SYN_SENT
-	tb.Track(conns[0], in, TCPSyn, now)             // 0: SYN_RECV
-	tb.Track(conns[0], in, TCPAck, now)             // 0: ESTABLISHED, leaves
-	tb.Track(conns[3], out, TCPSyn, now)            // 3: SYN_SENT (the server's SYN)
-	tb.Restore(conns[5], StateSynAck, now+100*sec)  // 5: SYNACK, keeps its place
-	tb.Track(conns[2], in, TCPAck, now)             // 2: ESTABLISHED
-	tb.Restore(conns[2], StateSynRecv, now+100*sec) // 2: back to SYN_RECV, now last
-	tb.Track(conns[1], in, TCPSyn|TCPFin, now)      // 1: SYN wins over FIN: SYN_RECV
-	tb.Track(conns[1], in, TCPRst, now)             // 1: RST in SYN_RECV stays SYN_RECV
-	tb.Track(conns[4], in, TCPAck, now)             // 4: ESTABLISHED
-	tb.Track(conns[6], in, TCPFin, now)             // 6: CLOSE
+	tb.Track(conns[5], in, lvs.TCPSyn, now)            // 5: SYN_RECV
+	tb.Track(conns[2], in, lvs.TCPSyn, now)            // 2: SYN_RECV
+	tb.Restore(conns[7], StateSynSent, now+100*sec)    // 7: SYN_SENT
+	tb.Track(conns[0], in, lvs.TCPSyn, now)            // 0: SYN_RECV
+	tb.Track(conns[0], in, lvs.TCPAck, now)            // 0: ESTABLISHED, leaves
+	tb.Track(conns[3], out, lvs.TCPSyn, now)           // 3: SYN_SENT (the server's SYN)
+	tb.Restore(conns[5], StateSynAck, now+100*sec)     // 5: SYNACK, keeps its place
+	tb.Track(conns[2], in, lvs.TCPAck, now)            // 2: ESTABLISHED
+	tb.Restore(conns[2], StateSynRecv, now+100*sec)    // 2: back to SYN_RECV, now last
+	tb.Track(conns[1], in, lvs.TCPSyn|lvs.TCPFin, now) // 1: SYN wins over FIN: SYN_RECV
+	tb.Track(conns[1], in, lvs.TCPRst, now)            // 1: RST in SYN_RECV stays SYN_RECV
+	tb.Track(conns[4], in, lvs.TCPAck, now)            // 4: ESTABLISHED
+	tb.Track(conns[6], in, lvs.TCPFin, now)            // 6: CLOSE
 	if got, want := hoOrder(t, tb), []uint32{5, 7, 3, 2, 1}; !slices.Equal(got, want) {
 		t.Fatalf("half-open order %v, want %v", got, want)
 	}
@@ -78,13 +79,13 @@ func TestEvictionOrder(t *testing.T) {
 
 	// Each insert into the full table evicts the head.
 	for i := range 5 {
-		c := natConn(100+i, ProtoTCP)
+		c := natConn(100+i, lvs.ProtoTCP)
 		c.Service = uint32(100 + i)
 		p, err := tb.Insert(&c, now)
 		if err != nil {
 			t.Fatalf("insert %d: %v", i, err)
 		}
-		tb.Track(p, in, TCPSyn, now) // the newcomers are half-open too, behind the old ones
+		tb.Track(p, in, lvs.TCPSyn, now) // the newcomers are half-open too, behind the old ones
 	}
 	if want := []uint32{5, 7, 3, 2, 1}; !slices.Equal(removed, want) {
 		t.Fatalf("evicted %v, want %v", removed, want)
@@ -97,7 +98,7 @@ func TestEvictionOrder(t *testing.T) {
 	}
 	cc.check(t, tb)
 	for _, i := range []int{0, 4, 6} {
-		c := natConn(i, ProtoTCP)
+		c := natConn(i, lvs.ProtoTCP)
 		if _, _, ok := tb.Lookup(&c.Orig, now); !ok {
 			t.Fatalf("connection %d (not half-open) lost", i)
 		}
@@ -110,20 +111,20 @@ func TestEvictionOrder(t *testing.T) {
 func TestFullOfEstablishedRefuses(t *testing.T) {
 	cc := newClassCounter(t)
 	removed := 0
-	tb := New(Config{Capacity: 16, OnClass: cc.onClass, OnRemove: func(*Conn) { removed++ }})
+	tb := New(Config{Capacity: 16, OnState: cc.onState, OnRemove: func(*Conn) { removed++ }})
 	now := int64(sec)
 	for i := range 16 {
-		c := natConn(i, ProtoTCP)
+		c := natConn(i, lvs.ProtoTCP)
 		p, _ := tb.Insert(&c, now)
-		tb.Track(p, DirOriginal, TCPSyn, now)
-		tb.Track(p, DirReply, TCPSyn|TCPAck, now)
-		tb.Track(p, DirOriginal, TCPAck, now)
+		tb.Track(p, DirOriginal, lvs.TCPSyn, now)
+		tb.Track(p, DirReply, lvs.TCPSyn|lvs.TCPAck, now)
+		tb.Track(p, DirOriginal, lvs.TCPAck, now)
 		if p.State != StateEstablished {
 			t.Fatalf("state %v", p.State)
 		}
 	}
 	for i := 16; i < 32; i++ {
-		c := natConn(i, ProtoTCP)
+		c := natConn(i, lvs.ProtoTCP)
 		if _, err := tb.Insert(&c, now); !errors.Is(err, ErrFull) {
 			t.Fatalf("insert %d: %v", i, err)
 		}
@@ -134,20 +135,20 @@ func TestFullOfEstablishedRefuses(t *testing.T) {
 
 	// One of them is reset by the client and its SYN starts over:
 	// SYN_RECV again (RST: CLOSE, then a reusing SYN replaces it).
-	c3 := natConn(3, ProtoTCP)
+	c3 := natConn(3, lvs.ProtoTCP)
 	p, dir, _ := tb.Lookup(&c3.Orig, now)
-	tb.Track(p, dir, TCPRst, now)
-	if !tb.Reusable(p, dir, TCPSyn) {
+	tb.Track(p, dir, lvs.TCPRst, now)
+	if !tb.Reusable(p, dir, lvs.TCPSyn) {
 		t.Fatalf("not reusable in %v", p.State)
 	}
 	tb.Delete(p)
 	p, _ = tb.Insert(&c3, now)
-	tb.Track(p, DirOriginal, TCPSyn, now)
+	tb.Track(p, DirOriginal, lvs.TCPSyn, now)
 	if tb.HalfOpen() != 1 || removed != 1 {
 		t.Fatalf("half-open %d removed %d", tb.HalfOpen(), removed)
 	}
 	// A duplicate of a live tuple evicts nothing.
-	dup := natConn(5, ProtoTCP)
+	dup := natConn(5, lvs.ProtoTCP)
 	if _, err := tb.Insert(&dup, now); !errors.Is(err, ErrExists) {
 		t.Fatalf("duplicate: %v", err)
 	}
@@ -156,19 +157,19 @@ func TestFullOfEstablishedRefuses(t *testing.T) {
 	}
 	// The next new connection takes the half-open one's slot; the one after
 	// is refused.
-	c := natConn(40, ProtoTCP)
+	c := natConn(40, lvs.ProtoTCP)
 	if _, err := tb.Insert(&c, now); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, ok := tb.Lookup(&c3.Orig, now); ok || tb.Stats().EvictedHalfOpen != 1 || tb.HalfOpen() != 0 {
 		t.Fatal("the half-open connection was not evicted")
 	}
-	c = natConn(41, ProtoTCP)
+	c = natConn(41, lvs.ProtoTCP)
 	if _, err := tb.Insert(&c, now); !errors.Is(err, ErrFull) {
 		t.Fatalf("insert with only established entries left: %v", err)
 	}
 	for i := range 16 {
-		c := natConn(i, ProtoTCP)
+		c := natConn(i, lvs.ProtoTCP)
 		if _, _, ok := tb.Lookup(&c.Reply, now); ok != (i != 3) {
 			t.Fatalf("connection %d: found %v", i, ok)
 		}
@@ -182,7 +183,7 @@ func TestFullReclaimBeforeEvict(t *testing.T) {
 	tb := New(Config{Capacity: 4, PressureTimeout: -1})
 	now := int64(sec)
 	for i := range 4 {
-		c := natConn(i, ProtoTCP)
+		c := natConn(i, lvs.ProtoTCP)
 		if i == 0 {
 			c.State = StateClose // 10 s
 		} else {
@@ -191,7 +192,7 @@ func TestFullReclaimBeforeEvict(t *testing.T) {
 		tb.Insert(&c, now)
 	}
 	now += 20 * sec
-	c := natConn(0, ProtoTCP) // connection 0's tuples, which expired
+	c := natConn(0, lvs.ProtoTCP) // connection 0's tuples, which expired
 	if _, err := tb.Insert(&c, now); err != nil {
 		t.Fatal(err)
 	}
@@ -209,12 +210,12 @@ func TestPressureTimeout(t *testing.T) {
 	now := int64(1000 * sec)
 	syn := func(i int) *Conn {
 		t.Helper()
-		c := natConn(i, ProtoTCP)
+		c := natConn(i, lvs.ProtoTCP)
 		p, err := tb.Insert(&c, now)
 		if err != nil {
 			t.Fatal(err)
 		}
-		tb.Track(p, DirOriginal, TCPSyn, now)
+		tb.Track(p, DirOriginal, lvs.TCPSyn, now)
 		return p
 	}
 	var first *Conn
@@ -242,17 +243,17 @@ func TestPressureTimeout(t *testing.T) {
 	// A retransmitted SYN refreshes the first one with the short timeout;
 	// its server's SYN-ACK keeps it half-open (3 s).
 	now += sec
-	tb.Track(first, DirOriginal, TCPSyn, now)
+	tb.Track(first, DirOriginal, lvs.TCPSyn, now)
 	if first.Expires != now+3*sec {
 		t.Fatalf("refreshed half-open: expires in %v", time.Duration(first.Expires-now))
 	}
-	tb.Track(first, DirReply, TCPSyn|TCPAck, now)
+	tb.Track(first, DirReply, lvs.TCPSyn|lvs.TCPAck, now)
 	if first.State != StateSynRecv || first.Expires != now+3*sec {
 		t.Fatalf("after SYN-ACK: %v in %v", first.State, time.Duration(first.Expires-now))
 	}
 	// Touch (fast-path traffic) and Restore (synchronisation) of a
 	// half-open connection get the short timeout too.
-	c1 := natConn(1, ProtoTCP)
+	c1 := natConn(1, lvs.ProtoTCP)
 	p1, _, _ := tb.Lookup(&c1.Orig, now)
 	tb.Restore(p1, StateSynSent, now+100*sec)
 	if p1.Expires != now+3*sec {
@@ -267,7 +268,7 @@ func TestPressureTimeout(t *testing.T) {
 		t.Fatalf("Touch under pressure: expires in %v", time.Duration(p1.Expires-now))
 	}
 	// The client's ACK establishes the first one (15 min, pressure or not).
-	tb.Track(first, DirOriginal, TCPAck, now)
+	tb.Track(first, DirOriginal, lvs.TCPAck, now)
 	if first.State != StateEstablished || first.Expires != now+15*60*sec {
 		t.Fatalf("established: %v in %v", first.State, time.Duration(first.Expires-now))
 	}
@@ -276,7 +277,7 @@ func TestPressureTimeout(t *testing.T) {
 	if tb.HalfOpen() != 32 || tb.UnderPressure() {
 		t.Fatalf("half-open %d, pressure %v", tb.HalfOpen(), tb.UnderPressure())
 	}
-	tb.Track(p1, DirOriginal, TCPSyn, now)
+	tb.Track(p1, DirOriginal, lvs.TCPSyn, now)
 	if p1.Expires != now+60*sec {
 		t.Fatalf("no pressure: expires in %v", time.Duration(p1.Expires-now))
 	}
@@ -288,7 +289,7 @@ func TestPressureTimeout(t *testing.T) {
 	// Fill pressure: 3/4 of the table full of established connections.
 	tb.Flush()
 	for i := range 191 {
-		c := natConn(i, ProtoTCP)
+		c := natConn(i, lvs.ProtoTCP)
 		c.State = StateEstablished
 		tb.Insert(&c, now)
 	}
@@ -299,14 +300,14 @@ func TestPressureTimeout(t *testing.T) {
 	if !tb.UnderPressure() || p.Expires != now+3*sec || tb.HalfOpen() != 1 {
 		t.Fatalf("192nd: pressure %v, expires in %v", tb.UnderPressure(), time.Duration(p.Expires-now))
 	}
-	c := natConn(192, ProtoUDP)
+	c := natConn(192, lvs.ProtoUDP)
 	p, _ = tb.Insert(&c, now)
 	tb.Track(p, DirOriginal, 0, now)
 	if p.Expires != now+300*sec {
 		t.Fatalf("UDP under pressure: expires in %v", time.Duration(p.Expires-now))
 	}
 	// Inserted directly in a half-open state.
-	c = natConn(193, ProtoTCP)
+	c = natConn(193, lvs.ProtoTCP)
 	c.State = StateSynAck
 	p, _ = tb.Insert(&c, now)
 	if p.Expires != now+3*sec {
@@ -331,7 +332,7 @@ func TestPressureTimeoutConfig(t *testing.T) {
 			tb := New(Config{Capacity: 8, PressureTimeout: tc.pressure, Timeouts: Timeouts{SynRecv: tc.synRecv}})
 			var p *Conn
 			for i := range 6 { // 6 >= 3/4 of 8
-				c := natConn(i, ProtoTCP)
+				c := natConn(i, lvs.ProtoTCP)
 				c.State = StateSynRecv
 				p, _ = tb.Insert(&c, 0)
 			}
@@ -357,23 +358,23 @@ func TestPressureTimeoutConfig(t *testing.T) {
 func TestFloodKeepsRoom(t *testing.T) {
 	const capacity = 1 << 12
 	cc := newClassCounter(t)
-	tb := New(Config{Capacity: capacity, OnClass: cc.onClass})
+	tb := New(Config{Capacity: capacity, OnState: cc.onState})
 	now := int64(sec)
 	const established = capacity / 2
 	for i := range established {
-		c := natConn(i, ProtoTCP)
+		c := natConn(i, lvs.ProtoTCP)
 		p, _ := tb.Insert(&c, now)
-		tb.Track(p, DirOriginal, TCPSyn, now)
-		tb.Track(p, DirReply, TCPSyn|TCPAck, now)
-		tb.Track(p, DirOriginal, TCPAck, now)
+		tb.Track(p, DirOriginal, lvs.TCPSyn, now)
+		tb.Track(p, DirReply, lvs.TCPSyn|lvs.TCPAck, now)
+		tb.Track(p, DirOriginal, lvs.TCPAck, now)
 	}
 	for i := range 10 * capacity {
-		c := natConn(established+i, ProtoTCP)
+		c := natConn(established+i, lvs.ProtoTCP)
 		p, err := tb.Insert(&c, now)
 		if err != nil {
 			t.Fatalf("flood SYN %d: %v", i, err)
 		}
-		tb.Track(p, DirOriginal, TCPSyn, now)
+		tb.Track(p, DirOriginal, lvs.TCPSyn, now)
 		if i%64 == 0 {
 			now += sec / 100 // 6400 SYN/s
 			tb.Expire(now, capacity/100)
@@ -383,20 +384,20 @@ func TestFloodKeepsRoom(t *testing.T) {
 		t.Fatalf("len %d half-open %d", tb.Len(), tb.HalfOpen())
 	}
 	for i := range established {
-		c := natConn(i, ProtoTCP)
+		c := natConn(i, lvs.ProtoTCP)
 		if p, _, ok := tb.Lookup(&c.Orig, now); !ok || p.State != StateEstablished {
 			t.Fatalf("established connection %d lost", i)
 		}
 	}
 	// A legitimate client during the flood gets in and completes.
-	c := natConn(1<<21, ProtoTCP)
+	c := natConn(1<<21, lvs.ProtoTCP)
 	p, err := tb.Insert(&c, now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tb.Track(p, DirOriginal, TCPSyn, now)
-	tb.Track(p, DirReply, TCPSyn|TCPAck, now)
-	tb.Track(p, DirOriginal, TCPAck, now)
+	tb.Track(p, DirOriginal, lvs.TCPSyn, now)
+	tb.Track(p, DirReply, lvs.TCPSyn|lvs.TCPAck, now)
+	tb.Track(p, DirOriginal, lvs.TCPAck, now)
 	if p.State != StateEstablished {
 		t.Fatalf("legitimate connection: %v", p.State)
 	}

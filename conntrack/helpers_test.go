@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/govs/govs/inet"
-	"github.com/govs/govs/sched"
+	"github.com/govs/govs/lvs"
 )
 
 const sec = int64(time.Second)
@@ -23,26 +23,33 @@ func clientAddr(i int) inet.Addr {
 }
 
 // natConn returns a NAT connection whose tuples are unique for every i < 2^22.
-func natConn(i int, proto uint8) Conn {
+func natConn(i int, proto lvs.Proto) Conn {
 	src := clientAddr(i % (1 << 17))
 	sport := uint16(1024 + i/(1<<17))
 	return Conn{
 		Orig:  Tuple{Src: src, Dst: vip, SrcPort: sport, DstPort: 80, Proto: proto},
 		Reply: Tuple{Src: rip, Dst: src, SrcPort: 8080, DstPort: sport, Proto: proto},
 		Dest:  uint32(i % 4),
-		Fwd:   FwdNAT,
+		Fwd:   lvs.FwdNAT,
 	}
 }
 
 // drConn returns a DR connection (original tuple only).
-func drConn(i int, proto uint8) Conn {
+func drConn(i int, proto lvs.Proto) Conn {
 	c := natConn(i, proto)
 	c.Reply = Tuple{}
-	c.Fwd = FwdDR
+	c.Fwd = lvs.FwdDR
 	return c
 }
 
-// classCounter keeps per-destination active/inactive counts from OnClass.
+// activeInTest is the dataplane's mapping of states to IPVS's active and
+// inactive connections (dataplane/class.go), for tests that count them
+// from OnState.
+func activeInTest(s State) bool {
+	return s == StateEstablished || s == StateSynSent || s == StateSynRecv || s == StateSynAck
+}
+
+// classCounter keeps per-destination active/inactive counts from OnState.
 type classCounter struct {
 	active, inactive map[uint32]int
 	t                *testing.T
@@ -52,20 +59,22 @@ func newClassCounter(t *testing.T) *classCounter {
 	return &classCounter{active: map[uint32]int{}, inactive: map[uint32]int{}, t: t}
 }
 
-func (cc *classCounter) onClass(dest uint32, from, to sched.ConnClass) {
+func (cc *classCounter) onState(dest uint32, from, to State) {
 	if from == to {
-		cc.t.Errorf("OnClass(%d) called with from == to == %d", dest, from)
+		cc.t.Errorf("OnState(%d) called with from == to == %s", dest, from)
 	}
-	switch from {
-	case sched.ClassActive:
+	switch {
+	case from == StateAbsent:
+	case activeInTest(from):
 		cc.active[dest]--
-	case sched.ClassInactive:
+	default:
 		cc.inactive[dest]--
 	}
-	switch to {
-	case sched.ClassActive:
+	switch {
+	case to == StateAbsent:
+	case activeInTest(to):
 		cc.active[dest]++
-	case sched.ClassInactive:
+	default:
 		cc.inactive[dest]++
 	}
 	if cc.active[dest] < 0 || cc.inactive[dest] < 0 {
@@ -78,7 +87,7 @@ func (cc *classCounter) check(t *testing.T, tb *Table) {
 	t.Helper()
 	act, inact := map[uint32]int{}, map[uint32]int{}
 	tb.Walk(func(c *Conn) bool {
-		if c.State.Class() == sched.ClassActive {
+		if activeInTest(c.State) {
 			act[c.Dest]++
 		} else {
 			inact[c.Dest]++

@@ -1,6 +1,10 @@
 package conntrack
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/govs/govs/lvs"
+)
 
 // TestLastSeenRevives: a connection whose packets bypass the table (the XDP
 // fast path) lives as long as LastSeen reports traffic, in Lookup, Expire
@@ -14,7 +18,7 @@ func TestLastSeenRevives(t *testing.T) {
 		LastSeen: func(c *Conn) int64 { return seen[c.Orig] },
 		OnRemove: func(*Conn) { removed++ },
 	})
-	conn := natConn(1, ProtoUDP)
+	conn := natConn(1, lvs.ProtoUDP)
 	c, err := tbl.Insert(&conn, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -36,7 +40,7 @@ func TestLastSeenRevives(t *testing.T) {
 		t.Fatalf("Expire at 19 s removed a connection seen at 17 s (len %d)", tbl.Len())
 	}
 	// A new connection on the same tuple is refused while it lives.
-	dup := natConn(1, ProtoUDP)
+	dup := natConn(1, lvs.ProtoUDP)
 	if _, err := tbl.Insert(&dup, 26*sec); err != ErrExists {
 		t.Errorf("Insert over a live fast-path connection: err %v, want ErrExists", err)
 	}
@@ -52,7 +56,7 @@ func TestLastSeenRevives(t *testing.T) {
 
 func TestTouch(t *testing.T) {
 	tbl := New(Config{Capacity: 16, Timeouts: Timeouts{UDP: 10 * 1e9}})
-	conn := natConn(2, ProtoUDP)
+	conn := natConn(2, lvs.ProtoUDP)
 	c, err := tbl.Insert(&conn, 0)
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,7 @@ package conntrack
 import (
 	"time"
 
-	"github.com/govs/govs/sched"
+	"github.com/govs/govs/lvs"
 )
 
 // Direction says which way a packet travels relative to its connection.
@@ -22,36 +22,6 @@ func (d Direction) String() string {
 	}
 	return "original"
 }
-
-// Fwd is the forwarding method of a connection.
-type Fwd uint8
-
-const (
-	FwdNAT Fwd = iota
-	FwdFullNAT
-	// FwdDR and FwdTun answer the client directly, so the director sees only
-	// the inbound half of the connection and tracks TCP with IPVS's
-	// input-only table.
-	FwdDR
-	FwdTun
-)
-
-func (f Fwd) String() string {
-	switch f {
-	case FwdNAT:
-		return "Masq"
-	case FwdFullNAT:
-		return "FullNat"
-	case FwdDR:
-		return "Route"
-	case FwdTun:
-		return "Tunnel"
-	}
-	return "?"
-}
-
-// inputOnly reports whether the method sees only the client's packets.
-func (f Fwd) inputOnly() bool { return f == FwdDR || f == FwdTun }
 
 // State is a connection state. The TCP states are IPVS's, in IPVS's order;
 // UDP and ICMP have one state each, as in IPVS.
@@ -74,6 +44,10 @@ const (
 
 	numTCPStates = int(StateSynAck) + 1
 	numStates    = int(StateICMP) + 1
+
+	// StateAbsent is no state: what OnState reports as the state before
+	// Insert and after removal. No connection is ever in it.
+	StateAbsent State = 0xff
 )
 
 var stateNames = [numStates]string{
@@ -97,44 +71,11 @@ func (s State) String() string {
 	if int(s) < numStates {
 		return stateNames[s]
 	}
+	if s == StateAbsent {
+		return "ABSENT"
+	}
 	return "ERR!"
 }
-
-// activeState is IPVS's tcp_state_active_table (kernel >= 4.11): the
-// handshake states count as active too, so a SYN flood towards one server
-// shows up in its ActiveConns and lc/wlc steer away from it. UDP and ICMP
-// connections are always inactive, as in IPVS.
-var activeState = [numStates]bool{
-	StateEstablished: true,
-	StateSynSent:     true,
-	StateSynRecv:     true,
-	StateSynAck:      true,
-}
-
-// Class returns how a connection in state s counts against its destination.
-func (s State) Class() sched.ConnClass {
-	if int(s) < numStates && activeState[s] {
-		return sched.ClassActive
-	}
-	return sched.ClassInactive
-}
-
-// TCP header flag bits, as in the TCP header's flags byte.
-const (
-	TCPFin uint8 = 0x01
-	TCPSyn uint8 = 0x02
-	TCPRst uint8 = 0x04
-	TCPPsh uint8 = 0x08
-	TCPAck uint8 = 0x10
-)
-
-// IP protocol numbers the table distinguishes.
-const (
-	ProtoICMP   uint8 = 1
-	ProtoTCP    uint8 = 6
-	ProtoUDP    uint8 = 17
-	ProtoICMPv6 uint8 = 58
-)
 
 // tcpEvent is the row of the transition table a packet selects.
 type tcpEvent uint8
@@ -150,15 +91,15 @@ const (
 
 // eventOf classifies TCP flags the way IPVS does: RST wins, then SYN, then
 // FIN, then ACK.
-func eventOf(flags uint8) tcpEvent {
+func eventOf(flags lvs.TCPFlags) tcpEvent {
 	switch {
-	case flags&TCPRst != 0:
+	case flags&lvs.TCPRst != 0:
 		return evRst
-	case flags&TCPSyn != 0:
+	case flags&lvs.TCPSyn != 0:
 		return evSyn
-	case flags&TCPFin != 0:
+	case flags&lvs.TCPFin != 0:
 		return evFin
-	case flags&TCPAck != 0:
+	case flags&lvs.TCPAck != 0:
 		return evAck
 	}
 	return evNone
@@ -215,7 +156,7 @@ var tcpNext = [numModes][numEvents][numTCPStates]State{
 }
 
 // nextTCPState applies one packet to a TCP state.
-func nextTCPState(mode tcpMode, cur State, flags uint8) State {
+func nextTCPState(mode tcpMode, cur State, flags lvs.TCPFlags) State {
 	ev := eventOf(flags)
 	if ev == evNone || int(cur) >= numTCPStates {
 		return StateClose

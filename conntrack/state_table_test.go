@@ -2,9 +2,8 @@ package conntrack
 
 import (
 	"fmt"
+	"github.com/govs/govs/lvs"
 	"testing"
-
-	"github.com/govs/govs/sched"
 )
 
 // ipvsTCPStates is IPVS's tcp_states table, written out cell by cell from
@@ -68,11 +67,11 @@ var (
 // rowFlags are TCP flag bytes that select each row: the bare flag and the
 // combinations real traffic carries (SYN-ACK is a syn, FIN-ACK a fin, RST
 // with anything a rst, PSH-ACK an ack).
-var rowFlags = [4][]uint8{
-	{TCPSyn, TCPSyn | TCPAck, TCPSyn | TCPFin, TCPSyn | TCPPsh},
-	{TCPFin, TCPFin | TCPAck, TCPFin | TCPPsh | TCPAck},
-	{TCPAck, TCPPsh | TCPAck},
-	{TCPRst, TCPRst | TCPAck, TCPRst | TCPSyn, TCPRst | TCPFin | TCPAck, TCPRst | TCPSyn | TCPFin | TCPAck},
+var rowFlags = [4][]lvs.TCPFlags{
+	{lvs.TCPSyn, lvs.TCPSyn | lvs.TCPAck, lvs.TCPSyn | lvs.TCPFin, lvs.TCPSyn | lvs.TCPPsh},
+	{lvs.TCPFin, lvs.TCPFin | lvs.TCPAck, lvs.TCPFin | lvs.TCPPsh | lvs.TCPAck},
+	{lvs.TCPAck, lvs.TCPPsh | lvs.TCPAck},
+	{lvs.TCPRst, lvs.TCPRst | lvs.TCPAck, lvs.TCPRst | lvs.TCPSyn, lvs.TCPRst | lvs.TCPFin | lvs.TCPAck, lvs.TCPRst | lvs.TCPSyn | lvs.TCPFin | lvs.TCPAck},
 }
 
 // TestTCPStateTableCells asserts every one of the 132 cells of the three
@@ -100,14 +99,14 @@ func TestTCPStateTableCells(t *testing.T) {
 func TestTCPStateNoFlags(t *testing.T) {
 	for _, mode := range []tcpMode{modeInput, modeOutput, modeInputOnly} {
 		for _, cur := range ipvsStateOrder {
-			for _, f := range []uint8{0, TCPPsh, 0x20 /* URG */, 0x40 /* ECE */, 0x80 /* CWR */} {
+			for _, f := range []lvs.TCPFlags{0, lvs.TCPPsh, 0x20 /* URG */, 0x40 /* ECE */, 0x80 /* CWR */} {
 				if got := nextTCPState(mode, cur, f); got != StateClose {
 					t.Errorf("mode %d, %s, flags %#02x: got %s, want CLOSE", mode, cur, f, got)
 				}
 			}
 		}
 		for _, cur := range []State{StateUDP, StateICMP, State(200)} {
-			if got := nextTCPState(mode, cur, TCPAck); got != StateClose {
+			if got := nextTCPState(mode, cur, lvs.TCPAck); got != StateClose {
 				t.Errorf("mode %d, state %d: got %s, want CLOSE", mode, cur, got)
 			}
 		}
@@ -120,18 +119,18 @@ func TestTCPStateNoFlags(t *testing.T) {
 // reply is seen (IPVS's IP_VS_CONN_F_NOOUTPUT), replies OUTPUT.
 func TestTCPStateTableThroughTrack(t *testing.T) {
 	type path struct {
-		fwd   Fwd
+		fwd   lvs.Fwd
 		dir   Direction
 		table int // index into ipvsTCPStates
 	}
 	paths := []path{
-		{FwdNAT, DirOriginal, 0},
-		{FwdNAT, DirReply, 1},
-		{FwdFullNAT, DirOriginal, 0},
-		{FwdFullNAT, DirReply, 1},
-		{FwdDR, DirOriginal, 2},
-		{FwdTun, DirOriginal, 2},
-		{FwdDR, DirReply, 1},
+		{lvs.FwdNAT, DirOriginal, 0},
+		{lvs.FwdNAT, DirReply, 1},
+		{lvs.FwdFullNAT, DirOriginal, 0},
+		{lvs.FwdFullNAT, DirReply, 1},
+		{lvs.FwdDR, DirOriginal, 2},
+		{lvs.FwdTun, DirOriginal, 2},
+		{lvs.FwdDR, DirReply, 1},
 	}
 	tb := New(Config{Capacity: 64})
 	now := sec
@@ -140,9 +139,9 @@ func TestTCPStateTableThroughTrack(t *testing.T) {
 			for col, cur := range ipvsStateOrder {
 				want := ipvsTCPStates[p.table][row][col]
 				name := fmt.Sprintf("%s %s %s in %s", p.fwd, p.dir, ipvsRowNames[row], cur)
-				c := natConn(row*11+col, ProtoTCP)
+				c := natConn(row*11+col, lvs.ProtoTCP)
 				c.Fwd = p.fwd
-				if p.fwd == FwdFullNAT {
+				if p.fwd == lvs.FwdFullNAT {
 					c.Reply.Dst, c.Reply.DstPort = lip, 2000
 				}
 				n, err := tb.Insert(&c, now)
@@ -163,11 +162,11 @@ func TestTCPStateTableThroughTrack(t *testing.T) {
 	}
 	// After one reply, a DR connection's requests use INPUT, not
 	// INPUT-ONLY: a FIN in ESTABLISHED then gives CLOSE_WAIT, not FIN_WAIT.
-	c := drConn(1, ProtoTCP)
+	c := drConn(1, lvs.ProtoTCP)
 	n, _ := tb.Insert(&c, now)
 	tb.Restore(n, StateEstablished, now+sec)
-	tb.Track(n, DirReply, TCPAck, now)
-	tb.Track(n, DirOriginal, TCPFin|TCPAck, now)
+	tb.Track(n, DirReply, lvs.TCPAck, now)
+	tb.Track(n, DirOriginal, lvs.TCPFin|lvs.TCPAck, now)
 	if n.State != StateCloseWait {
 		t.Errorf("DR after a reply, FIN in ESTABLISHED: got %s, want CLOSE_WAIT (INPUT table)", n.State)
 	}
@@ -180,20 +179,20 @@ func TestTCPStateRealTraffic(t *testing.T) {
 		name  string
 		mode  tcpMode
 		cur   State
-		flags uint8
+		flags lvs.TCPFlags
 		want  State
 	}{
-		{"ACK in NONE (connection picked up mid-stream) is established", modeInput, StateNone, TCPAck, StateEstablished},
-		{"ACK in NONE, DR", modeInputOnly, StateNone, TCPAck, StateEstablished},
-		{"SYN while ESTABLISHED stays established", modeInput, StateEstablished, TCPSyn, StateEstablished},
-		{"server SYN-ACK while ESTABLISHED stays established", modeOutput, StateEstablished, TCPSyn | TCPAck, StateEstablished},
-		{"client FIN in CLOSE_WAIT stays CLOSE_WAIT", modeInput, StateCloseWait, TCPFin | TCPAck, StateCloseWait},
-		{"server FIN in CLOSE_WAIT is TIME_WAIT", modeOutput, StateCloseWait, TCPFin | TCPAck, StateTimeWait},
-		{"client ACK in LAST_ACK closes", modeInput, StateLastAck, TCPAck, StateClose},
-		{"server RST in TIME_WAIT stays TIME_WAIT", modeOutput, StateTimeWait, TCPRst, StateTimeWait},
-		{"client RST in SYN_RECV stays SYN_RECV", modeInput, StateSynRecv, TCPRst, StateSynRecv},
-		{"client RST in SYNACK: SYN_RECV (INPUT) but CLOSE (INPUT-ONLY)", modeInputOnly, StateSynAck, TCPRst, StateClose},
-		{"server RST in SYN_SENT stays SYN_SENT", modeOutput, StateSynSent, TCPRst, StateSynSent},
+		{"ACK in NONE (connection picked up mid-stream) is established", modeInput, StateNone, lvs.TCPAck, StateEstablished},
+		{"ACK in NONE, DR", modeInputOnly, StateNone, lvs.TCPAck, StateEstablished},
+		{"SYN while ESTABLISHED stays established", modeInput, StateEstablished, lvs.TCPSyn, StateEstablished},
+		{"server SYN-ACK while ESTABLISHED stays established", modeOutput, StateEstablished, lvs.TCPSyn | lvs.TCPAck, StateEstablished},
+		{"client FIN in CLOSE_WAIT stays CLOSE_WAIT", modeInput, StateCloseWait, lvs.TCPFin | lvs.TCPAck, StateCloseWait},
+		{"server FIN in CLOSE_WAIT is TIME_WAIT", modeOutput, StateCloseWait, lvs.TCPFin | lvs.TCPAck, StateTimeWait},
+		{"client ACK in LAST_ACK closes", modeInput, StateLastAck, lvs.TCPAck, StateClose},
+		{"server RST in TIME_WAIT stays TIME_WAIT", modeOutput, StateTimeWait, lvs.TCPRst, StateTimeWait},
+		{"client RST in SYN_RECV stays SYN_RECV", modeInput, StateSynRecv, lvs.TCPRst, StateSynRecv},
+		{"client RST in SYNACK: SYN_RECV (INPUT) but CLOSE (INPUT-ONLY)", modeInputOnly, StateSynAck, lvs.TCPRst, StateClose},
+		{"server RST in SYN_SENT stays SYN_SENT", modeOutput, StateSynSent, lvs.TCPRst, StateSynSent},
 	} {
 		if got := nextTCPState(tc.mode, tc.cur, tc.flags); got != tc.want {
 			t.Errorf("%s: got %s, want %s", tc.name, got, tc.want)
@@ -209,27 +208,27 @@ func TestTCPStateRealTraffic(t *testing.T) {
 func TestReusableNotTable(t *testing.T) {
 	tb := New(Config{Capacity: 16})
 	for _, tc := range []struct {
-		fwd   Fwd
+		fwd   lvs.Fwd
 		state State
 		dir   Direction
-		flags uint8
+		flags lvs.TCPFlags
 		want  bool
 	}{
-		{FwdNAT, StateTimeWait, DirOriginal, TCPSyn, true},
-		{FwdNAT, StateClose, DirOriginal, TCPSyn, true},
-		{FwdNAT, StateFinWait, DirOriginal, TCPSyn, false}, // a reply was possible: not the DR ending
-		{FwdDR, StateFinWait, DirOriginal, TCPSyn, true},
-		{FwdNAT, StateTimeWait, DirOriginal, TCPSyn | TCPAck, false},
-		{FwdNAT, StateTimeWait, DirOriginal, TCPSyn | TCPRst, false},
-		{FwdNAT, StateTimeWait, DirReply, TCPSyn, false},
-		{FwdNAT, StateEstablished, DirOriginal, TCPSyn, false},
-		{FwdNAT, StateCloseWait, DirOriginal, TCPSyn, false},
-		{FwdNAT, StateLastAck, DirOriginal, TCPSyn, false},
-		{FwdNAT, StateSynRecv, DirOriginal, TCPSyn, false},
+		{lvs.FwdNAT, StateTimeWait, DirOriginal, lvs.TCPSyn, true},
+		{lvs.FwdNAT, StateClose, DirOriginal, lvs.TCPSyn, true},
+		{lvs.FwdNAT, StateFinWait, DirOriginal, lvs.TCPSyn, false}, // a reply was possible: not the DR ending
+		{lvs.FwdDR, StateFinWait, DirOriginal, lvs.TCPSyn, true},
+		{lvs.FwdNAT, StateTimeWait, DirOriginal, lvs.TCPSyn | lvs.TCPAck, false},
+		{lvs.FwdNAT, StateTimeWait, DirOriginal, lvs.TCPSyn | lvs.TCPRst, false},
+		{lvs.FwdNAT, StateTimeWait, DirReply, lvs.TCPSyn, false},
+		{lvs.FwdNAT, StateEstablished, DirOriginal, lvs.TCPSyn, false},
+		{lvs.FwdNAT, StateCloseWait, DirOriginal, lvs.TCPSyn, false},
+		{lvs.FwdNAT, StateLastAck, DirOriginal, lvs.TCPSyn, false},
+		{lvs.FwdNAT, StateSynRecv, DirOriginal, lvs.TCPSyn, false},
 	} {
-		c := natConn(1, ProtoTCP)
-		if tc.fwd == FwdDR {
-			c = drConn(1, ProtoTCP)
+		c := natConn(1, lvs.ProtoTCP)
+		if tc.fwd == lvs.FwdDR {
+			c = drConn(1, lvs.ProtoTCP)
 		}
 		n, err := tb.Insert(&c, sec)
 		if err != nil {
@@ -241,9 +240,9 @@ func TestReusableNotTable(t *testing.T) {
 		}
 		tb.Delete(n)
 	}
-	c := natConn(1, ProtoUDP)
+	c := natConn(1, lvs.ProtoUDP)
 	n, _ := tb.Insert(&c, sec)
-	if tb.Reusable(n, DirOriginal, TCPSyn) {
+	if tb.Reusable(n, DirOriginal, lvs.TCPSyn) {
 		t.Errorf("a UDP connection is reusable")
 	}
 }
@@ -251,15 +250,3 @@ func TestReusableNotTable(t *testing.T) {
 // TestTCPStateActiveTable pins IPVS's tcp_state_active_table (Linux 4.11+):
 // ESTABLISHED, SYN_SENT, SYN_RECV and SYNACK are active, every other state
 // inactive; UDP and ICMP inactive.
-func TestTCPStateActiveTable(t *testing.T) {
-	active := map[State]bool{StateEstablished: true, StateSynSent: true, StateSynRecv: true, StateSynAck: true}
-	for s := State(0); int(s) < numStates; s++ {
-		want := sched.ClassInactive
-		if active[s] {
-			want = sched.ClassActive
-		}
-		if got := s.Class(); got != want {
-			t.Errorf("%s: class %d, want %d (1 active, 2 inactive)", s, got, want)
-		}
-	}
-}

@@ -1,10 +1,9 @@
 package conntrack
 
 import (
+	"github.com/govs/govs/lvs"
 	"testing"
 	"time"
-
-	"github.com/govs/govs/sched"
 )
 
 const (
@@ -14,111 +13,111 @@ const (
 
 type step struct {
 	dir   Direction
-	flags uint8
+	flags lvs.TCPFlags
 	want  State
 }
 
 func TestTCPStateMachine(t *testing.T) {
-	SA := TCPSyn | TCPAck
-	FA := TCPFin | TCPAck
-	PA := TCPPsh | TCPAck
+	SA := lvs.TCPSyn | lvs.TCPAck
+	FA := lvs.TCPFin | lvs.TCPAck
+	PA := lvs.TCPPsh | lvs.TCPAck
 	tests := []struct {
 		name  string
-		fwd   Fwd
+		fwd   lvs.Fwd
 		steps []step
 	}{
-		{"nat client closes", FwdNAT, []step{
-			{in, TCPSyn, StateSynRecv},
+		{"nat client closes", lvs.FwdNAT, []step{
+			{in, lvs.TCPSyn, StateSynRecv},
 			{out, SA, StateSynRecv},
-			{in, TCPAck, StateEstablished},
+			{in, lvs.TCPAck, StateEstablished},
 			{in, PA, StateEstablished},
 			{out, PA, StateEstablished},
 			{in, FA, StateCloseWait},
-			{out, TCPAck, StateCloseWait},
+			{out, lvs.TCPAck, StateCloseWait},
 			{out, FA, StateTimeWait},
-			{in, TCPAck, StateTimeWait},
+			{in, lvs.TCPAck, StateTimeWait},
 		}},
-		{"nat server closes", FwdNAT, []step{
-			{in, TCPSyn, StateSynRecv},
+		{"nat server closes", lvs.FwdNAT, []step{
+			{in, lvs.TCPSyn, StateSynRecv},
 			{out, SA, StateSynRecv},
-			{in, TCPAck, StateEstablished},
+			{in, lvs.TCPAck, StateEstablished},
 			{out, FA, StateFinWait},
-			{in, TCPAck, StateFinWait},
+			{in, lvs.TCPAck, StateFinWait},
 			{in, FA, StateTimeWait},
-			{out, TCPAck, StateTimeWait},
+			{out, lvs.TCPAck, StateTimeWait},
 		}},
-		{"nat client reset", FwdNAT, []step{
-			{in, TCPSyn, StateSynRecv},
+		{"nat client reset", lvs.FwdNAT, []step{
+			{in, lvs.TCPSyn, StateSynRecv},
 			{out, SA, StateSynRecv},
-			{in, TCPAck, StateEstablished},
-			{in, TCPRst, StateClose},
-			{in, TCPAck, StateClose},
+			{in, lvs.TCPAck, StateEstablished},
+			{in, lvs.TCPRst, StateClose},
+			{in, lvs.TCPAck, StateClose},
 		}},
-		{"nat server reset", FwdNAT, []step{
-			{in, TCPSyn, StateSynRecv},
+		{"nat server reset", lvs.FwdNAT, []step{
+			{in, lvs.TCPSyn, StateSynRecv},
 			{out, SA, StateSynRecv},
-			{in, TCPAck, StateEstablished},
-			{out, TCPRst | TCPAck, StateClose},
+			{in, lvs.TCPAck, StateEstablished},
+			{out, lvs.TCPRst | lvs.TCPAck, StateClose},
 		}},
-		{"nat server refuses", FwdNAT, []step{
-			{in, TCPSyn, StateSynRecv},
-			{out, TCPRst | TCPAck, StateClose},
+		{"nat server refuses", lvs.FwdNAT, []step{
+			{in, lvs.TCPSyn, StateSynRecv},
+			{out, lvs.TCPRst | lvs.TCPAck, StateClose},
 		}},
 		// IPVS ignores a client RST in SYN_RECV (it may be spoofed).
-		{"nat client rst in syn_recv", FwdNAT, []step{
-			{in, TCPSyn, StateSynRecv},
-			{in, TCPRst, StateSynRecv},
+		{"nat client rst in syn_recv", lvs.FwdNAT, []step{
+			{in, lvs.TCPSyn, StateSynRecv},
+			{in, lvs.TCPRst, StateSynRecv},
 		}},
 		// A packet without SYN, FIN, ACK or RST closes the connection, as in IPVS.
-		{"nat no flags", FwdNAT, []step{
-			{in, TCPSyn, StateSynRecv},
+		{"nat no flags", lvs.FwdNAT, []step{
+			{in, lvs.TCPSyn, StateSynRecv},
 			{out, SA, StateSynRecv},
-			{in, TCPAck, StateEstablished},
-			{in, TCPPsh, StateClose},
+			{in, lvs.TCPAck, StateEstablished},
+			{in, lvs.TCPPsh, StateClose},
 		}},
-		{"nat server opens", FwdNAT, []step{
-			{out, TCPSyn, StateSynSent},
+		{"nat server opens", lvs.FwdNAT, []step{
+			{out, lvs.TCPSyn, StateSynSent},
 			{in, SA, StateEstablished},
 		}},
-		{"nat close_wait then server fin", FwdNAT, []step{
-			{in, TCPSyn, StateSynRecv},
-			{in, TCPAck, StateEstablished},
+		{"nat close_wait then server fin", lvs.FwdNAT, []step{
+			{in, lvs.TCPSyn, StateSynRecv},
+			{in, lvs.TCPAck, StateEstablished},
 			{in, FA, StateCloseWait},
-			{in, TCPSyn, StateSynRecv},
+			{in, lvs.TCPSyn, StateSynRecv},
 		}},
-		{"fullnat like nat", FwdFullNAT, []step{
-			{in, TCPSyn, StateSynRecv},
+		{"fullnat like nat", lvs.FwdFullNAT, []step{
+			{in, lvs.TCPSyn, StateSynRecv},
 			{out, SA, StateSynRecv},
-			{in, TCPAck, StateEstablished},
+			{in, lvs.TCPAck, StateEstablished},
 			{in, FA, StateCloseWait},
 			{out, FA, StateTimeWait},
 		}},
-		{"dr client closes", FwdDR, []step{
-			{in, TCPSyn, StateSynRecv},
-			{in, TCPAck, StateEstablished},
+		{"dr client closes", lvs.FwdDR, []step{
+			{in, lvs.TCPSyn, StateSynRecv},
+			{in, lvs.TCPAck, StateEstablished},
 			{in, PA, StateEstablished},
 			{in, FA, StateFinWait},
-			{in, TCPAck, StateFinWait},
+			{in, lvs.TCPAck, StateFinWait},
 		}},
-		{"dr fin in syn_recv", FwdDR, []step{
-			{in, TCPSyn, StateSynRecv},
+		{"dr fin in syn_recv", lvs.FwdDR, []step{
+			{in, lvs.TCPSyn, StateSynRecv},
 			{in, FA, StateTimeWait},
 		}},
-		{"tun reset", FwdTun, []step{
-			{in, TCPSyn, StateSynRecv},
-			{in, TCPAck, StateEstablished},
-			{in, TCPRst, StateClose},
+		{"tun reset", lvs.FwdTun, []step{
+			{in, lvs.TCPSyn, StateSynRecv},
+			{in, lvs.TCPAck, StateEstablished},
+			{in, lvs.TCPRst, StateClose},
 		}},
 		// Input-only: a RST in SYN_RECV keeps SYN_RECV, in SYNACK closes.
-		{"dr rst in syn_recv", FwdDR, []step{
-			{in, TCPSyn, StateSynRecv},
-			{in, TCPRst, StateSynRecv},
+		{"dr rst in syn_recv", lvs.FwdDR, []step{
+			{in, lvs.TCPSyn, StateSynRecv},
+			{in, lvs.TCPRst, StateSynRecv},
 		}},
 		// A reply seen on a DR connection switches it to the in/out tables,
 		// as IPVS clears IP_VS_CONN_F_NOOUTPUT.
-		{"dr sees a reply", FwdDR, []step{
-			{in, TCPSyn, StateSynRecv},
-			{in, TCPAck, StateEstablished},
+		{"dr sees a reply", lvs.FwdDR, []step{
+			{in, lvs.TCPSyn, StateSynRecv},
+			{in, lvs.TCPAck, StateEstablished},
 			{out, FA, StateFinWait},
 			{in, FA, StateTimeWait},
 		}},
@@ -128,10 +127,10 @@ func TestTCPStateMachine(t *testing.T) {
 			tb := New(Config{Capacity: 16})
 			now := int64(1000 * sec)
 			var c Conn
-			if tc.fwd == FwdDR || tc.fwd == FwdTun {
-				c = drConn(1, ProtoTCP)
+			if tc.fwd == lvs.FwdDR || tc.fwd == lvs.FwdTun {
+				c = drConn(1, lvs.ProtoTCP)
 			} else {
-				c = natConn(1, ProtoTCP)
+				c = natConn(1, lvs.ProtoTCP)
 			}
 			c.Fwd = tc.fwd
 			p, err := tb.Insert(&c, now)
@@ -177,7 +176,7 @@ func TestEveryStateTimeout(t *testing.T) {
 			t.Errorf("default timeout of %v = %v, want %v", s, got, want[s])
 		}
 		tb := New(Config{Capacity: 4})
-		c := natConn(7, ProtoTCP)
+		c := natConn(7, lvs.ProtoTCP)
 		c.State = s
 		now := int64(5 * sec)
 		if _, err := tb.Insert(&c, now); err != nil {
@@ -202,7 +201,7 @@ func TestEveryStateTimeout(t *testing.T) {
 func TestUDPAndICMP(t *testing.T) {
 	tb := New(Config{Capacity: 8})
 	now := int64(sec)
-	u := natConn(1, ProtoUDP)
+	u := natConn(1, lvs.ProtoUDP)
 	p, _ := tb.Insert(&u, now)
 	tb.Track(p, in, 0, now)
 	if p.State != StateUDP || p.Expires != now+300*sec {
@@ -221,7 +220,7 @@ func TestUDPAndICMP(t *testing.T) {
 		t.Fatal("udp alive past its timeout")
 	}
 
-	ic := natConn(2, ProtoICMP)
+	ic := natConn(2, lvs.ProtoICMP)
 	p, _ = tb.Insert(&ic, now)
 	tb.Track(p, in, 0, now)
 	if p.State != StateICMP || p.Expires != now+60*sec {
@@ -244,7 +243,7 @@ func TestSetTimeouts(t *testing.T) {
 	if got := tb.Timeouts(); got.Established != time.Hour || got.SynRecv != time.Minute {
 		t.Fatalf("zero fields should take defaults: %+v", got)
 	}
-	c := natConn(1, ProtoUDP)
+	c := natConn(1, lvs.ProtoUDP)
 	p, _ := tb.Insert(&c, 0)
 	tb.Track(p, in, 0, 0)
 	if p.Expires != 300*sec {
@@ -279,34 +278,21 @@ func TestStateStrings(t *testing.T) {
 	}
 }
 
-func TestClassOfStates(t *testing.T) {
-	active := map[State]bool{StateEstablished: true, StateSynSent: true, StateSynRecv: true, StateSynAck: true}
-	for s := State(0); int(s) < numStates; s++ {
-		want := sched.ClassInactive
-		if active[s] {
-			want = sched.ClassActive
-		}
-		if s.Class() != want {
-			t.Errorf("%v: class %v, want %v", s, s.Class(), want)
-		}
-	}
-}
-
 // The class callbacks follow a connection's life exactly.
 func TestClassCallbacksLifecycle(t *testing.T) {
 	cc := newClassCounter(t)
-	tb := New(Config{Capacity: 4, OnClass: cc.onClass})
-	c := natConn(3, ProtoTCP) // dest 3
+	tb := New(Config{Capacity: 4, OnState: cc.onState})
+	c := natConn(3, lvs.ProtoTCP) // dest 3
 	p, _ := tb.Insert(&c, 0)
 	if cc.inactive[3] != 1 || cc.active[3] != 0 {
 		t.Fatalf("after insert: %d/%d", cc.active[3], cc.inactive[3])
 	}
-	tb.Track(p, in, TCPSyn, 0)
+	tb.Track(p, in, lvs.TCPSyn, 0)
 	if cc.active[3] != 1 || cc.inactive[3] != 0 {
 		t.Fatalf("after syn: %d/%d", cc.active[3], cc.inactive[3])
 	}
-	tb.Track(p, in, TCPAck, 0)
-	tb.Track(p, in, TCPFin|TCPAck, 0)
+	tb.Track(p, in, lvs.TCPAck, 0)
+	tb.Track(p, in, lvs.TCPFin|lvs.TCPAck, 0)
 	if cc.active[3] != 0 || cc.inactive[3] != 1 {
 		t.Fatalf("after fin: %d/%d", cc.active[3], cc.inactive[3])
 	}

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/govs/govs/inet"
-	"github.com/govs/govs/sched"
+	"github.com/govs/govs/lvs"
 )
 
 // Tuple identifies one direction of a connection as its packets carry it.
@@ -15,44 +15,38 @@ import (
 type Tuple struct {
 	Src, Dst         inet.Addr
 	SrcPort, DstPort uint16
-	Proto            uint8
+	Proto            lvs.Proto
 }
 
-// Connection flags kept by the table. Bits 8..15 of Conn.Flags are free for
-// the dataplane; the table never touches them.
+// Connection flags kept by the table in Conn.Flags.
 const (
 	// FlagNoOutput: no reply-direction packet has been seen; TCP uses IPVS's
 	// input-only table. Set by Insert for DR and TUN, cleared by the first
 	// DirReply packet (IPVS's IP_VS_CONN_F_NOOUTPUT).
-	FlagNoOutput uint16 = 1 << 0
+	FlagNoOutput uint8 = 1 << 0
 	// FlagPersistent: the connection is bound to a persistence template.
-	FlagPersistent uint16 = 1 << 1
-
-	// FlagsTable is the mask of the bits the table owns.
-	FlagsTable uint16 = 0x00ff
+	FlagPersistent uint8 = 1 << 1
 )
 
 // Conn is one connection. It lives by value in the table's slab and holds no
 // pointers, so the garbage collector never scans the slab. A *Conn from
 // Lookup or Insert stays valid until the next Insert, Delete, Expire or
 // Flush; the fields marked below must not be changed while it is in the
-// table, everything else (counters, MACs, Flags bits 8..15) is the caller's.
+// table. A Conn holds what the table needs and nothing of how packets are
+// forwarded: the data path keeps that per slot, in arrays of its own
+// indexed by Slot.
 type Conn struct {
 	Orig  Tuple // request tuple as received (CIP:cport -> VIP:vport); do not change
 	Reply Tuple // reply tuple as received (RIP:rport -> CIP:cport for NAT, -> LIP:lport for full-NAT); zero for DR/TUN; do not change
 
 	Service, Dest uint32 // indices owned by the dataplane; Dest must not change (class counts follow it)
-	Fwd           Fwd
-	State         State  // set by Insert, Track and Restore; do not change
-	Flags         uint16 // bits 0..7: FlagNoOutput, FlagPersistent; 8..15: the dataplane's
-	Expires       int64  // monotonic nanoseconds; set by Insert and Track
+	Fwd           lvs.Fwd
+	State         State // set by Insert, Track and Restore; do not change
+	Flags         uint8 // FlagNoOutput, FlagPersistent; the table's
+	Expires       int64 // monotonic nanoseconds; set by Insert and Track
 
-	// Return path learned from the request: the interface it came in on and
-	// the L2 neighbours, so replies need no route or neighbour lookup.
-	InPort              uint16
-	ClientMAC, LocalMAC [6]byte
-	LAddr               inet.Addr // full-NAT local address
-	LPort               uint16    // full-NAT local port
+	LAddr inet.Addr // full-NAT local address (Reply's destination)
+	LPort uint16    // full-NAT local port
 
 	// Table-private fields.
 	slot           uint32 // own position in the slab
@@ -60,22 +54,6 @@ type Conn struct {
 	tmplGen        uint32 // generation of that template slot when bound
 	hoPrev, hoNext uint32 // half-open list (halfopen.go): neighbours' slot + 1, 0 = none
 	bits           uint8  // bitLive, bitHasReply, bitHalfOpen
-
-	// FastGen is the dataplane's (the table never reads it; Insert keeps
-	// the caller's value): the generation of the XDP fast-path entries it
-	// wrote for this connection. It fills what was padding.
-	FastGen uint16
-
-	// The SYN proxy's sequence translation, the dataplane's like FastGen
-	// (the table never reads them; Insert keeps the caller's values):
-	// SeqDelta is the real server's initial sequence number minus the
-	// cookie the director answered the client with; ClientWin the window
-	// of the client's handshake ACK, until the real server's SYN-ACK; and
-	// WinShift the real server's window scale less the one the director
-	// announced to the client.
-	SeqDelta  uint32
-	ClientWin uint16
-	WinShift  int8
 }
 
 const (
@@ -117,10 +95,12 @@ type Config struct {
 	// table is under pressure (UnderPressure); DefaultPressureTimeout when
 	// 0, never capped when negative.
 	PressureTimeout time.Duration
-	// OnClass reports every change of how a connection counts against its
-	// destination (sched.Dest.Transition): ClassNone -> class on Insert,
-	// class -> class on Track, class -> ClassNone on removal. Optional.
-	OnClass func(dest uint32, from, to sched.ConnClass)
+	// OnState reports every change of a connection's state, with its
+	// destination, so that the owner can keep per-destination counts
+	// (the dataplane's active and inactive connections): StateAbsent ->
+	// state on Insert, state -> state on Track and Restore, state ->
+	// StateAbsent on removal. Never from == to. Optional.
+	OnState func(dest uint32, from, to State)
 	// OnRemove is called for every connection leaving the table (Delete,
 	// Expire, Flush, reclaim of an expired duplicate by Insert, or eviction
 	// of the oldest half-open connection by Insert into a full table),
@@ -172,7 +152,7 @@ type Table struct {
 	timeout  [numStates]int64
 	seed     hashSeed
 	now      int64 // latest clock seen, for calls that take none
-	onClass  func(dest uint32, from, to sched.ConnClass)
+	onState  func(dest uint32, from, to State)
 	onRemove func(c *Conn)
 	lastSeen func(c *Conn) int64
 
@@ -201,7 +181,7 @@ func New(cfg Config) *Table {
 		slab:     make([]Conn, capacity),
 		idx:      newIndex(2 * capacity),
 		timeout:  cfg.Timeouts.table(),
-		onClass:  cfg.OnClass,
+		onState:  cfg.OnState,
 		onRemove: cfg.OnRemove,
 		lastSeen: cfg.LastSeen,
 		tmpl:     newTmplTable(tcap),
@@ -236,8 +216,15 @@ func New(cfg Config) *Table {
 // reclaimed included.
 func (t *Table) Len() int { return t.n }
 
-// Cap is the capacity.
+// Cap is the capacity: Slot is below it.
 func (t *Table) Cap() int { return len(t.slab) }
+
+// Slot returns the position of c, a connection of this table, in the slab:
+// stable while c is in the table, and below Cap. The data path keeps what
+// it needs per connection in arrays indexed by it; a slot is reused after
+// its connection leaves, so an Insert must overwrite what the previous one
+// left there.
+func (t *Table) Slot(c *Conn) int { return int(c.slot) }
 
 // Stats returns the table's counters.
 func (t *Table) Stats() Stats { return t.stats }
@@ -324,10 +311,10 @@ func (t *Table) claim(k *Tuple, h uint32, now int64) bool {
 // Insert copies c into the table and indexes its Orig tuple and, when
 // non-zero, its Reply tuple. The connection starts in c.State (normally
 // StateNone: the caller then runs Track with the first packet) with that
-// state's timeout, and counts against c.Dest from now on (OnClass). Table
-// flags in c.Flags are replaced (FlagNoOutput for DR/TUN). ErrExists when a
+// state's timeout, and counts against c.Dest from now on (OnState). Its
+// Flags are the table's (FlagNoOutput for DR/TUN). ErrExists when a
 // live connection owns either tuple. When the table is at capacity, the
-// oldest half-open connection makes room (OnClass, OnRemove and
+// oldest half-open connection makes room (OnState, OnRemove and
 // Stats.EvictedHalfOpen, after the tuples are found free, so a duplicate
 // evicts nothing); ErrFull when there is none, in O(1) before any hashing:
 // a connection past its handshake is never evicted.
@@ -365,8 +352,8 @@ func (t *Table) Insert(c *Conn, now int64) (*Conn, error) {
 	if hasReply {
 		n.bits |= bitHasReply
 	}
-	n.Flags &^= FlagsTable
-	if n.Fwd.inputOnly() {
+	n.Flags = 0
+	if n.Fwd.InputOnly() {
 		n.Flags |= FlagNoOutput
 	}
 	if int(n.State) >= numStates {
@@ -382,8 +369,8 @@ func (t *Table) Insert(c *Conn, now int64) (*Conn, error) {
 	}
 	n.Expires = now + t.timeoutOf(n.State)
 	t.stats.Inserted++
-	if t.onClass != nil {
-		t.onClass(n.Dest, sched.ClassNone, n.State.Class())
+	if t.onState != nil {
+		t.onState(n.Dest, StateAbsent, n.State)
 	}
 	return n, nil
 }
@@ -393,15 +380,15 @@ func (t *Table) Insert(c *Conn, now int64) (*Conn, error) {
 // while replies are seen (NAT, full-NAT), the input-only table while
 // FlagNoOutput is set (DR, TUN). UDP, ICMP and other protocols have a single
 // state. tcpFlags is the TCP header's flags byte (ignored for other
-// protocols). A class change is reported through OnClass.
-func (t *Table) Track(c *Conn, dir Direction, tcpFlags uint8, now int64) {
+// protocols). A state change is reported through OnState.
+func (t *Table) Track(c *Conn, dir Direction, tcpFlags lvs.TCPFlags, now int64) {
 	t.now = now
 	if !c.live() {
 		return // deleted or expired since it was looked up: nothing to count
 	}
 	var next State
 	switch c.Orig.Proto {
-	case ProtoTCP:
+	case lvs.ProtoTCP:
 		mode := modeInput
 		if dir == DirReply {
 			mode = modeOutput
@@ -410,7 +397,7 @@ func (t *Table) Track(c *Conn, dir Direction, tcpFlags uint8, now int64) {
 			mode = modeInputOnly
 		}
 		next = nextTCPState(mode, c.State, tcpFlags)
-	case ProtoICMP, ProtoICMPv6:
+	case lvs.ProtoICMP, lvs.ProtoICMPv6:
 		next = StateICMP
 	default:
 		next = StateUDP
@@ -431,9 +418,8 @@ func (t *Table) Track(c *Conn, dir Direction, tcpFlags uint8, now int64) {
 // conntrack entry has to die first). Unlike IPVS, connections bound to a
 // persistence template are reusable too: the template outlives the Delete,
 // so the new connection goes to the same real server anyway.
-func (t *Table) Reusable(c *Conn, dir Direction, tcpFlags uint8) bool {
-	if dir != DirOriginal || c.Orig.Proto != ProtoTCP ||
-		tcpFlags&(TCPSyn|TCPAck|TCPRst) != TCPSyn {
+func (t *Table) Reusable(c *Conn, dir Direction, tcpFlags lvs.TCPFlags) bool {
+	if dir != DirOriginal || c.Orig.Proto != lvs.ProtoTCP || !tcpFlags.IsSYN() {
 		return false
 	}
 	switch c.State {
@@ -446,7 +432,7 @@ func (t *Table) Reusable(c *Conn, dir Direction, tcpFlags uint8) bool {
 }
 
 // Delete removes c, which must come from this table's Lookup or Insert (a
-// pointer to anything else is ignored). OnClass and OnRemove are called.
+// pointer to anything else is ignored). OnState and OnRemove are called.
 func (t *Table) Delete(c *Conn) {
 	if !t.owns(c) {
 		return
@@ -471,8 +457,8 @@ func (t *Table) remove(c *Conn) {
 	if c.bits&bitHalfOpen != 0 {
 		t.hoUnlink(c)
 	}
-	if t.onClass != nil {
-		t.onClass(c.Dest, c.State.Class(), sched.ClassNone)
+	if t.onState != nil {
+		t.onState(c.Dest, c.State, StateAbsent)
 	}
 	if t.onRemove != nil {
 		t.onRemove(c)
@@ -484,7 +470,7 @@ func (t *Table) remove(c *Conn) {
 }
 
 // Expire advances the clock hand over budget slab slots, removing the
-// connections that expired by now (OnClass to ClassNone, then OnRemove), and
+// connections that expired by now (OnState to StateAbsent, then OnRemove), and
 // the template hand over a proportional share of the template slots. A full
 // sweep takes Cap()/budget calls. It returns the number of connections and
 // templates removed.

@@ -3,6 +3,7 @@ package conntrack
 import (
 	"cmp"
 	"errors"
+	"github.com/govs/govs/lvs"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -37,20 +38,20 @@ func TestNoPointers(t *testing.T) {
 // The slab's footprint is documented (doc.go, "Layout"): growing Conn must
 // be deliberate.
 func TestConnSize(t *testing.T) {
-	if got := unsafe.Sizeof(Conn{}); got != 160 {
+	if got := unsafe.Sizeof(Conn{}); got != 144 {
 		t.Fatalf("Conn is %d bytes; update doc.go (and this test) if that is meant", got)
 	}
 }
 
 func TestLookupBothDirections(t *testing.T) {
 	tb := New(Config{Capacity: 8})
-	c := natConn(1, ProtoTCP)
-	c.InPort, c.ClientMAC, c.LocalMAC, c.LAddr, c.LPort = 3, [6]byte{1}, [6]byte{2}, lip, 4000
+	c := natConn(1, lvs.ProtoTCP)
+	c.LAddr, c.LPort = lip, 4000
 	p, err := tb.Insert(&c, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Orig != c.Orig || p.Reply != c.Reply || p.InPort != 3 || p.LPort != 4000 || p.ClientMAC != c.ClientMAC {
+	if p.Orig != c.Orig || p.Reply != c.Reply || p.LAddr != lip || p.LPort != 4000 {
 		t.Fatal("Insert did not copy the connection")
 	}
 	if got, dir, ok := tb.Lookup(&c.Orig, 1); !ok || got != p || dir != DirOriginal {
@@ -60,17 +61,17 @@ func TestLookupBothDirections(t *testing.T) {
 		t.Fatalf("reply: %v %v %v", got, dir, ok)
 	}
 	// The swapped original tuple is not the reply tuple under NAT.
-	sw := Tuple{Src: c.Orig.Dst, Dst: c.Orig.Src, SrcPort: c.Orig.DstPort, DstPort: c.Orig.SrcPort, Proto: ProtoTCP}
+	sw := Tuple{Src: c.Orig.Dst, Dst: c.Orig.Src, SrcPort: c.Orig.DstPort, DstPort: c.Orig.SrcPort, Proto: lvs.ProtoTCP}
 	if _, _, ok := tb.Lookup(&sw, 1); ok {
 		t.Fatal("swapped tuple found")
 	}
 	udp := c.Orig
-	udp.Proto = ProtoUDP
+	udp.Proto = lvs.ProtoUDP
 	if _, _, ok := tb.Lookup(&udp, 1); ok {
 		t.Fatal("protocol ignored")
 	}
 
-	d := drConn(2, ProtoTCP)
+	d := drConn(2, lvs.ProtoTCP)
 	pd, _ := tb.Insert(&d, 0)
 	if pd.Flags&FlagNoOutput == 0 {
 		t.Fatal("DR connection without FlagNoOutput")
@@ -83,7 +84,7 @@ func TestLookupBothDirections(t *testing.T) {
 	}
 
 	// IPv6 tuples.
-	c6 := Conn{Orig: Tuple{Src: inet.AddrFromSlice16([]byte{0x20, 0x01, 0x0d, 0xb8, 15: 9}), Dst: vip6, SrcPort: 5, DstPort: 443, Proto: ProtoTCP}, Fwd: FwdDR}
+	c6 := Conn{Orig: Tuple{Src: inet.AddrFromSlice16([]byte{0x20, 0x01, 0x0d, 0xb8, 15: 9}), Dst: vip6, SrcPort: 5, DstPort: 443, Proto: lvs.ProtoTCP}, Fwd: lvs.FwdDR}
 	p6, _ := tb.Insert(&c6, 0)
 	if got, _, ok := tb.Lookup(&c6.Orig, 1); !ok || got != p6 {
 		t.Fatal("ipv6 not found")
@@ -93,7 +94,7 @@ func TestLookupBothDirections(t *testing.T) {
 func TestInsertDuplicates(t *testing.T) {
 	var removed []uint32
 	tb := New(Config{Capacity: 8, OnRemove: func(c *Conn) { removed = append(removed, c.Service) }})
-	a := natConn(1, ProtoTCP)
+	a := natConn(1, lvs.ProtoTCP)
 	a.Service = 100
 	if _, err := tb.Insert(&a, 0); err != nil {
 		t.Fatal(err)
@@ -138,19 +139,19 @@ func TestCapacity(t *testing.T) {
 	cc := newClassCounter(t)
 	var removed []int
 	tb := New(Config{
-		Capacity: 100, OnClass: cc.onClass,
+		Capacity: 100, OnState: cc.onState,
 		OnRemove:        func(c *Conn) { removed = append(removed, int(c.Service)) },
 		PressureTimeout: -1, // the 60 s SYN_RECV timeout throughout
 	})
 	now := int64(0)
 	for i := range 100 {
-		c := natConn(i, ProtoTCP)
+		c := natConn(i, lvs.ProtoTCP)
 		c.Service = uint32(i)
 		p, err := tb.Insert(&c, now)
 		if err != nil {
 			t.Fatalf("insert %d: %v", i, err)
 		}
-		tb.Track(p, DirOriginal, TCPSyn, now) // SYN_RECV: 60 s
+		tb.Track(p, DirOriginal, lvs.TCPSyn, now) // SYN_RECV: 60 s
 	}
 	if tb.HalfOpen() != 100 {
 		t.Fatalf("half-open %d, want 100", tb.HalfOpen())
@@ -158,13 +159,13 @@ func TestCapacity(t *testing.T) {
 	// Half of them (the older half) get established and stay for 15 min.
 	now += 30 * sec
 	for i := range 50 {
-		c := natConn(i, ProtoTCP)
+		c := natConn(i, lvs.ProtoTCP)
 		p, dir, ok := tb.Lookup(&c.Reply, now)
 		if !ok {
 			t.Fatalf("existing connection %d lost", i)
 		}
-		tb.Track(p, dir, TCPSyn|TCPAck, now)
-		tb.Track(p, DirOriginal, TCPAck, now)
+		tb.Track(p, dir, lvs.TCPSyn|lvs.TCPAck, now)
+		tb.Track(p, DirOriginal, lvs.TCPAck, now)
 	}
 	if tb.HalfOpen() != 50 {
 		t.Fatalf("half-open %d, want 50", tb.HalfOpen())
@@ -173,7 +174,7 @@ func TestCapacity(t *testing.T) {
 	// Full: 50 new connections (in NONE, not half-open) replace the 50
 	// half-open ones, oldest first.
 	for i := 100; i < 150; i++ {
-		c := natConn(i, ProtoTCP)
+		c := natConn(i, lvs.ProtoTCP)
 		c.Service = uint32(i)
 		if _, err := tb.Insert(&c, now); err != nil {
 			t.Fatalf("insert %d into a full table with half-open entries: %v", i, err)
@@ -190,7 +191,7 @@ func TestCapacity(t *testing.T) {
 	cc.check(t, tb)
 	// No half-open entry left: refused, and nothing is removed.
 	for i := 150; i < 200; i++ {
-		c := natConn(i, ProtoTCP)
+		c := natConn(i, lvs.ProtoTCP)
 		if _, err := tb.Insert(&c, now); !errors.Is(err, ErrFull) {
 			t.Fatalf("insert %d into a table without half-open entries: %v", i, err)
 		}
@@ -205,17 +206,17 @@ func TestCapacity(t *testing.T) {
 	}
 	cc.check(t, tb)
 	for i := 150; i < 200; i++ {
-		c := natConn(i, ProtoTCP)
+		c := natConn(i, lvs.ProtoTCP)
 		if _, err := tb.Insert(&c, now); err != nil {
 			t.Fatalf("insert %d after expiry: %v", i, err)
 		}
 	}
-	c := natConn(200, ProtoTCP)
+	c := natConn(200, lvs.ProtoTCP)
 	if _, err := tb.Insert(&c, now); !errors.Is(err, ErrFull) {
 		t.Fatalf("table should be full again: %v", err)
 	}
 	for i := range 50 {
-		c := natConn(i, ProtoTCP)
+		c := natConn(i, lvs.ProtoTCP)
 		if p, _, ok := tb.Lookup(&c.Orig, now); !ok || p.State != StateEstablished {
 			t.Fatalf("established connection %d lost", i)
 		}
@@ -231,7 +232,7 @@ func TestCapacity(t *testing.T) {
 func TestExpireIsIncremental(t *testing.T) {
 	tb := New(Config{Capacity: 1000})
 	for i := range 1000 {
-		c := natConn(i, ProtoUDP)
+		c := natConn(i, lvs.ProtoUDP)
 		tb.Insert(&c, 0) // NONE: 2 s
 	}
 	now := 10 * sec
@@ -254,34 +255,34 @@ func TestExpireIsIncremental(t *testing.T) {
 func TestReusable(t *testing.T) {
 	tb := New(Config{Capacity: 4})
 	tests := []struct {
-		fwd   Fwd
+		fwd   lvs.Fwd
 		state State
 		dir   Direction
-		flags uint8
-		proto uint8
+		flags lvs.TCPFlags
+		proto lvs.Proto
 		want  bool
 	}{
-		{FwdNAT, StateTimeWait, DirOriginal, TCPSyn, ProtoTCP, true},
-		{FwdNAT, StateClose, DirOriginal, TCPSyn, ProtoTCP, true},
-		{FwdDR, StateTimeWait, DirOriginal, TCPSyn, ProtoTCP, true},
-		{FwdDR, StateClose, DirOriginal, TCPSyn, ProtoTCP, true},
+		{lvs.FwdNAT, StateTimeWait, DirOriginal, lvs.TCPSyn, lvs.ProtoTCP, true},
+		{lvs.FwdNAT, StateClose, DirOriginal, lvs.TCPSyn, lvs.ProtoTCP, true},
+		{lvs.FwdDR, StateTimeWait, DirOriginal, lvs.TCPSyn, lvs.ProtoTCP, true},
+		{lvs.FwdDR, StateClose, DirOriginal, lvs.TCPSyn, lvs.ProtoTCP, true},
 		// DR/TUN end in FIN_WAIT when the client closes.
-		{FwdDR, StateFinWait, DirOriginal, TCPSyn, ProtoTCP, true},
-		{FwdTun, StateFinWait, DirOriginal, TCPSyn, ProtoTCP, true},
+		{lvs.FwdDR, StateFinWait, DirOriginal, lvs.TCPSyn, lvs.ProtoTCP, true},
+		{lvs.FwdTun, StateFinWait, DirOriginal, lvs.TCPSyn, lvs.ProtoTCP, true},
 		// NAT in FIN_WAIT: the server closed, the client still has to.
-		{FwdNAT, StateFinWait, DirOriginal, TCPSyn, ProtoTCP, false},
-		{FwdNAT, StateCloseWait, DirOriginal, TCPSyn, ProtoTCP, false},
-		{FwdNAT, StateEstablished, DirOriginal, TCPSyn, ProtoTCP, false},
-		{FwdNAT, StateSynRecv, DirOriginal, TCPSyn, ProtoTCP, false}, // SYN retransmission
-		{FwdNAT, StateTimeWait, DirOriginal, TCPSyn | TCPAck, ProtoTCP, false},
-		{FwdNAT, StateTimeWait, DirOriginal, TCPSyn | TCPRst, ProtoTCP, false},
-		{FwdNAT, StateTimeWait, DirOriginal, TCPAck, ProtoTCP, false},
-		{FwdNAT, StateTimeWait, DirReply, TCPSyn, ProtoTCP, false},
-		{FwdNAT, StateUDP, DirOriginal, TCPSyn, ProtoUDP, false},
+		{lvs.FwdNAT, StateFinWait, DirOriginal, lvs.TCPSyn, lvs.ProtoTCP, false},
+		{lvs.FwdNAT, StateCloseWait, DirOriginal, lvs.TCPSyn, lvs.ProtoTCP, false},
+		{lvs.FwdNAT, StateEstablished, DirOriginal, lvs.TCPSyn, lvs.ProtoTCP, false},
+		{lvs.FwdNAT, StateSynRecv, DirOriginal, lvs.TCPSyn, lvs.ProtoTCP, false}, // SYN retransmission
+		{lvs.FwdNAT, StateTimeWait, DirOriginal, lvs.TCPSyn | lvs.TCPAck, lvs.ProtoTCP, false},
+		{lvs.FwdNAT, StateTimeWait, DirOriginal, lvs.TCPSyn | lvs.TCPRst, lvs.ProtoTCP, false},
+		{lvs.FwdNAT, StateTimeWait, DirOriginal, lvs.TCPAck, lvs.ProtoTCP, false},
+		{lvs.FwdNAT, StateTimeWait, DirReply, lvs.TCPSyn, lvs.ProtoTCP, false},
+		{lvs.FwdNAT, StateUDP, DirOriginal, lvs.TCPSyn, lvs.ProtoUDP, false},
 	}
 	for i, tc := range tests {
 		c := natConn(i, tc.proto)
-		if tc.fwd == FwdDR || tc.fwd == FwdTun {
+		if tc.fwd == lvs.FwdDR || tc.fwd == lvs.FwdTun {
 			c = drConn(i, tc.proto)
 		}
 		c.Fwd = tc.fwd
@@ -301,17 +302,17 @@ func TestReusable(t *testing.T) {
 // one starts at once with the same tuples.
 func TestReuseFlow(t *testing.T) {
 	cc := newClassCounter(t)
-	tb := New(Config{Capacity: 4, OnClass: cc.onClass})
-	c := natConn(1, ProtoTCP)
+	tb := New(Config{Capacity: 4, OnState: cc.onState})
+	c := natConn(1, lvs.ProtoTCP)
 	p, _ := tb.Insert(&c, 0)
-	for _, s := range []step{{in, TCPSyn, 0}, {in, TCPAck, 0}, {in, TCPFin | TCPAck, 0}, {out, TCPFin | TCPAck, 0}} {
+	for _, s := range []step{{in, lvs.TCPSyn, 0}, {in, lvs.TCPAck, 0}, {in, lvs.TCPFin | lvs.TCPAck, 0}, {out, lvs.TCPFin | lvs.TCPAck, 0}} {
 		tb.Track(p, s.dir, s.flags, 0)
 	}
 	if p.State != StateTimeWait {
 		t.Fatalf("state %v", p.State)
 	}
 	old, dir, ok := tb.Lookup(&c.Orig, sec)
-	if !ok || !tb.Reusable(old, dir, TCPSyn) {
+	if !ok || !tb.Reusable(old, dir, lvs.TCPSyn) {
 		t.Fatal("not reusable")
 	}
 	tb.Delete(old)
@@ -320,7 +321,7 @@ func TestReuseFlow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tb.Track(p, DirOriginal, TCPSyn, sec)
+	tb.Track(p, DirOriginal, lvs.TCPSyn, sec)
 	if p.State != StateSynRecv || p.Dest != 2 || tb.Len() != 1 {
 		t.Fatalf("new connection: %v dest %d len %d", p.State, p.Dest, tb.Len())
 	}
@@ -330,7 +331,7 @@ func TestReuseFlow(t *testing.T) {
 func TestDeleteForeignPointer(t *testing.T) {
 	tb := New(Config{Capacity: 4})
 	other := New(Config{Capacity: 4})
-	c := natConn(1, ProtoTCP)
+	c := natConn(1, lvs.ProtoTCP)
 	p, _ := tb.Insert(&c, 0)
 	q, _ := other.Insert(&c, 0)
 	cp := *p
@@ -411,7 +412,7 @@ func runModel(t *testing.T, seed uint64, ops int, shape modelShape) {
 	cc := newClassCounter(t)
 	tb := New(Config{
 		Capacity: capacity,
-		OnClass:  cc.onClass,
+		OnState:  cc.onState,
 		OnRemove: func(c *Conn) {
 			m := model[c.Service]
 			if m == nil {
@@ -432,7 +433,7 @@ func runModel(t *testing.T, seed uint64, ops int, shape modelShape) {
 	tuple := func() Tuple {
 		return Tuple{
 			Src: clientAddr(rng.IntN(shape.addrs)), Dst: vip,
-			SrcPort: uint16(rng.IntN(shape.ports)), DstPort: uint16(rng.IntN(2)), Proto: ProtoTCP,
+			SrcPort: uint16(rng.IntN(shape.ports)), DstPort: uint16(rng.IntN(2)), Proto: lvs.ProtoTCP,
 		}
 	}
 	ids := func() []uint32 {
@@ -479,7 +480,7 @@ func runModel(t *testing.T, seed uint64, ops int, shape modelShape) {
 			if rng.IntN(4) > 0 {
 				c.Reply = tuple()
 			} else {
-				c.Fwd = FwdDR
+				c.Fwd = lvs.FwdDR
 			}
 			c.State = State(rng.IntN(numStates))
 			full := len(model) == capacity
@@ -578,7 +579,7 @@ func runModel(t *testing.T, seed uint64, ops int, shape modelShape) {
 			if c.Service != id || (dir == DirOriginal) != (m.orig == k) {
 				t.Fatalf("seed %d op %d: lookup found %d dir %v, want %d", seed, op, c.Service, dir, id)
 			}
-			flags := uint8(rng.IntN(32))
+			flags := lvs.TCPFlags(rng.IntN(32))
 			if tb.Reusable(c, dir, flags) {
 				// The dataplane deletes and schedules afresh.
 				deleting = id
@@ -729,11 +730,11 @@ func TestIndexChurn(t *testing.T) {
 
 func TestWalkDeleteAndStaleTrack(t *testing.T) {
 	cc := newClassCounter(t)
-	tb := New(Config{Capacity: 64, OnClass: cc.onClass})
+	tb := New(Config{Capacity: 64, OnState: cc.onState})
 	for i := range 40 {
-		c := natConn(i, ProtoTCP) // dest i%4
+		c := natConn(i, lvs.ProtoTCP) // dest i%4
 		p, _ := tb.Insert(&c, 0)
-		tb.Track(p, DirOriginal, TCPSyn, 0)
+		tb.Track(p, DirOriginal, lvs.TCPSyn, 0)
 	}
 	k := tkey(clientAddr(1), 32)
 	tb.InsertTemplate(&k, 1, 1, 0)
@@ -751,10 +752,10 @@ func TestWalkDeleteAndStaleTrack(t *testing.T) {
 	}
 	cc.check(t, tb)
 	// A stale pointer (deleted connection) is ignored by Track.
-	c := natConn(0, ProtoTCP)
+	c := natConn(0, lvs.ProtoTCP)
 	p, _, _ := tb.Lookup(&c.Orig, 0)
 	tb.Delete(p)
-	tb.Track(p, DirOriginal, TCPAck, 0)
+	tb.Track(p, DirOriginal, lvs.TCPAck, 0)
 	cc.check(t, tb)
 	// Walk stops when fn returns false.
 	seen = 0

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/govs/govs/inet"
+	"github.com/govs/govs/lvs"
 )
 
 // TemplateKey identifies a persistence template (ipvsadm -p, -M): one per
@@ -13,7 +14,7 @@ type TemplateKey struct {
 	Client  inet.Addr // client address, already masked with the persistence netmask
 	VIP     inet.Addr
 	VPort   uint16 // 0 for port-0 (all ports) services
-	Proto   uint8
+	Proto   lvs.Proto
 	Service uint32
 }
 

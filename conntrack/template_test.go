@@ -2,6 +2,7 @@ package conntrack
 
 import (
 	"errors"
+	"github.com/govs/govs/lvs"
 	"testing"
 	"time"
 
@@ -9,7 +10,7 @@ import (
 )
 
 func tkey(client inet.Addr, bits int) TemplateKey {
-	return TemplateKey{Client: client.Mask(bits), VIP: vip, VPort: 80, Proto: ProtoTCP, Service: 1}
+	return TemplateKey{Client: client.Mask(bits), VIP: vip, VPort: 80, Proto: lvs.ProtoTCP, Service: 1}
 }
 
 func TestTemplateNetmask(t *testing.T) {
@@ -95,14 +96,14 @@ func TestTemplateRefcount(t *testing.T) {
 	tb.InsertTemplate(&k, 2, timeout, now)
 	var conns []*Conn
 	for i := range 3 {
-		c := natConn(1+i*(1<<17), ProtoTCP) // same client, different ports
+		c := natConn(1+i*(1<<17), lvs.ProtoTCP) // same client, different ports
 		c.Dest = 2
 		p, err := tb.Insert(&c, now)
 		if err != nil {
 			t.Fatal(err)
 		}
-		tb.Track(p, DirOriginal, TCPSyn, now)
-		tb.Track(p, DirOriginal, TCPAck, now) // 15 min
+		tb.Track(p, DirOriginal, lvs.TCPSyn, now)
+		tb.Track(p, DirOriginal, lvs.TCPAck, now) // 15 min
 		if !tb.BindTemplate(p, &k) || p.Flags&FlagPersistent == 0 {
 			t.Fatal("bind")
 		}
@@ -167,7 +168,7 @@ func TestTemplateGenerations(t *testing.T) {
 	k1 := tkey(clientAddr(1), 32)
 	k2 := tkey(clientAddr(2), 32)
 	tb.InsertTemplate(&k1, 1, time.Second, 0)
-	c := natConn(1, ProtoTCP)
+	c := natConn(1, lvs.ProtoTCP)
 	p, _ := tb.Insert(&c, 0)
 	tb.BindTemplate(p, &k1)
 	if err := tb.InsertTemplate(&k2, 9, time.Second, 0); !errors.Is(err, ErrFull) {
@@ -179,7 +180,7 @@ func TestTemplateGenerations(t *testing.T) {
 	if err := tb.InsertTemplate(&k2, 9, time.Second, 0); err != nil {
 		t.Fatal(err)
 	}
-	c2 := natConn(2, ProtoTCP)
+	c2 := natConn(2, lvs.ProtoTCP)
 	p2, _ := tb.Insert(&c2, 0)
 	tb.BindTemplate(p2, &k2)
 	tb.Delete(p) // bound to the deleted k1: must not decrement k2
@@ -204,7 +205,7 @@ func TestTemplateGenerations(t *testing.T) {
 	if tb.BindTemplate(p2, &k2) {
 		t.Fatal("bound a deleted connection")
 	}
-	c3 := natConn(3, ProtoTCP)
+	c3 := natConn(3, lvs.ProtoTCP)
 	p3, _ := tb.Insert(&c3, 0)
 	if tb.BindTemplate(p3, &k2) {
 		t.Fatal("bound to a missing template")

@@ -3,7 +3,7 @@ package control
 // ServiceKey names a virtual service as ipvsadm does: -t/-u VIP:port.
 // A firewall-mark service (ipvsadm -f) is named by FwMark alone.
 type ServiceKey struct {
-	Protocol string `json:"protocol"` // "tcp" or "udp"
+	Protocol string `json:"protocol"` // "tcp" or "udp": lvs.Proto.Name (any case is taken)
 	VIP      string `json:"vip"`
 	Port     uint16 `json:"port"`
 	FwMark   uint32 `json:"fwmark,omitempty"`
@@ -37,7 +37,7 @@ type Service struct {
 	// IPv6 says an fwmark service's family (its match's): ipvsadm lists
 	// FWM N IPv6.
 	IPv6       bool     `json:"ipv6,omitempty"`
-	Protocol   string   `json:"protocol"` // TCP or UDP (ipvsadm's spelling)
+	Protocol   string   `json:"protocol"` // TCP or UDP: lvs.Proto.String, ipvsadm's spelling
 	VIP        string   `json:"vip"`
 	Port       uint16   `json:"port"`
 	Scheduler  string   `json:"scheduler"`
@@ -55,7 +55,7 @@ type Service struct {
 type Dest struct {
 	Address       string `json:"address"`
 	Port          uint16 `json:"port"`
-	Forward       string `json:"forward"` // Masq, Route, Tunnel, FullNat (ipvsadm's words)
+	Forward       string `json:"forward"` // Masq, Route, Tunnel, FullNat: lvs.Fwd.String, ipvsadm's words
 	Weight        int    `json:"weight"`
 	ActiveConns   int64  `json:"active_conns"`
 	InactiveConns int64  `json:"inactive_conns"`
@@ -70,8 +70,8 @@ type Dest struct {
 // ServiceSpec adds (-A) or edits (-E) a virtual service.
 type ServiceSpec struct {
 	ServiceKey
-	Scheduler string   `json:"scheduler,omitempty"` // default wlc, as ipvsadm
-	Flags     []string `json:"flags,omitempty"`     // -b
+	Scheduler string   `json:"scheduler,omitempty"` // default lvs.DefaultScheduler (wlc), as ipvsadm
+	Flags     []string `json:"flags,omitempty"`     // -b: lvs.SchedulerFlags' names, or flag-1..3
 	// Persistent > 0 makes the service persistent (-p seconds); Netmask is -M.
 	Persistent int    `json:"persistent,omitempty"`
 	Netmask    string `json:"netmask,omitempty"`
@@ -85,7 +85,7 @@ type DestSpec struct {
 	Service ServiceKey `json:"service"`
 	Address string     `json:"address"`
 	Port    uint16     `json:"port"`
-	Forward string     `json:"forward,omitempty"` // nat | fullnat | dr | tun
+	Forward string     `json:"forward,omitempty"` // nat | fullnat | dr | tun (lvs.Fwd.Name; lvs.ParseFwd's aliases are taken)
 	Weight  *int       `json:"weight,omitempty"`
 	Upper   *uint32    `json:"upper_threshold,omitempty"`
 	Lower   *uint32    `json:"lower_threshold,omitempty"`

@@ -24,6 +24,7 @@ import (
 	"github.com/govs/govs/control"
 	"github.com/govs/govs/dataplane"
 	"github.com/govs/govs/internal/sdnotify"
+	"github.com/govs/govs/lvs"
 	"github.com/govs/govs/sched"
 )
 
@@ -360,7 +361,7 @@ func Specs(cfg *config.Config) ([]dataplane.ServiceSpec, error) {
 			Proto:      uint8(svc.Protocol),
 			Scheduler:  svc.Scheduler,
 			Flags:      flags,
-			Fwd:        fwd(svc.Forward),
+			Fwd:        svc.Forward,
 			LocalAddrs: svc.LocalAddresses,
 			SynProxy:   synProxyMode(svc.SynProxy),
 			Sloppy:     svc.Sloppy,
@@ -378,7 +379,7 @@ func Specs(cfg *config.Config) ([]dataplane.ServiceSpec, error) {
 				Addr:   rs.Address,
 				Port:   rs.Port,
 				Weight: rs.Weight,
-				Fwd:    fwd(svc.ForwardFor(rs)),
+				Fwd:    svc.ForwardFor(rs),
 				Upper:  rs.UpperThreshold,
 				Lower:  rs.LowerThreshold,
 			})
@@ -386,38 +387,6 @@ func Specs(cfg *config.Config) ([]dataplane.ServiceSpec, error) {
 		out = append(out, sp)
 	}
 	return out, nil
-}
-
-func fwd(f config.Forward) conntrack.Fwd {
-	switch f {
-	case config.ForwardFullNAT:
-		return conntrack.FwdFullNAT
-	case config.ForwardDR:
-		return conntrack.FwdDR
-	case config.ForwardTun:
-		return conntrack.FwdTun
-	}
-	return conntrack.FwdNAT
-}
-
-// ipvsadm's names of the forwarding methods.
-func fwdName(f conntrack.Fwd) string {
-	switch f {
-	case conntrack.FwdFullNAT:
-		return "FullNat"
-	case conntrack.FwdDR:
-		return "Route"
-	case conntrack.FwdTun:
-		return "Tunnel"
-	}
-	return "Masq"
-}
-
-func protoName(p uint8) string {
-	if p == 17 {
-		return "UDP"
-	}
-	return "TCP"
 }
 
 // Services implements control.Backend.
@@ -429,7 +398,7 @@ func (d *Daemon) Services() []control.Service {
 	for _, svc := range d.dp.Services() {
 		cs := control.Service{
 			Name:      svc.Name,
-			Protocol:  protoName(svc.Proto),
+			Protocol:  lvs.Proto(svc.Proto).String(),
 			VIP:       svc.VIP.String(),
 			Port:      svc.Port,
 			Scheduler: svc.SchedName,
@@ -454,7 +423,7 @@ func (d *Daemon) Services() []control.Service {
 			cd := control.Dest{
 				Address:       dst.Addr.String(),
 				Port:          dst.Port,
-				Forward:       fwdName(dst.Fwd),
+				Forward:       dst.Fwd.String(),
 				Weight:        dst.Weight(),
 				ActiveConns:   dst.ActiveConns(),
 				InactiveConns: dst.InactiveConns(),
@@ -492,27 +461,9 @@ func netmask(svc *dataplane.Service) string {
 
 // Counters implements control.Backend.
 func (d *Daemon) Counters() (control.Counters, error) {
-	c := d.dp.Counters()
-	out := control.Counters{DataPath: map[string]uint64{
-		"rx_packets": c.RxPackets, "rx_bytes": c.RxBytes,
-		"tx_packets": c.TxPackets, "tx_bytes": c.TxBytes, "tx_errors": c.TxErrors,
-		"new_conns": c.NewConns, "inbound": c.Inbound, "outbound": c.Outbound,
-		"icmp_forwarded": c.ICMP, "icmp_sent": c.ICMPSent, "handed_off": c.HandedOff,
-		"conns": uint64(c.Conns),
-	}}
-	for _, r := range dataplane.DropReasons() {
-		out.DataPath["drop_"+r.String()] = c.Drops[r]
-	}
-	out.DataPath["sync_installed"] = c.SyncInstalled
-	out.DataPath["sync_unknown"] = c.SyncUnknown
-	out.DataPath["sync_dropped"] = c.SyncDropped
-	out.DataPath["mirror_dropped"] = c.MirrorDropped
-	out.DataPath["mirror_failed"] = c.MirrorFailed
-	out.DataPath["fast_installed"] = c.FastInstalled
-	out.DataPath["fast_failed"] = c.FastFailed
-	out.DataPath["csum_finished"] = c.CsumFinished
-	maps.Copy(out.DataPath, synCounters(c, d.dp.ConnPressure()))
-	maps.Copy(out.DataPath, fragCounters(c))
+	// The names and values come from the counter tables (metrics.go),
+	// which /metrics reads too.
+	out := control.Counters{DataPath: dataPathCounters(d.dp.Counters(), d.dp.ConnPressure())}
 	d.syncCounters(out.DataPath)
 	for _, s := range d.dp.SynProxyStatus() {
 		out.SynProxy = append(out.SynProxy, synProxyService(s))

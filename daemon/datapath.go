@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/govs/govs/connsync"
 	"github.com/govs/govs/conntrack"
 	"github.com/govs/govs/dataplane"
 )
@@ -34,8 +33,8 @@ type dataPath interface {
 	Templates(ctx context.Context) ([]dataplane.Template, error)
 	ExpireTemplates(ctx context.Context, vip netip.Addr, port uint16, proto uint8, dest netip.AddrPort) (int, error)
 	ExpireMarkTemplates(ctx context.Context, mark uint32, dest netip.AddrPort) (int, error)
-	EnableSync(sink func([]connsync.Entry)) (stop func())
-	InstallSynced(entries []connsync.Entry)
+	EnableSyncRecords(sink func([]dataplane.SyncRecord)) (stop func())
+	InstallSyncRecords(rs []dataplane.SyncRecord)
 }
 
 var _ dataPath = (*dataplane.Director)(nil)

@@ -14,7 +14,6 @@ import (
 
 	"github.com/govs/govs/bpf"
 	"github.com/govs/govs/config"
-	"github.com/govs/govs/connsync"
 	"github.com/govs/govs/conntrack"
 	"github.com/govs/govs/dataplane"
 	"github.com/govs/govs/healthcheck"
@@ -44,10 +43,10 @@ type fakeDataPath struct {
 	conns       []dataplane.Conn
 	tmpls       []dataplane.Template
 	connErr     error
-	installed   [][]connsync.Entry
-	syncPump    func([]connsync.Entry) // the master sync daemon's, from EnableSync
-	expired     chan string            // ExpireTemplates calls, "vip:port/proto dest"
-	stops       []string               // "close" (state kept) or "shutdown" (for good), in order
+	installed   [][]dataplane.SyncRecord
+	syncPump    func([]dataplane.SyncRecord) // the master sync daemon's, from EnableSyncRecords
+	expired     chan string                  // ExpireTemplates calls, "vip:port/proto dest"
+	stops       []string                     // "close" (state kept) or "shutdown" (for good), in order
 }
 
 func (f *fakeDataPath) Apply(specs []dataplane.ServiceSpec) error {
@@ -164,16 +163,16 @@ func (f *fakeDataPath) ExpireMarkTemplates(_ context.Context, mark uint32, dest 
 	return 1, nil
 }
 
-// EnableSync keeps the master's pump, for a test to feed it as the
+// EnableSyncRecords keeps the master's pump, for a test to feed it as the
 // workers would.
-func (f *fakeDataPath) EnableSync(pump func([]connsync.Entry)) func() {
+func (f *fakeDataPath) EnableSyncRecords(pump func([]dataplane.SyncRecord)) func() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.syncPump = pump
 	return func() {}
 }
 
-func (f *fakeDataPath) InstallSynced(e []connsync.Entry) {
+func (f *fakeDataPath) InstallSyncRecords(e []dataplane.SyncRecord) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.installed = append(f.installed, e)

@@ -8,6 +8,7 @@ import (
 	"github.com/govs/govs/config"
 	"github.com/govs/govs/control"
 	"github.com/govs/govs/dataplane"
+	"github.com/govs/govs/lvs"
 	"github.com/govs/govs/sched"
 )
 
@@ -58,7 +59,7 @@ func markServiceSpec(cs control.ServiceSpec, s *dataplane.ServiceSpec, marks []c
 	}
 	schedName := cs.Scheduler
 	if schedName == "" {
-		schedName = "wlc"
+		schedName = lvs.DefaultScheduler
 	}
 	flags, err := sched.ParseFlags(cs.Flags)
 	if err != nil {

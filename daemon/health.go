@@ -9,9 +9,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/govs/govs/config"
-	"github.com/govs/govs/conntrack"
 	"github.com/govs/govs/healthcheck"
+	"github.com/govs/govs/lvs"
 )
 
 // healthState runs the health checks of the real servers and feeds their
@@ -102,15 +101,15 @@ func (d *Daemon) setHealthTargets() {
 	for _, s := range d.services {
 		for i := range s.spec.Dests {
 			ds := &s.spec.Dests[i]
-			if i >= len(s.checks) || s.checks[i].Type == config.CheckNone {
+			if i >= len(s.checks) || s.checks[i].Probe == nil { // type none
 				continue
 			}
 			key := destKey(&s.spec, ds)
-			t := healthcheck.Target{Key: key, Service: s.spec.Name, Addr: ds.Addr, Port: s.checks[i].Port, Check: s.checks[i]}
+			t := healthcheck.Target{Key: key, Service: s.spec.Name, Addr: ds.Addr, Port: s.checks[i].Port, Check: s.checks[i].Spec()}
 			if t.Port == 0 {
 				t.Port = ds.Port
 			}
-			if s.checkViaVIP && ds.Fwd == conntrack.FwdDR {
+			if s.checkViaVIP && ds.Fwd == lvs.FwdDR {
 				r, err := d.health.routeViaVIP(key, s.spec.VIP, ds.Addr)
 				if err != nil {
 					d.log.Error("check_via_vip: cannot route the probe, checking the real server's own address", "server", key, "err", err)

@@ -1,9 +1,12 @@
 package daemon
 
 import (
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/govs/govs/config"
 	"github.com/govs/govs/healthcheck"
 )
 
@@ -119,4 +122,40 @@ func TestHealthTransitions(t *testing.T) {
 			t.Error("a transition of a deleted server was applied")
 		}
 	})
+}
+
+// TestCheckSpec: each configured check type becomes its healthcheck probe
+// with its settings (built by the type's registered checker), and the
+// schedule carries over; type none is not probed.
+func TestCheckSpec(t *testing.T) {
+	for _, tc := range []struct {
+		check string
+		want  healthcheck.Probe
+	}{
+		{"{type: none}", nil},
+		{"{type: tcp}", healthcheck.TCPProbe{}},
+		{"{type: http, http: {method: HEAD, path: /health, host: web.test, expect_status: [200, 204], expect_body: ok}}",
+			healthcheck.HTTPProbe{Method: "HEAD", Path: "/health", Host: "web.test", ExpectStatus: []int{200, 204}, ExpectBody: "ok"}},
+		{"{type: https, http: {method: HEAD, path: /health, host: web.test, expect_status: [200, 204], expect_body: ok}}",
+			healthcheck.HTTPProbe{TLS: true, Method: "HEAD", Path: "/health", Host: "web.test", ExpectStatus: []int{200, 204}, ExpectBody: "ok"}},
+		{"{type: udp, udp: {send: ping, expect: pong}}", healthcheck.UDPProbe{Send: "ping", Expect: "pong"}},
+		{"{type: dns, dns: {query: web.test., type: AAAA}}", healthcheck.DNSProbe{Query: "web.test.", QType: 28}},
+		{`{type: exec, exec: {command: [/bin/true, "{address}"]}}`, healthcheck.ExecProbe{Command: []string{"/bin/true", "{address}"}}},
+	} {
+		in := "director: {interfaces: [eth0]}\nservices:\n  - {name: web, vip: 198.18.0.100, port: 80, real_servers: [{address: 198.18.1.1}],\n" +
+			"     health_check: {interval: 3s, timeout: 2s, rise: 4, fall: 5, port: 8080, <<: " + tc.check + "}}\n"
+		cfg, err := config.Parse([]byte(in), "govs.yaml")
+		if err != nil {
+			t.Fatalf("%s: %v", tc.check, err)
+		}
+		hc := cfg.Services[0].RealServers[0].HealthCheck
+		got := hc.Spec()
+		want := healthcheck.Spec{Probe: tc.want, Interval: 3 * time.Second, Timeout: 2 * time.Second, Rise: 4, Fall: 5}
+		if !reflect.DeepEqual(got, want) || hc.Port != 8080 {
+			t.Errorf("%s: spec %+v port %d, want %+v port 8080", tc.check, got, hc.Port, want)
+		}
+		if tc.want != nil && healthcheck.CheckerFor(got.Probe.Kind()) == nil {
+			t.Errorf("%s: no checker for kind %q", tc.check, got.Probe.Kind())
+		}
+	}
 }

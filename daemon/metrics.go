@@ -85,28 +85,23 @@ type collector struct {
 	health func() (map[string]bool, map[string]uint64)
 	daemon func() daemonStats // nil: only the data path's metrics
 
-	dp, drops, xdp, conns    *prometheus.Desc
-	dpBytes, newConns        *prometheus.Desc
-	txErrors, xdpCsum        *prometheus.Desc
 	svcPackets, svcBytes     *prometheus.Desc
 	destPackets, destBytes   *prometheus.Desc
 	destActive, destInactive *prometheus.Desc
 	destWeight, destConns    *prometheus.Desc
 	destUp, destTransitions  *prometheus.Desc
 	// SYN-flood defence and AF_XDP rings (README "SYN floods and overload")
-	halfOpen, evictedHalfOpen *prometheus.Desc
-	synEngaged, synSYNs       *prometheus.Desc
-	rxDropped, rxRingFull     *prometheus.Desc
-	fillRingEmpty, txInvalid  *prometheus.Desc
-	txRingEmpty               *prometheus.Desc
-	steerLimit                *prometheus.Desc
-	fastPathUp                *prometheus.Desc
+	synEngaged, synSYNs      *prometheus.Desc
+	rxDropped, rxRingFull    *prometheus.Desc
+	fillRingEmpty, txInvalid *prometheus.Desc
+	txRingEmpty              *prometheus.Desc
+	steerLimit               *prometheus.Desc
+	fastPathUp               *prometheus.Desc
 	// reloads, sync daemon, BGP
-	reloads                                   *prometheus.Desc
-	syncRunning, syncMessages, syncEntries    *prometheus.Desc
-	syncRejected, syncSendErrors, syncDropped *prometheus.Desc
-	syncInstalled, syncUnknown                *prometheus.Desc
-	bgpUp, bgpRoutes                          *prometheus.Desc
+	reloads                                *prometheus.Desc
+	syncRunning, syncMessages, syncEntries *prometheus.Desc
+	syncRejected, syncSendErrors           *prometheus.Desc
+	bgpUp, bgpRoutes                       *prometheus.Desc
 }
 
 func newMetricsHandler(d *Daemon) http.Handler {
@@ -166,26 +161,16 @@ func newCollector(src metricsSource, health func() (map[string]bool, map[string]
 	return &collector{
 		src:             src,
 		health:          health,
-		dp:              prometheus.NewDesc("govs_datapath_packets_total", "Packets by data-path event.", []string{"event"}, nil),
-		dpBytes:         prometheus.NewDesc("govs_datapath_bytes_total", "Bytes the workers received (rx) and sent (tx).", []string{"event"}, nil),
-		newConns:        prometheus.NewDesc("govs_datapath_new_connections_total", "Connections the workers created.", nil, nil),
-		txErrors:        prometheus.NewDesc("govs_datapath_tx_errors_total", "Packets the workers could not send.", nil, nil),
-		xdpCsum:         prometheus.NewDesc("govs_xdp_fast_csum_finished_total", "Unfinished TCP/UDP checksums the XDP fast path finished (these packets count as verdict fast_forwarded too).", nil, nil),
 		svcPackets:      prometheus.NewDesc("govs_service_packets_total", "Packets of the service's connections, from clients (in) and to them (out); the sum of its real servers'.", []string{"service", "direction"}, nil),
 		svcBytes:        prometheus.NewDesc("govs_service_bytes_total", "Bytes of the service's connections, from clients (in) and to them (out); the sum of its real servers'.", []string{"service", "direction"}, nil),
 		destPackets:     prometheus.NewDesc("govs_real_server_packets_total", "Packets of the server's connections, from clients (in) and to them (out), fast path included.", []string{"service", "server", "direction"}, nil),
 		destBytes:       prometheus.NewDesc("govs_real_server_bytes_total", "Bytes of the server's connections, from clients (in) and to them (out), fast path included.", []string{"service", "server", "direction"}, nil),
-		drops:           prometheus.NewDesc("govs_datapath_drops_total", "Packets dropped by the workers, by reason.", []string{"reason"}, nil),
-		xdp:             prometheus.NewDesc("govs_xdp_packets_total", "Packets seen by the steering XDP program, by verdict.", []string{"verdict"}, nil),
-		conns:           prometheus.NewDesc("govs_conntrack_entries", "Connections in the connection tables.", nil, nil),
 		destActive:      prometheus.NewDesc("govs_real_server_active_conns", "Active (ESTABLISHED) connections.", []string{"service", "server"}, nil),
 		destInactive:    prometheus.NewDesc("govs_real_server_inactive_conns", "Inactive connections.", []string{"service", "server"}, nil),
 		destWeight:      prometheus.NewDesc("govs_real_server_weight", "Current weight (0 = quiescent).", []string{"service", "server"}, nil),
 		destConns:       prometheus.NewDesc("govs_real_server_connections_total", "Connections scheduled to the server.", []string{"service", "server"}, nil),
 		destUp:          prometheus.NewDesc("govs_real_server_up", "1 while the server's health check passes (or it has none).", []string{"service", "server"}, nil),
 		destTransitions: prometheus.NewDesc("govs_real_server_health_transitions_total", "Health state changes of the server.", []string{"service", "server"}, nil),
-		halfOpen:        prometheus.NewDesc("govs_conntrack_half_open", "Half-open (SYN_RECV, SYN_SENT, SYNACK) connections in the connection tables.", nil, nil),
-		evictedHalfOpen: prometheus.NewDesc("govs_conntrack_evicted_half_open_total", "Half-open connections evicted to make room in a full table.", nil, nil),
 		synEngaged:      prometheus.NewDesc("govs_service_syn_proxy_engaged", "1 while every SYN to the TCP service is answered with a SYN cookie.", []string{"service"}, nil),
 		synSYNs:         prometheus.NewDesc("govs_service_syns_total", "SYNs to the TCP service seen by the XDP program.", []string{"service"}, nil),
 		rxDropped:       prometheus.NewDesc("govs_xsk_rx_dropped_total", "Frames the kernel dropped for an AF_XDP socket (no fill ring entry, or too long).", ring, nil),
@@ -201,62 +186,32 @@ func newCollector(src metricsSource, health func() (map[string]bool, map[string]
 		syncEntries:     prometheus.NewDesc("govs_sync_entries_total", "Connection entries in the sync messages sent (master) or accepted (backup).", []string{"role"}, nil),
 		syncRejected:    prometheus.NewDesc("govs_sync_rejected_messages_total", "Sync datagrams the backup refused, by reason.", []string{"reason"}, nil),
 		syncSendErrors:  prometheus.NewDesc("govs_sync_send_errors_total", "Sync datagrams the master failed to write.", nil, nil),
-		syncDropped:     prometheus.NewDesc("govs_sync_dropped_entries_total", "Connection entries the master lost: the workers' queue to the sender was full (worker), or the writer was behind (sender).", []string{"stage"}, nil),
-		syncInstalled:   prometheus.NewDesc("govs_sync_installed_connections_total", "Connections the workers installed from a master's entries.", nil, nil),
-		syncUnknown:     prometheus.NewDesc("govs_sync_unknown_entries_total", "A master's entries for a service or real server this director does not have, not installed.", nil, nil),
 		bgpUp:           prometheus.NewDesc("govs_bgp_session_up", "1 while the BGP session with the peer is established; the state label says which state it is in.", []string{"peer", "state"}, nil),
 		bgpRoutes:       prometheus.NewDesc("govs_bgp_announced_routes", "VIP host routes announced to the BGP peers.", nil, nil),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.dp, c.dpBytes, c.newConns, c.txErrors, c.drops, c.xdp, c.xdpCsum, c.conns,
+	describeTable(ch, dataPathCounterTable)
+	describeTable(ch, xdpCounterTable)
+	for _, d := range []*prometheus.Desc{
 		c.svcPackets, c.svcBytes, c.destPackets, c.destBytes,
 		c.destActive, c.destInactive, c.destWeight, c.destConns, c.destUp, c.destTransitions,
-		c.halfOpen, c.evictedHalfOpen, c.synEngaged, c.synSYNs, c.rxDropped, c.rxRingFull, c.fillRingEmpty, c.txInvalid, c.txRingEmpty, c.steerLimit, c.fastPathUp,
-		c.reloads, c.syncRunning, c.syncMessages, c.syncEntries, c.syncRejected, c.syncSendErrors, c.syncDropped, c.syncInstalled, c.syncUnknown,
+		c.synEngaged, c.synSYNs, c.rxDropped, c.rxRingFull, c.fillRingEmpty, c.txInvalid, c.txRingEmpty, c.steerLimit, c.fastPathUp,
+		c.reloads, c.syncRunning, c.syncMessages, c.syncEntries, c.syncRejected, c.syncSendErrors,
 		c.bgpUp, c.bgpRoutes} {
 		ch <- d
 	}
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
-	k := c.src.Counters()
+	k := dataPathCounts{c.src.Counters(), c.src.ConnPressure()}
+	collectTable(ch, dataPathCounterTable, &k)
 	counter := func(desc *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(desc, prometheus.CounterValue, float64(v), labels...)
 	}
 	gauge := func(desc *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, v, labels...)
-	}
-	counter(c.dp, k.RxPackets, "rx")
-	counter(c.dp, k.TxPackets, "tx")
-	counter(c.dpBytes, k.RxBytes, "rx")
-	counter(c.dpBytes, k.TxBytes, "tx")
-	counter(c.txErrors, k.TxErrors)
-	counter(c.dp, k.Inbound, "inbound")
-	counter(c.dp, k.Outbound, "outbound")
-	counter(c.newConns, k.NewConns)
-	counter(c.dp, k.ICMP, "icmp_forwarded")
-	counter(c.dp, k.ICMPSent, "icmp_sent")
-	counter(c.dp, k.HandedOff, "handed_off")
-	counter(c.dp, k.CsumFinished, "csum_finished")
-	for i, v := range k.Drops {
-		counter(c.drops, v, dropName(i))
-	}
-	gauge(c.conns, float64(k.Conns))
-	pressure := c.src.ConnPressure()
-	for name, v := range fragCounters(k) {
-		counter(c.dp, v, name)
-	}
-	for name, v := range synCounters(k, pressure) {
-		switch name {
-		case "half_open":
-			gauge(c.halfOpen, float64(v))
-		case "evicted_half_open":
-			counter(c.evictedHalfOpen, v)
-		default: // packets: syncookies_accepted, syncookies_rejected, synproxy_dropped
-			counter(c.dp, v, name)
-		}
 	}
 	for _, s := range c.src.SynProxyStatus() {
 		v := 0.0
@@ -283,14 +238,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(c.fastPathUp, v, f.Interface)
 	}
-	if x, err := c.src.SteeringCounters(); err == nil {
-		for name, v := range xdpCounters(x) {
-			if name == "fast_csum_finished" { // not a verdict: these were fast_forwarded
-				counter(c.xdpCsum, v)
-				continue
-			}
-			counter(c.xdp, v, name)
-		}
+	if x, err := c.src.SteeringCounters(); err == nil { // unreadable: left out, not 0
+		collectTable(ch, xdpCounterTable, &x)
 	}
 	up, transitions := c.health()
 	for key, isUp := range up {
@@ -326,10 +275,6 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.svcBytes, sum.InBytes, sname, "in")
 		counter(c.svcBytes, sum.OutBytes, sname, "out")
 	}
-	// The sync daemon's data-path counters are the workers': always there.
-	counter(c.syncDropped, k.SyncDropped, "worker")
-	counter(c.syncInstalled, k.SyncInstalled)
-	counter(c.syncUnknown, k.SyncUnknown)
 	if c.daemon != nil {
 		c.collectDaemon(ch, c.daemon())
 	}
@@ -357,7 +302,7 @@ func (c *collector) collectDaemon(ch chan<- prometheus.Metric, st daemonStats) {
 		counter(c.syncMessages, m.Messages, "master")
 		counter(c.syncEntries, m.Entries, "master")
 		counter(c.syncSendErrors, m.SendErrors)
-		counter(c.syncDropped, m.Dropped, "sender")
+		counter(syncDroppedEntries.desc, m.Dropped, "sender")
 	}
 	if b := st.backup; b != nil {
 		counter(c.syncMessages, b.Messages, "backup")
@@ -374,21 +319,6 @@ func (c *collector) collectDaemon(ch chan<- prometheus.Metric, st daemonStats) {
 	}
 }
 
-// synCounters are the SYN-flood defence's data-path counters, by the names
-// govsadm --counters shows (and Prometheus: the packet counters as events of
-// govs_datapath_packets_total, half_open as govs_conntrack_half_open,
-// evicted_half_open as govs_conntrack_evicted_half_open_total).
-func synCounters(k dataplane.Counters, p dataplane.ConnPressure) map[string]uint64 {
-	return map[string]uint64{
-		"syncookies_accepted": k.SynCookiesAccepted,
-		"syncookies_rejected": k.SynCookiesRejected,
-		"synproxy_dropped":    k.SynProxyDropped,
-		"synproxy_resets":     k.SynProxyResets,
-		"half_open":           uint64(p.HalfOpen),
-		"evicted_half_open":   p.EvictedHalfOpen,
-	}
-}
-
 func synProxyService(s dataplane.SynProxyStatus) control.SynProxyService {
 	return control.SynProxyService{Service: s.Service, Mode: s.Mode.String(), Capable: s.Capable, Engaged: s.Engaged, SYNs: s.SYNs}
 }
@@ -398,27 +328,202 @@ func ringCounters(r dataplane.RingStats) control.RingCounters {
 		FillRingEmpty: r.FillRingEmpty, TxInvalid: r.TxInvalid, TxRingEmpty: r.TxRingEmpty, SteerLimit: r.SteerLimit}
 }
 
-func xdpCounters(x bpf.Counters) map[string]uint64 {
-	return map[string]uint64{
-		"steered_vip":     x.SteeredVIP,
-		"steered_reply":   x.SteeredReply,
-		"steered_icmp":    x.SteeredICMP,
-		"passed":          x.Passed,
-		"malformed":       x.Malformed,
-		"frag_passed":     x.FragPassed,
-		"unknown_iface":   x.UnknownIface,
-		"redirect_failed": x.RedirectFailed,
-		"fast_forwarded":  x.FastForwarded,
-		"fast_aborted":    x.FastAborted,
-		"syncookies_sent": x.SynCookiesSent,
-		"syn_throttled":   x.SynThrottled,
-		"steer_metered":   x.SteerMetered,
-		"steered_frag":    x.SteeredFrag,
-		"foreign_mac":     x.ForeignMAC,
-		// besides the verdict above: fast_forwarded packets whose
-		// unfinished checksum (TX checksum offload) was finished
-		"fast_csum_finished": x.FastCsumFinished,
+// The counter tables: every counter govsadm --counters lists under
+// "datapath" (the workers') and "xdp" (the steering program's), each on one
+// line that says its name and where Prometheus has it. govsadm and
+// Prometheus take their names from here, so they cannot drift apart: a
+// counter in a labelled family is the series whose label is the counter's
+// name (packets: rx is event="rx"), or the name less the family's unit
+// (bytes: rx_bytes is event="rx"; drops: drop_no_dest is reason="no_dest");
+// a counter alone in its family names the family on its line. A new
+// counter is one line here, plus its field in dataplane.Counters (or
+// bpf.Counters) and the code that counts it; TestCounterTables fails for a
+// field without its line.
+
+// A counterDef is one counter of a table over the snapshot S.
+type counterDef[S any] struct {
+	name   string  // govsadm --counters' name
+	family *family // where Prometheus has it; nil: govsadm only
+	value  func(*S) uint64
+}
+
+// A family is a Prometheus metric family that counters are exported in.
+type family struct {
+	desc  *prometheus.Desc
+	gauge bool
+	// label is the value of the family's one variable label for the counter
+	// named name; nil for a family of one counter, without labels.
+	label func(name string) string
+}
+
+func (f *family) valueType() prometheus.ValueType {
+	if f.gauge {
+		return prometheus.GaugeValue
+	}
+	return prometheus.CounterValue
+}
+
+// labelled is a family of many counters, told apart by the label key;
+// label gives its value from a counter's name.
+func labelled(name, help, key string, label func(name string) string) *family {
+	return &family{desc: prometheus.NewDesc(name, help, []string{key}, nil), label: label}
+}
+
+func sameName(name string) string { return name }
+
+// own is a family of one counter; ownGauge one of a value that goes down.
+func own(name, help string) *family {
+	return &family{desc: prometheus.NewDesc(name, help, nil, nil)}
+}
+
+func ownGauge(name, help string) *family {
+	f := own(name, help)
+	f.gauge = true
+	return f
+}
+
+// The families many counters share.
+var (
+	datapathPackets = labelled("govs_datapath_packets_total", "Packets by data-path event.", "event", sameName)
+	datapathBytes   = labelled("govs_datapath_bytes_total", "Bytes the workers received (rx) and sent (tx).", "event",
+		func(name string) string { return strings.TrimSuffix(name, "_bytes") })
+	datapathDrops = labelled("govs_datapath_drops_total", "Packets dropped by the workers, by reason.", "reason",
+		func(name string) string { return strings.TrimPrefix(name, "drop_") })
+	xdpVerdicts = labelled("govs_xdp_packets_total", "Packets seen by the steering XDP program, by verdict.", "verdict", sameName)
+	// The workers' share of the entries a master lost (stage="worker");
+	// collectDaemon adds the sender's (stage="sender").
+	syncDroppedEntries = &family{
+		desc: prometheus.NewDesc("govs_sync_dropped_entries_total",
+			"Connection entries the master lost: the workers' queue to the sender was full (worker), or the writer was behind (sender).", []string{"stage"}, nil),
+		label: func(string) string { return "worker" },
+	}
+)
+
+// dataPathCounts is what the datapath table reads: the workers' counters
+// and the connection tables' pressure.
+type dataPathCounts struct {
+	dataplane.Counters
+	dataplane.ConnPressure
+}
+
+type dpCounter = counterDef[dataPathCounts]
+
+// dataPathCounterTable is govsadm --counters' datapath section: the
+// workers' counters, one per line, then one per drop reason.
+var dataPathCounterTable = append([]dpCounter{
+	{"rx", datapathPackets, func(k *dataPathCounts) uint64 { return k.RxPackets }},
+	{"tx", datapathPackets, func(k *dataPathCounts) uint64 { return k.TxPackets }},
+	{"rx_bytes", datapathBytes, func(k *dataPathCounts) uint64 { return k.RxBytes }},
+	{"tx_bytes", datapathBytes, func(k *dataPathCounts) uint64 { return k.TxBytes }},
+	{"tx_errors", own("govs_datapath_tx_errors_total", "Packets the workers could not send."), func(k *dataPathCounts) uint64 { return k.TxErrors }},
+	{"new_conns", own("govs_datapath_new_connections_total", "Connections the workers created."), func(k *dataPathCounts) uint64 { return k.NewConns }},
+	{"inbound", datapathPackets, func(k *dataPathCounts) uint64 { return k.Inbound }},
+	{"outbound", datapathPackets, func(k *dataPathCounts) uint64 { return k.Outbound }},
+	{"icmp_forwarded", datapathPackets, func(k *dataPathCounts) uint64 { return k.ICMP }},
+	{"icmp_sent", datapathPackets, func(k *dataPathCounts) uint64 { return k.ICMPSent }},
+	{"handed_off", datapathPackets, func(k *dataPathCounts) uint64 { return k.HandedOff }},
+	{"csum_finished", datapathPackets, func(k *dataPathCounts) uint64 { return k.CsumFinished }},
+	{"frag_forwarded", datapathPackets, func(k *dataPathCounts) uint64 { return k.FragForwarded }},
+	{"frag_held", datapathPackets, func(k *dataPathCounts) uint64 { return k.FragHeld }},
+	{"frag_timed_out", datapathPackets, func(k *dataPathCounts) uint64 { return k.FragTimedOut }},
+	{"frag_table_full", datapathPackets, func(k *dataPathCounts) uint64 { return k.FragTableFull }},
+	{"syncookies_accepted", datapathPackets, func(k *dataPathCounts) uint64 { return k.SynCookiesAccepted }},
+	{"syncookies_rejected", datapathPackets, func(k *dataPathCounts) uint64 { return k.SynCookiesRejected }},
+	{"synproxy_dropped", datapathPackets, func(k *dataPathCounts) uint64 { return k.SynProxyDropped }},
+	{"synproxy_resets", datapathPackets, func(k *dataPathCounts) uint64 { return k.SynProxyResets }},
+	{"conns", ownGauge("govs_conntrack_entries", "Connections in the connection tables."), func(k *dataPathCounts) uint64 { return uint64(k.Conns) }},
+	{"half_open", ownGauge("govs_conntrack_half_open", "Half-open (SYN_RECV, SYN_SENT, SYNACK) connections in the connection tables."),
+		func(k *dataPathCounts) uint64 { return uint64(k.HalfOpen) }},
+	{"evicted_half_open", own("govs_conntrack_evicted_half_open_total", "Half-open connections evicted to make room in a full table."),
+		func(k *dataPathCounts) uint64 { return k.EvictedHalfOpen }},
+	{"sync_dropped", syncDroppedEntries, func(k *dataPathCounts) uint64 { return k.SyncDropped }},
+	{"sync_installed", own("govs_sync_installed_connections_total", "Connections the workers installed from a master's entries."),
+		func(k *dataPathCounts) uint64 { return k.SyncInstalled }},
+	{"sync_unknown", own("govs_sync_unknown_entries_total", "A master's entries for a service or real server this director does not have, not installed."),
+		func(k *dataPathCounts) uint64 { return k.SyncUnknown }},
+	// XDP flow entries the workers wrote and failed to write (map full),
+	// and connection-mirror records lost and refused: govsadm only.
+	{"fast_installed", nil, func(k *dataPathCounts) uint64 { return k.FastInstalled }},
+	{"fast_failed", nil, func(k *dataPathCounts) uint64 { return k.FastFailed }},
+	{"mirror_dropped", nil, func(k *dataPathCounts) uint64 { return k.MirrorDropped }},
+	{"mirror_failed", nil, func(k *dataPathCounts) uint64 { return k.MirrorFailed }},
+}, dropCounters()...)
+
+// dropCounters are drop_REASON, one per reason a worker drops a frame.
+func dropCounters() []dpCounter {
+	var out []dpCounter
+	for _, r := range dataplane.DropReasons() {
+		out = append(out, dpCounter{"drop_" + r.String(), datapathDrops, func(k *dataPathCounts) uint64 { return k.Drops[r] }})
+	}
+	return out
+}
+
+type xdpCounter = counterDef[bpf.Counters]
+
+// xdpCounterTable is govsadm --counters' xdp section: the steering
+// program's counters, all verdicts but fast_csum_finished.
+var xdpCounterTable = []xdpCounter{
+	{"steered_vip", xdpVerdicts, func(x *bpf.Counters) uint64 { return x.SteeredVIP }},
+	{"steered_reply", xdpVerdicts, func(x *bpf.Counters) uint64 { return x.SteeredReply }},
+	{"steered_icmp", xdpVerdicts, func(x *bpf.Counters) uint64 { return x.SteeredICMP }},
+	{"passed", xdpVerdicts, func(x *bpf.Counters) uint64 { return x.Passed }},
+	{"malformed", xdpVerdicts, func(x *bpf.Counters) uint64 { return x.Malformed }},
+	{"frag_passed", xdpVerdicts, func(x *bpf.Counters) uint64 { return x.FragPassed }},
+	{"unknown_iface", xdpVerdicts, func(x *bpf.Counters) uint64 { return x.UnknownIface }},
+	{"redirect_failed", xdpVerdicts, func(x *bpf.Counters) uint64 { return x.RedirectFailed }},
+	{"fast_forwarded", xdpVerdicts, func(x *bpf.Counters) uint64 { return x.FastForwarded }},
+	{"fast_aborted", xdpVerdicts, func(x *bpf.Counters) uint64 { return x.FastAborted }},
+	{"syncookies_sent", xdpVerdicts, func(x *bpf.Counters) uint64 { return x.SynCookiesSent }},
+	{"syn_throttled", xdpVerdicts, func(x *bpf.Counters) uint64 { return x.SynThrottled }},
+	{"steer_metered", xdpVerdicts, func(x *bpf.Counters) uint64 { return x.SteerMetered }},
+	{"steered_frag", xdpVerdicts, func(x *bpf.Counters) uint64 { return x.SteeredFrag }},
+	{"foreign_mac", xdpVerdicts, func(x *bpf.Counters) uint64 { return x.ForeignMAC }},
+	// Not a verdict: these packets count as fast_forwarded too.
+	{"fast_csum_finished", own("govs_xdp_fast_csum_finished_total",
+		"Unfinished TCP/UDP checksums the XDP fast path finished (these packets count as verdict fast_forwarded too)."),
+		func(x *bpf.Counters) uint64 { return x.FastCsumFinished }},
+}
+
+// counterValues is a table's counters by govsadm's names.
+func counterValues[S any](table []counterDef[S], s *S) map[string]uint64 {
+	out := make(map[string]uint64, len(table))
+	for _, d := range table {
+		out[d.name] = d.value(s)
+	}
+	return out
+}
+
+// dataPathCounters is govsadm --counters' datapath section but the sync
+// daemon's own counters (Daemon.syncCounters).
+func dataPathCounters(c dataplane.Counters, p dataplane.ConnPressure) map[string]uint64 {
+	return counterValues(dataPathCounterTable, &dataPathCounts{c, p})
+}
+
+// xdpCounters is govsadm --counters' xdp section.
+func xdpCounters(x bpf.Counters) map[string]uint64 { return counterValues(xdpCounterTable, &x) }
+
+// describeTable sends the families of a table's counters, each once.
+func describeTable[S any](ch chan<- *prometheus.Desc, table []counterDef[S]) {
+	seen := map[*family]bool{}
+	for _, d := range table {
+		if d.family != nil && !seen[d.family] {
+			seen[d.family] = true
+			ch <- d.family.desc
+		}
 	}
 }
 
-func dropName(i int) string { return dataplane.DropReason(i).String() }
+// collectTable sends a series for each of a table's counters Prometheus has.
+func collectTable[S any](ch chan<- prometheus.Metric, table []counterDef[S], s *S) {
+	for _, d := range table {
+		f := d.family
+		if f == nil {
+			continue
+		}
+		var labels []string
+		if f.label != nil {
+			labels = []string{f.label(d.name)}
+		}
+		ch <- prometheus.MustNewConstMetric(f.desc, f.valueType(), float64(d.value(s)), labels...)
+	}
+}

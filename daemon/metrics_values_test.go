@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -13,10 +14,10 @@ import (
 
 	"github.com/govs/govs/bpf"
 	"github.com/govs/govs/connsync"
-	"github.com/govs/govs/conntrack"
 	"github.com/govs/govs/control"
 	"github.com/govs/govs/dataplane"
 	"github.com/govs/govs/inet"
+	"github.com/govs/govs/lvs"
 )
 
 // countingDataPath fills every counter of the fake with its own value, so
@@ -49,7 +50,7 @@ func countingDataPath() *fakeDataPath {
 		f.counters.Drops[i] = uint64(200 + i)
 	}
 	dest := func(addr string, port uint16, weight int, st dataplane.Stats, active, inactive int) *dataplane.Dest {
-		return dataplane.NewDetachedDest(dataplane.DestSpec{Addr: netip.MustParseAddr(addr), Port: port, Weight: weight, Fwd: conntrack.FwdNAT, Upper: 50, Lower: 10},
+		return dataplane.NewDetachedDest(dataplane.DestSpec{Addr: netip.MustParseAddr(addr), Port: port, Weight: weight, Fwd: lvs.FwdNAT, Upper: 50, Lower: 10},
 			6, st, active, inactive)
 	}
 	f.services = []*dataplane.Service{
@@ -327,7 +328,7 @@ func TestCountersValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]uint64{
-		"rx_packets": 101, "rx_bytes": 102, "tx_packets": 103, "tx_bytes": 104, "tx_errors": 105,
+		"rx": 101, "rx_bytes": 102, "tx": 103, "tx_bytes": 104, "tx_errors": 105,
 		"new_conns": 106, "inbound": 107, "outbound": 108, "icmp_forwarded": 109, "icmp_sent": 110,
 		"handed_off": 111, "sync_dropped": 112, "sync_unknown": 113, "sync_installed": 114, "mirror_dropped": 122, "mirror_failed": 123,
 		"fast_installed": 115, "fast_failed": 116, "syncookies_accepted": 117, "syncookies_rejected": 118,
@@ -420,4 +421,115 @@ func TestServicesListing(t *testing.T) {
 	if err := d.Zero(&control.ServiceKey{Protocol: "tcp", VIP: "198.18.0.200", Port: 80}); err == nil {
 		t.Error("-Z of an unknown service succeeded")
 	}
+}
+
+// fillDistinct sets every integer of *v (struct fields, array elements,
+// embedded structs) to its own value from *next on, and returns them.
+func fillDistinct(v reflect.Value, next *uint64) []uint64 {
+	var out []uint64
+	switch v.Kind() {
+	case reflect.Struct:
+		for i := range v.NumField() {
+			out = append(out, fillDistinct(v.Field(i), next)...)
+		}
+	case reflect.Array:
+		for i := range v.Len() {
+			out = append(out, fillDistinct(v.Index(i), next)...)
+		}
+	case reflect.Uint64, reflect.Uint32:
+		if !v.CanSet() {
+			break
+		}
+		*next++
+		v.SetUint(*next)
+		out = append(out, *next)
+	case reflect.Int, reflect.Int64:
+		if !v.CanSet() {
+			break
+		}
+		*next++
+		v.SetInt(int64(*next))
+		out = append(out, *next)
+	}
+	return out
+}
+
+// tableCoverage fails unless every counter of the snapshot s has exactly
+// one line in the table: a counter added to dataplane.Counters or
+// bpf.Counters without its line is shown nowhere.
+func tableCoverage[S any](t *testing.T, section string, table []counterDef[S]) {
+	t.Helper()
+	var s S
+	var next uint64 = 1000
+	counters := fillDistinct(reflect.ValueOf(&s).Elem(), &next)
+	lines := map[uint64][]string{}
+	names := map[string]bool{}
+	for _, d := range table {
+		if names[d.name] {
+			t.Errorf("%s %s: two lines", section, d.name)
+		}
+		names[d.name] = true
+		v := d.value(&s)
+		lines[v] = append(lines[v], d.name)
+	}
+	for _, v := range counters {
+		if len(lines[v]) != 1 {
+			t.Errorf("%s: the counter holding %d is read by %d lines %v, want 1", section, v, len(lines[v]), lines[v])
+		}
+	}
+	if len(table) != len(counters) {
+		t.Errorf("%s: %d lines for %d counters", section, len(table), len(counters))
+	}
+}
+
+// TestCounterTables: each data-path and XDP counter has one line in its
+// table, and Prometheus exports it under govsadm's name: as its family's
+// label (less the family's unit: rx_bytes is event="rx", drop_REASON is
+// reason="REASON"), or alone in a family of its own.
+func TestCounterTables(t *testing.T) {
+	tableCoverage(t, "datapath", dataPathCounterTable)
+	tableCoverage(t, "xdp", xdpCounterTable)
+
+	f := countingDataPath()
+	got := gather(t, newCollector(f, func() (map[string]bool, map[string]uint64) { return nil, nil }))
+	check := func(section string, values map[string]uint64, series func(name string) (string, bool)) {
+		for name, v := range values {
+			s, ok := series(name)
+			if !ok {
+				continue // govsadm only
+			}
+			if g, found := got[s]; !found || g != float64(v) {
+				t.Errorf("%s %s = %d, but %s = %v (exported %v)", section, name, v, s, g, found)
+			}
+		}
+	}
+	seriesIn := func(table map[string]*family) func(string) (string, bool) {
+		return func(name string) (string, bool) {
+			fam := table[name]
+			if fam == nil {
+				return "", false
+			}
+			m := descName.FindStringSubmatch(fam.desc.String())[1]
+			if fam.label == nil {
+				return m, true
+			}
+			key := regexp.MustCompile(`variableLabels: \{(\w+)\}`).FindStringSubmatch(fam.desc.String())[1]
+			return m + `{` + key + `="` + fam.label(name) + `"}`, true
+		}
+	}
+	dp, xdp := map[string]*family{}, map[string]*family{}
+	for _, d := range dataPathCounterTable {
+		dp[d.name] = d.family
+		if d.family == datapathPackets && d.family.label(d.name) != d.name {
+			t.Errorf("datapath %s is event %q", d.name, d.family.label(d.name))
+		}
+	}
+	for _, d := range xdpCounterTable {
+		xdp[d.name] = d.family
+		if d.family == xdpVerdicts && d.family.label(d.name) != d.name {
+			t.Errorf("xdp %s is verdict %q", d.name, d.family.label(d.name))
+		}
+	}
+	check("datapath", dataPathCounters(f.counters, f.pressure), seriesIn(dp))
+	check("xdp", xdpCounters(f.steer), seriesIn(xdp))
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/govs/govs/conntrack"
 	"github.com/govs/govs/control"
 	"github.com/govs/govs/dataplane"
+	"github.com/govs/govs/lvs"
 )
 
 // specLines renders what the data path was given, one line per service,
@@ -19,10 +20,10 @@ func specLines(specs []dataplane.ServiceSpec) []string {
 	for _, s := range specs {
 		var ds []string
 		for _, d := range s.Dests {
-			ds = append(ds, fmt.Sprintf("%s:%d w%d %s %d/%d", d.Addr, d.Port, d.Weight, fwdName(d.Fwd), d.Upper, d.Lower))
+			ds = append(ds, fmt.Sprintf("%s:%d w%d %s %d/%d", d.Addr, d.Port, d.Weight, d.Fwd.String(), d.Upper, d.Lower))
 		}
-		out = append(out, fmt.Sprintf("%s %s %s:%d %s %s p%v/%d la%v [%s]", s.Name, protoWord(s.Proto), s.VIP, s.Port,
-			s.Scheduler, fwdName(s.Fwd), s.Persistence, s.PersistBits, s.LocalAddrs, strings.Join(ds, ", ")))
+		out = append(out, fmt.Sprintf("%s %s %s:%d %s %s p%v/%d la%v [%s]", s.Name, lvs.Proto(s.Proto).Name(), s.VIP, s.Port,
+			s.Scheduler, s.Fwd.String(), s.Persistence, s.PersistBits, s.LocalAddrs, strings.Join(ds, ", ")))
 	}
 	return out
 }

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -18,8 +17,6 @@ import (
 
 	"github.com/govs/govs/config"
 	"github.com/govs/govs/control"
-	"github.com/govs/govs/dataplane/packet"
-	"github.com/govs/govs/inet"
 	"github.com/govs/govs/internal/testutil"
 	"github.com/govs/govs/version"
 )
@@ -346,36 +343,11 @@ func TestPersistentListing(t *testing.T) {
 	}
 }
 
-// TestAnnounceFrames: the gratuitous ARP and the unsolicited neighbour
-// advertisement sent for a VIP that govsd adds.
-func TestAnnounceFrames(t *testing.T) {
-	mac := [6]byte{0x02, 0, 0, 0, 0, 0x42}
-	f := garp(mac, [4]byte{198, 18, 0, 100})
-	if len(f) != 42 || binary.BigEndian.Uint16(f[12:]) != 0x0806 || string(f[0:6]) != "\xff\xff\xff\xff\xff\xff" ||
-		string(f[6:12]) != string(mac[:]) || binary.BigEndian.Uint16(f[20:]) != 1 ||
-		string(f[22:28]) != string(mac[:]) || string(f[28:32]) != "\xc6\x12\x00\x64" || string(f[38:42]) != "\xc6\x12\x00\x64" {
-		t.Errorf("gratuitous ARP % x", f)
-	}
+// TestManagedVIPsMissingInterface: with no interface to put a VIP on,
+// syncing the managed VIPs is refused.
+func TestManagedVIPsMissingInterface(t *testing.T) {
+	// The frames themselves are tested in internal/neighbor.
 	vip := netip.MustParseAddr("2001:db8::100")
-	na := unsolicitedNA(mac, vip)
-	if len(na) != 14+40+32 || binary.BigEndian.Uint16(na[12:]) != 0x86dd || string(na[0:6]) != "\x33\x33\x00\x00\x00\x01" {
-		t.Fatalf("neighbour advertisement % x", na)
-	}
-	ip := na[14:]
-	src, dst := inet.AddrFromNetip(vip), inet.AddrFromNetip(netip.MustParseAddr("ff02::1"))
-	if ip[6] != packet.ProtoICMPv6 || ip[7] != 255 || string(ip[8:24]) != string(src[:]) || string(ip[24:40]) != string(dst[:]) {
-		t.Errorf("IPv6 header % x", ip[:40])
-	}
-	m := ip[40:]
-	if m[0] != 136 || m[4] != 0x20 || string(m[8:24]) != string(src[:]) || m[24] != 2 || string(m[26:32]) != string(mac[:]) {
-		t.Errorf("NA % x", m)
-	}
-	if sum := packet.Checksum(m, packet.PseudoHeaderSum(6, &src, &dst, packet.ProtoICMPv6, 32)); sum != 0 {
-		t.Errorf("NA checksum does not verify: %#x", sum)
-	}
-	if htons(0x0806) != 0x0608 {
-		t.Error("htons")
-	}
 	// With no interface to put a VIP on, syncing is refused.
 	m2 := newManagedVIPs(quietLog())
 	if err := m2.sync([]netip.Addr{vip}, []string{"govs-no-such-if" + strconv.Itoa(os.Getpid()%1000)}); err == nil {

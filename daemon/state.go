@@ -13,6 +13,7 @@ import (
 	"github.com/govs/govs/conntrack"
 	"github.com/govs/govs/control"
 	"github.com/govs/govs/dataplane"
+	"github.com/govs/govs/lvs"
 	"github.com/govs/govs/sched"
 	"github.com/govs/govs/version"
 )
@@ -35,14 +36,7 @@ func (s *service) key() control.ServiceKey {
 	if s.spec.FwMark != 0 {
 		return control.ServiceKey{FwMark: s.spec.FwMark}
 	}
-	return control.ServiceKey{Protocol: protoWord(s.spec.Proto), VIP: s.spec.VIP.String(), Port: s.spec.Port}
-}
-
-func protoWord(p uint8) string {
-	if p == 17 {
-		return "udp"
-	}
-	return "tcp"
+	return control.ServiceKey{Protocol: lvs.Proto(s.spec.Proto).Name(), VIP: s.spec.VIP.String(), Port: s.spec.Port}
 }
 
 // destKey names a real server of a service for health state.
@@ -235,35 +229,30 @@ func findService(svcs []*service, k control.ServiceKey) (int, error) {
 		return -1, err
 	}
 	for i, s := range svcs {
-		if s.spec.FwMark == 0 && s.spec.VIP == vip && s.spec.Port == k.Port && s.spec.Proto == proto {
+		if s.spec.FwMark == 0 && s.spec.VIP == vip && s.spec.Port == k.Port && lvs.Proto(s.spec.Proto) == proto {
 			return i, nil
 		}
 	}
 	return -1, fmt.Errorf("%w: no such service %s %s", control.ErrNotFound, strings.ToUpper(k.Protocol), net.JoinHostPort(k.VIP, strconv.Itoa(int(k.Port))))
 }
 
-func parseProto(p string) (uint8, error) {
-	switch strings.ToLower(p) {
-	case "tcp":
-		return 6, nil
-	case "udp":
-		return 17, nil
+// parseProto parses the API's protocol of a service (tcp or udp).
+func parseProto(p string) (lvs.Proto, error) {
+	proto, err := lvs.ParseProto(p)
+	if err != nil {
+		return 0, fmt.Errorf("%w: protocol %q (tcp or udp)", control.ErrInvalid, p)
 	}
-	return 0, fmt.Errorf("%w: protocol %q (tcp or udp)", control.ErrInvalid, p)
+	return proto, nil
 }
 
-func parseFwd(s string) (conntrack.Fwd, error) {
-	switch strings.ToLower(s) {
-	case "nat", "masq", "m":
-		return conntrack.FwdNAT, nil
-	case "fullnat", "fnat":
-		return conntrack.FwdFullNAT, nil
-	case "dr", "route", "g":
-		return conntrack.FwdDR, nil
-	case "tun", "tunnel", "ipip", "i":
-		return conntrack.FwdTun, nil
+// parseFwd parses the API's forwarding method: its configuration name,
+// ipvsadm's column or one of the usual aliases (lvs.ParseFwd).
+func parseFwd(s string) (lvs.Fwd, error) {
+	f, err := lvs.ParseFwd(s)
+	if err != nil {
+		return 0, fmt.Errorf("%w: forwarding method %q (nat, fullnat, dr or tun)", control.ErrInvalid, s)
 	}
-	return 0, fmt.Errorf("%w: forwarding method %q (nat, fullnat, dr or tun)", control.ErrInvalid, s)
+	return f, nil
 }
 
 // serviceSpec validates a govsadm service spec into s; marks are the
@@ -282,7 +271,7 @@ func serviceSpec(cs control.ServiceSpec, s *dataplane.ServiceSpec, marks []confi
 	}
 	schedName := cs.Scheduler
 	if schedName == "" {
-		schedName = "wlc"
+		schedName = lvs.DefaultScheduler
 	}
 	flags, err := sched.ParseFlags(cs.Flags)
 	if err != nil {
@@ -294,9 +283,9 @@ func serviceSpec(cs control.ServiceSpec, s *dataplane.ServiceSpec, marks []confi
 	if cs.Port == 0 && cs.Persistent <= 0 {
 		return fmt.Errorf("%w: port 0 (all ports) needs persistence (-p)", control.ErrInvalid)
 	}
-	s.VIP, s.Port, s.Proto, s.Scheduler, s.Flags = vip.Unmap(), cs.Port, proto, schedName, flags
+	s.VIP, s.Port, s.Proto, s.Scheduler, s.Flags = vip.Unmap(), cs.Port, uint8(proto), schedName, flags
 	if s.Name == "" {
-		s.Name = fmt.Sprintf("%s-%s", protoWord(proto), netip.AddrPortFrom(s.VIP, cs.Port))
+		s.Name = fmt.Sprintf("%s-%s", proto.Name(), netip.AddrPortFrom(s.VIP, cs.Port))
 	}
 	s.Persistence, s.PersistBits = 0, 0
 	if cs.Persistent > 0 {
@@ -346,7 +335,7 @@ func (d *Daemon) AddService(cs control.ServiceSpec) error {
 			}
 			return nil, fmt.Errorf("%w: service %s already exists", control.ErrExists, net.JoinHostPort(cs.VIP, strconv.Itoa(int(cs.Port))))
 		}
-		s := &service{spec: dataplane.ServiceSpec{Fwd: conntrack.FwdNAT}}
+		s := &service{spec: dataplane.ServiceSpec{Fwd: lvs.FwdNAT}}
 		if err := serviceSpec(cs, &s.spec, d.cfg.Marks); err != nil {
 			return nil, err
 		}
@@ -434,10 +423,10 @@ func editDest(s *service, cd control.DestSpec, ds *dataplane.DestSpec) error {
 		}
 		ds.Fwd = f
 	}
-	if (ds.Fwd == conntrack.FwdDR || ds.Fwd == conntrack.FwdTun) && ds.Port != s.spec.Port && s.spec.Port != 0 {
+	if ds.Fwd.InputOnly() && ds.Port != s.spec.Port && s.spec.Port != 0 {
 		return fmt.Errorf("%w: port mapping is not possible with %s forwarding", control.ErrInvalid, ds.Fwd)
 	}
-	if ds.Fwd == conntrack.FwdFullNAT && len(s.spec.LocalAddrs) == 0 {
+	if ds.Fwd == lvs.FwdFullNAT && len(s.spec.LocalAddrs) == 0 {
 		return fmt.Errorf("%w: full-NAT needs a local address first (--add-laddr)", control.ErrInvalid)
 	}
 	if cd.Weight != nil {
@@ -619,7 +608,7 @@ func (d *Daemon) Connections(ctx context.Context, templates bool) ([]control.Con
 	out := make([]control.Connection, 0, len(conns))
 	for _, c := range conns {
 		cc := control.Connection{
-			Protocol: protoName(c.Proto),
+			Protocol: lvs.Proto(c.Proto).String(),
 			Expire:   c.Expires.Milliseconds(),
 			State:    c.State,
 			Source:   c.Client.String(),
@@ -637,7 +626,7 @@ func (d *Daemon) Connections(ctx context.Context, templates bool) ([]control.Con
 			return nil, err
 		}
 		for _, t := range tmpls {
-			proto := protoName(t.Proto)
+			proto := lvs.Proto(t.Proto).String()
 			if t.Virtual.Port() == 0 {
 				proto = "IP"
 			}

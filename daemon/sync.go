@@ -3,12 +3,14 @@ package daemon
 import (
 	"fmt"
 	"net/netip"
-	"slices"
 	"sync"
 
 	"github.com/govs/govs/config"
 	"github.com/govs/govs/connsync"
+	"github.com/govs/govs/conntrack"
 	"github.com/govs/govs/control"
+	"github.com/govs/govs/dataplane"
+	"github.com/govs/govs/lvs"
 )
 
 // connSync is the connection synchronisation daemon (director.sync,
@@ -71,8 +73,10 @@ func (d *Daemon) startSyncPart(cfg config.Sync, master bool) error {
 			return fmt.Errorf("%w: sync sender: %v", control.ErrInvalid, err)
 		}
 		m := &syncMaster{cfg: cfg, sender: sender}
-		m.stopPump = d.dp.EnableSync(func(entries []connsync.Entry) {
-			if err := sender.Send(entries); err != nil {
+		var buf []connsync.Entry // the pump calls the sink from one goroutine
+		m.stopPump = d.dp.EnableSyncRecords(func(rs []dataplane.SyncRecord) {
+			buf = appendEntries(buf[:0], rs)
+			if err := sender.Send(buf); err != nil {
 				d.log.Warn("sync send", "err", err)
 			}
 		})
@@ -81,7 +85,7 @@ func (d *Daemon) startSyncPart(cfg config.Sync, master bool) error {
 		rc := connsync.ReceiverConfig{
 			Interface: cfg.Interface, Group: cfg.Group, Port: cfg.Port, SyncID: cfg.SyncID, Key: key,
 			Deliver: func(_ netip.Addr, entries []connsync.Entry) {
-				d.dp.InstallSynced(slices.Clone(entries))
+				d.dp.InstallSyncRecords(recordsOf(entries))
 			},
 		}
 		if !cfg.Group.IsValid() {
@@ -274,5 +278,47 @@ func (d *Daemon) syncCounters(m map[string]uint64) {
 				m["sync_rejected_"+connsync.Reason(i).String()] = n
 			}
 		}
+	}
+}
+
+// The data path reports and installs its own sync records
+// (dataplane.Director.EnableSyncRecords and InstallSyncRecords); these
+// carry them on connsync's wire.
+
+// appendEntries appends the wire's form of records rs to dst.
+func appendEntries(dst []connsync.Entry, rs []dataplane.SyncRecord) []connsync.Entry {
+	for i := range rs {
+		dst = append(dst, entryOfRecord(&rs[i]))
+	}
+	return dst
+}
+
+// entryOfRecord is the wire's form of a data path sync record.
+func entryOfRecord(r *dataplane.SyncRecord) connsync.Entry {
+	e := connsync.Entry{
+		Kind: connsync.Kind(r.Kind), Proto: uint8(r.Proto), Fwd: uint8(r.Fwd), State: uint8(r.State), Flags: r.Flags,
+		Client: r.Client, Virtual: r.Virtual, Dest: r.Dest, Local: r.Local,
+		CPort: r.CPort, VPort: r.VPort, DPort: r.DPort, LPort: r.LPort,
+	}
+	e.SetRemaining(r.Remaining)
+	return e
+}
+
+// recordsOf converts entries received from a master for the data path.
+func recordsOf(es []connsync.Entry) []dataplane.SyncRecord {
+	rs := make([]dataplane.SyncRecord, len(es))
+	for i := range es {
+		rs[i] = recordOfEntry(&es[i])
+	}
+	return rs
+}
+
+// recordOfEntry is the data path's form of an entry from the wire.
+func recordOfEntry(e *connsync.Entry) dataplane.SyncRecord {
+	return dataplane.SyncRecord{
+		Kind: dataplane.SyncKind(e.Kind), Proto: lvs.Proto(e.Proto), Fwd: lvs.Fwd(e.Fwd), State: conntrack.State(e.State),
+		Flags: e.Flags, Remaining: e.Remaining(),
+		Client: e.Client, Virtual: e.Virtual, Dest: e.Dest, Local: e.Local,
+		CPort: e.CPort, VPort: e.VPort, DPort: e.DPort, LPort: e.LPort,
 	}
 }

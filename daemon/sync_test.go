@@ -11,9 +11,12 @@ import (
 	"time"
 
 	"github.com/govs/govs/connsync"
+	"github.com/govs/govs/conntrack"
 	"github.com/govs/govs/control"
+	"github.com/govs/govs/dataplane"
 	"github.com/govs/govs/inet"
 	"github.com/govs/govs/internal/testutil"
+	"github.com/govs/govs/lvs"
 )
 
 const syncYAML = `
@@ -96,7 +99,7 @@ func TestSyncDaemonUnicastListing(t *testing.T) {
 	if pump == nil {
 		t.Fatal("the master did not enable the data path's sync pump")
 	}
-	pump([]connsync.Entry{syncEntry(40000), syncEntry(40001), syncEntry(40002)})
+	pump(recordsOf([]connsync.Entry{syncEntry(40000), syncEntry(40001), syncEntry(40002)}))
 	waitUntil(t, "the peer to receive 3 entries", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 3 })
 	m, ok := daemonOf(d, "master")
 	if !ok {
@@ -156,5 +159,41 @@ func TestSyncDaemonUnicastListing(t *testing.T) {
 	m, _ = daemonOf(d, "master")
 	if m.Mode != "multicast" || m.Group != "239.255.81.49" || m.Peers != nil || m.Sent == nil || m.Sent.Messages != 0 {
 		t.Errorf("multicast master listed as %+v (sent %+v)", m, m.Sent)
+	}
+}
+
+// TestSyncRecordWire: the data path's sync records and connsync's entries
+// convert both ways without loss (the remaining time in whole
+// milliseconds, as the wire carries it), and their numberings agree.
+func TestSyncRecordWire(t *testing.T) {
+	a := func(s string) inet.Addr { return inet.AddrFromNetip(netip.MustParseAddr(s)) }
+	for _, k := range []struct {
+		rec  dataplane.SyncKind
+		wire connsync.Kind
+	}{{dataplane.SyncConn, connsync.KindConn}, {dataplane.SyncTemplate, connsync.KindTemplate}, {dataplane.SyncDelete, connsync.KindDelete}} {
+		if uint8(k.rec) != uint8(k.wire) {
+			t.Errorf("record kind %d is wire kind %d", k.rec, k.wire)
+		}
+	}
+	for _, f := range []struct {
+		fwd  lvs.Fwd
+		wire uint8
+	}{{lvs.FwdNAT, connsync.FwdNAT}, {lvs.FwdFullNAT, connsync.FwdFullNAT}, {lvs.FwdDR, connsync.FwdDR}, {lvs.FwdTun, connsync.FwdTun}} {
+		if uint8(f.fwd) != f.wire {
+			t.Errorf("%s is wire method %d", f.fwd, f.wire)
+		}
+	}
+	r := dataplane.SyncRecord{
+		Kind: dataplane.SyncConn, Proto: lvs.ProtoTCP, Fwd: lvs.FwdFullNAT, State: conntrack.StateFinWait, Flags: 0x4101,
+		Remaining: 90*time.Second + 7*time.Millisecond,
+		Client:    a("198.18.3.1"), Virtual: a("198.18.0.100"), Dest: a("198.18.1.1"), Local: a("198.18.2.1"),
+		CPort: 40000, VPort: 80, DPort: 8080, LPort: 1025,
+	}
+	es := appendEntries(nil, []dataplane.SyncRecord{r})
+	if len(es) != 1 || es[0].Timeout != 90_007 || es[0].Kind != connsync.KindConn || es[0].Fwd != connsync.FwdFullNAT || es[0].Flags != 0x4101 {
+		t.Fatalf("entries %+v", es)
+	}
+	if back := recordsOf(es); len(back) != 1 || back[0] != r {
+		t.Errorf("round trip %+v, want %+v", back, r)
 	}
 }

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,8 +10,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/govs/govs/dataplane/packet"
-	"github.com/govs/govs/inet"
+	"github.com/govs/govs/internal/neighbor"
 )
 
 // managedVIPs are the VIP addresses govsd added to its interfaces
@@ -116,69 +114,8 @@ func (m *managedVIPs) removeAll() {
 	}
 }
 
-// announce tells the segment that the VIP is here now: a gratuitous ARP
-// request for IPv4, an unsolicited neighbour advertisement (override) for
-// IPv6, so that neighbours update their caches at once (after a failover).
+// announce tells the segment that the VIP is here now (package neighbor),
+// so that neighbours update their caches at once (after a failover).
 func announce(link netlink.Link, vip netip.Addr) error {
-	mac := link.Attrs().HardwareAddr
-	if len(mac) != 6 {
-		return errors.New("not an Ethernet interface")
-	}
-	var frame []byte
-	var proto uint16
-	if vip.Is4() {
-		frame, proto = garp([6]byte(mac), vip.As4()), unix.ETH_P_ARP
-	} else {
-		frame, proto = unsolicitedNA([6]byte(mac), vip), unix.ETH_P_IPV6
-	}
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, int(htons(proto)))
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	sa := &unix.SockaddrLinklayer{Protocol: htons(proto), Ifindex: link.Attrs().Index, Halen: 6}
-	copy(sa.Addr[:], frame[:6])
-	return unix.Sendto(fd, frame, 0, sa)
-}
-
-func htons(v uint16) uint16 { return v<<8 | v>>8 }
-
-func garp(mac [6]byte, ip [4]byte) []byte {
-	f := make([]byte, 42)
-	copy(f[0:6], []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
-	copy(f[6:12], mac[:])
-	binary.BigEndian.PutUint16(f[12:], unix.ETH_P_ARP)
-	a := f[14:]
-	binary.BigEndian.PutUint16(a[0:], 1)      // Ethernet
-	binary.BigEndian.PutUint16(a[2:], 0x0800) // IPv4
-	a[4], a[5] = 6, 4
-	binary.BigEndian.PutUint16(a[6:], 1) // request
-	copy(a[8:14], mac[:])
-	copy(a[14:18], ip[:])
-	copy(a[24:28], ip[:]) // target = sender: gratuitous
-	return f
-}
-
-func unsolicitedNA(mac [6]byte, ip netip.Addr) []byte {
-	const icmpLen = 32 // NA header 24 + target link-layer address option 8
-	f := make([]byte, 14+40+icmpLen)
-	copy(f[0:6], []byte{0x33, 0x33, 0, 0, 0, 1}) // all-nodes multicast
-	copy(f[6:12], mac[:])
-	binary.BigEndian.PutUint16(f[12:], unix.ETH_P_IPV6)
-	h := f[14:]
-	h[0] = 0x60
-	binary.BigEndian.PutUint16(h[4:], icmpLen)
-	h[6], h[7] = packet.ProtoICMPv6, 255
-	src, dst := inet.AddrFromNetip(ip), inet.AddrFromNetip(netip.MustParseAddr("ff02::1"))
-	copy(h[8:24], src[:])
-	copy(h[24:40], dst[:])
-	m := h[40:]
-	m[0] = 136            // neighbour advertisement
-	m[4] = 0x20           // override
-	copy(m[8:24], src[:]) // target address
-	m[24], m[25] = 2, 1   // target link-layer address option, 8 bytes
-	copy(m[26:32], mac[:])
-	sum := packet.PseudoHeaderSum(6, &src, &dst, packet.ProtoICMPv6, icmpLen)
-	binary.BigEndian.PutUint16(m[2:], packet.Checksum(m, sum))
-	return f
+	return neighbor.Announce(link.Attrs().Index, link.Attrs().HardwareAddr, vip)
 }

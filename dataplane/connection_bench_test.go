@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/govs/govs/conntrack"
+	"github.com/govs/govs/lvs"
 )
 
 // BenchmarkConnection runs whole short TCP connections through a worker's
@@ -16,7 +17,7 @@ import (
 // ns and allocations per connection (issue #22 asks for 0), and the
 // segments per connection as a metric.
 func BenchmarkConnection(b *testing.B) {
-	for _, fwd := range []conntrack.Fwd{conntrack.FwdNAT, conntrack.FwdFullNAT, conntrack.FwdDR} {
+	for _, fwd := range []lvs.Fwd{lvs.FwdNAT, lvs.FwdFullNAT, lvs.FwdDR} {
 		b.Run(fwd.String(), func(b *testing.B) { benchConnection(b, fwd) })
 	}
 }
@@ -29,7 +30,7 @@ type connSegment struct {
 	reply   bool // from the real server: its destination port is the connection's
 }
 
-func benchConnection(b *testing.B, fwd conntrack.Fwd) {
+func benchConnection(b *testing.B, fwd lvs.Fwd) {
 	l := newLab(b, fwd, false)
 	w := l.w
 	// Short timeouts keep the table's population steady: with virtual time
@@ -41,30 +42,30 @@ func benchConnection(b *testing.B, fwd conntrack.Fwd) {
 	w.ct.SetTimeouts(to)
 	w.budget = 256 // newWorker's floor
 	const sport = 40000
-	toServer := func(flags uint8, payload int) connSegment {
+	toServer := func(flags lvs.TCPFlags, payload int) connSegment {
 		return connSegment{frame: l.request(sport, flags, payload).bytes(b), inIface: 0}
 	}
-	fromServer := func(flags uint8, payload int) connSegment {
+	fromServer := func(flags lvs.TCPFlags, payload int) connSegment {
 		// To the client (NAT), or to the local address (full-NAT); the
 		// port is patched in from the first forwarded SYN.
 		dst := l.client
-		if fwd == conntrack.FwdFullNAT {
+		if fwd == lvs.FwdFullNAT {
 			dst = l.locl
 		}
 		return connSegment{frame: l.fromReal(dst, sport, flags, payload).bytes(b), inIface: 1, reply: true}
 	}
 	segs := []connSegment{
-		toServer(tcpSYN, 0),
-		fromServer(tcpSYN|tcpACK, 0),
-		toServer(tcpACK, 0),
-		toServer(tcpACK|0x08, 80), // the request, PSH
-		fromServer(tcpACK|0x08, 240),
-		fromServer(tcpFIN|tcpACK, 0),
-		toServer(tcpACK, 0),
-		toServer(tcpFIN|tcpACK, 0),
-		fromServer(tcpACK, 0),
+		toServer(lvs.TCPSyn, 0),
+		fromServer(lvs.TCPSyn|lvs.TCPAck, 0),
+		toServer(lvs.TCPAck, 0),
+		toServer(lvs.TCPAck|0x08, 80), // the request, PSH
+		fromServer(lvs.TCPAck|0x08, 240),
+		fromServer(lvs.TCPFin|lvs.TCPAck, 0),
+		toServer(lvs.TCPAck, 0),
+		toServer(lvs.TCPFin|lvs.TCPAck, 0),
+		fromServer(lvs.TCPAck, 0),
 	}
-	if fwd == conntrack.FwdDR {
+	if fwd == lvs.FwdDR {
 		// DR: the real server answers the client directly.
 		var in []connSegment
 		for _, s := range segs {

@@ -19,6 +19,7 @@ import (
 	"github.com/govs/govs/conntrack"
 	"github.com/govs/govs/dataplane/xsk"
 	"github.com/govs/govs/inet"
+	"github.com/govs/govs/lvs"
 	"github.com/govs/govs/sched"
 )
 
@@ -411,7 +412,7 @@ func (d *Director) Apply(specs []ServiceSpec) error {
 	nMarks := 0
 	for i := range specs {
 		sp := &specs[i]
-		key := serviceKey{inet.AddrFromNetip(sp.VIP), sp.Port, sp.Proto}
+		key := serviceKey{inet.AddrFromNetip(sp.VIP), sp.Port, lvs.Proto(sp.Proto)}
 		var prev *Service
 		if sp.FwMark != 0 {
 			if _, dup := next.byMark[sp.FwMark]; dup {
@@ -447,7 +448,7 @@ func (d *Director) Apply(specs []ServiceSpec) error {
 	}
 	// Steering: add new VIPs and real servers first, then drop stale ones.
 	for key, svc := range next.byKey {
-		if err := d.steer.AddVIP(bpf.Endpoint{Addr: key.Addr, Port: key.Port, Proto: key.Proto}, svc.ID); err != nil {
+		if err := d.steer.AddVIP(bpf.Endpoint{Addr: key.Addr, Port: key.Port, Proto: uint8(key.Proto)}, svc.ID); err != nil {
 			return fmt.Errorf("service %q: steer vip: %w", svc.Name, err)
 		}
 	}
@@ -456,7 +457,7 @@ func (d *Director) Apply(specs []ServiceSpec) error {
 	}
 	for key, svc := range old.byKey {
 		if _, keep := next.byKey[key]; !keep {
-			d.steer.DelVIP(bpf.Endpoint{Addr: key.Addr, Port: key.Port, Proto: key.Proto})
+			d.steer.DelVIP(bpf.Endpoint{Addr: key.Addr, Port: key.Port, Proto: uint8(key.Proto)})
 			next.dropService(svc)
 			d.log.Info("service removed", "service", svc.Name)
 		}
@@ -490,7 +491,7 @@ func (d *Director) Apply(specs []ServiceSpec) error {
 func (d *Director) syncReals(s *snapshot) error {
 	want := map[bpf.Endpoint]struct{}{}
 	for _, dst := range s.dests {
-		if dst.Fwd != conntrack.FwdNAT && dst.Fwd != conntrack.FwdFullNAT {
+		if !viaDirector(dst.Fwd) {
 			continue
 		}
 		if dst.Removed.Load() && dst.ActiveConns()+dst.InactiveConns() <= 0 {

@@ -10,10 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/govs/govs/connsync"
 	"github.com/govs/govs/conntrack"
 	"github.com/govs/govs/dataplane/xsk"
 	"github.com/govs/govs/inet"
+	"github.com/govs/govs/lvs"
 	"github.com/govs/govs/sched"
 )
 
@@ -89,7 +89,7 @@ func applySpecs(t *testing.T, d *Director, specs ...ServiceSpec) {
 		if err := validateSpec(sp); err != nil {
 			t.Fatal(err)
 		}
-		key := serviceKey{inet.AddrFromNetip(sp.VIP), sp.Port, sp.Proto}
+		key := serviceKey{inet.AddrFromNetip(sp.VIP), sp.Port, lvs.Proto(sp.Proto)}
 		svc, err := d.buildService(sp, old.byKey[key], next)
 		if err != nil {
 			t.Fatal(err)
@@ -119,8 +119,8 @@ func applySpecs(t *testing.T, d *Director, specs ...ServiceSpec) {
 }
 
 func webSpec() ServiceSpec {
-	return ServiceSpec{Name: "web", VIP: vipIP, Port: 80, Proto: 6, Scheduler: "rr", Fwd: conntrack.FwdNAT,
-		Dests: []DestSpec{{Addr: realIP, Port: 8080, Weight: 1, Fwd: conntrack.FwdNAT}}}
+	return ServiceSpec{Name: "web", VIP: vipIP, Port: 80, Proto: 6, Scheduler: "rr", Fwd: lvs.FwdNAT,
+		Dests: []DestSpec{{Addr: realIP, Port: 8080, Weight: 1, Fwd: lvs.FwdNAT}}}
 }
 
 // inject hands frame to worker `to` as if worker `from` had received it on
@@ -166,7 +166,7 @@ func TestDirectorWorkersRun(t *testing.T) {
 	}
 	startWorkers(d)
 	l := &spLab{client: clientIP, vip: vipIP, real: realIP}
-	frame := l.request(40000, tcpSYN, 0).bytes(t)
+	frame := l.request(40000, lvs.TCPSyn, 0).bytes(t)
 	inject(t, d, 1, 0, 0, frame, 0) // worker 1 hands a SYN to worker 0
 	waitFor(t, "the SYN to be processed", func() bool { return d.Counters().Drops[DropNoTxQueue] == 1 })
 
@@ -223,14 +223,14 @@ func TestDirectorWorkersRun(t *testing.T) {
 	}
 }
 
-// TestDirectorSyncMaster: with EnableSync the workers record new
+// TestDirectorSyncMaster: with EnableSyncRecords the workers record new
 // connections and the pump hands them to the sink.
 func TestDirectorSyncMaster(t *testing.T) {
 	d := newUnitDirector(t, 1)
 	applySpecs(t, d, webSpec())
 	var mu sync.Mutex
-	var got []connsync.Entry
-	stop := d.EnableSync(func(b []connsync.Entry) {
+	var got []SyncRecord
+	stop := d.EnableSyncRecords(func(b []SyncRecord) {
 		mu.Lock()
 		got = append(got, b...)
 		mu.Unlock()
@@ -241,14 +241,14 @@ func TestDirectorSyncMaster(t *testing.T) {
 	d.workers[0].returns = []*spsc{newSPSC(8)}
 	startWorkers(d)
 	l := &spLab{client: clientIP, vip: vipIP, real: realIP}
-	inject(t, d, 0, 0, 5, l.request(40000, tcpSYN, 0).bytes(t), 0)
+	inject(t, d, 0, 0, 5, l.request(40000, lvs.TCPSyn, 0).bytes(t), 0)
 	waitFor(t, "the sync entry", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) > 0 })
 	mu.Lock()
 	e := got[0]
 	mu.Unlock()
-	if e.Kind != connsync.KindConn || e.Client != inet.AddrFromNetip(clientIP) || e.CPort != 40000 ||
+	if e.Kind != SyncConn || e.Client != inet.AddrFromNetip(clientIP) || e.CPort != 40000 ||
 		e.Virtual != inet.AddrFromNetip(vipIP) || e.VPort != 80 || e.Dest != inet.AddrFromNetip(realIP) ||
-		e.DPort != 8080 || conntrack.State(e.State) != conntrack.StateSynRecv || e.Remaining() <= 0 {
+		e.DPort != 8080 || e.State != conntrack.StateSynRecv || e.Remaining <= 0 {
 		t.Errorf("sync entry %+v", e)
 	}
 }
@@ -264,19 +264,18 @@ func TestDirectorSyncBackup(t *testing.T) {
 	sp.PersistBits = 32
 	applySpecs(t, d, sp)
 	startWorkers(d)
-	entry := func(kind connsync.Kind, cport uint16) connsync.Entry {
-		e := connsync.Entry{Kind: kind, Proto: 6, Fwd: connsync.FwdNAT, State: uint8(conntrack.StateEstablished),
-			Client: inet.AddrFromNetip(clientIP), CPort: cport, Virtual: inet.AddrFromNetip(vipIP), VPort: 80,
+	entry := func(kind SyncKind, cport uint16) SyncRecord {
+		return SyncRecord{Kind: kind, Proto: lvs.ProtoTCP, Fwd: lvs.FwdNAT, State: conntrack.StateEstablished,
+			Remaining: 10 * time.Minute,
+			Client:    inet.AddrFromNetip(clientIP), CPort: cport, Virtual: inet.AddrFromNetip(vipIP), VPort: 80,
 			Dest: inet.AddrFromNetip(realIP), DPort: 8080}
-		e.SetRemaining(10 * time.Minute)
-		return e
 	}
-	unknownSvc := entry(connsync.KindConn, 3)
+	unknownSvc := entry(SyncConn, 3)
 	unknownSvc.VPort = 81
-	unknownDst := entry(connsync.KindConn, 4)
+	unknownDst := entry(SyncConn, 4)
 	unknownDst.DPort = 9090
-	tmpl := entry(connsync.KindTemplate, 0)
-	d.InstallSynced([]connsync.Entry{entry(connsync.KindConn, 1), entry(connsync.KindConn, 2), unknownSvc, unknownDst, tmpl})
+	tmpl := entry(SyncTemplate, 0)
+	d.InstallSyncRecords([]SyncRecord{entry(SyncConn, 1), entry(SyncConn, 2), unknownSvc, unknownDst, tmpl})
 	waitFor(t, "the installs", func() bool { c := d.Counters(); return c.SyncInstalled == 2 && c.SyncUnknown == 2 })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -300,9 +299,9 @@ func TestDirectorSyncBackup(t *testing.T) {
 		t.Errorf("Templates: %+v, want the synced one", ts)
 	}
 	// A state change, then a deletion.
-	upd := entry(connsync.KindConn, 1)
-	upd.State = uint8(conntrack.StateFinWait)
-	d.InstallSynced([]connsync.Entry{upd, entry(connsync.KindDelete, 2), entry(connsync.KindDelete, 99)})
+	upd := entry(SyncConn, 1)
+	upd.State = conntrack.StateFinWait
+	d.InstallSyncRecords([]SyncRecord{upd, entry(SyncDelete, 2), entry(SyncDelete, 99)})
 	waitFor(t, "the update", func() bool {
 		cs, _ := d.Connections(ctx)
 		return len(cs) == 1 && cs[0].State == "FIN_WAIT"
@@ -316,7 +315,7 @@ func TestDirectorPersistence(t *testing.T) {
 	sp := webSpec()
 	sp.Persistence = time.Minute
 	sp.PersistBits = 24
-	sp.Dests = append(sp.Dests, DestSpec{Addr: netip.MustParseAddr("198.18.1.2"), Port: 8080, Weight: 1, Fwd: conntrack.FwdNAT})
+	sp.Dests = append(sp.Dests, DestSpec{Addr: netip.MustParseAddr("198.18.1.2"), Port: 8080, Weight: 1, Fwd: lvs.FwdNAT})
 	applySpecs(t, d, sp)
 	d.res.table.Store(&map[inet.Addr]NextHop{
 		inet.AddrFromNetip(realIP):                            {Iface: 1, DstMAC: [6]byte(realMAC), MTU: 1500},
@@ -327,7 +326,7 @@ func TestDirectorPersistence(t *testing.T) {
 	startWorkers(d)
 	l := &spLab{client: clientIP, vip: vipIP, real: realIP}
 	for i := 0; i < 4; i++ {
-		p := l.request(uint16(40000+i), tcpSYN, 0)
+		p := l.request(uint16(40000+i), lvs.TCPSyn, 0)
 		if i == 3 {
 			p.src = netip.MustParseAddr("198.18.0.9") // same /24
 		}
@@ -359,7 +358,7 @@ func TestBuildService(t *testing.T) {
 	d := newUnitDirector(t, 1)
 	sp := webSpec()
 	second := netip.MustParseAddr("198.18.1.2")
-	sp.Dests = append(sp.Dests, DestSpec{Addr: second, Port: 8080, Weight: 2, Fwd: conntrack.FwdNAT})
+	sp.Dests = append(sp.Dests, DestSpec{Addr: second, Port: 8080, Weight: 2, Fwd: lvs.FwdNAT})
 	applySpecs(t, d, sp)
 	s1 := d.Services()[0]
 	a, b := s1.Dests[0], s1.Dests[1]
@@ -404,10 +403,10 @@ func TestBuildService(t *testing.T) {
 	// b leaves while it has a connection: quiescent, draining, still
 	// wanted as a next hop; a's method changes: a new server.
 	b.Transition(sched.ClassNone, sched.ClassActive) // one active connection
-	sp.Dests = []DestSpec{{Addr: realIP, Port: 8080, Weight: 1, Fwd: conntrack.FwdDR}}
+	sp.Dests = []DestSpec{{Addr: realIP, Port: 8080, Weight: 1, Fwd: lvs.FwdDR}}
 	applySpecs(t, d, sp)
 	s4 := d.Services()[0]
-	if len(s4.Dests) != 1 || s4.Dests[0] == a || s4.Dests[0].Fwd != conntrack.FwdDR || s4.Dests[0].ID == a.ID {
+	if len(s4.Dests) != 1 || s4.Dests[0] == a || s4.Dests[0].Fwd != lvs.FwdDR || s4.Dests[0].ID == a.ID {
 		t.Errorf("changed method: %+v", s4.Dests)
 	}
 	if !b.Removed.Load() || b.Weight() != 0 || !a.Removed.Load() {

@@ -18,4 +18,25 @@
 // came in on, to the L2 neighbour it came from, which the connection entry
 // remembers. A packet that cannot be forwarded is counted by reason and
 // dropped; nothing on the packet path panics or allocates.
+//
+// # Layout
+//
+// A worker's concerns each have a file: worker.go the loop, the ring I/O
+// and the hand-off between workers (handoff.go holds the rings);
+// process.go the packet of a tracked connection; newconn.go the setup of
+// a new one (scheduling, persistence, full-NAT local ports); icmp.go the
+// ICMP errors about a connection; listings.go the control plane's
+// listings, run on the worker between batches. What differs between the
+// forwarding methods is a forwarder (fwd.go), one file per method:
+// fwd_nat.go, fwd_fullnat.go, fwd_dr.go, fwd_tun.go, found through a table
+// indexed by lvs.Fwd. A new method is one such file plus its part of the
+// XDP program (bpf/).
+//
+// The connection table (conntrack) holds what tracking needs; what the
+// data path needs to forward a connection (the return path, the flow
+// entries' generation, the SYN proxy's translation, its flags) it keeps
+// per table slot (connpath.go), and it turns the table's state changes
+// into the real servers' active and inactive counts (class.go). The
+// backups' records (sync.go) are the data path's own type; the daemon
+// carries them on connsync's wire.
 package dataplane

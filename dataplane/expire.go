@@ -5,6 +5,7 @@ import (
 	"net/netip"
 
 	"github.com/govs/govs/inet"
+	"github.com/govs/govs/lvs"
 )
 
 // ExpireTemplates removes, in every worker, the persistence templates that
@@ -14,7 +15,7 @@ import (
 // anew; their established connections stay. Each worker deletes its own
 // between two batches (its table is never shared).
 func (d *Director) ExpireTemplates(ctx context.Context, vip netip.Addr, port uint16, proto uint8, dest netip.AddrPort) (int, error) {
-	return d.expireTemplates(ctx, d.state.Load().byKey[serviceKey{inet.AddrFromNetip(vip.Unmap()), port, proto}], dest)
+	return d.expireTemplates(ctx, d.state.Load().byKey[serviceKey{inet.AddrFromNetip(vip.Unmap()), port, lvs.Proto(proto)}], dest)
 }
 
 func (d *Director) expireTemplates(ctx context.Context, svc *Service, dest netip.AddrPort) (int, error) {

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/govs/govs/conntrack"
 	"github.com/govs/govs/inet"
+	"github.com/govs/govs/lvs"
 )
 
 // TestExpireTemplates: ExpireTemplates deletes, in the workers, the
@@ -18,7 +18,7 @@ func TestExpireTemplates(t *testing.T) {
 	sp.Persistence = time.Minute
 	sp.PersistBits = 32
 	other := netip.MustParseAddr("198.18.1.2")
-	sp.Dests = append(sp.Dests, DestSpec{Addr: other, Port: 8080, Weight: 1, Fwd: conntrack.FwdNAT})
+	sp.Dests = append(sp.Dests, DestSpec{Addr: other, Port: 8080, Weight: 1, Fwd: lvs.FwdNAT})
 	applySpecs(t, d, sp)
 	d.res.table.Store(&map[inet.Addr]NextHop{
 		inet.AddrFromNetip(realIP): {Iface: 1, DstMAC: [6]byte(realMAC), MTU: 1500},
@@ -28,7 +28,7 @@ func TestExpireTemplates(t *testing.T) {
 	d.workers[0].returns = []*spsc{newSPSC(16)}
 	startWorkers(d)
 	l := &spLab{client: clientIP, vip: vipIP, real: realIP}
-	inject(t, d, 0, 0, 0, l.request(40000, tcpSYN, 0).bytes(t), 0)
+	inject(t, d, 0, 0, 0, l.request(40000, lvs.TCPSyn, 0).bytes(t), 0)
 	waitFor(t, "the connection", func() bool { return d.Counters().NewConns == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -33,8 +33,8 @@ import (
 // is overloaded. A change of fastOK invalidates every entry (a generation
 // bump), so a steer-only entry becomes a forwarding one and back.
 
-// Dataplane bits of conntrack.Conn.Flags: a flow entry was written for the
-// request / reply direction, in generation Conn.FastGen; and a saturating
+// Bits of connPath.flags: a flow entry was written for the
+// request / reply direction, in generation connPath.fastGen; and a saturating
 // count of the packets the worker forwarded while the connection could
 // have had entries.
 const (
@@ -52,16 +52,16 @@ const (
 // loses only its first few packets to the slower path.
 const fastAfter = 6
 
-// warm counts a packet of c forwarded by the worker while c could have
-// had flow entries, and reports whether c has now shown enough traffic to
-// get them.
-func warm(c *conntrack.Conn) bool {
-	n := (c.Flags & fastCountMask) >> fastCountShift
+// warm counts a packet of the connection forwarded by the worker while it
+// could have had flow entries, and reports whether it has now shown enough
+// traffic to get them.
+func (cp *connPath) warm() bool {
+	n := (cp.flags & fastCountMask) >> fastCountShift
 	if n >= fastAfter {
 		return true
 	}
 	n++
-	c.Flags = c.Flags&^fastCountMask | n<<fastCountShift
+	cp.flags = cp.flags&^fastCountMask | n<<fastCountShift
 	return n >= fastAfter
 }
 
@@ -76,17 +76,18 @@ func fastState(s conntrack.State) bool {
 }
 
 func flowOf(t *conntrack.Tuple) bpf.Flow {
-	return bpf.Flow{Src: t.Src, Dst: t.Dst, SrcPort: t.SrcPort, DstPort: t.DstPort, Proto: t.Proto}
+	return bpf.Flow{Src: t.Src, Dst: t.Dst, SrcPort: t.SrcPort, DstPort: t.DstPort, Proto: uint8(t.Proto)}
 }
 
 // fastGen returns the current flow generation, first forgetting the
 // entries c has from an older one (they are stale: the program ignores
 // them, and both directions must be written again).
 func (w *worker) fastGen(c *conntrack.Conn) uint32 {
+	cp := w.path(c)
 	gen := w.d.steer.FlowGeneration()
-	if c.FastGen != uint16(gen) {
-		c.Flags &^= flagFast
-		c.FastGen = uint16(gen)
+	if cp.fastGen != uint16(gen) {
+		cp.flags &^= flagFast
+		cp.fastGen = uint16(gen)
 	}
 	return gen
 }
@@ -97,43 +98,27 @@ func (w *worker) fastGen(c *conntrack.Conn) uint32 {
 func (d *Director) flowEntries() bool { return d.opts.FastPath || d.meterOn.Load() }
 
 // offloadRequest writes the flow entry of c's request direction, just
-// forwarded to dst through nh by the worker, unless it has one already; a
-// steer-only one when the fast path cannot forward it.
-func (w *worker) offloadRequest(c *conntrack.Conn, dst *Dest, nh *NextHop) {
+// forwarded to dst through nh by the worker (p: that request, as parsed
+// before any rewrite), unless it has one already; a steer-only one when
+// the fast path cannot forward it.
+func (w *worker) offloadRequest(c *conntrack.Conn, dst *Dest, nh NextHop, p *packet.Parsed) {
+	cp := w.path(c)
 	if !fastState(c.State) || dst.ID >= bpf.FastDests {
 		return
 	}
 	gen := w.fastGen(c)
-	if c.Flags&flagFastIn != 0 || !warm(c) {
+	if cp.flags&flagFastIn != 0 || !cp.warm() {
 		return
 	}
 	out := w.d.ifaces[nh.Iface]
 	steerOnly := !w.d.opts.FastPath || !out.fastOK.Load()
-	a := bpf.FlowAction{DstMAC: nh.DstMAC, SrcMAC: nh.SrcMAC, Ifindex: out.Index, DestID: dst.ID, SteerOnly: steerOnly}
-	switch c.Fwd {
-	case conntrack.FwdNAT:
-		a.Op, a.Dst, a.DstPort = bpf.FlowSetDst, dst.Addr, c.Reply.SrcPort
-	case conntrack.FwdFullNAT:
-		a.Op = bpf.FlowFullNAT
-		a.Src, a.SrcPort, a.Dst, a.DstPort = c.LAddr, c.LPort, dst.Addr, c.Reply.SrcPort
-	case conntrack.FwdDR:
-		a.Op = bpf.FlowForward
-	case conntrack.FwdTun:
-		if steerOnly {
-			a.Op = bpf.FlowForward // nothing is rewritten
-			break
-		}
-		if nh.Src.IsZero() || familyOf(nh.Src) != familyOf(c.Orig.Dst) {
-			return
-		}
-		a.Op, a.Src, a.Dst = bpf.FlowEncap, nh.Src, dst.Addr
-		a.MaxL3Len = nh.MTU - packet.EncapOverhead(familyOf(dst.Addr))
-		a.FlowLabel = packet.FlowLabel(&w.p) // w.p: this request, not rewritten by Encap
-	default:
+	a, ok := fwdOf(c.Fwd).requestFlow(c, dst, nh, p,
+		bpf.FlowAction{DstMAC: nh.DstMAC, SrcMAC: nh.SrcMAC, Ifindex: out.Index, DestID: dst.ID, SteerOnly: steerOnly})
+	if !ok {
 		return
 	}
-	if c.Flags&flagSynProxy != 0 {
-		a.AckAdd = c.SeqDelta // as process does: synproxy.go
+	if cp.flags&flagSynProxy != 0 {
+		a.AckAdd = cp.seqDelta // as process does: synproxy.go
 	}
 	w.installFlow(c, &c.Orig, &a, gen, flagFastIn)
 }
@@ -141,27 +126,22 @@ func (w *worker) offloadRequest(c *conntrack.Conn, dst *Dest, nh *NextHop) {
 // offloadReply writes the flow entry of c's reply direction (NAT and
 // full-NAT), just forwarded to the client by the worker.
 func (w *worker) offloadReply(c *conntrack.Conn, dst *Dest) {
-	if !fastState(c.State) || dst.ID >= bpf.FastDests || c.Flags&flagNoL2 != 0 {
+	cp := w.path(c)
+	if !fastState(c.State) || dst.ID >= bpf.FastDests || cp.flags&flagNoL2 != 0 {
 		return
 	}
 	gen := w.fastGen(c)
-	if c.Flags&flagFastOut != 0 || !warm(c) {
+	if cp.flags&flagFastOut != 0 || !cp.warm() {
 		return
 	}
-	out := w.d.ifaces[c.InPort]
-	a := bpf.FlowAction{DstMAC: c.ClientMAC, SrcMAC: c.LocalMAC, Ifindex: out.Index, DestID: dst.ID, Reply: true,
-		SteerOnly: !w.d.opts.FastPath || !out.fastOK.Load()}
-	switch c.Fwd {
-	case conntrack.FwdNAT:
-		a.Op, a.Src, a.SrcPort = bpf.FlowSetSrc, c.Orig.Dst, c.Orig.DstPort
-	case conntrack.FwdFullNAT:
-		a.Op = bpf.FlowFullNAT
-		a.Src, a.SrcPort, a.Dst, a.DstPort = c.Orig.Dst, c.Orig.DstPort, c.Orig.Src, c.Orig.SrcPort
-	default:
+	out := w.d.ifaces[cp.inPort]
+	a, ok := fwdOf(c.Fwd).replyFlow(c, bpf.FlowAction{DstMAC: cp.clientMAC, SrcMAC: cp.localMAC, Ifindex: out.Index, DestID: dst.ID, Reply: true,
+		SteerOnly: !w.d.opts.FastPath || !out.fastOK.Load()})
+	if !ok {
 		return
 	}
-	if c.Flags&flagSynProxy != 0 {
-		a.SeqAdd, a.WinShift = -c.SeqDelta, c.WinShift
+	if cp.flags&flagSynProxy != 0 {
+		a.SeqAdd, a.WinShift = -cp.seqDelta, cp.winShift
 	}
 	w.installFlow(c, &c.Reply, &a, gen, flagFastOut)
 }
@@ -175,34 +155,36 @@ func (w *worker) installFlow(c *conntrack.Conn, t *conntrack.Tuple, a *bpf.FlowA
 		w.ctr.FastFailed.Add(1)
 		return
 	}
-	c.Flags |= flag
+	w.path(c).flags |= flag
 	w.ctr.FastInstalled.Add(1)
 }
 
 // unoffload deletes c's flow entries: it left ESTABLISHED or is going away.
 func (w *worker) unoffload(c *conntrack.Conn) {
-	if c.Flags&flagFastIn != 0 {
+	cp := w.path(c)
+	if cp.flags&flagFastIn != 0 {
 		w.d.steer.DeleteFlow(flowOf(&c.Orig))
 	}
-	if c.Flags&flagFastOut != 0 {
+	if cp.flags&flagFastOut != 0 {
 		w.d.steer.DeleteFlow(flowOf(&c.Reply))
 	}
-	c.Flags &^= flagFast
+	cp.flags &^= flagFast
 }
 
 // lastSeen returns when the fast path last forwarded a packet of c, on
 // nanotime's clock, or 0 (conntrack.Config.LastSeen).
 func (w *worker) lastSeen(c *conntrack.Conn) int64 {
-	if c.Flags&flagFast == 0 {
+	cp := w.path(c)
+	if cp.flags&flagFast == 0 {
 		return 0
 	}
 	var seen int64
-	if c.Flags&flagFastIn != 0 {
+	if cp.flags&flagFastIn != 0 {
 		if ns, ok := w.d.steer.FlowLastSeen(flowOf(&c.Orig)); ok {
 			seen = ns - monoOffset
 		}
 	}
-	if c.Flags&flagFastOut != 0 {
+	if cp.flags&flagFastOut != 0 {
 		if ns, ok := w.d.steer.FlowLastSeen(flowOf(&c.Reply)); ok {
 			seen = max(seen, ns-monoOffset)
 		}

@@ -6,6 +6,7 @@ import (
 	"github.com/govs/govs/dataplane/packet"
 	"github.com/govs/govs/dataplane/xsk"
 	"github.com/govs/govs/inet"
+	"github.com/govs/govs/lvs"
 )
 
 // Fragments.
@@ -59,7 +60,7 @@ const (
 type fragKey struct {
 	src, dst inet.Addr
 	id       uint32
-	proto    uint8
+	proto    lvs.Proto
 }
 
 func (k *fragKey) hash() uint32 {
@@ -165,7 +166,7 @@ func (w *worker) fragWorker(k *fragKey) int {
 // that another worker handed it over.
 func (w *worker) fragment(desc *xsk.Desc, frame []byte, inIface int, now int64, st *snapshot, owned bool) (int, bool) {
 	p := &w.p
-	if p.Proto != packet.ProtoTCP && p.Proto != packet.ProtoUDP {
+	if p.Proto != lvs.ProtoTCP && p.Proto != lvs.ProtoUDP {
 		if p.Frag == packet.FragLater {
 			w.drop(DropFragment)
 			return 0, false

@@ -8,9 +8,9 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/govs/govs/conntrack"
 	"github.com/govs/govs/dataplane/xsk"
 	"github.com/govs/govs/inet"
+	"github.com/govs/govs/lvs"
 )
 
 // fragTestMTU is the IP size of the fragments the tests' clients send (a
@@ -172,7 +172,7 @@ func reassemble(t *testing.T, frames [][]byte, proto uint8) datagram {
 }
 
 // fragLab is a lab with a UDP service on the VIP's port 80 besides the TCP one.
-func fragLab(t *testing.T, fwd conntrack.Fwd, v6 bool) *spLab {
+func fragLab(t *testing.T, fwd lvs.Fwd, v6 bool) *spLab {
 	l := newLab(t, fwd, v6)
 	svc := *l.st.services[0]
 	svc.Proto = 17
@@ -218,7 +218,7 @@ func (l *spLab) sendFrags(t *testing.T, frames [][]byte, first, inIface, out int
 // together they make the datagram with the right addresses, ports and L4
 // checksum.
 func TestFragmentsEveryMode(t *testing.T) {
-	for _, fwd := range []conntrack.Fwd{conntrack.FwdNAT, conntrack.FwdFullNAT, conntrack.FwdDR, conntrack.FwdTun} {
+	for _, fwd := range []lvs.Fwd{lvs.FwdNAT, lvs.FwdFullNAT, lvs.FwdDR, lvs.FwdTun} {
 		for _, v6 := range []bool{false, true} {
 			for _, udp := range []bool{true, false} {
 				for _, reversed := range []bool{false, true} {
@@ -230,7 +230,7 @@ func TestFragmentsEveryMode(t *testing.T) {
 	}
 }
 
-func testFragMode(t *testing.T, fwd conntrack.Fwd, v6, udp, reversed bool) {
+func testFragMode(t *testing.T, fwd lvs.Fwd, v6, udp, reversed bool) {
 	l := fragLab(t, fwd, v6)
 	w := l.w
 	const cport = 40000
@@ -238,9 +238,9 @@ func testFragMode(t *testing.T, fwd conntrack.Fwd, v6, udp, reversed bool) {
 	if udp {
 		proto = 17
 	} else {
-		l.mustForward(t, 0, l.request(cport, tcpSYN, 0), 0, 1, 1)
+		l.mustForward(t, 0, l.request(cport, lvs.TCPSyn, 0), 0, 1, 1)
 	}
-	req := l.request(cport, tcpACK, 3000)
+	req := l.request(cport, lvs.TCPAck, 3000)
 	req.udp, req.noDF = udp, true
 	frames := fragment(t, req.ip(t), 0x4711, fragTestMTU, clientMAC, dirMAC0)
 	if len(frames) != 3 {
@@ -267,15 +267,15 @@ func testFragMode(t *testing.T, fwd conntrack.Fwd, v6, udp, reversed bool) {
 	c := conn[0]
 	wantSrc, wantDst, wantSport, wantDport := l.client, l.real, uint16(cport), uint16(8080)
 	switch fwd {
-	case conntrack.FwdFullNAT:
+	case lvs.FwdFullNAT:
 		wantSrc, wantSport = l.locl, c.LPort
-	case conntrack.FwdDR, conntrack.FwdTun:
+	case lvs.FwdDR, lvs.FwdTun:
 		wantDst, wantDport = l.vip, 80
 	}
 	if d.src != wantSrc || d.dst != wantDst || d.sport != wantSport || d.dport != wantDport {
 		t.Errorf("datagram %v:%d -> %v:%d, want %v:%d -> %v:%d", d.src, d.sport, d.dst, d.dport, wantSrc, wantSport, wantDst, wantDport)
 	}
-	if fwd == conntrack.FwdTun {
+	if fwd == lvs.FwdTun {
 		tunSrc := dir1IP
 		if v6 {
 			tunSrc = dir1IP6
@@ -295,15 +295,15 @@ func testFragMode(t *testing.T, fwd conntrack.Fwd, v6, udp, reversed bool) {
 		t.Errorf("%d fragments still held", w.frags.nheld)
 	}
 
-	if fwd != conntrack.FwdNAT && fwd != conntrack.FwdFullNAT {
+	if fwd != lvs.FwdNAT && fwd != lvs.FwdFullNAT {
 		return
 	}
 	// A fragmented reply from the real server.
 	replyTo, replyPort := l.client, uint16(cport)
-	if fwd == conntrack.FwdFullNAT {
+	if fwd == lvs.FwdFullNAT {
 		replyTo, replyPort = l.locl, c.LPort
 	}
-	rep := l.fromReal(replyTo, replyPort, tcpACK, 2400)
+	rep := l.fromReal(replyTo, replyPort, lvs.TCPAck, 2400)
 	rep.udp, rep.noDF = udp, true
 	frames = fragment(t, rep.ip(t), 0x4712, fragTestMTU, realMAC, dirMAC1)
 	if reversed {
@@ -325,7 +325,7 @@ func testFragMode(t *testing.T, fwd conntrack.Fwd, v6, udp, reversed bool) {
 // TestFragmentTimeout: a later fragment whose first never comes is held
 // for fragHoldTimeout, then dropped and its frame reused.
 func TestFragmentTimeout(t *testing.T) {
-	l := fragLab(t, conntrack.FwdNAT, false)
+	l := fragLab(t, lvs.FwdNAT, false)
 	w := l.w
 	req := l.request(40000, 0, 3000)
 	req.udp, req.noDF = true, true
@@ -353,7 +353,7 @@ func TestFragmentTimeout(t *testing.T) {
 // TestFragmentFirstDropped: when the first fragment is dropped (no
 // service), the held and the later fragments are dropped too.
 func TestFragmentFirstDropped(t *testing.T) {
-	l := fragLab(t, conntrack.FwdNAT, false)
+	l := fragLab(t, lvs.FwdNAT, false)
 	w := l.w
 	req := l.request(40000, 0, 3000)
 	req.udp, req.noDF, req.dport = true, true, 81 // no service: no_service
@@ -372,7 +372,7 @@ func TestFragmentFirstDropped(t *testing.T) {
 // TestFragmentTableFull: with no room to hold or record, later fragments
 // are dropped and counted; a first fragment is still forwarded.
 func TestFragmentTableFull(t *testing.T) {
-	l := fragLab(t, conntrack.FwdNAT, false)
+	l := fragLab(t, lvs.FwdNAT, false)
 	w := l.w
 	req := l.request(40000, 0, 3000)
 	req.udp, req.noDF = true, true
@@ -413,7 +413,7 @@ func TestFragmentHandoff(t *testing.T) {
 	for _, owner := range []int{0, 1} {
 		for _, fw := range []int{0, 1} {
 			t.Run(fmt.Sprintf("owner=%d/fragworker=%d", owner, fw), func(t *testing.T) {
-				l, w0, w1 := twoWorkers(t, conntrack.FwdNAT)
+				l, w0, w1 := twoWorkers(t, lvs.FwdNAT)
 				svc := *l.st.services[0]
 				svc.Proto = 17
 				l.st.byKey[serviceKey{svc.VIP, 80, 17}] = &svc
@@ -461,11 +461,11 @@ func TestFragmentHandoff(t *testing.T) {
 // TestFragmentNoAllocs: forwarding the fragments of a known connection
 // allocates nothing.
 func TestFragmentNoAllocs(t *testing.T) {
-	for _, fwd := range []conntrack.Fwd{conntrack.FwdNAT, conntrack.FwdTun} {
+	for _, fwd := range []lvs.Fwd{lvs.FwdNAT, lvs.FwdTun} {
 		l := fragLab(t, fwd, false)
 		w := l.w
-		l.mustForward(t, 0, l.request(40000, tcpSYN, 0), 0, 1, 1)
-		req := l.request(40000, tcpACK, 3000)
+		l.mustForward(t, 0, l.request(40000, lvs.TCPSyn, 0), 0, 1, 1)
+		req := l.request(40000, lvs.TCPAck, 3000)
 		req.noDF = true
 		frames := fragment(t, req.ip(t), 5, fragTestMTU, clientMAC, dirMAC0)
 		var desc xsk.Desc

@@ -10,6 +10,7 @@ import (
 	"github.com/govs/govs/conntrack"
 	"github.com/govs/govs/dataplane/packet"
 	"github.com/govs/govs/inet"
+	"github.com/govs/govs/lvs"
 )
 
 // Firewall-mark services (ipvsadm -f). IPVS reads the mark iptables set;
@@ -55,7 +56,7 @@ func markProtos(sp *ServiceSpec) []uint8 {
 func (s *snapshot) addMarks(svc *Service) {
 	for _, m := range svc.Match {
 		p := m.Prefix.Masked()
-		e := markEntry{addr: inet.AddrFromNetip(p.Addr()), bits: p.Bits(), lo: m.Lo, hi: m.Hi, proto: m.Proto, svc: svc}
+		e := markEntry{addr: inet.AddrFromNetip(p.Addr()), bits: p.Bits(), lo: m.Lo, hi: m.Hi, proto: lvs.Proto(m.Proto), svc: svc}
 		if p.Addr().Is4() {
 			s.marks4 = append(s.marks4, e)
 		} else {

@@ -6,15 +6,15 @@ import (
 
 	"github.com/google/gopacket/layers"
 
-	"github.com/govs/govs/conntrack"
 	"github.com/govs/govs/inet"
+	"github.com/govs/govs/lvs"
 	"github.com/govs/govs/sched"
 )
 
 // markWorker turns testWorker's service into fwmark service 1 matching
 // 198.18.0.96/30 tcp 80 and 8443, persistent, with two real servers of
 // port 0 behind it.
-func markWorker(t *testing.T, fwd conntrack.Fwd) (*worker, *snapshot) {
+func markWorker(t *testing.T, fwd lvs.Fwd) (*worker, *snapshot) {
 	w := testWorker(t, fwd)
 	old := w.d.state.Load()
 	real2 := netip.MustParseAddr("198.18.1.2")
@@ -34,7 +34,7 @@ func markWorker(t *testing.T, fwd conntrack.Fwd) (*worker, *snapshot) {
 	}
 	svc := &Service{Name: "fw", FwMark: 1, Match: match, Fwd: fwd, Sched: s, Dests: dests,
 		Persistence: 300e9, PersistBits: 32, SynProxy: SynProxyOff}
-	if fwd == conntrack.FwdFullNAT {
+	if fwd == lvs.FwdFullNAT {
 		svc.LocalAddrs = []inet.Addr{inet.AddrFromNetip(localIP)}
 	}
 	s.Update([]*sched.Dest{dests[0].Dest, dests[1].Dest})
@@ -53,12 +53,12 @@ func markWorker(t *testing.T, fwd conntrack.Fwd) (*worker, *snapshot) {
 }
 
 func TestMarkLookup(t *testing.T) {
-	_, st := markWorker(t, conntrack.FwdNAT)
+	_, st := markWorker(t, lvs.FwdNAT)
 	a := func(s string) inet.Addr { return inet.AddrFromNetip(netip.MustParseAddr(s)) }
 	cases := []struct {
 		addr  string
 		port  uint16
-		proto uint8
+		proto lvs.Proto
 		want  string
 	}{
 		{"198.18.0.97", 80, 6, "fw"},
@@ -89,7 +89,7 @@ func TestMarkLookup(t *testing.T) {
 // by client and mark, port 0), while another client, scheduled rr, gets
 // the other; the real server of port 0 gets the port the client asked for.
 func TestMarkPersistenceAcrossPorts(t *testing.T) {
-	for _, fwd := range []conntrack.Fwd{conntrack.FwdNAT, conntrack.FwdFullNAT} {
+	for _, fwd := range []lvs.Fwd{lvs.FwdNAT, lvs.FwdFullNAT} {
 		t.Run(fwd.String(), func(t *testing.T) {
 			w, st := markWorker(t, fwd)
 			client2 := netip.MustParseAddr("198.18.0.2")

@@ -12,6 +12,7 @@ import (
 	"github.com/govs/govs/conntrack"
 	"github.com/govs/govs/dataplane/xsk"
 	"github.com/govs/govs/inet"
+	"github.com/govs/govs/lvs"
 )
 
 // Shared helpers of the worker unit tests (worker_*_test.go). They build on
@@ -37,7 +38,7 @@ const freeSlot = 48
 // of its own on them, a few UMEM frames are free, both interfaces have
 // addresses of both families, and the next hop toward the real server has
 // a source address (the tunnel source) of its family.
-func newLab(t testing.TB, fwd conntrack.Fwd, v6 bool) *spLab {
+func newLab(t testing.TB, fwd lvs.Fwd, v6 bool) *spLab {
 	t.Helper()
 	l := newSPLab(t, fwd, v6)
 	w := l.w
@@ -55,7 +56,7 @@ func newLab(t testing.TB, fwd conntrack.Fwd, v6 bool) *spLab {
 		inet.AddrFromNetip(l.real): {Iface: 1, SrcMAC: [6]byte(dirMAC1), DstMAC: [6]byte(realMAC), MTU: 1500,
 			Src: inet.AddrFromNetip(src)},
 	})
-	if fwd == conntrack.FwdFullNAT {
+	if fwd == lvs.FwdFullNAT {
 		l.st.locals = map[inet.Addr]bool{inet.AddrFromNetip(l.locl): true}
 	}
 	return l
@@ -68,7 +69,7 @@ type pk struct {
 	src, dst       netip.Addr
 	sport, dport   uint16
 	udp            bool
-	flags          uint8 // TCP flags: tcpSYN, tcpACK, ...
+	flags          lvs.TCPFlags // TCP flags: lvs.TCPSyn, lvs.TCPAck, ...
 	ttl            uint8
 	noDF           bool
 	payload        int // bytes of payload (a counting pattern)
@@ -76,13 +77,13 @@ type pk struct {
 }
 
 // request returns a packet from the lab's client to its VIP:80.
-func (l *spLab) request(sport uint16, flags uint8, payload int) pk {
+func (l *spLab) request(sport uint16, flags lvs.TCPFlags, payload int) pk {
 	return pk{srcMAC: clientMAC, dstMAC: dirMAC0, src: l.client, dst: l.vip, sport: sport, dport: 80, flags: flags, payload: payload}
 }
 
 // fromReal returns a packet from the lab's real server (port 8080) to
 // dst:dport, as it arrives on the real-server side.
-func (l *spLab) fromReal(dst netip.Addr, dport uint16, flags uint8, payload int) pk {
+func (l *spLab) fromReal(dst netip.Addr, dport uint16, flags lvs.TCPFlags, payload int) pk {
 	return pk{srcMAC: realMAC, dstMAC: dirMAC1, src: l.real, dst: dst, sport: 8080, dport: dport, flags: flags, payload: payload}
 }
 
@@ -102,7 +103,7 @@ func (p pk) l4(ip gopacket.NetworkLayer) gopacket.SerializableLayer {
 		return u
 	}
 	tcp := &layers.TCP{SrcPort: layers.TCPPort(p.sport), DstPort: layers.TCPPort(p.dport), Seq: p.seq, Window: 1000,
-		FIN: p.flags&tcpFIN != 0, SYN: p.flags&tcpSYN != 0, RST: p.flags&tcpRST != 0, ACK: p.flags&tcpACK != 0}
+		FIN: p.flags&lvs.TCPFin != 0, SYN: p.flags&lvs.TCPSyn != 0, RST: p.flags&lvs.TCPRst != 0, ACK: p.flags&lvs.TCPAck != 0}
 	if tcp.ACK {
 		tcp.Ack = 1
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/govs/govs/bpf"
 	"github.com/govs/govs/conntrack"
 	"github.com/govs/govs/inet"
+	"github.com/govs/govs/lvs"
 )
 
 // The connection mirror (issue #14).
@@ -80,7 +81,7 @@ const (
 	mvIfindex                                      = 96 // uint32; the rest is reserved
 )
 
-// mirrorFlags are the Conn.Flags bits a record keeps: the dataplane's that
+// mirrorFlags are the connection flag bits (wireFlags) a record keeps: the dataplane's that
 // describe the connection (the fast path's bits and count describe entries
 // of the old process's generation, and the table sets its own on Insert).
 const mirrorFlags = flagSynProxy | flagSynPending | flagNoL2
@@ -330,17 +331,17 @@ func (w *worker) tickMirror(now int64, st *snapshot) {
 }
 
 // putKey writes key record i.
-func (b *mirrorBatch) putKey(i int, src, dst inet.Addr, sport, dport uint16, proto, kind uint8, worker uint16) {
+func (b *mirrorBatch) putKey(i int, src, dst inet.Addr, sport, dport uint16, proto lvs.Proto, kind uint8, worker uint16) {
 	mirrorKey(b.keys[i*mirrorKeySize:(i+1)*mirrorKeySize], src, dst, sport, dport, proto, kind, worker)
 }
 
 // mirrorKey writes a record's key into k.
-func mirrorKey(k []byte, src, dst inet.Addr, sport, dport uint16, proto, kind uint8, worker uint16) {
+func mirrorKey(k []byte, src, dst inet.Addr, sport, dport uint16, proto lvs.Proto, kind uint8, worker uint16) {
 	copy(k[mkSrc:mkSrc+16], src[:])
 	copy(k[mkDst:mkDst+16], dst[:])
 	binary.LittleEndian.PutUint16(k[mkSPort:], sport)
 	binary.LittleEndian.PutUint16(k[mkDPort:], dport)
-	k[mkProto], k[mkKind] = proto, kind
+	k[mkProto], k[mkKind] = uint8(proto), kind
 	binary.LittleEndian.PutUint16(k[mkWorker:], worker)
 }
 
@@ -354,6 +355,7 @@ func putService(v []byte, svc *Service) {
 
 // mirrorConn records connection c (created, or its state changed).
 func (w *worker) mirrorConn(c *conntrack.Conn, st *snapshot) {
+	cp := w.path(c)
 	if w.mir == nil {
 		return
 	}
@@ -367,21 +369,21 @@ func (w *worker) mirrorConn(c *conntrack.Conn, st *snapshot) {
 	v := b.vals[i*mirrorValSize : (i+1)*mirrorValSize]
 	clear(v)
 	v[mvVersion], v[mvFwd], v[mvState] = mirrorVersion, uint8(c.Fwd), uint8(c.State)
-	binary.LittleEndian.PutUint16(v[mvFlags:], c.Flags&mirrorFlags)
+	binary.LittleEndian.PutUint16(v[mvFlags:], cp.flags&mirrorFlags)
 	binary.LittleEndian.PutUint64(v[mvExpires:], uint64(c.Expires+monoOffset))
 	putService(v, svc)
 	copy(v[mvDestAddr:mvDestAddr+16], dst.Addr[:])
 	binary.LittleEndian.PutUint16(v[mvDestPort:], dst.Port)
 	copy(v[mvLAddr:mvLAddr+16], c.LAddr[:])
 	binary.LittleEndian.PutUint16(v[mvLPort:], c.LPort)
-	copy(v[mvClientMAC:mvClientMAC+6], c.ClientMAC[:])
-	copy(v[mvLocalMAC:mvLocalMAC+6], c.LocalMAC[:])
-	binary.LittleEndian.PutUint16(v[mvClientWin:], c.ClientWin)
-	binary.LittleEndian.PutUint32(v[mvSeqDelta:], c.SeqDelta)
-	v[mvWinShift] = uint8(c.WinShift)
-	if int(c.InPort) < len(w.d.ifaces) {
+	copy(v[mvClientMAC:mvClientMAC+6], cp.clientMAC[:])
+	copy(v[mvLocalMAC:mvLocalMAC+6], cp.localMAC[:])
+	binary.LittleEndian.PutUint16(v[mvClientWin:], cp.clientWin)
+	binary.LittleEndian.PutUint32(v[mvSeqDelta:], cp.seqDelta)
+	v[mvWinShift] = uint8(cp.winShift)
+	if int(cp.inPort) < len(w.d.ifaces) {
 		// By ifindex: the next govsd may list its interfaces otherwise.
-		binary.LittleEndian.PutUint32(v[mvIfindex:], uint32(w.d.ifaces[c.InPort].Index))
+		binary.LittleEndian.PutUint32(v[mvIfindex:], uint32(w.d.ifaces[cp.inPort].Index))
 	}
 }
 
@@ -471,14 +473,14 @@ type mirrorRecord struct {
 	worker            uint16
 	src, dst          inet.Addr
 	sport, dport      uint16
-	proto             uint8
-	fwd               conntrack.Fwd
+	proto             lvs.Proto
+	fwd               lvs.Fwd
 	state             conntrack.State
 	flags             uint16
 	expires           int64 // on nanotime's clock
 	svcAddr           inet.Addr
 	svcPort           uint16
-	svcProto          uint8
+	svcProto          lvs.Proto
 	fwMark            uint32
 	destAddr          inet.Addr
 	destPort          uint16
@@ -499,14 +501,14 @@ func decodeMirror(k, v []byte) mirrorRecord {
 		dst:       inet.Addr(k[mkDst : mkDst+16]),
 		sport:     binary.LittleEndian.Uint16(k[mkSPort:]),
 		dport:     binary.LittleEndian.Uint16(k[mkDPort:]),
-		proto:     k[mkProto],
-		fwd:       conntrack.Fwd(v[mvFwd]),
+		proto:     lvs.Proto(k[mkProto]),
+		fwd:       lvs.Fwd(v[mvFwd]),
 		state:     conntrack.State(v[mvState]),
 		flags:     binary.LittleEndian.Uint16(v[mvFlags:]) & mirrorFlags,
 		expires:   int64(binary.LittleEndian.Uint64(v[mvExpires:])) - monoOffset,
 		svcAddr:   inet.Addr(v[mvSvcAddr : mvSvcAddr+16]),
 		svcPort:   binary.LittleEndian.Uint16(v[mvSvcPort:]),
-		svcProto:  v[mvSvcProto],
+		svcProto:  lvs.Proto(v[mvSvcProto]),
 		fwMark:    binary.LittleEndian.Uint32(v[mvFwMark:]),
 		destAddr:  inet.Addr(v[mvDestAddr : mvDestAddr+16]),
 		destPort:  binary.LittleEndian.Uint16(v[mvDestPort:]),
@@ -641,7 +643,7 @@ func (d *Director) Adopt() (AdoptStats, error) {
 func (d *Director) adoptOwner(r *mirrorRecord) (*worker, bool) {
 	nw := uint32(len(d.workers))
 	q := mixEndpoint(r.src, r.sport) % nw
-	if r.fwd == conntrack.FwdFullNAT && uint32(r.lPort)%nw != q {
+	if fwdOf(r.fwd).localEndpoint() && uint32(r.lPort)%nw != q {
 		return nil, false
 	}
 	return d.workers[q], true
@@ -655,34 +657,30 @@ func (w *worker) adoptConn(r *mirrorRecord, st *snapshot, now int64) bool {
 		return false
 	}
 	dst := r.dest(svc)
-	if dst == nil || (r.fwd == conntrack.FwdFullNAT && !st.locals[r.lAddr]) {
+	if dst == nil || (fwdOf(r.fwd).localEndpoint() && !st.locals[r.lAddr]) {
 		return false
 	}
 	conn := conntrack.Conn{
 		Orig:    conntrack.Tuple{Src: r.src, Dst: r.dst, SrcPort: r.sport, DstPort: r.dport, Proto: r.proto},
 		Service: svc.ID, Dest: dst.ID, Fwd: r.fwd, State: r.state,
+		LAddr: r.lAddr, LPort: r.lPort,
+	}
+	cp := connPath{
 		// The fast path's count saturated: the first packet through the
 		// worker writes the flow entries it lacks (adoptFlows).
-		Flags:     r.flags | fastCountMask,
-		ClientMAC: r.clientMAC, LocalMAC: r.locMAC,
-		LAddr: r.lAddr, LPort: r.lPort,
-		SeqDelta: r.seqDelta, ClientWin: r.clientWin, WinShift: r.winShift,
+		flags:     r.flags | fastCountMask,
+		clientMAC: r.clientMAC, localMAC: r.locMAC,
+		seqDelta: r.seqDelta, clientWin: r.clientWin, winShift: r.winShift,
 	}
 	if i := w.d.ifaceIndex(r.ifindex); i >= 0 {
-		conn.InPort = uint16(i)
+		cp.inPort = uint16(i)
 	} else {
 		// Its interface is no longer served: the return path is
 		// learned from the next request, as for a synced connection.
-		conn.Flags |= flagNoL2
+		cp.flags |= flagNoL2
 	}
-	rport := destPort(dst, r.dport)
-	switch r.fwd {
-	case conntrack.FwdNAT:
-		conn.Reply = conntrack.Tuple{Src: dst.Addr, Dst: r.src, SrcPort: rport, DstPort: r.sport, Proto: r.proto}
-	case conntrack.FwdFullNAT:
-		conn.Reply = conntrack.Tuple{Src: dst.Addr, Dst: r.lAddr, SrcPort: rport, DstPort: r.lPort, Proto: r.proto}
-	}
-	c, err := w.ct.Insert(&conn, now)
+	conn.Reply = fwdOf(r.fwd).replyTuple(conn.Orig, dst.Addr, destPort(dst, r.dport), r.lAddr, r.lPort)
+	c, err := w.insert(&conn, cp, now)
 	if err != nil {
 		return false
 	}
@@ -706,15 +704,16 @@ func (w *worker) adoptConn(r *mirrorRecord, st *snapshot, now int64) bool {
 // forwarding c without a packet through a worker, so a restart neither
 // slows nor reorders established flows.
 func (w *worker) adoptFlows(c *conntrack.Conn) {
+	cp := w.path(c)
 	if !fastState(c.State) || w.d.steer == nil || !w.d.flowEntries() {
 		return
 	}
-	c.FastGen = uint16(w.d.steer.FlowGeneration())
+	cp.fastGen = uint16(w.d.steer.FlowGeneration())
 	if w.d.steer.FlowCurrent(flowOf(&c.Orig)) {
-		c.Flags |= flagFastIn
+		cp.flags |= flagFastIn
 	}
-	if (c.Fwd == conntrack.FwdNAT || c.Fwd == conntrack.FwdFullNAT) && w.d.steer.FlowCurrent(flowOf(&c.Reply)) {
-		c.Flags |= flagFastOut
+	if viaDirector(c.Fwd) && w.d.steer.FlowCurrent(flowOf(&c.Reply)) {
+		cp.flags |= flagFastOut
 	}
 }
 
@@ -724,16 +723,14 @@ func (d *Director) forgetFlows(r *mirrorRecord) {
 	if d.steer == nil {
 		return
 	}
-	d.steer.DeleteFlow(bpf.Flow{Src: r.src, Dst: r.dst, SrcPort: r.sport, DstPort: r.dport, Proto: r.proto})
+	orig := conntrack.Tuple{Src: r.src, Dst: r.dst, SrcPort: r.sport, DstPort: r.dport, Proto: r.proto}
+	d.steer.DeleteFlow(flowOf(&orig))
 	rport := r.destPort
 	if rport == 0 {
 		rport = r.dport
 	}
-	switch r.fwd {
-	case conntrack.FwdNAT:
-		d.steer.DeleteFlow(bpf.Flow{Src: r.destAddr, Dst: r.src, SrcPort: rport, DstPort: r.sport, Proto: r.proto})
-	case conntrack.FwdFullNAT:
-		d.steer.DeleteFlow(bpf.Flow{Src: r.destAddr, Dst: r.lAddr, SrcPort: rport, DstPort: r.lPort, Proto: r.proto})
+	if reply := fwdOf(r.fwd).replyTuple(orig, r.destAddr, rport, r.lAddr, r.lPort); reply != (conntrack.Tuple{}) {
+		d.steer.DeleteFlow(flowOf(&reply))
 	}
 }
 

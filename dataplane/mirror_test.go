@@ -12,7 +12,7 @@ import (
 	"github.com/govs/govs/conntrack"
 	"github.com/govs/govs/dataplane/packet"
 	"github.com/govs/govs/inet"
-	"github.com/govs/govs/sched"
+	"github.com/govs/govs/lvs"
 )
 
 // fakeStore is the mirror's store in memory (bpf.Store's tests cover the
@@ -67,9 +67,8 @@ func (s *fakeStore) records(kind uint8) []mirrorRecord {
 // removals to the mirror as newWorker's does.
 func mirrored(l *spLab, s mirrorStore) *spLab {
 	w := l.w
-	w.ct = conntrack.New(conntrack.Config{Capacity: 1 << 12, Timeouts: conntrack.DefaultTimeouts(),
-		OnClass:  func(dest uint32, from, to sched.ConnClass) { w.d.state.Load().dest(dest).Transition(from, to) },
-		OnRemove: w.onRemove, LastSeen: w.lastSeen})
+	w.setTable(conntrack.New(conntrack.Config{Capacity: 1 << 12, Timeouts: conntrack.DefaultTimeouts(),
+		OnState: w.d.countState, OnRemove: w.onRemove, LastSeen: w.lastSeen}))
 	w.d.attachMirror(s)
 	return l
 }
@@ -80,7 +79,7 @@ func addWorkers(l *spLab, n int) {
 	d := l.w.d
 	for q := 1; q < n; q++ {
 		w := &worker{d: d, q: q, lportNext: map[inet.Addr]int{}}
-		w.ct = conntrack.New(conntrack.Config{Capacity: 1 << 12, Timeouts: conntrack.DefaultTimeouts(), OnRemove: w.onRemove})
+		w.setTable(conntrack.New(conntrack.Config{Capacity: 1 << 12, Timeouts: conntrack.DefaultTimeouts(), OnRemove: w.onRemove}))
 		d.workers = append(d.workers, w)
 	}
 	if d.mirror != nil {
@@ -101,7 +100,15 @@ func onlyConn(t *testing.T, w *worker) *conntrack.Conn {
 // sameConn fails unless adopted is old as the next govsd must see it: the
 // same tuples, server, state, expiry, return path and translation; the
 // fast path's bits cleared and its count saturated.
-func sameConn(t *testing.T, old, adopted *conntrack.Conn) {
+// connSnap is a copy of a connection with its data path part.
+type connSnap struct {
+	conntrack.Conn
+	path connPath
+}
+
+func snap(w *worker, c *conntrack.Conn) connSnap { return connSnap{*c, *w.path(c)} }
+
+func sameConn(t *testing.T, old, adopted connSnap) {
 	t.Helper()
 	if adopted.Orig != old.Orig || adopted.Reply != old.Reply || adopted.Fwd != old.Fwd || adopted.State != old.State ||
 		adopted.Dest != old.Dest || adopted.Service != old.Service {
@@ -111,18 +118,22 @@ func sameConn(t *testing.T, old, adopted *conntrack.Conn) {
 	if adopted.Expires != old.Expires {
 		t.Errorf("adopted expiry %d, want %d", adopted.Expires, old.Expires)
 	}
-	if adopted.InPort != old.InPort || adopted.ClientMAC != old.ClientMAC || adopted.LocalMAC != old.LocalMAC ||
+	ap, op := adopted.path, old.path
+	if ap.inPort != op.inPort || ap.clientMAC != op.clientMAC || ap.localMAC != op.localMAC ||
 		adopted.LAddr != old.LAddr || adopted.LPort != old.LPort {
-		t.Errorf("adopted return path %d %x %x %v:%d, want %d %x %x %v:%d", adopted.InPort, adopted.ClientMAC, adopted.LocalMAC,
-			adopted.LAddr, adopted.LPort, old.InPort, old.ClientMAC, old.LocalMAC, old.LAddr, old.LPort)
+		t.Errorf("adopted return path %d %x %x %v:%d, want %d %x %x %v:%d", ap.inPort, ap.clientMAC, ap.localMAC,
+			adopted.LAddr, adopted.LPort, op.inPort, op.clientMAC, op.localMAC, old.LAddr, old.LPort)
 	}
-	if adopted.SeqDelta != old.SeqDelta || adopted.ClientWin != old.ClientWin || adopted.WinShift != old.WinShift {
-		t.Errorf("adopted translation %d/%d/%d, want %d/%d/%d", adopted.SeqDelta, adopted.ClientWin, adopted.WinShift,
-			old.SeqDelta, old.ClientWin, old.WinShift)
+	if ap.seqDelta != op.seqDelta || ap.clientWin != op.clientWin || ap.winShift != op.winShift {
+		t.Errorf("adopted translation %d/%d/%d, want %d/%d/%d", ap.seqDelta, ap.clientWin, ap.winShift,
+			op.seqDelta, op.clientWin, op.winShift)
 	}
-	want := old.Flags&^(flagFast|fastCountMask) | fastCountMask
-	if adopted.Flags != want {
-		t.Errorf("adopted flags %#x, want %#x", adopted.Flags, want)
+	if adopted.Flags != old.Flags {
+		t.Errorf("adopted table flags %#x, want %#x", adopted.Flags, old.Flags)
+	}
+	want := op.flags&^(flagFast|fastCountMask) | fastCountMask
+	if ap.flags != want {
+		t.Errorf("adopted flags %#x, want %#x", ap.flags, want)
 	}
 }
 
@@ -131,23 +142,23 @@ func sameConn(t *testing.T, old, adopted *conntrack.Conn) {
 // forwards its next request (and reply) without a SYN, rewritten as
 // before: the same real server and, for full-NAT, local port.
 func TestMirrorAdoptForwarding(t *testing.T) {
-	for _, fwd := range []conntrack.Fwd{conntrack.FwdNAT, conntrack.FwdFullNAT, conntrack.FwdDR, conntrack.FwdTun} {
+	for _, fwd := range []lvs.Fwd{lvs.FwdNAT, lvs.FwdFullNAT, lvs.FwdDR, lvs.FwdTun} {
 		for _, v6 := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/v6=%v", fwd, v6), func(t *testing.T) {
 				store := newFakeStore()
 				old := mirrored(newLab(t, fwd, v6), store)
 				const cport = 40000
-				syn := old.request(cport, tcpSYN, 0)
+				syn := old.request(cport, lvs.TCPSyn, 0)
 				lport := checkRequest(t, old, old.mustForward(t, 0, syn, 0, 1, 1), syn, fwd)
 				replyTo, replyPort := old.client, uint16(cport)
-				if fwd == conntrack.FwdFullNAT {
+				if fwd == lvs.FwdFullNAT {
 					replyTo, replyPort = old.locl, lport
 				}
-				if fwd == conntrack.FwdNAT || fwd == conntrack.FwdFullNAT {
-					old.mustForward(t, 1, old.fromReal(replyTo, replyPort, tcpSYN|tcpACK, 0), 1, 0, 2)
+				if fwd == lvs.FwdNAT || fwd == lvs.FwdFullNAT {
+					old.mustForward(t, 1, old.fromReal(replyTo, replyPort, lvs.TCPSyn|lvs.TCPAck, 0), 1, 0, 2)
 				}
-				old.mustForward(t, 2, old.request(cport, tcpACK, 10), 0, 1, 3)
-				oc := *onlyConn(t, old.w)
+				old.mustForward(t, 2, old.request(cport, lvs.TCPAck, 10), 0, 1, 3)
+				oc := snap(old.w, onlyConn(t, old.w))
 				if oc.State != conntrack.StateEstablished {
 					t.Fatalf("state %s before the restart, want ESTABLISHED", oc.State)
 				}
@@ -161,16 +172,16 @@ func TestMirrorAdoptForwarding(t *testing.T) {
 				if err != nil || st != (AdoptStats{Conns: 1}) {
 					t.Fatalf("adopt: %+v %v, want 1 connection", st, err)
 				}
-				sameConn(t, &oc, onlyConn(t, next.w))
+				sameConn(t, oc, snap(next.w, onlyConn(t, next.w)))
 				if a := next.st.dests[0].ActiveConns(); a != 1 {
 					t.Errorf("real server's active connections %d after adoption, want 1", a)
 				}
-				data := next.request(cport, tcpACK, 20)
+				data := next.request(cport, lvs.TCPAck, 20)
 				if got := checkRequest(t, next, next.mustForward(t, 0, data, 0, 1, 4), data, fwd); got != lport {
 					t.Errorf("adopted connection's request left from local port %d, want %d", got, lport)
 				}
-				if fwd == conntrack.FwdNAT || fwd == conntrack.FwdFullNAT {
-					r := next.fromReal(replyTo, replyPort, tcpACK, 30)
+				if fwd == lvs.FwdNAT || fwd == lvs.FwdFullNAT {
+					r := next.fromReal(replyTo, replyPort, lvs.TCPAck, 30)
 					checkReply(t, next, next.mustForward(t, 1, r, 1, 0, 5), r, cport)
 				}
 				if n := next.w.ctr.NewConns.Load(); n != 0 {
@@ -188,7 +199,7 @@ func TestMirrorAdoptForwarding(t *testing.T) {
 // changed) is skipped and counted.
 func TestMirrorFullNATOwner(t *testing.T) {
 	for _, nw := range []int{2, 3, 5, 7} {
-		l := newLab(t, conntrack.FwdFullNAT, false)
+		l := newLab(t, lvs.FwdFullNAT, false)
 		addWorkers(l, nw)
 		svc, dst := l.st.services[0], l.st.dests[0]
 		for _, w := range l.w.d.workers {
@@ -211,7 +222,7 @@ func TestMirrorFullNATOwner(t *testing.T) {
 
 	// Record on 3 workers, adopt on 3 and on 2.
 	store := newFakeStore()
-	old := mirrored(newLab(t, conntrack.FwdFullNAT, false), store)
+	old := mirrored(newLab(t, lvs.FwdFullNAT, false), store)
 	addWorkers(old, 3)
 	client := inet.AddrFromNetip(old.client)
 	var ports []uint16 // client ports whose connections worker 0 owns
@@ -221,10 +232,10 @@ func TestMirrorFullNATOwner(t *testing.T) {
 		}
 	}
 	for i, p := range ports {
-		old.mustForward(t, i%8, old.request(p, tcpSYN, 0), 0, 1, int64(1+i))
+		old.mustForward(t, i%8, old.request(p, lvs.TCPSyn, 0), 0, 1, int64(1+i))
 	}
 	old.w.d.flushMirror()
-	next := mirrored(newLab(t, conntrack.FwdFullNAT, false), store)
+	next := mirrored(newLab(t, lvs.FwdFullNAT, false), store)
 	addWorkers(next, 3)
 	if st, err := next.w.d.Adopt(); err != nil || st != (AdoptStats{Conns: len(ports)}) {
 		t.Fatalf("adopt on 3 workers: %+v %v, want %d connections", st, err, len(ports))
@@ -241,7 +252,7 @@ func TestMirrorFullNATOwner(t *testing.T) {
 			want.Misplaced++
 		}
 	}
-	two := mirrored(newLab(t, conntrack.FwdFullNAT, false), store)
+	two := mirrored(newLab(t, lvs.FwdFullNAT, false), store)
 	addWorkers(two, 2)
 	if st, err := two.w.d.Adopt(); err != nil || st != want {
 		t.Errorf("adopt on 2 workers: %+v %v, want %+v", st, err, want)
@@ -263,7 +274,7 @@ func TestMirrorFullNATOwner(t *testing.T) {
 // ways, a pending one completes its real server's handshake.
 func TestMirrorSynProxy(t *testing.T) {
 	store := newFakeStore()
-	old := mirrored(newSPLab(t, conntrack.FwdNAT, false), store)
+	old := mirrored(newSPLab(t, lvs.FwdNAT, false), store)
 	now := int64(time.Second)
 	o := packet.SynOptions{MSS: 1460, WScale: 7, HasWScale: true}
 	const isn, sisn = 5, 77
@@ -285,22 +296,21 @@ func TestMirrorSynProxy(t *testing.T) {
 	if _, ok, _ := old.run(t, 2, sa.bytes(t), 1, now+1); !ok {
 		t.Fatalf("SYN-ACK dropped: %v", dropSummary(old.w))
 	}
-	before := map[uint16]conntrack.Conn{}
+	before := map[uint16]connSnap{}
 	for _, c := range conns(old.w) {
-		before[c.Orig.SrcPort] = *c
+		before[c.Orig.SrcPort] = snap(old.w, c)
 	}
-	if c := before[40000]; c.SeqDelta != sisn-cookies[0] || c.WinShift != 9-int8(packet.SynProxyWScale) || c.Flags&flagSynPending != 0 {
-		t.Fatalf("established proxied connection: delta %d shift %d flags %#x", c.SeqDelta, c.WinShift, c.Flags)
+	if c := before[40000].path; c.seqDelta != sisn-cookies[0] || c.winShift != 9-int8(packet.SynProxyWScale) || c.flags&flagSynPending != 0 {
+		t.Fatalf("established proxied connection: delta %d shift %d flags %#x", c.seqDelta, c.winShift, c.flags)
 	}
 	old.w.d.flushMirror()
 
-	next := mirrored(newSPLab(t, conntrack.FwdNAT, false), store)
+	next := mirrored(newSPLab(t, lvs.FwdNAT, false), store)
 	if st, err := next.w.d.Adopt(); err != nil || st != (AdoptStats{Conns: 2}) {
 		t.Fatalf("adopt: %+v %v, want 2 connections", st, err)
 	}
 	for _, c := range conns(next.w) {
-		oc := before[c.Orig.SrcPort]
-		sameConn(t, &oc, c)
+		sameConn(t, before[c.Orig.SrcPort], snap(next.w, c))
 	}
 	// The established one: a request's ack moves into the server's space.
 	req := client
@@ -328,12 +338,12 @@ func TestMirrorSynProxy(t *testing.T) {
 func TestMirrorTemplates(t *testing.T) {
 	store := newFakeStore()
 	persistent := func() *spLab {
-		l := mirrored(newLab(t, conntrack.FwdNAT, false), store)
+		l := mirrored(newLab(t, lvs.FwdNAT, false), store)
 		l.st.services[0].Persistence, l.st.services[0].PersistBits = time.Minute, 32
 		return l
 	}
 	old := persistent()
-	old.mustForward(t, 0, old.request(40000, tcpSYN, 0), 0, 1, 1)
+	old.mustForward(t, 0, old.request(40000, lvs.TCPSyn, 0), 0, 1, 1)
 	old.w.d.flushMirror()
 	if n := len(store.records(mirrorKindTemplate)); n != 1 {
 		t.Fatalf("store holds %d template records, want 1", n)
@@ -357,7 +367,7 @@ func TestMirrorTemplates(t *testing.T) {
 		t.Error("adopted connection not bound to its template")
 	}
 	// A new connection of the client goes where the template says.
-	next.mustForward(t, 0, next.request(40001, tcpSYN, 0), 0, 1, 2)
+	next.mustForward(t, 0, next.request(40001, lvs.TCPSyn, 0), 0, 1, 2)
 }
 
 // TestMirrorSkips: expired records, records of services, real servers or
@@ -365,9 +375,9 @@ func TestMirrorTemplates(t *testing.T) {
 // format version are not adopted, are counted, and leave the store.
 func TestMirrorSkips(t *testing.T) {
 	store := newFakeStore()
-	old := mirrored(newLab(t, conntrack.FwdFullNAT, false), store)
+	old := mirrored(newLab(t, lvs.FwdFullNAT, false), store)
 	for i := 0; i < 6; i++ {
-		old.mustForward(t, i, old.request(uint16(40000+i), tcpSYN, 0), 0, 1, int64(1+i))
+		old.mustForward(t, i, old.request(uint16(40000+i), lvs.TCPSyn, 0), 0, 1, int64(1+i))
 	}
 	old.w.d.flushMirror()
 	edit := func(port uint16, f func(v []byte)) {
@@ -385,7 +395,7 @@ func TestMirrorSkips(t *testing.T) {
 	})
 	edit(40002, func(v []byte) { binary.LittleEndian.PutUint16(v[mvSvcPort:], 81) })  // no such service
 	edit(40003, func(v []byte) { binary.LittleEndian.PutUint16(v[mvDestPort:], 81) }) // no such real server
-	edit(40004, func(v []byte) { v[mvFwd] = uint8(conntrack.FwdDR) })                 // the server forwards otherwise now
+	edit(40004, func(v []byte) { v[mvFwd] = uint8(lvs.FwdDR) })                       // the server forwards otherwise now
 	edit(40005, func(v []byte) { v[mvVersion] = mirrorVersion + 1 })                  // another govs
 	var k [mirrorKeySize]byte
 	k[mkKind] = 9 // a kind this govs does not know
@@ -393,7 +403,7 @@ func TestMirrorSkips(t *testing.T) {
 	v[mvVersion] = mirrorVersion
 	store.m[k] = v
 
-	next := mirrored(newLab(t, conntrack.FwdFullNAT, false), store)
+	next := mirrored(newLab(t, lvs.FwdFullNAT, false), store)
 	if st, err := next.w.d.Adopt(); err != nil || st != (AdoptStats{Conns: 1, Expired: 1, Unknown: 5}) {
 		t.Fatalf("adopt: %+v %v, want 1 adopted, 1 expired, 5 unknown", st, err)
 	}
@@ -404,7 +414,7 @@ func TestMirrorSkips(t *testing.T) {
 		t.Errorf("store holds %d records after adoption, want 1", len(store.m))
 	}
 	// Without the local address, full-NAT connections cannot be adopted.
-	again := mirrored(newLab(t, conntrack.FwdFullNAT, false), store)
+	again := mirrored(newLab(t, lvs.FwdFullNAT, false), store)
 	again.st.locals = nil
 	if st, _ := again.w.d.Adopt(); st != (AdoptStats{Unknown: 1}) {
 		t.Errorf("adopt without the local address: %+v, want 1 unknown", st)
@@ -417,23 +427,23 @@ func TestMirrorSkips(t *testing.T) {
 // refresh brings expiries forward, and the sweep deletes expired records.
 func TestMirrorRecordsChanges(t *testing.T) {
 	store := newFakeStore()
-	l := mirrored(newLab(t, conntrack.FwdNAT, false), store)
+	l := mirrored(newLab(t, lvs.FwdNAT, false), store)
 	d := l.w.d
-	l.mustForward(t, 0, l.request(40000, tcpSYN, 0), 0, 1, 1)
+	l.mustForward(t, 0, l.request(40000, lvs.TCPSyn, 0), 0, 1, 1)
 	d.flushMirror()
 	recs := store.records(mirrorKindConn)
 	if len(recs) != 1 || recs[0].state != conntrack.StateSynRecv {
 		t.Fatalf("records %+v, want one in SYN_RECV", recs)
 	}
-	l.mustForward(t, 1, l.fromReal(l.client, 40000, tcpSYN|tcpACK, 0), 1, 0, 2)
-	l.mustForward(t, 2, l.request(40000, tcpACK, 0), 0, 1, 3)
+	l.mustForward(t, 1, l.fromReal(l.client, 40000, lvs.TCPSyn|lvs.TCPAck, 0), 1, 0, 2)
+	l.mustForward(t, 2, l.request(40000, lvs.TCPAck, 0), 0, 1, 3)
 	l.w.pushMirror()
 	d.drainMirror()
 	if recs = store.records(mirrorKindConn); len(recs) != 1 || recs[0].state != conntrack.StateEstablished {
 		t.Fatalf("records %+v, want one ESTABLISHED", recs)
 	}
 	// Later packets move the expiry without a record; the refresh does.
-	l.mustForward(t, 2, l.request(40000, tcpACK, 10), 0, 1, int64(time.Minute))
+	l.mustForward(t, 2, l.request(40000, lvs.TCPAck, 10), 0, 1, int64(time.Minute))
 	c := onlyConn(t, l.w)
 	l.w.tickMirror(int64(mirrorRefresh), d.state.Load())
 	d.drainMirror()
@@ -442,7 +452,7 @@ func TestMirrorRecordsChanges(t *testing.T) {
 	}
 	// Removed, and the tuple reused, within one buffer.
 	l.w.ct.Delete(c)
-	l.mustForward(t, 3, l.request(40000, tcpSYN, 0), 0, 1, int64(time.Minute)+1)
+	l.mustForward(t, 3, l.request(40000, lvs.TCPSyn, 0), 0, 1, int64(time.Minute)+1)
 	l.w.pushMirror()
 	d.drainMirror()
 	if recs = store.records(mirrorKindConn); len(recs) != 1 || recs[0].state != conntrack.StateSynRecv {
@@ -476,9 +486,9 @@ func TestMirrorRecordsChanges(t *testing.T) {
 // records, counted, and never blocks.
 func TestMirrorOverflow(t *testing.T) {
 	store := newFakeStore()
-	l := mirrored(newLab(t, conntrack.FwdNAT, false), store)
+	l := mirrored(newLab(t, lvs.FwdNAT, false), store)
 	l.w.mirOut = make(chan *mirrorBatch, 1)
-	l.mustForward(t, 0, l.request(40000, tcpSYN, 0), 0, 1, 1)
+	l.mustForward(t, 0, l.request(40000, lvs.TCPSyn, 0), 0, 1, 1)
 	c := onlyConn(t, l.w)
 	st := l.w.d.state.Load()
 	for i := 1; i < 3*mirrorBatchLen; i++ {
@@ -496,12 +506,12 @@ func TestMirrorOverflow(t *testing.T) {
 // TestMirrorAllocs: recording connections as they are created, change
 // state and are removed allocates nothing per packet.
 func TestMirrorAllocs(t *testing.T) {
-	l := mirrored(newLab(t, conntrack.FwdFullNAT, false), newFakeStore())
+	l := mirrored(newLab(t, lvs.FwdFullNAT, false), newFakeStore())
 	w := l.w
 	var syns, rsts [][]byte
 	for i := 0; i < 300; i++ {
-		syns = append(syns, l.request(uint16(30000+i), tcpSYN, 0).bytes(t))
-		rsts = append(rsts, l.request(uint16(30000+i), tcpRST, 0).bytes(t))
+		syns = append(syns, l.request(uint16(30000+i), lvs.TCPSyn, 0).bytes(t))
+		rsts = append(rsts, l.request(uint16(30000+i), lvs.TCPRst, 0).bytes(t))
 	}
 	i := 0
 	now := int64(1)

@@ -13,8 +13,8 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/govs/govs/bpf"
-	"github.com/govs/govs/conntrack"
 	"github.com/govs/govs/inet"
+	"github.com/govs/govs/lvs"
 )
 
 // These tests read the kernel's routes, links and addresses (no root
@@ -122,8 +122,8 @@ func TestSynGuardOfDirector(t *testing.T) {
 	on := webSpec()
 	on.SynProxy = SynProxyOn
 	dr := webSpec()
-	dr.Name, dr.Port, dr.Fwd = "dr", 81, conntrack.FwdDR
-	dr.Dests[0].Fwd = conntrack.FwdDR
+	dr.Name, dr.Port, dr.Fwd = "dr", 81, lvs.FwdDR
+	dr.Dests[0].Fwd = lvs.FwdDR
 	udp := webSpec()
 	udp.Name, udp.Proto = "dns", 17
 	applySpecs(t, d, on, dr, udp)

@@ -3,11 +3,12 @@ package dataplane
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync/atomic"
 	"time"
 
-	"github.com/govs/govs/conntrack"
 	"github.com/govs/govs/inet"
+	"github.com/govs/govs/lvs"
 	"github.com/govs/govs/sched"
 )
 
@@ -23,10 +24,10 @@ type ServiceSpec struct {
 	Match     []MarkMatch
 	VIP       netip.Addr
 	Port      uint16 // 0: every port (persistent services only)
-	Proto     uint8  // 6 or 17
+	Proto     uint8  // lvs.ProtoTCP or lvs.ProtoUDP
 	Scheduler string
 	Flags     sched.Flags
-	Fwd       conntrack.Fwd
+	Fwd       lvs.Fwd
 	// Persistence > 0 makes the service persistent (ipvsadm -p) with the
 	// client address masked to PersistBits leading bits (ipvsadm -M).
 	Persistence time.Duration
@@ -84,7 +85,7 @@ type DestSpec struct {
 	Addr         netip.Addr
 	Port         uint16
 	Weight       int
-	Fwd          conntrack.Fwd
+	Fwd          lvs.Fwd
 	Upper, Lower uint32
 }
 
@@ -92,7 +93,7 @@ type DestSpec struct {
 type serviceKey struct {
 	Addr  inet.Addr
 	Port  uint16
-	Proto uint8
+	Proto lvs.Proto
 }
 
 // Service is a virtual service in the data path. Fields other than the
@@ -106,7 +107,7 @@ type Service struct {
 	VIP         inet.Addr
 	Port        uint16
 	Proto       uint8
-	Fwd         conntrack.Fwd
+	Fwd         lvs.Fwd
 	SchedName   string
 	Flags       sched.Flags
 	Sched       sched.Scheduler
@@ -127,7 +128,7 @@ type Dest struct {
 	Service uint32
 	Proto   uint8   // the service's; 0 for an fwmark service's (see Protos)
 	Protos  []uint8 // an fwmark service's protocols
-	Fwd     conntrack.Fwd
+	Fwd     lvs.Fwd
 	// Removed dests stay in the table while connections may still refer
 	// to them (draining); they are out of the scheduler's list.
 	Removed atomic.Bool
@@ -152,7 +153,7 @@ type markEntry struct {
 	addr   inet.Addr // masked to bits
 	bits   int       // prefix length within the family
 	lo, hi uint16
-	proto  uint8
+	proto  lvs.Proto
 	svc    *Service
 }
 
@@ -160,7 +161,7 @@ type markEntry struct {
 // a plain service's (addr:port, then addr:0), else the firewall mark's
 // that matches. Allocation-free: the marks are a short slice scanned in
 // order (MaxMarkMatches), skipped entirely while there are none.
-func (s *snapshot) lookup(addr inet.Addr, port uint16, proto uint8) *Service {
+func (s *snapshot) lookup(addr inet.Addr, port uint16, proto lvs.Proto) *Service {
 	if svc := s.byKey[serviceKey{addr, port, proto}]; svc != nil {
 		return svc
 	}
@@ -170,7 +171,7 @@ func (s *snapshot) lookup(addr inet.Addr, port uint16, proto uint8) *Service {
 	return s.lookupMark(addr, port, proto)
 }
 
-func (s *snapshot) lookupMark(addr inet.Addr, port uint16, proto uint8) *Service {
+func (s *snapshot) lookupMark(addr inet.Addr, port uint16, proto lvs.Proto) *Service {
 	list := s.marks6
 	if addr.Is4() {
 		list = s.marks4
@@ -220,7 +221,7 @@ func validateSpec(sp *ServiceSpec) error {
 			if !m.Prefix.IsValid() || m.Prefix.Addr().Is4() != fam {
 				return fmt.Errorf("service %q: fwmark %d: prefixes of one family only", sp.Name, sp.FwMark)
 			}
-			if m.Proto != 6 && m.Proto != 17 {
+			if !serviceProto(m.Proto) {
 				return fmt.Errorf("service %q: fwmark %d: protocol %d not supported", sp.Name, sp.FwMark, m.Proto)
 			}
 			if m.Lo > m.Hi {
@@ -231,7 +232,7 @@ func validateSpec(sp *ServiceSpec) error {
 		if !sp.VIP.IsValid() {
 			return fmt.Errorf("service %q: no vip", sp.Name)
 		}
-		if sp.Proto != 6 && sp.Proto != 17 {
+		if !serviceProto(sp.Proto) {
 			return fmt.Errorf("service %q: protocol %d not supported", sp.Name, sp.Proto)
 		}
 	}
@@ -243,3 +244,7 @@ func validateSpec(sp *ServiceSpec) error {
 	}
 	return nil
 }
+
+// serviceProto reports whether a service may have protocol proto (the
+// specs keep the wire's byte).
+func serviceProto(proto uint8) bool { return slices.Contains(lvs.ServiceProtos, lvs.Proto(proto)) }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/govs/govs/conntrack"
 	"github.com/govs/govs/inet"
+	"github.com/govs/govs/lvs"
 )
 
 // TestSloppy: a TCP segment other than a SYN of a connection the worker
@@ -17,7 +18,7 @@ import (
 // and toward a NAT or full-NAT server, such segments are dropped as
 // no_conn, as IPVS does.
 func TestSloppy(t *testing.T) {
-	for _, fwd := range []conntrack.Fwd{conntrack.FwdDR, conntrack.FwdTun, conntrack.FwdNAT, conntrack.FwdFullNAT} {
+	for _, fwd := range []lvs.Fwd{lvs.FwdDR, lvs.FwdTun, lvs.FwdNAT, lvs.FwdFullNAT} {
 		for _, sloppy := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/sloppy=%v", fwd, sloppy), func(t *testing.T) {
 				l := newLab(t, fwd, false)
@@ -26,8 +27,8 @@ func TestSloppy(t *testing.T) {
 				// Else a NAT service's mid-flow ACK is a SYN proxy
 				// handshake ACK with a wrong cookie (syncookies_rejected).
 				l.st.services[0].SynProxy = SynProxyOff
-				mid := l.request(40000, tcpACK, 100)
-				if !sloppy || (fwd != conntrack.FwdDR && fwd != conntrack.FwdTun) {
+				mid := l.request(40000, lvs.TCPAck, 100)
+				if !sloppy || (fwd != lvs.FwdDR && fwd != lvs.FwdTun) {
 					l.mustDrop(t, 0, mid, 0, 1, DropNoConn)
 					if w.ct.Len() != 0 {
 						t.Errorf("%d connections after a dropped mid-flow segment", w.ct.Len())
@@ -42,14 +43,14 @@ func TestSloppy(t *testing.T) {
 				if n := w.ctr.NewConns.Load(); n != 1 {
 					t.Errorf("new_conns %d, want 1", n)
 				}
-				l.mustForward(t, 1, l.request(40000, tcpACK, 10), 0, 1, 2) // the same connection
+				l.mustForward(t, 1, l.request(40000, lvs.TCPAck, 10), 0, 1, 2) // the same connection
 				if n := w.ctr.NewConns.Load(); n != 1 {
 					t.Errorf("new_conns %d after the connection's next segment, want 1", n)
 				}
 				// A RST of an unknown connection starts nothing.
-				l.mustDrop(t, 2, l.request(40001, tcpRST|tcpACK, 0), 0, 3, DropNoConn)
+				l.mustDrop(t, 2, l.request(40001, lvs.TCPRst|lvs.TCPAck, 0), 0, 3, DropNoConn)
 				// A FIN does, closing (IPVS's sloppy_tcp schedules it too).
-				l.mustForward(t, 3, l.request(40002, tcpFIN|tcpACK, 0), 0, 1, 4)
+				l.mustForward(t, 3, l.request(40002, lvs.TCPFin|lvs.TCPAck, 0), 0, 1, 4)
 				c, _, ok = w.ct.Lookup(&conntrack.Tuple{Src: inet.AddrFromNetip(l.client), Dst: inet.AddrFromNetip(l.vip), SrcPort: 40002, DstPort: 80, Proto: 6}, 4)
 				if !ok || c.State != conntrack.StateClose {
 					t.Errorf("after a mid-flow FIN: found %v, state %v; want CLOSE", ok, c)

@@ -4,8 +4,9 @@ import (
 	"context"
 	"time"
 
-	"github.com/govs/govs/connsync"
 	"github.com/govs/govs/conntrack"
+	"github.com/govs/govs/inet"
+	"github.com/govs/govs/lvs"
 )
 
 // Connection synchronisation (IPVS's sync daemon).
@@ -27,14 +28,56 @@ const (
 	syncRing    = 4096
 )
 
+// SyncRecord is one change of a connection (or a persistence template)
+// for the backups: what the workers report on a master (EnableSyncRecords)
+// and install on a backup (InstallSyncRecords). The daemon carries it on
+// connsync's wire; the data path knows nothing of that format.
+type SyncRecord struct {
+	Kind  SyncKind
+	Proto lvs.Proto
+	Fwd   lvs.Fwd
+	State conntrack.State
+	// Flags are the connection's flags: the table's in bits 0..7, the
+	// data path's in 8..15 (connPath.flags). A backup ignores them.
+	Flags uint16
+	// Remaining is the idle time left when the record was made; zero for
+	// SyncDelete.
+	Remaining time.Duration
+
+	Client  inet.Addr // CIP (templates: the masked client network)
+	Virtual inet.Addr // VIP
+	Dest    inet.Addr // RIP
+	Local   inet.Addr // LIP (full-NAT only; zero otherwise)
+	CPort   uint16
+	VPort   uint16
+	DPort   uint16
+	LPort   uint16
+}
+
+// SyncKind says what a SyncRecord is about.
+type SyncKind uint8
+
+const (
+	// SyncConn is a new connection or a change of its state; a backup
+	// inserts it or, if it has it, updates it.
+	SyncConn SyncKind = iota + 1
+	// SyncTemplate is a persistence template: Client is the masked client
+	// network, Virtual:VPort the service, Dest the real server the
+	// clients are bound to.
+	SyncTemplate
+	// SyncDelete says the connection is gone on the master.
+	SyncDelete
+)
+
 // flagNoL2 marks a synced connection whose client-side L2 return path is
 // not known yet (a dataplane flag bit, above conntrack's own).
 const flagNoL2 uint16 = 0x0100
 
-// EnableSync makes the workers record connection changes and calls sink
-// with batches of them until the returned stop function is called. It may
-// be called while the director runs (ipvsadm --start-daemon master).
-func (d *Director) EnableSync(sink func([]connsync.Entry)) (stop func()) {
+// EnableSyncRecords makes the workers record connection changes and calls
+// sink with batches of them until the returned stop function is called. It
+// may be called while the director runs (ipvsadm --start-daemon master).
+// A batch is the sink's only during the call.
+func (d *Director) EnableSyncRecords(sink func([]SyncRecord)) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	d.syncOn.Store(true)
@@ -76,16 +119,15 @@ func (d *Director) EnableSync(sink func([]connsync.Entry)) (stop func()) {
 // entry (counted), and the periodic refresh repairs it.
 func (w *worker) syncConn(c *conntrack.Conn, st *snapshot, now int64) {
 	dst := st.dest(c.Dest)
-	if dst == nil || c.Flags&flagSynProxy != 0 { // no sequence offset in connsync: synproxy.go
+	if dst == nil || w.path(c).flags&flagSynProxy != 0 { // no sequence offset in connsync: synproxy.go
 		return
 	}
-	e := connsync.Entry{
-		Kind: connsync.KindConn, Proto: c.Orig.Proto, Fwd: uint8(c.Fwd), State: uint8(c.State), Flags: c.Flags,
-		Client: c.Orig.Src, CPort: c.Orig.SrcPort, Virtual: c.Orig.Dst, VPort: c.Orig.DstPort,
+	w.syncBuf = append(w.syncBuf, SyncRecord{
+		Kind: SyncConn, Proto: c.Orig.Proto, Fwd: c.Fwd, State: c.State, Flags: w.wireFlags(c),
+		Remaining: time.Duration(c.Expires - now),
+		Client:    c.Orig.Src, CPort: c.Orig.SrcPort, Virtual: c.Orig.Dst, VPort: c.Orig.DstPort,
 		Dest: dst.Addr, DPort: dst.Port, Local: c.LAddr, LPort: c.LPort,
-	}
-	e.SetRemaining(time.Duration(c.Expires - now))
-	w.syncBuf = append(w.syncBuf, e)
+	})
 	if len(w.syncBuf) == cap(w.syncBuf) {
 		w.flushSync()
 	}
@@ -101,7 +143,7 @@ func (w *worker) flushSync() {
 		select {
 		case w.syncBuf = <-w.syncFree: // recycled by the pump
 		default:
-			w.syncBuf = make([]connsync.Entry, 0, syncRing)
+			w.syncBuf = make([]SyncRecord, 0, syncRing)
 		}
 	default:
 		w.ctr.SyncDropped.Add(uint64(len(w.syncBuf)))
@@ -121,14 +163,15 @@ func (w *worker) refreshSync(now int64, st *snapshot) {
 	})
 }
 
-// InstallSynced gives entries received from a master to the workers that
-// own them; each worker installs its share between two batches.
-func (d *Director) InstallSynced(entries []connsync.Entry) {
+// InstallSyncRecords gives records received from a master to the workers
+// that own them; each worker installs its share between two batches. The
+// records are the director's from then on.
+func (d *Director) InstallSyncRecords(records []SyncRecord) {
 	n := len(d.workers)
-	parts := make([][]connsync.Entry, n)
-	for _, e := range entries {
+	parts := make([][]SyncRecord, n)
+	for _, e := range records {
 		owner := int(mixEndpoint(e.Client, e.CPort) % uint32(n))
-		if e.Fwd == uint8(conntrack.FwdFullNAT) && e.Kind == connsync.KindConn {
+		if fwdOf(e.Fwd).localEndpoint() && e.Kind == SyncConn {
 			owner = int(uint32(e.LPort) % uint32(n))
 		}
 		parts[owner] = append(parts[owner], e)
@@ -146,8 +189,8 @@ func (d *Director) InstallSynced(entries []connsync.Entry) {
 	}
 }
 
-// install puts synced entries into this worker's table.
-func (w *worker) install(entries []connsync.Entry) {
+// install puts synced records into this worker's table.
+func (w *worker) install(entries []SyncRecord) {
 	now := nanotime()
 	st := w.d.state.Load()
 	for i := range entries {
@@ -167,38 +210,33 @@ func (w *worker) install(entries []connsync.Entry) {
 			w.ctr.SyncUnknown.Add(1)
 			continue
 		}
-		expires := now + int64(e.Remaining())
-		if e.Kind == connsync.KindTemplate {
+		expires := now + int64(e.Remaining)
+		if e.Kind == SyncTemplate {
 			k := conntrack.TemplateKey{Client: e.Client, VIP: e.Virtual, VPort: e.VPort, Proto: e.Proto, Service: svc.ID}
-			if w.ct.InsertTemplate(&k, dst.ID, e.Remaining(), now) == nil {
+			if w.ct.InsertTemplate(&k, dst.ID, e.Remaining, now) == nil {
 				w.mirrorTemplate(&k, dst.ID, expires, st)
 			}
 			continue
 		}
 		orig := conntrack.Tuple{Src: e.Client, Dst: e.Virtual, SrcPort: e.CPort, DstPort: e.VPort, Proto: e.Proto}
 		if c, dir, ok := w.ct.Lookup(&orig, now); ok && dir == conntrack.DirOriginal {
-			if e.Kind == connsync.KindDelete {
+			if e.Kind == SyncDelete {
 				w.ct.Delete(c)
 			} else {
-				w.ct.Restore(c, conntrack.State(e.State), expires)
+				w.ct.Restore(c, e.State, expires)
 				w.mirrorConn(c, st)
 			}
 			continue
 		}
-		if e.Kind == connsync.KindDelete {
+		if e.Kind == SyncDelete {
 			continue
 		}
 		conn := conntrack.Conn{
-			Orig: orig, Service: svc.ID, Dest: dst.ID, Fwd: conntrack.Fwd(e.Fwd),
-			State: conntrack.State(e.State), Flags: flagNoL2, LAddr: e.Local, LPort: e.LPort,
+			Orig: orig, Service: svc.ID, Dest: dst.ID, Fwd: e.Fwd,
+			State: e.State, LAddr: e.Local, LPort: e.LPort,
 		}
-		switch conn.Fwd {
-		case conntrack.FwdNAT:
-			conn.Reply = conntrack.Tuple{Src: dst.Addr, Dst: e.Client, SrcPort: destPort(dst, e.VPort), DstPort: e.CPort, Proto: e.Proto}
-		case conntrack.FwdFullNAT:
-			conn.Reply = conntrack.Tuple{Src: dst.Addr, Dst: e.Local, SrcPort: destPort(dst, e.VPort), DstPort: e.LPort, Proto: e.Proto}
-		}
-		c, err := w.ct.Insert(&conn, now)
+		conn.Reply = fwdOf(conn.Fwd).replyTuple(orig, dst.Addr, destPort(dst, e.VPort), e.Local, e.LPort)
+		c, err := w.insert(&conn, connPath{flags: flagNoL2}, now)
 		if err != nil {
 			w.ctr.SyncUnknown.Add(1)
 			continue

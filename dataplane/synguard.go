@@ -144,11 +144,11 @@ func synProxyCapable(svc *Service) bool {
 	if svc.Proto != 6 || svc.SynProxy == SynProxyOff {
 		return false
 	}
-	if svc.Fwd != conntrack.FwdNAT && svc.Fwd != conntrack.FwdFullNAT {
+	if !viaDirector(svc.Fwd) {
 		return false
 	}
 	for _, dst := range svc.Dests {
-		if dst.Fwd != conntrack.FwdNAT && dst.Fwd != conntrack.FwdFullNAT {
+		if !viaDirector(dst.Fwd) {
 			return false
 		}
 	}

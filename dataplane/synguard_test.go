@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/govs/govs/bpf"
-	"github.com/govs/govs/conntrack"
 	"github.com/govs/govs/inet"
+	"github.com/govs/govs/lvs"
 	"github.com/govs/govs/sched"
 )
 
@@ -35,9 +35,9 @@ func (f *fakeSynSteering) SetVIPFlags(e bpf.Endpoint, fl bpf.VIPFlags) error {
 	return nil
 }
 
-func guardService(id uint32, name string, port uint16, proto uint8, mode SynProxyMode, fwds ...conntrack.Fwd) *Service {
+func guardService(id uint32, name string, port uint16, proto uint8, mode SynProxyMode, fwds ...lvs.Fwd) *Service {
 	svc := &Service{ID: id, Name: name, VIP: inet.AddrFromNetip(netip.MustParseAddr("198.18.0.100")), Port: port, Proto: proto,
-		Fwd: conntrack.FwdNAT, SynProxy: mode}
+		Fwd: lvs.FwdNAT, SynProxy: mode}
 	if len(fwds) > 0 {
 		svc.Fwd = fwds[0]
 	}
@@ -85,12 +85,12 @@ func (h *guardHarness) logCount(msg string) int {
 }
 
 func TestSynGuardModes(t *testing.T) {
-	auto := guardService(0, "auto", 80, 6, SynProxyAuto, conntrack.FwdNAT)
-	on := guardService(1, "on", 81, 6, SynProxyOn, conntrack.FwdFullNAT)
-	off := guardService(2, "off", 82, 6, SynProxyOff, conntrack.FwdNAT)
-	dr := guardService(3, "dr", 83, 6, SynProxyAuto, conntrack.FwdDR)
-	mixed := guardService(4, "mixed", 84, 6, SynProxyOn, conntrack.FwdNAT, conntrack.FwdTun)
-	udp := guardService(5, "udp", 53, 17, SynProxyAuto, conntrack.FwdNAT)
+	auto := guardService(0, "auto", 80, 6, SynProxyAuto, lvs.FwdNAT)
+	on := guardService(1, "on", 81, 6, SynProxyOn, lvs.FwdFullNAT)
+	off := guardService(2, "off", 82, 6, SynProxyOff, lvs.FwdNAT)
+	dr := guardService(3, "dr", 83, 6, SynProxyAuto, lvs.FwdDR)
+	mixed := guardService(4, "mixed", 84, 6, SynProxyOn, lvs.FwdNAT, lvs.FwdTun)
+	udp := guardService(5, "udp", 53, 17, SynProxyAuto, lvs.FwdNAT)
 	h := newGuardHarness(t, SynGuardOptions{HalfOpen: 100, SynRate: 1000}, auto, on, off, dr, mixed, udp)
 	h.run(1, 0, 0)
 	want := map[*Service]bpf.VIPFlags{
@@ -129,7 +129,7 @@ func TestSynGuardModes(t *testing.T) {
 }
 
 func TestSynGuardEngagesOnRate(t *testing.T) {
-	auto := guardService(7, "web", 80, 6, SynProxyAuto, conntrack.FwdNAT)
+	auto := guardService(7, "web", 80, 6, SynProxyAuto, lvs.FwdNAT)
 	h := newGuardHarness(t, SynGuardOptions{HalfOpen: 100, SynRate: 1000, Hold: time.Second}, auto)
 	h.run(5, 7, 900) // below the threshold
 	if h.flags(auto) != bpf.VIPSynProxyCapable {
@@ -178,9 +178,9 @@ func TestSynGuardEngagesOnRate(t *testing.T) {
 }
 
 func TestSynGuardEngagesOnHalfOpen(t *testing.T) {
-	a := guardService(0, "a", 80, 6, SynProxyAuto, conntrack.FwdNAT)
-	b := guardService(1, "b", 443, 6, SynProxyAuto, conntrack.FwdFullNAT)
-	dr := guardService(2, "dr", 22, 6, SynProxyAuto, conntrack.FwdDR)
+	a := guardService(0, "a", 80, 6, SynProxyAuto, lvs.FwdNAT)
+	b := guardService(1, "b", 443, 6, SynProxyAuto, lvs.FwdFullNAT)
+	dr := guardService(2, "dr", 22, 6, SynProxyAuto, lvs.FwdDR)
 	h := newGuardHarness(t, SynGuardOptions{HalfOpen: 100, SynRate: 1000, Hold: time.Second}, a, b, dr)
 	h.half = 100 // at the threshold: not above it
 	h.run(3, 0, 0)
@@ -214,7 +214,7 @@ func TestSynGuardEngagesOnHalfOpen(t *testing.T) {
 
 // A threshold of 0 switches its trigger off.
 func TestSynGuardZeroThresholds(t *testing.T) {
-	a := guardService(0, "a", 80, 6, SynProxyAuto, conntrack.FwdNAT)
+	a := guardService(0, "a", 80, 6, SynProxyAuto, lvs.FwdNAT)
 	h := newGuardHarness(t, SynGuardOptions{}, a)
 	h.half = 1 << 20
 	h.run(5, 0, 1<<24)
@@ -226,7 +226,7 @@ func TestSynGuardZeroThresholds(t *testing.T) {
 // Apply's reapply rewrites every service's flags (a new endpoint has none)
 // without taking a rate sample, so that engagement survives a service change.
 func TestSynGuardReapply(t *testing.T) {
-	a := guardService(0, "a", 80, 6, SynProxyAuto, conntrack.FwdNAT)
+	a := guardService(0, "a", 80, 6, SynProxyAuto, lvs.FwdNAT)
 	h := newGuardHarness(t, SynGuardOptions{SynRate: 1000, Hold: time.Second}, a)
 	h.run(1, 0, 0)
 	h.run(1, 0, 5000)
@@ -236,7 +236,7 @@ func TestSynGuardReapply(t *testing.T) {
 	// The map lost the flags (AddVIP of a re-created entry).
 	h.steer.flags[endpointOf(a)] = 0
 	// A service change: same ID, a real server added, a new snapshot.
-	a2 := guardService(0, "a", 80, 6, SynProxyAuto, conntrack.FwdNAT, conntrack.FwdNAT)
+	a2 := guardService(0, "a", 80, 6, SynProxyAuto, lvs.FwdNAT, lvs.FwdNAT)
 	h.svcs = []*Service{a2}
 	h.now = h.now.Add(time.Millisecond)
 	h.steer.syns[0] += 1 // one SYN in a millisecond must not count as 1000/s
@@ -245,7 +245,7 @@ func TestSynGuardReapply(t *testing.T) {
 		t.Fatalf("after reapply flags %v, want capable|on", h.flags(a2))
 	}
 	// syn_proxy changed to off: flags cleared at once, one disengage line.
-	off := guardService(0, "a", 80, 6, SynProxyOff, conntrack.FwdNAT)
+	off := guardService(0, "a", 80, 6, SynProxyOff, lvs.FwdNAT)
 	h.svcs = []*Service{off}
 	h.g.tick(h.now, h.svcs, 0, true)
 	if h.flags(off) != 0 || h.logCount("syn proxy disengaged") != 1 {
@@ -262,7 +262,7 @@ func TestSynGuardReapply(t *testing.T) {
 // Without SYN counters (an error from the map) the rate trigger is off,
 // with one warning, and half-open still works.
 func TestSynGuardCounterError(t *testing.T) {
-	a := guardService(0, "a", 80, 6, SynProxyAuto, conntrack.FwdNAT)
+	a := guardService(0, "a", 80, 6, SynProxyAuto, lvs.FwdNAT)
 	h := newGuardHarness(t, SynGuardOptions{HalfOpen: 10, SynRate: 1}, a)
 	h.steer.err = errors.New("no such map")
 	h.run(5, 0, 1000)

@@ -8,6 +8,7 @@ import (
 	"github.com/govs/govs/conntrack"
 	"github.com/govs/govs/dataplane/packet"
 	"github.com/govs/govs/dataplane/xsk"
+	"github.com/govs/govs/lvs"
 )
 
 // The SYN proxy, worker side (issue #13; DPVS's synproxy, on XDP).
@@ -28,8 +29,8 @@ import (
 //     longer knows ends up there too). A valid one (SynCookiesAccepted)
 //     creates the connection as a SYN would (schedule: scheduler,
 //     persistence, full-NAT local port, Insert), half-open: SYN_RECV,
-//     flagSynProxy|flagSynPending, SeqDelta holding the cookie and
-//     ClientWin the ACK's window. The ACK itself becomes, in place, the SYN
+//     flagSynProxy|flagSynPending, seqDelta holding the cookie and
+//     clientWin the ACK's window. The ACK itself becomes, in place, the SYN
 //     to the real server: the client's ISN, the options the cookie carries
 //     (MSS, window scale, SACK-permitted; never timestamps, which the
 //     director did not offer the client), no payload; it leaves through the
@@ -40,7 +41,7 @@ import (
 //     (synProxyReuses).
 //  2. The real server's SYN-ACK (reply direction, connection pending) must
 //     acknowledge the client's ISN+1 (checked against the cookie). It sets
-//     SeqDelta = server ISN - cookie and WinShift = the server's window
+//     seqDelta = server ISN - cookie and winShift = the server's window
 //     scale (0 without one) - packet.SynProxyWScale when the client asked
 //     for window scaling (else 0: neither side scales), and the connection
 //     becomes ESTABLISHED (Table.Restore keeps the class counts right). The
@@ -50,8 +51,8 @@ import (
 //     of the interface it came in on. A SYN-ACK again after that (our ACK
 //     was lost) is answered the same way and never reaches the client.
 //  3. Every later segment is translated both ways (packet.AdjustTCP):
-//     requests ack += SeqDelta (SACK blocks too), replies seq -= SeqDelta
-//     and their window rescaled by WinShift. The XDP fast-path entries of
+//     requests ack += seqDelta (SACK blocks too), replies seq -= seqDelta
+//     and their window rescaled by winShift. The XDP fast-path entries of
 //     the connection carry the same translation (fastpath.go).
 //
 // While the real server's handshake is pending, client segments are
@@ -77,7 +78,7 @@ import (
 // An ICMP error about a reply the director sent to the client (path MTU
 // toward the client, above all) quotes a sequence number of the client's
 // space; before it goes to the real server the quoted sequence number is
-// moved back by SeqDelta (synProxyQuote), as Linux heeds an error only
+// moved back by seqDelta (synProxyQuote), as Linux heeds an error only
 // about a sequence number it has sent. The ICMP checksum follows; the
 // quoted TCP checksum, which no receiver checks, is left as it is. An error
 // about a request quotes the client's own sequence number: nothing to do.
@@ -93,9 +94,9 @@ import (
 // check (SynCookiesRejected): the client sees the connection time out or
 // reset, as for any connection a backup does not know.
 
-// Dataplane bits of conntrack.Conn.Flags: the connection was opened by the
+// Bits of connPath.flags: the connection was opened by the
 // SYN proxy and is translated for its whole life; and its real server's
-// handshake is still pending (SeqDelta holds the cookie).
+// handshake is still pending (seqDelta holds the cookie).
 const (
 	flagSynProxy   uint16 = 0x4000
 	flagSynPending uint16 = 0x8000
@@ -163,14 +164,14 @@ func (d *Director) initSynProxy() error {
 
 // synProxied reports whether handshake ACKs to svc may carry a SYN cookie.
 func synProxied(svc *Service) bool {
-	return svc.Proto == packet.ProtoTCP && svc.SynProxy != SynProxyOff &&
-		(svc.Fwd == conntrack.FwdNAT || svc.Fwd == conntrack.FwdFullNAT)
+	return lvs.Proto(svc.Proto) == lvs.ProtoTCP && svc.SynProxy != SynProxyOff &&
+		viaDirector(svc.Fwd)
 }
 
 // isHandshakeACK reports whether the TCP segment p could be the client's
 // handshake ACK: ACK without SYN, RST or FIN (PSH, URG, ECN bits allowed).
 func isHandshakeACK(p *packet.Parsed) bool {
-	return p.Proto == packet.ProtoTCP && p.TCPFlags&(tcpSYN|tcpRST|tcpFIN|tcpACK) == tcpACK
+	return p.Proto == lvs.ProtoTCP && p.TCPFlags&(lvs.TCPSyn|lvs.TCPRst|lvs.TCPFin|lvs.TCPAck) == lvs.TCPAck
 }
 
 // synProxyInit is what schedule needs to open a proxied connection.
@@ -235,19 +236,19 @@ func (w *worker) synProxyOpen(desc *xsk.Desc, frame []byte, svc *Service, t *con
 }
 
 // synProxyQuote moves the sequence number quoted by the ICMP error in
-// frame (about a reply of proxied connection c, addresses already
-// translated) into the real server's space, keeping the ICMP checksum
+// frame (about a reply of a proxied connection whose path is cp, addresses
+// already translated) into the real server's space, keeping the ICMP checksum
 // right. A quote too short for it (less than RFC 792's 8 bytes of L4) is
 // left alone, and so is an error about a connection still pending.
-func synProxyQuote(frame []byte, p *packet.Parsed, c *conntrack.Conn) {
+func synProxyQuote(frame []byte, p *packet.Parsed, cp *connPath) {
 	in := &p.Inner
 	off := in.L4Off + 4
-	if c.Flags&flagSynPending != 0 || in.Proto != packet.ProtoTCP || in.Frag == packet.FragLater ||
+	if cp.flags&flagSynPending != 0 || in.Proto != lvs.ProtoTCP || in.Frag == packet.FragLater ||
 		off+4 > p.L3Off+p.L3Len || p.L4Off+4 > off {
 		return
 	}
 	old := binary.BigEndian.Uint32(frame[off:])
-	seq := old + c.SeqDelta
+	seq := old + cp.seqDelta
 	binary.BigEndian.PutUint32(frame[off:], seq)
 	// The quote starts at an even offset of the ICMP message (8 + an IP
 	// header), so the sequence number is two aligned words of its sum.
@@ -280,7 +281,7 @@ func (w *worker) synToReal(desc *xsk.Desc, c *conntrack.Conn, isn uint32, o pack
 	// of the frame's chunk.
 	room := w.umem.ChunkBase(desc.Addr) + uint64(w.umem.FrameSize()) - desc.Addr
 	buf := w.umem.Bytes(desc.Addr, uint32(room))
-	n, err := packet.ProxySYN(buf, p, isn, synWindow(c.ClientWin, o), o)
+	n, err := packet.ProxySYN(buf, p, isn, synWindow(w.path(c).clientWin, o), o)
 	if err != nil {
 		w.drop(DropMalformed)
 		return 0, false
@@ -295,13 +296,14 @@ func (w *worker) synToReal(desc *xsk.Desc, c *conntrack.Conn, isn uint32, o pack
 	ds := &dst.stats.perWorker[w.q]
 	ds.inPkts.Add(1)
 	ds.inBytes.Add(uint64(n))
-	return w.toRealServer(desc, frame, c, dst, nh, c.Fwd)
+	return w.toRealServer(desc, frame, p, c, dst, nh, c.Fwd)
 }
 
 // synProxySegment handles a segment of proxied connection c that process
 // does not forward as usual: any segment while the real server's handshake
 // is pending, and a SYN from the real server afterwards.
 func (w *worker) synProxySegment(desc *xsk.Desc, frame []byte, c *conntrack.Conn, dir conntrack.Direction, inIface int, now int64, st *snapshot) (int, bool) {
+	cp := w.path(c)
 	p := &w.p
 	if dir == conntrack.DirOriginal {
 		return w.synProxyClient(desc, frame, c, now, st)
@@ -309,27 +311,27 @@ func (w *worker) synProxySegment(desc *xsk.Desc, frame []byte, c *conntrack.Conn
 	seq, ack, _ := tcpSeqAck(frame, p)
 	flags := p.TCPFlags
 	switch {
-	case c.Flags&flagSynPending == 0:
+	case cp.flags&flagSynPending == 0:
 		// A SYN-ACK again after the handshake: our ACK was lost. Its
-		// sequence number less SeqDelta is the cookie again.
-		if flags&(tcpSYN|tcpACK|tcpRST) != tcpSYN|tcpACK {
+		// sequence number less seqDelta is the cookie again.
+		if !flags.IsSYNACK() {
 			w.drop(DropUnsupported)
 			return 0, false
 		}
-		if _, ok := w.checkCookie(&c.Orig, ack-1, seq-c.SeqDelta, now, true); !ok {
+		if _, ok := w.checkCookie(&c.Orig, ack-1, seq-cp.seqDelta, now, true); !ok {
 			w.drop(DropUnsupported)
 			return 0, false
 		}
 		return w.ackToReal(desc, frame, c, ack, seq+1, inIface, st)
-	case flags&tcpRST != 0:
+	case flags&lvs.TCPRst != 0:
 		// Nothing listens: the client hears of it as it would have
 		// without the proxy, at the sequence number it expects.
-		cookie := c.SeqDelta
+		cookie := cp.seqDelta
 		packet.AdjustTCP(frame, p, cookie+1-seq, 0, 0)
-		out, ok := w.toClient(frame, c)
+		out, ok := w.toClient(frame, p, c)
 		w.ct.Delete(c)
 		return out, ok
-	case flags&(tcpSYN|tcpACK) == tcpACK:
+	case flags&(lvs.TCPSyn|lvs.TCPAck) == lvs.TCPAck:
 		// An ACK without SYN while our SYN is pending: a real server
 		// that still holds an old connection of these endpoints
 		// (TIME-WAIT; full-NAT reuses local ports, a restarted govsd
@@ -337,7 +339,7 @@ func (w *worker) synProxySegment(desc *xsk.Desc, frame []byte, c *conntrack.Conn
 		// answers such an unacceptable ACK with a reset (RFC 9293), which
 		// clears the old connection; the client's next retransmission
 		// sends the SYN again (synResendAfter).
-		if _, ok := w.checkCookie(&c.Orig, ack-1, c.SeqDelta, now, true); ok {
+		if _, ok := w.checkCookie(&c.Orig, ack-1, cp.seqDelta, now, true); ok {
 			w.drop(DropUnsupported) // acceptable, but no SYN: ignored, as SYN-SENT does
 			return 0, false
 		}
@@ -349,8 +351,8 @@ func (w *worker) synProxySegment(desc *xsk.Desc, frame []byte, c *conntrack.Conn
 		desc.Len = uint32(n)
 		w.ctr.SynProxyResets.Add(1)
 		return inIface, true
-	case flags&(tcpSYN|tcpACK) == tcpSYN|tcpACK:
-		cookie := c.SeqDelta
+	case flags&(lvs.TCPSyn|lvs.TCPAck) == lvs.TCPSyn|lvs.TCPAck:
+		cookie := cp.seqDelta
 		o, ok := w.checkCookie(&c.Orig, ack-1, cookie, now, true)
 		if !ok {
 			// Not an answer to the SYN we sent.
@@ -362,9 +364,9 @@ func (w *worker) synProxySegment(desc *xsk.Desc, frame []byte, c *conntrack.Conn
 			ws, _ := packet.TCPWindowScale(frame, p) // 0 without the option
 			shift = int8(ws) - int8(packet.SynProxyWScale)
 		}
-		c.SeqDelta = seq - cookie
-		c.WinShift = shift
-		c.Flags &^= flagSynPending
+		cp.seqDelta = seq - cookie
+		cp.winShift = shift
+		cp.flags &^= flagSynPending
 		w.ct.Restore(c, conntrack.StateEstablished, now+int64(w.ct.Timeout(conntrack.StateEstablished)))
 		w.mirrorConn(c, st) // with the sequence translation now known
 		if w.sendHeld(c, cookie, st) {
@@ -383,7 +385,7 @@ func (w *worker) synProxySegment(desc *xsk.Desc, frame []byte, c *conntrack.Conn
 // completes its handshake (seq, ack; the client's handshake window) and
 // sends it back out of inIface.
 func (w *worker) ackToReal(desc *xsk.Desc, frame []byte, c *conntrack.Conn, seq, ack uint32, inIface int, st *snapshot) (int, bool) {
-	n, err := packet.ProxyACK(frame, &w.p, seq, ack, c.ClientWin)
+	n, err := packet.ProxyACK(frame, &w.p, seq, ack, w.path(c).clientWin)
 	if err != nil {
 		w.drop(DropMalformed)
 		return 0, false
@@ -402,7 +404,7 @@ func (w *worker) ackToReal(desc *xsk.Desc, frame []byte, c *conntrack.Conn, seq,
 // handshake is pending.
 func (w *worker) synProxyClient(desc *xsk.Desc, frame []byte, c *conntrack.Conn, now int64, st *snapshot) (int, bool) {
 	p := &w.p
-	if p.TCPFlags&tcpRST != 0 {
+	if p.TCPFlags&lvs.TCPRst != 0 {
 		w.ct.Delete(c)
 		w.ctr.SynProxyDropped.Add(1)
 		return 0, false
@@ -410,7 +412,7 @@ func (w *worker) synProxyClient(desc *xsk.Desc, frame []byte, c *conntrack.Conn,
 	if isHandshakeACK(p) {
 		seq, ack, _ := tcpSeqAck(frame, p)
 		// Only the client knows the cookie it acknowledges.
-		if ack-1 == c.SeqDelta {
+		if ack-1 == w.path(c).seqDelta {
 			sentAt := c.Expires - int64(w.ct.Timeout(c.State))
 			if now-sentAt >= int64(synResendAfter) {
 				// A segment at the client's ISN+1 (so says the cookie)
@@ -439,6 +441,7 @@ func hasPayload(frame []byte, p *packet.Parsed) bool {
 // pending proxied connection c, unless it is a retransmission of one kept,
 // c has synHeldPerConn kept already, or every slot is taken.
 func (w *worker) hold(desc *xsk.Desc, c *conntrack.Conn, seq uint32, now int64) bool {
+	cp := w.path(c)
 	free, n := -1, 0
 	for i := range w.held {
 		h := &w.held[i]
@@ -446,7 +449,7 @@ func (w *worker) hold(desc *xsk.Desc, c *conntrack.Conn, seq uint32, now int64) 
 			if free < 0 {
 				free = i
 			}
-		} else if h.orig == c.Orig && h.cookie == c.SeqDelta {
+		} else if h.orig == c.Orig && h.cookie == cp.seqDelta {
 			if h.seq == seq {
 				return false // a retransmission
 			}
@@ -457,7 +460,7 @@ func (w *worker) hold(desc *xsk.Desc, c *conntrack.Conn, seq uint32, now int64) 
 		return false
 	}
 	w.heldOrder++
-	w.held[free] = heldSeg{orig: c.Orig, cookie: c.SeqDelta, seq: seq, order: w.heldOrder,
+	w.held[free] = heldSeg{orig: c.Orig, cookie: cp.seqDelta, seq: seq, order: w.heldOrder,
 		addr: desc.Addr, len: desc.Len, until: now + int64(synHeldFor)}
 	w.nheld++
 	return true
@@ -512,8 +515,8 @@ func (w *worker) forwardHeld(desc *xsk.Desc, c *conntrack.Conn, st *snapshot) (i
 	ds := &dst.stats.perWorker[w.q]
 	ds.inPkts.Add(1)
 	ds.inBytes.Add(uint64(len(frame)))
-	packet.AdjustTCP(frame, p, 0, c.SeqDelta, 0)
-	return w.toRealServer(desc, frame, c, dst, nh, c.Fwd)
+	packet.AdjustTCP(frame, p, 0, w.path(c).seqDelta, 0)
+	return w.toRealServer(desc, frame, p, c, dst, nh, c.Fwd)
 }
 
 // expireHeld recycles the held segments whose time is up (their

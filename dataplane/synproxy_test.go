@@ -15,6 +15,7 @@ import (
 	"github.com/govs/govs/dataplane/packet"
 	"github.com/govs/govs/dataplane/xsk"
 	"github.com/govs/govs/inet"
+	"github.com/govs/govs/lvs"
 	"github.com/govs/govs/sched"
 )
 
@@ -31,10 +32,10 @@ type spLab struct {
 	w                       *worker
 	st                      *snapshot
 	client, vip, real, locl netip.Addr
-	fwd                     conntrack.Fwd
+	fwd                     lvs.Fwd
 }
 
-func newSPLab(t testing.TB, fwd conntrack.Fwd, v6 bool) *spLab {
+func newSPLab(t testing.TB, fwd lvs.Fwd, v6 bool) *spLab {
 	t.Helper()
 	w := testWorker(t, fwd)
 	w.synKey = packet.SynCookieKey{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
@@ -52,7 +53,7 @@ func newSPLab(t testing.TB, fwd conntrack.Fwd, v6 bool) *spLab {
 		s, _ := sched.New("rr", 0)
 		dst := &Dest{Dest: sched.NewDest(inet.AddrFromNetip(realIP6), 8080, 1), Proto: 6, Fwd: fwd, stats: newDestStats(1)}
 		svc := &Service{Name: "web6", VIP: inet.AddrFromNetip(vipIP6), Port: 80, Proto: 6, Fwd: fwd, Sched: s, Dests: []*Dest{dst}}
-		if fwd == conntrack.FwdFullNAT {
+		if fwd == lvs.FwdFullNAT {
 			svc.LocalAddrs = []inet.Addr{inet.AddrFromNetip(localIP6)}
 		}
 		s.Update([]*sched.Dest{dst.Dest})
@@ -198,16 +199,16 @@ func opt(kind layers.TCPOptionKind, data ...byte) layers.TCPOption {
 func TestSynProxyHandshake(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
-		fwd      conntrack.Fwd
+		fwd      lvs.Fwd
 		v6       bool
 		o        packet.SynOptions
 		serverWS int // -1: none
 	}{
-		{"nat4", conntrack.FwdNAT, false, packet.SynOptions{MSS: 1460, WScale: 7, HasWScale: true, SACK: true}, 9},
-		{"fullnat4", conntrack.FwdFullNAT, false, packet.SynOptions{MSS: 1440, WScale: 10, HasWScale: true, SACK: true}, 5},
-		{"nat6", conntrack.FwdNAT, true, packet.SynOptions{MSS: 1220, SACK: true}, 7},
-		{"fullnat6", conntrack.FwdFullNAT, true, packet.SynOptions{MSS: 1440, WScale: 2, HasWScale: true}, -1},
-		{"nat4 bare", conntrack.FwdNAT, false, packet.SynOptions{MSS: 536}, -1},
+		{"nat4", lvs.FwdNAT, false, packet.SynOptions{MSS: 1460, WScale: 7, HasWScale: true, SACK: true}, 9},
+		{"fullnat4", lvs.FwdFullNAT, false, packet.SynOptions{MSS: 1440, WScale: 10, HasWScale: true, SACK: true}, 5},
+		{"nat6", lvs.FwdNAT, true, packet.SynOptions{MSS: 1220, SACK: true}, 7},
+		{"fullnat6", lvs.FwdFullNAT, true, packet.SynOptions{MSS: 1440, WScale: 2, HasWScale: true}, -1},
+		{"nat4 bare", lvs.FwdNAT, false, packet.SynOptions{MSS: 536}, -1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l := newSPLab(t, tc.fwd, tc.v6)
@@ -227,7 +228,7 @@ func TestSynProxyHandshake(t *testing.T) {
 			}
 			g := decodeOut(t, frame)
 			wantSrc, lport := l.client, uint16(cport)
-			if tc.fwd == conntrack.FwdFullNAT {
+			if tc.fwd == lvs.FwdFullNAT {
 				wantSrc, lport = l.locl, uint16(g.tcp.SrcPort)
 			}
 			if g.eth.SrcMAC.String() != dirMAC1.String() || g.eth.DstMAC.String() != realMAC.String() ||
@@ -322,15 +323,16 @@ func TestSynProxyHandshake(t *testing.T) {
 			}
 			var c *conntrack.Conn
 			w.ct.Walk(func(x *conntrack.Conn) bool { c = x; return false })
-			if c.State != conntrack.StateEstablished || c.Flags&flagSynPending != 0 || c.Flags&flagSynProxy == 0 {
-				t.Fatalf("connection %s flags %#x, want ESTABLISHED, proxied, not pending", c.State, c.Flags)
+			cp := w.path(c)
+			if c.State != conntrack.StateEstablished || cp.flags&flagSynPending != 0 || cp.flags&flagSynProxy == 0 {
+				t.Fatalf("connection %s flags %#x, want ESTABLISHED, proxied, not pending", c.State, cp.flags)
 			}
 			wantShift := int8(0)
 			if tc.o.HasWScale {
 				wantShift = int8(max(tc.serverWS, 0)) - packet.SynProxyWScale
 			}
-			if c.SeqDelta != sisn-cookie || c.WinShift != wantShift {
-				t.Errorf("SeqDelta %d WinShift %d, want %d %d", c.SeqDelta, c.WinShift, sisn-cookie, wantShift)
+			if cp.seqDelta != sisn-cookie || cp.winShift != wantShift {
+				t.Errorf("seqDelta %d winShift %d, want %d %d", cp.seqDelta, cp.winShift, sisn-cookie, wantShift)
 			}
 
 			// 4. Data from the client: ack and SACK blocks move to the
@@ -399,7 +401,7 @@ func be32(v ...uint32) []byte {
 // retransmission, the real server refusing, an RST from the client, and a
 // real server that is not NAT.
 func TestSynProxyRejectsAndRecovers(t *testing.T) {
-	l := newSPLab(t, conntrack.FwdNAT, false)
+	l := newSPLab(t, lvs.FwdNAT, false)
 	w := l.w
 	now := int64(time.Second)
 	o := packet.SynOptions{MSS: 1460, WScale: 7, HasWScale: true}
@@ -491,11 +493,11 @@ func TestSynProxyRejectsAndRecovers(t *testing.T) {
 	l.run(t, 1, crst.bytes(t), 0, now+int64(time.Second)+4)
 
 	// A DR real server cannot be proxied.
-	l.st.dests[0].Fwd = conntrack.FwdDR
+	l.st.dests[0].Fwd = lvs.FwdDR
 	if _, ok, _ := l.run(t, 0, good.bytes(t), 0, now+int64(2*time.Second)); ok || w.ct.Len() != 0 || w.ctr.Drops[DropUnsupported].Load() != 1 {
 		t.Fatalf("DR real server: ok=%v conns %d drops %v", ok, w.ct.Len(), dropSummary(w))
 	}
-	l.st.dests[0].Fwd = conntrack.FwdNAT
+	l.st.dests[0].Fwd = lvs.FwdNAT
 
 	// syn_proxy: off: the ACK is no_conn, as before.
 	l.st.services[0].SynProxy = SynProxyOff
@@ -508,7 +510,7 @@ func TestSynProxyRejectsAndRecovers(t *testing.T) {
 // TIME_WAIT (the client reused its port; its SYN never reached a worker)
 // opens a new proxied connection; the old connection's last ACK does not.
 func TestSynProxyPortReuse(t *testing.T) {
-	l := newSPLab(t, conntrack.FwdNAT, false)
+	l := newSPLab(t, lvs.FwdNAT, false)
 	w := l.w
 	now := int64(time.Second)
 	o := packet.SynOptions{MSS: 1460}
@@ -542,7 +544,7 @@ func TestSynProxyPortReuse(t *testing.T) {
 // TestSynProxyNotSynced: a sync master does not send proxied connections
 // (connsync carries no sequence offset).
 func TestSynProxyNotSynced(t *testing.T) {
-	l := newSPLab(t, conntrack.FwdNAT, false)
+	l := newSPLab(t, lvs.FwdNAT, false)
 	w := l.w
 	w.d.syncOn.Store(true)
 	now := int64(time.Second)
@@ -570,7 +572,7 @@ func TestSynProxyNotSynced(t *testing.T) {
 // TestSynProxyAllocs: the proxied handshake and the translated packets of
 // a proxied connection allocate nothing.
 func TestSynProxyAllocs(t *testing.T) {
-	for _, fwd := range []conntrack.Fwd{conntrack.FwdNAT, conntrack.FwdFullNAT} {
+	for _, fwd := range []lvs.Fwd{lvs.FwdNAT, lvs.FwdFullNAT} {
 		for _, v6 := range []bool{false, true} {
 			t.Run(fwd.String()+map[bool]string{false: "4", true: "6"}[v6], func(t *testing.T) {
 				l := newSPLab(t, fwd, v6)
@@ -640,7 +642,7 @@ func TestSynProxyAllocs(t *testing.T) {
 				if allocs != 0 {
 					t.Errorf("proxied connection: %.1f allocations per packet pair, want 0", allocs)
 				}
-				if fwd != conntrack.FwdNAT {
+				if fwd != lvs.FwdNAT {
 					return // the SYN-ACKs below need the local port known in advance
 				}
 				// Whole handshakes with a held request: ACK, request, SYN-ACK.
@@ -683,7 +685,7 @@ func TestSynProxyAllocs(t *testing.T) {
 // TestSynProxyICMP: an ICMP error about a reply of a proxied connection
 // reaches the real server quoting the sequence number it sent.
 func TestSynProxyICMP(t *testing.T) {
-	l := newSPLab(t, conntrack.FwdNAT, false)
+	l := newSPLab(t, lvs.FwdNAT, false)
 	w := l.w
 	now := int64(time.Second)
 	o := packet.SynOptions{MSS: 1460}
@@ -753,7 +755,7 @@ func TestSynProxyICMP(t *testing.T) {
 // TCP in SYN-SENT does, so that the next SYN gets through; an acceptable
 // ACK without SYN is ignored.
 func TestSynProxyServerTimeWait(t *testing.T) {
-	l := newSPLab(t, conntrack.FwdNAT, false)
+	l := newSPLab(t, lvs.FwdNAT, false)
 	w := l.w
 	now := int64(time.Second)
 	o := packet.SynOptions{MSS: 1460, WScale: 7, HasWScale: true}

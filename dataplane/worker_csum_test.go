@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/govs/govs/conntrack"
+	"github.com/govs/govs/lvs"
 )
 
 // unfinishedFrame returns p as a sender with TX checksum offload hands it
@@ -41,7 +41,7 @@ func unfinishedFrame(t *testing.T, p pk) []byte {
 // checksum) in every forwarding mode, IPv4 and IPv6, TCP both ways and
 // UDP, and each is counted once as csum_finished; complete ones are not.
 func TestWorkerFinishesChecksums(t *testing.T) {
-	for _, fwd := range []conntrack.Fwd{conntrack.FwdNAT, conntrack.FwdFullNAT, conntrack.FwdDR, conntrack.FwdTun} {
+	for _, fwd := range []lvs.Fwd{lvs.FwdNAT, lvs.FwdFullNAT, lvs.FwdDR, lvs.FwdTun} {
 		for _, v6 := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/v6=%v", fwd, v6), func(t *testing.T) {
 				l := newLab(t, fwd, v6)
@@ -61,19 +61,19 @@ func TestWorkerFinishesChecksums(t *testing.T) {
 					}
 					return inspect(t, f)
 				}
-				syn := l.request(cport, tcpSYN, 0)
+				syn := l.request(cport, lvs.TCPSyn, 0)
 				lport := checkRequest(t, l, send(syn, 0, 1, true), syn, fwd)
-				data := l.request(cport, tcpACK, 1333)
+				data := l.request(cport, lvs.TCPAck, 1333)
 				checkRequest(t, l, send(data, 0, 1, true), data, fwd)
-				odd := l.request(cport, tcpACK, 7)
+				odd := l.request(cport, lvs.TCPAck, 7)
 				checkRequest(t, l, send(odd, 0, 1, false), odd, fwd) // complete: untouched
 				want := uint64(2)
-				if fwd == conntrack.FwdNAT || fwd == conntrack.FwdFullNAT {
+				if fwd == lvs.FwdNAT || fwd == lvs.FwdFullNAT {
 					to, port := l.client, uint16(cport)
-					if fwd == conntrack.FwdFullNAT {
+					if fwd == lvs.FwdFullNAT {
 						to, port = l.locl, lport
 					}
-					for _, r := range []pk{l.fromReal(to, port, tcpSYN|tcpACK, 0), l.fromReal(to, port, tcpACK, 1001)} {
+					for _, r := range []pk{l.fromReal(to, port, lvs.TCPSyn|lvs.TCPAck, 0), l.fromReal(to, port, lvs.TCPAck, 1001)} {
 						checkReply(t, l, send(r, 1, 0, true), r, cport)
 						want++
 					}
@@ -86,7 +86,7 @@ func TestWorkerFinishesChecksums(t *testing.T) {
 	}
 	t.Run("udp", func(t *testing.T) {
 		for _, v6 := range []bool{false, true} {
-			l := newLab(t, conntrack.FwdNAT, v6)
+			l := newLab(t, lvs.FwdNAT, v6)
 			svc := l.st.services[0]
 			svc.Proto = 17
 			l.st.byKey = map[serviceKey]*Service{{svc.VIP, 80, 17}: svc}

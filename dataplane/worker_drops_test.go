@@ -11,7 +11,7 @@ import (
 	"github.com/govs/govs/conntrack"
 	"github.com/govs/govs/dataplane/xsk"
 	"github.com/govs/govs/inet"
-	"github.com/govs/govs/sched"
+	"github.com/govs/govs/lvs"
 )
 
 // TestFullNATPortsExhausted fills every local port a (single) worker owns
@@ -19,10 +19,10 @@ import (
 // one more SYN: it is dropped as lport_exhausted, no connection is made,
 // and once one connection goes its port is used again.
 func TestFullNATPortsExhausted(t *testing.T) {
-	l := newLab(t, conntrack.FwdFullNAT, false)
+	l := newLab(t, lvs.FwdFullNAT, false)
 	w := l.w
 	span := 65536 - lportMin // every port this worker of one owns
-	frame := l.request(1, tcpSYN, 0).bytes(t)
+	frame := l.request(1, lvs.TCPSyn, 0).bytes(t)
 	used := map[uint16]bool{}
 	now := int64(1)
 	for i := 0; i < span; i++ {
@@ -43,7 +43,7 @@ func TestFullNATPortsExhausted(t *testing.T) {
 	if n := w.ctr.NewConns.Load(); n != uint64(span) {
 		t.Fatalf("%d connections, want %d", n, span)
 	}
-	other := l.request(40000, tcpSYN, 0)
+	other := l.request(40000, lvs.TCPSyn, 0)
 	other.src = netip.MustParseAddr("198.18.0.2") // a client with no connection yet
 	l.mustDrop(t, 1, other, 0, now+1, DropPortExhausted)
 	if n := w.ctr.NewConns.Load(); n != uint64(span) || w.ct.Len() != span {
@@ -71,9 +71,9 @@ func TestFullNATPortsExhausted(t *testing.T) {
 // TestFullNATNoLocalAddress: a full-NAT service without local addresses
 // has no port to give.
 func TestFullNATNoLocalAddress(t *testing.T) {
-	l := newLab(t, conntrack.FwdFullNAT, false)
+	l := newLab(t, lvs.FwdFullNAT, false)
 	l.st.services[0].LocalAddrs = nil
-	l.mustDrop(t, 0, l.request(40000, tcpSYN, 0), 0, 1, DropPortExhausted)
+	l.mustDrop(t, 0, l.request(40000, lvs.TCPSyn, 0), 0, 1, DropPortExhausted)
 	if l.w.ct.Len() != 0 {
 		t.Errorf("%d connections, want 0", l.w.ct.Len())
 	}
@@ -83,7 +83,7 @@ func TestFullNATNoLocalAddress(t *testing.T) {
 // are bounded (lportTries per local address); past them the next local
 // address is tried.
 func TestFullNATPortTries(t *testing.T) {
-	l := newLab(t, conntrack.FwdFullNAT, false)
+	l := newLab(t, lvs.FwdFullNAT, false)
 	w := l.w
 	second := netip.MustParseAddr("198.18.1.251")
 	svc := l.st.services[0]
@@ -95,12 +95,12 @@ func TestFullNATPortTries(t *testing.T) {
 	w.lportNext[first], w.lportNext[svc.LocalAddrs[1]] = 0, 0
 	for k := 0; k < lportTries; k++ {
 		c := conntrack.Conn{Orig: conntrack.Tuple{Src: inet.AddrFromNetip(l.client), Dst: inet.AddrFromNetip(l.vip), SrcPort: uint16(1000 + k), DstPort: 80, Proto: 6},
-			Reply: conntrack.Tuple{Src: dst.Addr, Dst: first, SrcPort: dst.Port, DstPort: uint16(lportMin + k), Proto: 6}, Fwd: conntrack.FwdFullNAT}
+			Reply: conntrack.Tuple{Src: dst.Addr, Dst: first, SrcPort: dst.Port, DstPort: uint16(lportMin + k), Proto: 6}, Fwd: lvs.FwdFullNAT}
 		if _, err := w.ct.Insert(&c, 1); err != nil {
 			t.Fatal(err)
 		}
 	}
-	v := l.mustForward(t, 0, l.request(40000, tcpSYN, 0), 0, 1, 2)
+	v := l.mustForward(t, 0, l.request(40000, lvs.TCPSyn, 0), 0, 1, 2)
 	if v.src(0) != second || v.tcp.SrcPort != lportMin {
 		t.Errorf("new connection from %s:%d, want %s:%d (the first address's %d tries used)", v.src(0), v.tcp.SrcPort, second, lportMin, lportTries)
 	}
@@ -113,15 +113,15 @@ func TestFullNATPortTries(t *testing.T) {
 // counted, not forwarded with TTL 0.
 func TestTTLExpiry(t *testing.T) {
 	for _, v6 := range []bool{false, true} {
-		l := newLab(t, conntrack.FwdNAT, v6)
-		r := l.request(40000, tcpSYN, 0)
+		l := newLab(t, lvs.FwdNAT, v6)
+		r := l.request(40000, lvs.TCPSyn, 0)
 		r.ttl = 1
 		l.mustDrop(t, 0, r, 0, 1, DropTTL)
 		r.ttl = 2
 		if v := l.mustForward(t, 1, r, 0, 1, 2); v.ttls[0] != 1 {
 			t.Errorf("TTL 2 forwarded with %d, want 1", v.ttls[0])
 		}
-		back := l.fromReal(l.client, 40000, tcpSYN|tcpACK, 0)
+		back := l.fromReal(l.client, 40000, lvs.TCPSyn|lvs.TCPAck, 0)
 		back.ttl = 1
 		l.mustDrop(t, 2, back, 1, 3, DropTTL)
 		if n := l.w.ctr.Inbound.Load() + l.w.ctr.Outbound.Load(); n != 1 {
@@ -133,14 +133,14 @@ func TestTTLExpiry(t *testing.T) {
 // TestNoService: a SYN to a port or address without a service is dropped
 // as no_service and creates nothing.
 func TestNoService(t *testing.T) {
-	l := newLab(t, conntrack.FwdNAT, false)
-	p := l.request(40000, tcpSYN, 0)
+	l := newLab(t, lvs.FwdNAT, false)
+	p := l.request(40000, lvs.TCPSyn, 0)
 	p.dport = 81
 	l.mustDrop(t, 0, p, 0, 1, DropNoService)
-	p = l.request(40000, tcpSYN, 0)
+	p = l.request(40000, lvs.TCPSyn, 0)
 	p.dst = netip.MustParseAddr("198.18.0.101")
 	l.mustDrop(t, 1, p, 0, 2, DropNoService)
-	p = l.request(40000, tcpSYN, 0)
+	p = l.request(40000, lvs.TCPSyn, 0)
 	p.udp = true // the service is TCP only
 	l.mustDrop(t, 2, p, 0, 3, DropNoService)
 	if l.w.ct.Len() != 0 || l.w.ctr.NewConns.Load() != 0 {
@@ -149,7 +149,7 @@ func TestNoService(t *testing.T) {
 	// A service of port 0 (persistent, every port) matches any port.
 	svc := l.st.services[0]
 	l.st.byKey = map[serviceKey]*Service{{svc.VIP, 0, 6}: svc}
-	p = l.request(40000, tcpSYN, 0)
+	p = l.request(40000, lvs.TCPSyn, 0)
 	p.dport = 443
 	if v := l.mustForward(t, 3, p, 0, 1, 4); v.tcp.DstPort != 8080 {
 		t.Errorf("every-port service: to port %d", v.tcp.DstPort)
@@ -160,26 +160,24 @@ func TestNoService(t *testing.T) {
 // a new one (table_full); a table holding a half-open connection evicts
 // it instead.
 func TestTableFull(t *testing.T) {
-	l := newLab(t, conntrack.FwdNAT, false)
+	l := newLab(t, lvs.FwdNAT, false)
 	w := l.w
-	w.ct = conntrack.New(conntrack.Config{Capacity: 3, OnClass: func(dest uint32, from, to sched.ConnClass) {
-		l.st.dest(dest).Transition(from, to)
-	}})
+	w.setTable(conntrack.New(conntrack.Config{Capacity: 3, OnState: w.d.countState}))
 	now := int64(1)
 	for port := uint16(1); port <= 3; port++ {
-		l.mustForward(t, 0, l.request(port, tcpSYN, 0), 0, 1, now)
-		l.mustForward(t, 1, l.request(port, tcpACK, 0), 0, 1, now+1)
+		l.mustForward(t, 0, l.request(port, lvs.TCPSyn, 0), 0, 1, now)
+		l.mustForward(t, 1, l.request(port, lvs.TCPAck, 0), 0, 1, now+1)
 		now += 2
 	}
-	l.mustDrop(t, 2, l.request(4, tcpSYN, 0), 0, now, DropTableFull)
+	l.mustDrop(t, 2, l.request(4, lvs.TCPSyn, 0), 0, now, DropTableFull)
 	// Existing connections still pass.
-	l.mustForward(t, 3, l.request(2, tcpACK, 10), 0, 1, now+1)
+	l.mustForward(t, 3, l.request(2, lvs.TCPAck, 10), 0, 1, now+1)
 
 	// Half-open connections are given up for new ones.
-	w.ct = conntrack.New(conntrack.Config{Capacity: 2})
-	l.mustForward(t, 0, l.request(1, tcpSYN, 0), 0, 1, now+2)
-	l.mustForward(t, 1, l.request(2, tcpSYN, 0), 0, 1, now+3)
-	l.mustForward(t, 2, l.request(3, tcpSYN, 0), 0, 1, now+4)
+	w.setTable(conntrack.New(conntrack.Config{Capacity: 2}))
+	l.mustForward(t, 0, l.request(1, lvs.TCPSyn, 0), 0, 1, now+2)
+	l.mustForward(t, 1, l.request(2, lvs.TCPSyn, 0), 0, 1, now+3)
+	l.mustForward(t, 2, l.request(3, lvs.TCPSyn, 0), 0, 1, now+4)
 	if s := w.ct.Stats(); s.EvictedHalfOpen != 1 {
 		t.Errorf("evicted %d half-open connections, want 1", s.EvictedHalfOpen)
 	}
@@ -192,15 +190,15 @@ func TestTableFull(t *testing.T) {
 // as itself.
 func TestOtherDrops(t *testing.T) {
 	t.Run("malformed", func(t *testing.T) {
-		l := newLab(t, conntrack.FwdNAT, false)
-		b := l.request(40000, tcpSYN, 0).bytes(t)
+		l := newLab(t, lvs.FwdNAT, false)
+		b := l.request(40000, lvs.TCPSyn, 0).bytes(t)
 		if _, ok, _ := l.run(t, 0, b[:30], 0, 1); ok || l.w.ctr.Drops[DropMalformed].Load() != 1 {
 			t.Errorf("truncated frame: drops %v", dropSummary(l.w))
 		}
 	})
 	t.Run("fragment", func(t *testing.T) {
-		l := newLab(t, conntrack.FwdNAT, false)
-		b := l.request(40000, tcpSYN, 40).bytes(t)
+		l := newLab(t, lvs.FwdNAT, false)
+		b := l.request(40000, lvs.TCPSyn, 40).bytes(t)
 		b[14+6], b[14+7] = 0, 8 // fragment offset 64 bytes: a later fragment
 		fixIPv4Sum(b[14:34])
 		// Held for its first fragment (frag.go), then dropped after the timeout.
@@ -213,7 +211,7 @@ func TestOtherDrops(t *testing.T) {
 		}
 	})
 	t.Run("unsupported protocol", func(t *testing.T) {
-		l := newLab(t, conntrack.FwdNAT, false)
+		l := newLab(t, lvs.FwdNAT, false)
 		b := serialize(t, &layers.Ethernet{SrcMAC: clientMAC, DstMAC: dirMAC0, EthernetType: layers.EthernetTypeIPv4},
 			&layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolGRE, SrcIP: l.client.AsSlice(), DstIP: l.vip.AsSlice()},
 			gopacket.Payload(make([]byte, 20)))
@@ -222,21 +220,21 @@ func TestOtherDrops(t *testing.T) {
 		}
 	})
 	t.Run("no conn", func(t *testing.T) {
-		l := newLab(t, conntrack.FwdNAT, false)
+		l := newLab(t, lvs.FwdNAT, false)
 		l.st.services[0].SynProxy = SynProxyOff
-		l.mustDrop(t, 0, l.request(40000, tcpACK, 0), 0, 1, DropNoConn)
-		l.mustDrop(t, 1, l.request(40000, tcpSYN|tcpACK, 0), 0, 2, DropNoConn)
-		l.mustDrop(t, 2, l.request(40000, tcpSYN|tcpRST, 0), 0, 3, DropNoConn)
+		l.mustDrop(t, 0, l.request(40000, lvs.TCPAck, 0), 0, 1, DropNoConn)
+		l.mustDrop(t, 1, l.request(40000, lvs.TCPSyn|lvs.TCPAck, 0), 0, 2, DropNoConn)
+		l.mustDrop(t, 2, l.request(40000, lvs.TCPSyn|lvs.TCPRst, 0), 0, 3, DropNoConn)
 	})
 	t.Run("no dest", func(t *testing.T) {
-		l := newLab(t, conntrack.FwdNAT, false)
+		l := newLab(t, lvs.FwdNAT, false)
 		l.st.services[0].Sched.Update(nil)
-		l.mustDrop(t, 0, l.request(40000, tcpSYN, 0), 0, 1, DropNoDest)
+		l.mustDrop(t, 0, l.request(40000, lvs.TCPSyn, 0), 0, 1, DropNoDest)
 	})
 	t.Run("neighbour miss", func(t *testing.T) {
-		l := newLab(t, conntrack.FwdNAT, false)
+		l := newLab(t, lvs.FwdNAT, false)
 		l.w.d.res.table.Store(&map[inet.Addr]NextHop{})
-		l.mustDrop(t, 0, l.request(40000, tcpSYN, 0), 0, 1, DropNeighMiss)
+		l.mustDrop(t, 0, l.request(40000, lvs.TCPSyn, 0), 0, 1, DropNeighMiss)
 		select {
 		case a := <-l.w.d.res.miss:
 			if a != inet.AddrFromNetip(l.real) {
@@ -247,40 +245,40 @@ func TestOtherDrops(t *testing.T) {
 		}
 	})
 	t.Run("no tx queue", func(t *testing.T) {
-		l := newLab(t, conntrack.FwdNAT, false)
+		l := newLab(t, lvs.FwdNAT, false)
 		w := l.w
 		w.socks[1] = nil
 		free := len(w.free)
-		w.forward(put(w, 0, l.request(40000, tcpSYN, 0).bytes(t)), 0, 1, l.st, true)
+		w.forward(put(w, 0, l.request(40000, lvs.TCPSyn, 0).bytes(t)), 0, 1, l.st, true)
 		if n := w.ctr.Drops[DropNoTxQueue].Load(); n != 1 || len(w.free) != free+1 || len(w.tx[1]) != 0 {
 			t.Errorf("no socket on the egress interface: no_tx_queue %d, free %d -> %d", n, free, len(w.free))
 		}
 		w.socks[1] = &xsk.Socket{}
-		w.forward(put(w, 1, l.request(40001, tcpSYN, 0).bytes(t)), 0, 2, l.st, true)
+		w.forward(put(w, 1, l.request(40001, lvs.TCPSyn, 0).bytes(t)), 0, 2, l.st, true)
 		if len(w.tx[1]) != 1 {
 			t.Errorf("forward did not queue the frame for TX")
 		}
 	})
 	t.Run("synced reply before request", func(t *testing.T) {
-		l := newLab(t, conntrack.FwdNAT, false)
-		l.mustForward(t, 0, l.request(40000, tcpSYN, 0), 0, 1, 1)
-		conns(l.w)[0].Flags |= flagNoL2
-		l.mustDrop(t, 1, l.fromReal(l.client, 40000, tcpSYN|tcpACK, 0), 1, 2, DropSyncNoL2)
+		l := newLab(t, lvs.FwdNAT, false)
+		l.mustForward(t, 0, l.request(40000, lvs.TCPSyn, 0), 0, 1, 1)
+		l.w.path(conns(l.w)[0]).flags |= flagNoL2
+		l.mustDrop(t, 1, l.fromReal(l.client, 40000, lvs.TCPSyn|lvs.TCPAck, 0), 1, 2, DropSyncNoL2)
 		// The next request teaches the connection its client's L2 path.
-		l.mustForward(t, 2, l.request(40000, tcpACK, 0), 0, 1, 3)
-		l.mustForward(t, 3, l.fromReal(l.client, 40000, tcpACK, 0), 1, 0, 4)
+		l.mustForward(t, 2, l.request(40000, lvs.TCPAck, 0), 0, 1, 3)
+		l.mustForward(t, 3, l.fromReal(l.client, 40000, lvs.TCPAck, 0), 1, 0, 4)
 	})
 }
 
 // TestPortReuse: a new SYN on a connection in TIME_WAIT replaces it at
 // once (a new connection, scheduled again) instead of being dropped.
 func TestPortReuse(t *testing.T) {
-	l := newLab(t, conntrack.FwdNAT, false)
+	l := newLab(t, lvs.FwdNAT, false)
 	w := l.w
-	l.mustForward(t, 0, l.request(40000, tcpSYN, 0), 0, 1, 1)
+	l.mustForward(t, 0, l.request(40000, lvs.TCPSyn, 0), 0, 1, 1)
 	c := conns(w)[0]
 	w.ct.Restore(c, conntrack.StateTimeWait, 1e12)
-	l.mustForward(t, 1, l.request(40000, tcpSYN, 0), 0, 1, 2)
+	l.mustForward(t, 1, l.request(40000, lvs.TCPSyn, 0), 0, 1, 2)
 	cs := conns(w)
 	if len(cs) != 1 || cs[0].State != conntrack.StateSynRecv || w.ctr.NewConns.Load() != 2 {
 		t.Errorf("after a SYN on TIME_WAIT: %d connections (state %v), %d new; want one new in SYN_RECV", len(cs), cs[0].State, w.ctr.NewConns.Load())

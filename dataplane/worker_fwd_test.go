@@ -8,6 +8,7 @@ import (
 	"github.com/google/gopacket/layers"
 
 	"github.com/govs/govs/conntrack"
+	"github.com/govs/govs/lvs"
 )
 
 // TestForwardingRewrites runs a connection of every forwarding method, IPv4
@@ -17,7 +18,7 @@ import (
 // field by field (MACs, addresses, ports, TTL, tunnel header, payload,
 // checksums), with the counters.
 func TestForwardingRewrites(t *testing.T) {
-	for _, fwd := range []conntrack.Fwd{conntrack.FwdNAT, conntrack.FwdFullNAT, conntrack.FwdDR, conntrack.FwdTun} {
+	for _, fwd := range []lvs.Fwd{lvs.FwdNAT, lvs.FwdFullNAT, lvs.FwdDR, lvs.FwdTun} {
 		for _, v6 := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/v6=%v", fwd, v6), func(t *testing.T) {
 				l := newLab(t, fwd, v6)
@@ -26,14 +27,14 @@ func TestForwardingRewrites(t *testing.T) {
 				dst := l.st.dests[0]
 
 				// 1. The SYN.
-				syn := l.request(cport, tcpSYN, 0)
+				syn := l.request(cport, lvs.TCPSyn, 0)
 				v := l.mustForward(t, 0, syn, 0, 1, 1)
 				lport := checkRequest(t, l, v, syn, fwd)
 				if c := w.ctr.NewConns.Load(); c != 1 {
 					t.Errorf("new_conns %d, want 1", c)
 				}
 				// 2. Data from the client on the same connection.
-				data := l.request(cport, tcpACK, 333)
+				data := l.request(cport, lvs.TCPAck, 333)
 				v = l.mustForward(t, 1, data, 0, 1, 2)
 				if got := checkRequest(t, l, v, data, fwd); got != lport {
 					t.Errorf("local port changed from %d to %d within a connection", lport, got)
@@ -49,18 +50,18 @@ func TestForwardingRewrites(t *testing.T) {
 					t.Errorf("real server stats %+v, want 1 conn, 2 packets in, %d bytes in", s, len(syn.bytes(t))+len(data.bytes(t)))
 				}
 
-				if fwd == conntrack.FwdDR || fwd == conntrack.FwdTun {
+				if fwd == lvs.FwdDR || fwd == lvs.FwdTun {
 					// Replies bypass the director: a packet from the
 					// real server to the client is nobody's.
-					l.mustDrop(t, 2, l.fromReal(l.client, cport, tcpSYN|tcpACK, 0), 1, 3, DropNoService)
+					l.mustDrop(t, 2, l.fromReal(l.client, cport, lvs.TCPSyn|lvs.TCPAck, 0), 1, 3, DropNoService)
 					return
 				}
 				// 3. The SYN-ACK and data back.
 				replyTo, replyPort := l.client, uint16(cport)
-				if fwd == conntrack.FwdFullNAT {
+				if fwd == lvs.FwdFullNAT {
 					replyTo, replyPort = l.locl, lport
 				}
-				for i, r := range []pk{l.fromReal(replyTo, replyPort, tcpSYN|tcpACK, 0), l.fromReal(replyTo, replyPort, tcpACK, 1000)} {
+				for i, r := range []pk{l.fromReal(replyTo, replyPort, lvs.TCPSyn|lvs.TCPAck, 0), l.fromReal(replyTo, replyPort, lvs.TCPAck, 1000)} {
 					v = l.mustForward(t, 2+i, r, 1, 0, int64(3+i))
 					checkReply(t, l, v, r, cport)
 				}
@@ -81,13 +82,13 @@ func TestForwardingRewrites(t *testing.T) {
 
 // checkRequest checks a request p as forwarded to the real server by
 // method fwd, and returns the full-NAT local port (else the client port).
-func checkRequest(t *testing.T, l *spLab, v view, p pk, fwd conntrack.Fwd) uint16 {
+func checkRequest(t *testing.T, l *spLab, v view, p pk, fwd lvs.Fwd) uint16 {
 	t.Helper()
 	if v.eth.SrcMAC.String() != dirMAC1.String() || v.eth.DstMAC.String() != realMAC.String() {
 		t.Errorf("MACs %s -> %s, want %s -> %s", v.eth.SrcMAC, v.eth.DstMAC, dirMAC1, realMAC)
 	}
 	inner := 0
-	if fwd == conntrack.FwdTun {
+	if fwd == lvs.FwdTun {
 		if len(v.ips) != 2 {
 			t.Fatalf("tunnel: %d IP headers, want 2", len(v.ips))
 		}
@@ -117,9 +118,9 @@ func checkRequest(t *testing.T, l *spLab, v view, p pk, fwd conntrack.Fwd) uint1
 	}
 	wantSrc, wantDst, wantSport, wantDport := p.src, p.dst, p.sport, p.dport
 	switch fwd {
-	case conntrack.FwdNAT:
+	case lvs.FwdNAT:
 		wantDst, wantDport = l.real, 8080
-	case conntrack.FwdFullNAT:
+	case lvs.FwdFullNAT:
 		wantSrc, wantDst, wantDport = l.locl, l.real, 8080
 		wantSport = uint16(v.tcp.SrcPort)
 		if wantSport < lportMin {
@@ -153,7 +154,7 @@ func checkSegment(t *testing.T, v view, p pk) {
 	if v.tcp == nil {
 		t.Fatal("no TCP header")
 	}
-	if v.tcp.SYN != (p.flags&tcpSYN != 0) || v.tcp.ACK != (p.flags&tcpACK != 0) || v.tcp.FIN || v.tcp.RST {
+	if v.tcp.SYN != (p.flags&lvs.TCPSyn != 0) || v.tcp.ACK != (p.flags&lvs.TCPAck != 0) || v.tcp.FIN || v.tcp.RST {
 		t.Errorf("TCP flags changed: %+v, sent %#x", v.tcp, p.flags)
 	}
 	if !bytes.Equal(v.tcp.Payload, payloadOf(p.payload)) {
@@ -163,7 +164,7 @@ func checkSegment(t *testing.T, v view, p pk) {
 
 // TestForwardingUDP: a UDP flow is one connection (state UDP), NAT both ways.
 func TestForwardingUDP(t *testing.T) {
-	l := newLab(t, conntrack.FwdNAT, false)
+	l := newLab(t, lvs.FwdNAT, false)
 	svc := l.st.services[0]
 	svc.Proto = 17
 	l.st.byKey = map[serviceKey]*Service{{svc.VIP, 80, 17}: svc}

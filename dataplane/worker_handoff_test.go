@@ -5,18 +5,17 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/govs/govs/connsync"
 	"github.com/govs/govs/conntrack"
 	"github.com/govs/govs/dataplane/xsk"
 	"github.com/govs/govs/inet"
-	"github.com/govs/govs/sched"
+	"github.com/govs/govs/lvs"
 )
 
 // twoWorkers makes the lab's director run two workers on one UMEM, wired
 // as New wires them: frames [0, 32) are worker 0's region, [32, 64) worker
 // 1's; each has a few free frames of its own region, a hand-off ring from
 // the other and a return ring to it.
-func twoWorkers(t *testing.T, fwd conntrack.Fwd) (l *spLab, w0, w1 *worker) {
+func twoWorkers(t *testing.T, fwd lvs.Fwd) (l *spLab, w0, w1 *worker) {
 	t.Helper()
 	l = newLab(t, fwd, false)
 	w0 = l.w
@@ -29,13 +28,12 @@ func twoWorkers(t *testing.T, fwd conntrack.Fwd) (l *spLab, w0, w1 *worker) {
 	}
 	w1 = &worker{d: d, q: 1, umem: w0.umem, socks: []*xsk.Socket{{}, {}}, tx: make([][]xsk.Desc, 2),
 		lportNext: map[inet.Addr]int{}, regionStart: half * frameSize, regionEnd: 2 * half * frameSize,
-		syncBuf: make([]connsync.Entry, 0, syncRing), syncOut: make(chan []connsync.Entry, 4), syncFree: make(chan []connsync.Entry, 4),
+		syncBuf: make([]SyncRecord, 0, syncRing), syncOut: make(chan []SyncRecord, 4), syncFree: make(chan []SyncRecord, 4),
 		peerBuf: make([]handoffEntry, rxBatch)}
 	for i := 2*half - 1; i >= 2*half-8; i-- {
 		w1.free = append(w1.free, w0.umem.FrameAddr(i))
 	}
-	w1.ct = conntrack.New(conntrack.Config{Capacity: 1 << 10, Timeouts: conntrack.DefaultTimeouts(),
-		OnClass: func(dest uint32, from, to sched.ConnClass) { d.state.Load().dest(dest).Transition(from, to) }})
+	w1.setTable(conntrack.New(conntrack.Config{Capacity: 1 << 10, Timeouts: conntrack.DefaultTimeouts(), OnState: d.countState}))
 	w0.peerBuf = make([]handoffEntry, rxBatch)
 	d.workers = []*worker{w0, w1}
 	for _, w := range d.workers {
@@ -71,9 +69,9 @@ func clientPortOwnedBy(l *spLab, q int, from uint16) uint16 {
 // translates the connection; the frame is not copied, only its descriptor
 // travels. The non-owner's table stays empty.
 func TestHandoffToOwner(t *testing.T) {
-	l, w0, w1 := twoWorkers(t, conntrack.FwdNAT)
+	l, w0, w1 := twoWorkers(t, lvs.FwdNAT)
 	cport := clientPortOwnedBy(l, 1, 40000)
-	desc := put(w0, 0, l.request(cport, tcpSYN, 0).bytes(t))
+	desc := put(w0, 0, l.request(cport, lvs.TCPSyn, 0).bytes(t))
 	out, ok := w0.process(&desc, 0, 1, l.st, false)
 	if !ok || out != outHandedOff {
 		t.Fatalf("SYN owned by worker 1 at worker 0: out=%d ok=%v, want handed off; drops %v", out, ok, dropSummary(w0))
@@ -99,7 +97,7 @@ func TestHandoffToOwner(t *testing.T) {
 	}
 
 	// The NAT reply: its destination is the client, which names the owner.
-	desc = put(w0, 1, l.fromReal(l.client, cport, tcpSYN|tcpACK, 0).bytes(t))
+	desc = put(w0, 1, l.fromReal(l.client, cport, lvs.TCPSyn|lvs.TCPAck, 0).bytes(t))
 	if out, ok := w0.process(&desc, 1, 3, l.st, false); !ok || out != outHandedOff {
 		t.Fatalf("NAT reply at worker 0: out=%d ok=%v, want handed off", out, ok)
 	}
@@ -113,7 +111,7 @@ func TestHandoffToOwner(t *testing.T) {
 
 	// A frame the owner owns is not handed anywhere.
 	own := clientPortOwnedBy(l, 0, cport+1)
-	desc = put(w0, 2, l.request(own, tcpSYN, 0).bytes(t))
+	desc = put(w0, 2, l.request(own, lvs.TCPSyn, 0).bytes(t))
 	if out, ok := w0.process(&desc, 0, 5, l.st, false); !ok || out != 1 {
 		t.Errorf("SYN owned by worker 0 at worker 0: out=%d ok=%v, want forwarded", out, ok)
 	}
@@ -126,9 +124,9 @@ func TestHandoffToOwner(t *testing.T) {
 // so a full-NAT reply (whose destination is the local address) is handed to
 // the worker that allocated its port.
 func TestHandoffFullNATReply(t *testing.T) {
-	l, w0, w1 := twoWorkers(t, conntrack.FwdFullNAT)
+	l, w0, w1 := twoWorkers(t, lvs.FwdFullNAT)
 	cport := clientPortOwnedBy(l, 1, 40000)
-	desc := put(w0, 0, l.request(cport, tcpSYN, 0).bytes(t))
+	desc := put(w0, 0, l.request(cport, lvs.TCPSyn, 0).bytes(t))
 	if out, _ := w0.process(&desc, 0, 1, l.st, false); out != outHandedOff {
 		t.Fatalf("SYN not handed off: out=%d", out)
 	}
@@ -141,7 +139,7 @@ func TestHandoffFullNATReply(t *testing.T) {
 	if lport%2 != 1 || lport < lportMin {
 		t.Fatalf("worker 1 allocated local port %d, want one >= %d with port %% 2 == 1", lport, lportMin)
 	}
-	desc = put(w0, 1, l.fromReal(l.locl, lport, tcpSYN|tcpACK, 0).bytes(t))
+	desc = put(w0, 1, l.fromReal(l.locl, lport, lvs.TCPSyn|lvs.TCPAck, 0).bytes(t))
 	if out, ok := w0.process(&desc, 1, 3, l.st, false); !ok || out != outHandedOff {
 		t.Fatalf("full-NAT reply at worker 0: out=%d ok=%v, want handed off to worker 1", out, ok)
 	}
@@ -154,7 +152,7 @@ func TestHandoffFullNATReply(t *testing.T) {
 	}
 	// An ICMP error about that reply, from the client side, names the
 	// owner through its quote.
-	reply := pk{src: l.vip, dst: l.client, sport: 80, dport: cport, flags: tcpACK, payload: 100}
+	reply := pk{src: l.vip, dst: l.client, sport: 80, dport: cport, flags: lvs.TCPAck, payload: 100}
 	desc = put(w0, 2, icmpError(t, clientMAC, dirMAC0, routerC, l.vip, reply.ip(t)))
 	if out, ok := w0.process(&desc, 0, 5, l.st, false); !ok || out != outHandedOff {
 		t.Fatalf("ICMP error at worker 0: out=%d ok=%v, want handed off", out, ok)
@@ -168,10 +166,10 @@ func TestHandoffFullNATReply(t *testing.T) {
 // TestHandoffReturnsFrames: a frame the owner drops goes back to the free
 // list of the worker whose UMEM region holds it, over the return ring.
 func TestHandoffReturnsFrames(t *testing.T) {
-	l, w0, w1 := twoWorkers(t, conntrack.FwdNAT)
+	l, w0, w1 := twoWorkers(t, lvs.FwdNAT)
 	l.st.services[0].SynProxy = SynProxyOff
 	cport := clientPortOwnedBy(l, 1, 40000)
-	desc := put(w0, 3, l.request(cport, tcpACK, 0).bytes(t)) // no connection: the owner drops it
+	desc := put(w0, 3, l.request(cport, lvs.TCPAck, 0).bytes(t)) // no connection: the owner drops it
 	if out, _ := w0.process(&desc, 0, 1, l.st, false); out != outHandedOff {
 		t.Fatalf("not handed off: %d", out)
 	}
@@ -189,7 +187,7 @@ func TestHandoffReturnsFrames(t *testing.T) {
 	}
 	// And the other way round: worker 0 drops a frame of worker 1's region.
 	own := clientPortOwnedBy(l, 0, cport+1)
-	desc = put(w1, 35, l.request(own, tcpACK, 0).bytes(t))
+	desc = put(w1, 35, l.request(own, lvs.TCPAck, 0).bytes(t))
 	if out, _ := w1.process(&desc, 0, 4, l.st, false); out != outHandedOff {
 		t.Fatalf("not handed off to worker 0: %d", out)
 	}
@@ -212,14 +210,14 @@ func TestHandoffReturnsFrames(t *testing.T) {
 // TestHandoffRingFull: when the owner's hand-off ring is full the frame is
 // dropped and counted, not lost.
 func TestHandoffRingFull(t *testing.T) {
-	l, w0, w1 := twoWorkers(t, conntrack.FwdNAT)
+	l, w0, w1 := twoWorkers(t, lvs.FwdNAT)
 	cport := clientPortOwnedBy(l, 1, 40000)
 	for i := 0; i < 8; i++ {
 		if !w1.inbox[0].push(handoffEntry{addr: w0.umem.FrameAddr(10 + i)}) {
 			t.Fatalf("ring of 8 full after %d", i)
 		}
 	}
-	desc := put(w0, 0, l.request(cport, tcpSYN, 0).bytes(t))
+	desc := put(w0, 0, l.request(cport, lvs.TCPSyn, 0).bytes(t))
 	if out, ok := w0.process(&desc, 0, 1, l.st, false); ok || out == outHandedOff {
 		t.Fatalf("full ring: out=%d ok=%v, want dropped", out, ok)
 	}
@@ -299,7 +297,7 @@ func readFD(fd int, b []byte) (int, error) { return unix.Read(fd, b) }
 // port) and an ICMP error about the reply (by its quote) all reach the
 // owner when they arrive at the other worker.
 func TestHandoffEveryDirection(t *testing.T) {
-	for _, fwd := range []conntrack.Fwd{conntrack.FwdNAT, conntrack.FwdFullNAT} {
+	for _, fwd := range []lvs.Fwd{lvs.FwdNAT, lvs.FwdFullNAT} {
 		t.Run(fwd.String(), func(t *testing.T) {
 			l, w0, w1 := twoWorkers(t, fwd)
 			ws := [2]*worker{w0, w1}
@@ -323,18 +321,18 @@ func TestHandoffEveryDirection(t *testing.T) {
 						t.Fatalf("connection %d: owner did not forward the %s: drops %v", i, what, dropSummary(owner))
 					}
 				}
-				deliver("SYN", l.request(cport, tcpSYN, 0).bytes(t), 0, 1)
+				deliver("SYN", l.request(cport, lvs.TCPSyn, 0).bytes(t), 0, 1)
 				sent := owner.tx[1][len(owner.tx[1])-1]
 				v := inspect(t, w0.umem.Bytes(sent.Addr, sent.Len))
 				dst, dport := l.client, cport
-				if fwd == conntrack.FwdFullNAT {
+				if fwd == lvs.FwdFullNAT {
 					dst, dport = l.locl, uint16(v.tcp.SrcPort)
 					if int(dport)%2 != q {
 						t.Fatalf("worker %d allocated local port %d", q, dport)
 					}
 				}
-				deliver("reply", l.fromReal(dst, dport, tcpSYN|tcpACK, 0).bytes(t), 1, 0)
-				reply := pk{src: l.vip, dst: l.client, sport: 80, dport: cport, flags: tcpACK, payload: 100}
+				deliver("reply", l.fromReal(dst, dport, lvs.TCPSyn|lvs.TCPAck, 0).bytes(t), 1, 0)
+				reply := pk{src: l.vip, dst: l.client, sport: 80, dport: cport, flags: lvs.TCPAck, payload: 100}
 				deliver("ICMP error", icmpError(t, clientMAC, dirMAC0, routerC, l.vip, reply.ip(t)), 0, 1)
 				if owner.ct.Len() != i/2+1 || other.ct.Len() != (i+1)/2 {
 					t.Fatalf("after connection %d: %d connections at the owner, %d at the other", i, owner.ct.Len(), other.ct.Len())

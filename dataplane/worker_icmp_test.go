@@ -8,7 +8,7 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 
-	"github.com/govs/govs/conntrack"
+	"github.com/govs/govs/lvs"
 )
 
 var (
@@ -20,12 +20,12 @@ var (
 
 // icmpLab opens a connection from the client's port 40000 and returns the
 // lab, the full-NAT local port (else 40000) and the two routers.
-func icmpLab(t *testing.T, fwd conntrack.Fwd, v6 bool) (l *spLab, lport uint16, rc, rr netip.Addr) {
+func icmpLab(t *testing.T, fwd lvs.Fwd, v6 bool) (l *spLab, lport uint16, rc, rr netip.Addr) {
 	t.Helper()
 	l = newLab(t, fwd, v6)
-	v := l.mustForward(t, 0, l.request(40000, tcpSYN, 0), 0, 1, 1)
+	v := l.mustForward(t, 0, l.request(40000, lvs.TCPSyn, 0), 0, 1, 1)
 	lport = 40000
-	if fwd == conntrack.FwdFullNAT {
+	if fwd == lvs.FwdFullNAT {
 		lport = uint16(v.tcp.SrcPort)
 	}
 	rc, rr = routerC, routerR
@@ -57,11 +57,11 @@ func checkQuote(t *testing.T, v view, src netip.Addr, sport uint16, dst netip.Ad
 // destination and the quote's source; full-NAT also the outer source and
 // the quote's destination (the local address and port).
 func TestICMPTowardRealServer(t *testing.T) {
-	for _, fwd := range []conntrack.Fwd{conntrack.FwdNAT, conntrack.FwdFullNAT} {
+	for _, fwd := range []lvs.Fwd{lvs.FwdNAT, lvs.FwdFullNAT} {
 		for _, v6 := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/v6=%v", fwd, v6), func(t *testing.T) {
 				l, lport, rc, _ := icmpLab(t, fwd, v6)
-				reply := pk{src: l.vip, dst: l.client, sport: 80, dport: 40000, flags: tcpACK, payload: 600}
+				reply := pk{src: l.vip, dst: l.client, sport: 80, dport: 40000, flags: lvs.TCPAck, payload: 600}
 				frame := icmpError(t, clientMAC, dirMAC0, rc, l.vip, reply.ip(t))
 				out, ok, b := l.run(t, 1, frame, 0, 2)
 				if !ok || out != 1 {
@@ -72,7 +72,7 @@ func TestICMPTowardRealServer(t *testing.T) {
 					t.Errorf("MACs %s -> %s, want %s -> %s", v.eth.SrcMAC, v.eth.DstMAC, dirMAC1, realMAC)
 				}
 				wantSrc, qDst, qDport := rc, l.client, uint16(40000)
-				if fwd == conntrack.FwdFullNAT {
+				if fwd == lvs.FwdFullNAT {
 					wantSrc, qDst, qDport = l.locl, l.locl, lport
 				}
 				if v.src(0) != wantSrc || v.dst(0) != l.real || v.ttls[0] != 63 {
@@ -94,15 +94,15 @@ func TestICMPTowardRealServer(t *testing.T) {
 // the real server (NAT: client -> real; full-NAT: local -> real) goes to
 // the client as if about its own packet to the VIP.
 func TestICMPTowardClient(t *testing.T) {
-	for _, fwd := range []conntrack.Fwd{conntrack.FwdNAT, conntrack.FwdFullNAT} {
+	for _, fwd := range []lvs.Fwd{lvs.FwdNAT, lvs.FwdFullNAT} {
 		for _, v6 := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/v6=%v", fwd, v6), func(t *testing.T) {
 				l, lport, _, rr := icmpLab(t, fwd, v6)
 				src, sport := l.client, uint16(40000)
-				if fwd == conntrack.FwdFullNAT {
+				if fwd == lvs.FwdFullNAT {
 					src, sport = l.locl, lport
 				}
-				req := pk{src: src, dst: l.real, sport: sport, dport: 8080, flags: tcpACK, payload: 600}
+				req := pk{src: src, dst: l.real, sport: sport, dport: 8080, flags: lvs.TCPAck, payload: 600}
 				frame := icmpError(t, realMAC, dirMAC1, rr, src, req.ip(t))
 				out, ok, b := l.run(t, 1, frame, 1, 2)
 				if !ok || out != 0 {
@@ -131,10 +131,10 @@ func TestICMPTowardClient(t *testing.T) {
 // server's direct reply goes to the server unchanged but for the MACs; with
 // TUN it is encapsulated like any request.
 func TestICMPDirectRouting(t *testing.T) {
-	for _, fwd := range []conntrack.Fwd{conntrack.FwdDR, conntrack.FwdTun} {
+	for _, fwd := range []lvs.Fwd{lvs.FwdDR, lvs.FwdTun} {
 		t.Run(fwd.String(), func(t *testing.T) {
 			l, _, rc, _ := icmpLab(t, fwd, false)
-			reply := pk{src: l.vip, dst: l.client, sport: 80, dport: 40000, flags: tcpACK, payload: 600}
+			reply := pk{src: l.vip, dst: l.client, sport: 80, dport: 40000, flags: lvs.TCPAck, payload: 600}
 			frame := icmpError(t, clientMAC, dirMAC0, rc, l.vip, reply.ip(t))
 			out, ok, b := l.run(t, 1, frame, 0, 2)
 			if !ok || out != 1 {
@@ -142,7 +142,7 @@ func TestICMPDirectRouting(t *testing.T) {
 			}
 			v := inspect(t, b)
 			inner := 0
-			if fwd == conntrack.FwdTun {
+			if fwd == lvs.FwdTun {
 				if len(v.ips) != 2 || v.dst(0) != l.real || v.src(0) != dir1IP {
 					t.Fatalf("TUN: ICMP error not encapsulated toward %s: %d IP headers", l.real, len(v.ips))
 				}
@@ -164,8 +164,8 @@ func TestICMPDirectRouting(t *testing.T) {
 // TestICMPDrops: an ICMP error about no connection, and an ICMP message
 // that is not an error, are dropped and counted.
 func TestICMPDrops(t *testing.T) {
-	l, _, rc, _ := icmpLab(t, conntrack.FwdNAT, false)
-	stranger := pk{src: l.vip, dst: l.client, sport: 80, dport: 40001, flags: tcpACK, payload: 10}
+	l, _, rc, _ := icmpLab(t, lvs.FwdNAT, false)
+	stranger := pk{src: l.vip, dst: l.client, sport: 80, dport: 40001, flags: lvs.TCPAck, payload: 10}
 	frame := icmpError(t, clientMAC, dirMAC0, rc, l.vip, stranger.ip(t))
 	if _, ok, _ := l.run(t, 1, frame, 0, 2); ok || l.w.ctr.Drops[DropNoConn].Load() != 1 {
 		t.Errorf("ICMP error about no connection: ok=%v drops %v, want no_conn", ok, dropSummary(l.w))

@@ -10,10 +10,10 @@ import (
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 
-	"github.com/govs/govs/connsync"
 	"github.com/govs/govs/conntrack"
 	"github.com/govs/govs/dataplane/xsk"
 	"github.com/govs/govs/inet"
+	"github.com/govs/govs/lvs"
 	"github.com/govs/govs/sched"
 )
 
@@ -30,7 +30,7 @@ var (
 
 // testWorker is a worker without sockets: frames are placed in its UMEM by
 // hand and process is called directly, as the receive loop does.
-func testWorker(t testing.TB, fwd conntrack.Fwd) *worker {
+func testWorker(t testing.TB, fwd lvs.Fwd) *worker {
 	t.Helper()
 	d := &Director{log: slog.New(slog.NewTextHandler(io.Discard, nil)), opts: Options{RingSize: 64}}
 	d.ifaces = []*Interface{
@@ -48,13 +48,13 @@ func testWorker(t testing.TB, fwd conntrack.Fwd) *worker {
 	}
 	t.Cleanup(func() { umem.Close() })
 	w := &worker{d: d, umem: umem, socks: make([]*xsk.Socket, 2), lportNext: map[inet.Addr]int{},
-		regionStart: 0, regionEnd: 64 * frameSize, syncBuf: make([]connsync.Entry, 0, syncRing),
-		syncOut: make(chan []connsync.Entry, 4), syncFree: make(chan []connsync.Entry, 4)}
+		regionStart: 0, regionEnd: 64 * frameSize, syncBuf: make([]SyncRecord, 0, syncRing),
+		syncOut: make(chan []SyncRecord, 4), syncFree: make(chan []SyncRecord, 4)}
 	d.workers = []*worker{w}
 	s, _ := sched.New("rr", 0)
 	dst := &Dest{Dest: sched.NewDest(inet.AddrFromNetip(realIP), 8080, 1), Proto: 6, Fwd: fwd, stats: newDestStats(1)}
 	svc := &Service{Name: "web", VIP: inet.AddrFromNetip(vipIP), Port: 80, Proto: 6, Fwd: fwd, Sched: s, Dests: []*Dest{dst}}
-	if fwd == conntrack.FwdFullNAT {
+	if fwd == lvs.FwdFullNAT {
 		svc.LocalAddrs = []inet.Addr{inet.AddrFromNetip(localIP)}
 	}
 	s.Update([]*sched.Dest{dst.Dest})
@@ -63,8 +63,7 @@ func testWorker(t testing.TB, fwd conntrack.Fwd) *worker {
 		services: []*Service{svc},
 		dests:    []*Dest{dst},
 	})
-	w.ct = conntrack.New(conntrack.Config{Capacity: 1 << 16, Timeouts: conntrack.DefaultTimeouts(),
-		OnClass: func(dest uint32, from, to sched.ConnClass) { d.state.Load().dest(dest).Transition(from, to) }})
+	w.setTable(conntrack.New(conntrack.Config{Capacity: 1 << 16, Timeouts: conntrack.DefaultTimeouts(), OnState: d.countState}))
 	return w
 }
 
@@ -102,7 +101,7 @@ func decode(t testing.TB, b []byte) (*layers.Ethernet, *layers.IPv4, *layers.TCP
 }
 
 func TestProcessNATBothDirections(t *testing.T) {
-	w := testWorker(t, conntrack.FwdNAT)
+	w := testWorker(t, lvs.FwdNAT)
 	st := w.d.state.Load()
 	desc := put(w, 0, tcpFrame(t, clientMAC, dirMAC0, clientIP, vipIP, 40000, 80, true, false))
 	out, ok := w.process(&desc, 0, 1, st, true)
@@ -144,7 +143,7 @@ func TestProcessNATBothDirections(t *testing.T) {
 }
 
 func TestProcessFullNAT(t *testing.T) {
-	w := testWorker(t, conntrack.FwdFullNAT)
+	w := testWorker(t, lvs.FwdFullNAT)
 	st := w.d.state.Load()
 	desc := put(w, 0, tcpFrame(t, clientMAC, dirMAC0, clientIP, vipIP, 40000, 80, true, false))
 	if out, ok := w.process(&desc, 0, 1, st, true); !ok || out != 1 {
@@ -172,12 +171,12 @@ func TestProcessFullNAT(t *testing.T) {
 // packets of a known connection in both directions, and new connections
 // (parse, lookup, schedule, insert, rewrite).
 func TestProcessAllocs(t *testing.T) {
-	for _, fwd := range []conntrack.Fwd{conntrack.FwdNAT, conntrack.FwdFullNAT, conntrack.FwdDR, conntrack.FwdTun, 100} {
+	for _, fwd := range []lvs.Fwd{lvs.FwdNAT, lvs.FwdFullNAT, lvs.FwdDR, lvs.FwdTun, 100} {
 		name := fwd.String()
 		withSync := fwd == 100
 		if withSync {
 			// A sync master records every new connection and state change.
-			name, fwd = "nat with sync", conntrack.FwdNAT
+			name, fwd = "nat with sync", lvs.FwdNAT
 		}
 		t.Run(name, func(t *testing.T) {
 			w := testWorker(t, fwd)

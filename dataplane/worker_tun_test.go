@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/govs/govs/conntrack"
 	"github.com/govs/govs/inet"
+	"github.com/govs/govs/lvs"
 )
 
 // TestTunMTUBoundary: a VS/TUN request whose IP packet plus the outer
@@ -23,7 +23,7 @@ func TestTunMTUBoundary(t *testing.T) {
 		noDF bool
 	}{{false, false}, {false, true}, {true, false}} {
 		t.Run(fmt.Sprintf("v6=%v noDF=%v", tc.v6, tc.noDF), func(t *testing.T) {
-			l := newLab(t, conntrack.FwdTun, tc.v6)
+			l := newLab(t, lvs.FwdTun, tc.v6)
 			w := l.w
 			const mtu = 1500
 			ipHdr, outer := 20, 20
@@ -33,12 +33,12 @@ func TestTunMTUBoundary(t *testing.T) {
 			maxL3 := mtu - outer                                      // the largest inner packet that fits
 			payloadFor := func(l3 int) int { return l3 - ipHdr - 20 } // 20: TCP header
 
-			syn := l.request(40000, tcpSYN, 0)
+			syn := l.request(40000, lvs.TCPSyn, 0)
 			syn.noDF = tc.noDF
 			l.mustForward(t, 0, syn, 0, 1, 1)
 
 			// Exactly the MTU once encapsulated: forwarded.
-			fit := l.request(40000, tcpACK, payloadFor(maxL3))
+			fit := l.request(40000, lvs.TCPAck, payloadFor(maxL3))
 			fit.noDF = tc.noDF
 			v := l.mustForward(t, 1, fit, 0, 1, 2)
 			if len(v.ips) != 2 {
@@ -53,7 +53,7 @@ func TestTunMTUBoundary(t *testing.T) {
 			}
 
 			// One byte more.
-			big := l.request(40000, tcpACK, payloadFor(maxL3+1))
+			big := l.request(40000, lvs.TCPAck, payloadFor(maxL3+1))
 			big.noDF = tc.noDF
 			sent := big.bytes(t)
 			l.mustDrop(t, 2, big, 0, 3, DropTooBig)
@@ -130,10 +130,10 @@ func TestTunMTUBoundary(t *testing.T) {
 // TestTunNoFreeFrame: with no frame to build it in, the ICMP error is not
 // sent; the packet is still dropped and counted.
 func TestTunNoFreeFrame(t *testing.T) {
-	l := newLab(t, conntrack.FwdTun, false)
+	l := newLab(t, lvs.FwdTun, false)
 	l.w.free = nil
-	l.mustForward(t, 0, l.request(40000, tcpSYN, 0), 0, 1, 1)
-	l.mustDrop(t, 1, l.request(40000, tcpACK, 1500-20-20-20+1), 0, 2, DropTooBig)
+	l.mustForward(t, 0, l.request(40000, lvs.TCPSyn, 0), 0, 1, 1)
+	l.mustDrop(t, 1, l.request(40000, lvs.TCPAck, 1500-20-20-20+1), 0, 2, DropTooBig)
 	if n := l.w.ctr.ICMPSent.Load(); n != 0 {
 		t.Errorf("%d ICMP errors sent without a free frame", n)
 	}
@@ -142,11 +142,11 @@ func TestTunNoFreeFrame(t *testing.T) {
 // TestTunNoSource: without a source address toward the real server no
 // tunnel header can be built.
 func TestTunNoSource(t *testing.T) {
-	l := newLab(t, conntrack.FwdTun, false)
+	l := newLab(t, lvs.FwdTun, false)
 	nh := (*l.w.d.res.table.Load())
 	for a, h := range nh {
 		h.Src = inet.Addr{}
 		nh[a] = h
 	}
-	l.mustDrop(t, 0, l.request(40000, tcpSYN, 0), 0, 1, DropNoSource)
+	l.mustDrop(t, 0, l.request(40000, lvs.TCPSyn, 0), 0, 1, DropNoSource)
 }

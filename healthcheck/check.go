@@ -10,8 +10,6 @@ import (
 	"os"
 	"syscall"
 	"time"
-
-	"github.com/govs/govs/config"
 )
 
 // Target is one thing to check: usually a real server of a service.
@@ -27,13 +25,43 @@ type Target struct {
 	// Port is the resolved check port (unused by exec checks other than
 	// for the {port} substitution).
 	Port  uint16
-	Check config.HealthCheck
+	Check Spec
 	// Mark is the SO_MARK put on the check's socket, 0 for none. Setting it
 	// needs CAP_NET_ADMIN; check_via_vip uses it to policy-route the probe.
 	Mark uint32
 	// BindAddr, when valid, is the local address the check's socket binds.
 	BindAddr netip.Addr
 }
+
+// Spec is how a target is checked: the probe, which names its checker, and
+// the schedule and hysteresis the Manager applies to its results.
+type Spec struct {
+	// Probe is the checker's own settings (TCPProbe, HTTPProbe, ...); nil
+	// means the target is not checked and always up.
+	Probe Probe
+	// Interval is the time between checks; 0 means DefaultInterval.
+	Interval time.Duration
+	// Timeout bounds one check; 0 means DefaultTimeout.
+	Timeout time.Duration
+	// Rise is the consecutive successes that bring a down target up, Fall
+	// the consecutive failures that take an up one down; below 1 counts
+	// as 1.
+	Rise, Fall int
+}
+
+// Probe is the typed settings of one kind of check. Kind is the name its
+// checker is registered under (Register), so the Manager finds the checker
+// for a probe. Probes are plain values, compared as a whole by Set to tell
+// whether a target's check changed.
+type Probe interface {
+	Kind() string
+}
+
+// Defaults for a Spec that leaves Interval or Timeout zero.
+const (
+	DefaultInterval = 2 * time.Second
+	DefaultTimeout  = 1 * time.Second
+)
 
 // Result is the outcome of one check.
 type Result struct {
@@ -47,29 +75,17 @@ type Result struct {
 
 // Checker performs one kind of check. Check returns when the check is
 // decided, when ctx is done, or when t.Check.Timeout has passed, whichever
-// comes first. It is safe for concurrent use.
+// comes first. It reads its settings from t.Check.Probe, which normally
+// has the checker's own Probe type. It is safe for concurrent use.
 type Checker interface {
 	Check(ctx context.Context, t *Target) Result
 }
 
-// CheckerFor returns the built-in checker for a check type, or nil for
-// CheckNone and unknown types.
-func CheckerFor(typ config.CheckType) Checker {
-	switch typ {
-	case config.CheckTCP:
-		return TCPChecker{}
-	case config.CheckHTTP:
-		return HTTPChecker{}
-	case config.CheckHTTPS:
-		return HTTPChecker{TLS: true}
-	case config.CheckUDP:
-		return UDPChecker{}
-	case config.CheckDNS:
-		return DNSChecker{}
-	case config.CheckExec:
-		return ExecChecker{}
-	}
-	return nil
+// probeOf returns t's probe as the checker's own settings type, and whether
+// it is one.
+func probeOf[P Probe](t *Target) (P, bool) {
+	p, ok := t.Check.Probe.(P)
+	return p, ok
 }
 
 const reasonOK = "ok"
@@ -87,11 +103,19 @@ func errResult(ctx context.Context, start time.Time, err error) Result {
 }
 
 // checkTimeout is the effective time limit of one check.
-func checkTimeout(hc *config.HealthCheck) time.Duration {
-	if hc.Timeout > 0 {
-		return hc.Timeout
+func checkTimeout(spec *Spec) time.Duration {
+	if spec.Timeout > 0 {
+		return spec.Timeout
 	}
-	return config.DefaultCheckTimeout
+	return DefaultTimeout
+}
+
+// checkInterval is the effective time between checks.
+func checkInterval(spec *Spec) time.Duration {
+	if spec.Interval > 0 {
+		return spec.Interval
+	}
+	return DefaultInterval
 }
 
 // withCheckTimeout bounds ctx by the target's check timeout, so a Checker
@@ -171,22 +195,4 @@ func dialAddr(t *Target) string {
 // dial connects to the target on network ("tcp" or "udp").
 func dial(ctx context.Context, network string, t *Target) (net.Conn, error) {
 	return dialer(t, network).DialContext(ctx, network, dialAddr(t))
-}
-
-// TCPChecker passes when a TCP connection to the target is established
-// within the timeout; the connection is closed at once.
-type TCPChecker struct{}
-
-// Check implements Checker.
-func (TCPChecker) Check(ctx context.Context, t *Target) Result {
-	ctx, cancel := withCheckTimeout(ctx, t)
-	defer cancel()
-	start := time.Now()
-	conn, err := dial(ctx, "tcp", t)
-	if err != nil {
-		return errResult(ctx, start, err)
-	}
-	res := okResult(start)
-	conn.Close()
-	return res
 }

@@ -19,18 +19,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/govs/govs/config"
 	"github.com/govs/govs/internal/testutil"
 )
 
 const testTimeout = 500 * time.Millisecond
 
-func target(ap netip.AddrPort, hc config.HealthCheck) *Target {
+func target(ap netip.AddrPort, hc Spec) *Target {
 	if hc.Timeout == 0 {
 		hc.Timeout = testTimeout
 	}
 	hc.Interval, hc.Rise, hc.Fall = time.Second, 1, 1
-	hc.Port = ap.Port()
 	return &Target{Key: "test/" + ap.String(), Service: "test", Addr: ap.Addr(), Port: ap.Port(), Check: hc}
 }
 
@@ -112,15 +110,15 @@ func acceptAll(t *testing.T, ln net.Listener) {
 func TestTCPCheck(t *testing.T) {
 	ln := tcpListen(t, "tcp", "127.0.0.1:0")
 	acceptAll(t, ln)
-	wantResult(t, TCPChecker{}.Check(t.Context(), target(addrPort(t, ln.Addr()), config.HealthCheck{Type: config.CheckTCP})), true, "ok")
+	wantResult(t, TCPChecker{}.Check(t.Context(), target(addrPort(t, ln.Addr()), Spec{Probe: TCPProbe{}})), true, "ok")
 
-	wantResult(t, TCPChecker{}.Check(t.Context(), target(closedPort(t, "tcp"), config.HealthCheck{Type: config.CheckTCP})), false, "refused")
+	wantResult(t, TCPChecker{}.Check(t.Context(), target(closedPort(t, "tcp"), Spec{Probe: TCPProbe{}})), false, "refused")
 }
 
 func TestTCPCheckIPv6(t *testing.T) {
 	ln := tcpListen(t, "tcp6", "[::1]:0")
 	acceptAll(t, ln)
-	wantResult(t, TCPChecker{}.Check(t.Context(), target(addrPort(t, ln.Addr()), config.HealthCheck{Type: config.CheckTCP})), true, "ok")
+	wantResult(t, TCPChecker{}.Check(t.Context(), target(addrPort(t, ln.Addr()), Spec{Probe: TCPProbe{}})), true, "ok")
 }
 
 // TestTCPCheckTimeout fills the accept queue of a listener that never
@@ -154,7 +152,7 @@ func TestTCPCheckTimeout(t *testing.T) {
 	if !full {
 		t.Skip("the accept queue did not fill; cannot provoke a connect timeout")
 	}
-	wantResult(t, TCPChecker{}.Check(t.Context(), target(ap, config.HealthCheck{Type: config.CheckTCP, Timeout: 200 * time.Millisecond})), false, "timeout")
+	wantResult(t, TCPChecker{}.Check(t.Context(), target(ap, Spec{Probe: TCPProbe{}, Timeout: 200 * time.Millisecond})), false, "timeout")
 }
 
 func TestTCPCheckBindAddr(t *testing.T) {
@@ -168,7 +166,7 @@ func TestTCPCheckBindAddr(t *testing.T) {
 		remote <- c.RemoteAddr().String()
 		c.Close()
 	}()
-	tg := target(addrPort(t, ln.Addr()), config.HealthCheck{Type: config.CheckTCP})
+	tg := target(addrPort(t, ln.Addr()), Spec{Probe: TCPProbe{}})
 	tg.BindAddr = netip.MustParseAddr("127.0.0.2")
 	wantResult(t, TCPChecker{}.Check(t.Context(), tg), true, "ok")
 	select {
@@ -185,7 +183,7 @@ func TestDialerSetsMark(t *testing.T) {
 	testutil.RequireRoot(t, "SO_MARK needs CAP_NET_ADMIN")
 	ln := tcpListen(t, "tcp", "127.0.0.1:0")
 	acceptAll(t, ln)
-	tg := target(addrPort(t, ln.Addr()), config.HealthCheck{Type: config.CheckTCP})
+	tg := target(addrPort(t, ln.Addr()), Spec{Probe: TCPProbe{}})
 	tg.Mark = 0x6768
 	conn, err := dialer(tg, "tcp").DialContext(t.Context(), "tcp", dialAddr(tg))
 	if err != nil {
@@ -205,8 +203,8 @@ func TestDialerSetsMark(t *testing.T) {
 	wantResult(t, TCPChecker{}.Check(t.Context(), tg), true, "ok")
 }
 
-func httpCheck(h config.HTTPCheck) config.HealthCheck {
-	return config.HealthCheck{Type: config.CheckHTTP, HTTP: &h}
+func httpCheck(h HTTPProbe) Spec {
+	return Spec{Probe: h}
 }
 
 func TestHTTPCheck(t *testing.T) {
@@ -233,18 +231,18 @@ func TestHTTPCheck(t *testing.T) {
 
 	cases := []struct {
 		name   string
-		check  config.HTTPCheck
+		check  HTTPProbe
 		ok     bool
 		reason string
 	}{
-		{"status match", config.HTTPCheck{Method: "GET", Path: "/ok", ExpectStatus: []int{200}}, true, "ok"},
-		{"status 503", config.HTTPCheck{Method: "GET", Path: "/down", ExpectStatus: []int{200}}, false, "status 503"},
-		{"status in list", config.HTTPCheck{Method: "GET", Path: "/nocontent", ExpectStatus: []int{200, 204}}, true, "ok"},
-		{"empty list means 2xx", config.HTTPCheck{Method: "GET", Path: "/nocontent"}, true, "ok"},
-		{"404", config.HTTPCheck{Method: "GET", Path: "/missing", ExpectStatus: []int{200}}, false, "status 404"},
-		{"redirect not followed", config.HTTPCheck{Method: "GET", Path: "/moved", ExpectStatus: []int{200}}, false, "status 301"},
-		{"body match", config.HTTPCheck{Method: "GET", Path: "/ok", ExpectStatus: []int{200}, ExpectBody: "good"}, true, "ok"},
-		{"body mismatch", config.HTTPCheck{Method: "GET", Path: "/ok", ExpectStatus: []int{200}, ExpectBody: "bad"}, false, "body mismatch"},
+		{"status match", HTTPProbe{Method: "GET", Path: "/ok", ExpectStatus: []int{200}}, true, "ok"},
+		{"status 503", HTTPProbe{Method: "GET", Path: "/down", ExpectStatus: []int{200}}, false, "status 503"},
+		{"status in list", HTTPProbe{Method: "GET", Path: "/nocontent", ExpectStatus: []int{200, 204}}, true, "ok"},
+		{"empty list means 2xx", HTTPProbe{Method: "GET", Path: "/nocontent"}, true, "ok"},
+		{"404", HTTPProbe{Method: "GET", Path: "/missing", ExpectStatus: []int{200}}, false, "status 404"},
+		{"redirect not followed", HTTPProbe{Method: "GET", Path: "/moved", ExpectStatus: []int{200}}, false, "status 301"},
+		{"body match", HTTPProbe{Method: "GET", Path: "/ok", ExpectStatus: []int{200}, ExpectBody: "good"}, true, "ok"},
+		{"body mismatch", HTTPProbe{Method: "GET", Path: "/ok", ExpectStatus: []int{200}, ExpectBody: "bad"}, false, "body mismatch"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -254,29 +252,29 @@ func TestHTTPCheck(t *testing.T) {
 	}
 
 	t.Run("method path host", func(t *testing.T) {
-		res := c.Check(t.Context(), target(ap, httpCheck(config.HTTPCheck{Method: "HEAD", Path: "/ok?probe=1", Host: "web.example.test", ExpectStatus: []int{200}})))
+		res := c.Check(t.Context(), target(ap, httpCheck(HTTPProbe{Method: "HEAD", Path: "/ok?probe=1", Host: "web.example.test", ExpectStatus: []int{200}})))
 		wantResult(t, res, true, "ok")
 		s := <-got
 		if s != (seen{"HEAD", "/ok?probe=1", "web.example.test", "govs-healthcheck"}) {
 			t.Errorf("server saw %+v", s)
 		}
 	})
-	t.Run("default host and nil block", func(t *testing.T) {
-		res := c.Check(t.Context(), target(ap, config.HealthCheck{Type: config.CheckHTTP}))
+	t.Run("default host and no probe", func(t *testing.T) {
+		res := c.Check(t.Context(), target(ap, Spec{}))
 		wantResult(t, res, false, "status 404") // GET / wants 200
 		if s := <-got; s.method != "GET" || s.path != "/" || s.host != ap.String() {
 			t.Errorf("server saw %+v", s)
 		}
 	})
 	t.Run("refused", func(t *testing.T) {
-		wantResult(t, c.Check(t.Context(), target(closedPort(t, "tcp"), httpCheck(config.HTTPCheck{Path: "/"}))), false, "refused")
+		wantResult(t, c.Check(t.Context(), target(closedPort(t, "tcp"), httpCheck(HTTPProbe{Path: "/"}))), false, "refused")
 	})
 }
 
 func TestHTTPCheckTimeout(t *testing.T) {
 	ln := tcpListen(t, "tcp", "127.0.0.1:0")
 	acceptAll(t, ln) // accepts, never answers
-	hc := httpCheck(config.HTTPCheck{Method: "GET", Path: "/", ExpectStatus: []int{200}})
+	hc := httpCheck(HTTPProbe{Method: "GET", Path: "/", ExpectStatus: []int{200}})
 	hc.Timeout = 200 * time.Millisecond
 	wantResult(t, HTTPChecker{}.Check(t.Context(), target(addrPort(t, ln.Addr()), hc)), false, "timeout")
 }
@@ -293,7 +291,7 @@ func TestHTTPCheckClosedWithoutAnswer(t *testing.T) {
 			c.Close()
 		}
 	}()
-	wantResult(t, HTTPChecker{}.Check(t.Context(), target(addrPort(t, ln.Addr()), httpCheck(config.HTTPCheck{Path: "/"}))), false, "connection closed")
+	wantResult(t, HTTPChecker{}.Check(t.Context(), target(addrPort(t, ln.Addr()), httpCheck(HTTPProbe{Path: "/"}))), false, "connection closed")
 }
 
 func TestHTTPSCheck(t *testing.T) {
@@ -310,21 +308,20 @@ func TestHTTPSCheck(t *testing.T) {
 	srv.StartTLS()
 	defer srv.Close()
 	ap := addrPort(t, srv.Listener.Addr())
-	c := HTTPChecker{TLS: true}
-	hc := httpCheck(config.HTTPCheck{Method: "GET", Path: "/health", Host: "secure.example.test:8443", ExpectStatus: []int{200}, ExpectBody: "healthy"})
-	hc.Type = config.CheckHTTPS
+	c := HTTPChecker{}
+	hc := httpCheck(HTTPProbe{TLS: true, Method: "GET", Path: "/health", Host: "secure.example.test:8443", ExpectStatus: []int{200}, ExpectBody: "healthy"})
 	// The test server's certificate is self-signed and not for this name:
 	// the check must not care.
 	wantResult(t, c.Check(t.Context(), target(ap, hc)), true, "ok")
 	if s := <-sni; s != "secure.example.test" {
 		t.Errorf("SNI = %q, want secure.example.test", s)
 	}
-	hc.HTTP = &config.HTTPCheck{Method: "GET", Path: "/other", ExpectStatus: []int{200}}
+	hc.Probe = HTTPProbe{TLS: true, Method: "GET", Path: "/other", ExpectStatus: []int{200}}
 	wantResult(t, c.Check(t.Context(), target(ap, hc)), false, "status 503")
 	<-sni
 
 	// Plain HTTP to a TLS server fails (the server answers 400).
-	plain := httpCheck(config.HTTPCheck{Method: "GET", Path: "/health", ExpectStatus: []int{200}})
+	plain := httpCheck(HTTPProbe{Method: "GET", Path: "/health", ExpectStatus: []int{200}})
 	wantResult(t, HTTPChecker{}.Check(t.Context(), target(ap, plain)), false, "status 400")
 }
 
@@ -355,8 +352,8 @@ func TestUDPCheck(t *testing.T) {
 	echo := udpServer(t, func(b []byte) []byte { return append([]byte("re: "), b...) })
 	wrong := udpServer(t, func([]byte) []byte { return []byte("nope") })
 	silent := udpServer(t, func([]byte) []byte { return nil })
-	udp := func(send, expect string) config.HealthCheck {
-		return config.HealthCheck{Type: config.CheckUDP, Timeout: 200 * time.Millisecond, UDP: &config.UDPCheck{Send: send, Expect: expect}}
+	udp := func(send, expect string) Spec {
+		return Spec{Probe: UDPProbe{Send: send, Expect: expect}, Timeout: 200 * time.Millisecond}
 	}
 	c := UDPChecker{}
 	wantResult(t, c.Check(t.Context(), target(echo, udp("ping", "re: ping"))), true, "ok")
@@ -382,15 +379,15 @@ func TestExecCheck(t *testing.T) {
 	}
 	// Run through /bin/sh rather than executing the written file: a file
 	// just written may be "text file busy" while other goroutines fork.
-	exe := func(args ...string) config.HealthCheck {
-		return config.HealthCheck{Type: config.CheckExec, Exec: &config.ExecCheck{Command: append([]string{"/bin/sh"}, args...)}}
+	exe := func(args ...string) Spec {
+		return Spec{Probe: ExecProbe{Command: append([]string{"/bin/sh"}, args...)}}
 	}
 	ap := netip.MustParseAddrPort("127.0.0.1:8080")
 	c := ExecChecker{}
 
 	wantResult(t, c.Check(t.Context(), target(ap, exe(script("ok.sh", "exit 0\n")))), true, "ok")
 	wantResult(t, c.Check(t.Context(), target(ap, exe(script("fail.sh", "exit 1\n")))), false, "exit status 1")
-	if res := c.Check(t.Context(), target(ap, config.HealthCheck{Type: config.CheckExec, Exec: &config.ExecCheck{Command: []string{filepath.Join(dir, "missing")}}})); res.OK || !strings.Contains(res.Reason, "no such file") {
+	if res := c.Check(t.Context(), target(ap, Spec{Probe: ExecProbe{Command: []string{filepath.Join(dir, "missing")}}})); res.OK || !strings.Contains(res.Reason, "no such file") {
 		t.Errorf("missing program: %+v", res)
 	}
 

@@ -12,8 +12,77 @@ import (
 	"time"
 )
 
-// DNSChecker sends one recursive-desired query for DNSCheck.Query and
-// DNSCheck.QType (class IN) over UDP and passes when a response with the
+// dnsRegistration: the dns block is required, for its query.
+var dnsRegistration = Registration{
+	Kinds:         []string{"dns"},
+	Checker:       DNSChecker{},
+	NeedsPort:     true,
+	Block:         "dns",
+	BlockRequired: true,
+	Settings: []Setting{
+		{Name: "query", Kind: String, Required: true, NonEmpty: true},
+		{Name: "type", Kind: String},
+	},
+	NewProbe: newDNSProbe,
+}
+
+// dnsTypes are the query types a DNS check may ask for.
+var dnsTypes = map[string]uint16{
+	"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "PTR": 12, "MX": 15, "TXT": 16, "AAAA": 28, "SRV": 33, "ANY": 255,
+}
+
+// newDNSProbe builds a dns probe; the query type defaults to A and is
+// written in any case.
+func newDNSProbe(_ string, v Values) (Probe, []SettingError) {
+	p := DNSProbe{QType: dnsTypes["A"]}
+	var errs []SettingError
+	if q, ok := v.String("query"); ok {
+		if validDomainName(q) {
+			p.Query = q
+		} else {
+			errs = append(errs, badSetting("query", "%q is not a valid domain name", q))
+		}
+	}
+	if t, ok := v.String("type"); ok {
+		if q, known := dnsTypes[strings.ToUpper(t)]; known {
+			p.QType = q
+		} else {
+			errs = append(errs, badSetting("type", "%q is not a supported query type (valid: A, AAAA, CNAME, MX, NS, PTR, SOA, SRV, TXT, ANY)", t))
+		}
+	}
+	return p, errs
+}
+
+// validDomainName checks the wire limits: 253 characters, labels of 1..63.
+func validDomainName(s string) bool {
+	if s == "." {
+		return true
+	}
+	s = strings.TrimSuffix(s, ".")
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(s, ".") {
+		if label == "" || len(label) > 63 || strings.ContainsAny(label, " \t\r\n") {
+			return false
+		}
+	}
+	return true
+}
+
+// DNSProbe is a DNS check: the name to ask for, in presentation form ("."
+// is the root; empty is no query), and the query type number (1 for A, 28
+// for AAAA, ...).
+type DNSProbe struct {
+	Query string
+	QType uint16
+}
+
+// Kind implements Probe.
+func (DNSProbe) Kind() string { return "dns" }
+
+// DNSChecker sends one recursive-desired query for DNSProbe.Query and
+// DNSProbe.QType (class IN) over UDP and passes when a response with the
 // query's ID and question comes back with rcode NOERROR. The answer count
 // is not looked at: NOERROR with no data (the name exists without records
 // of that type) still shows a working server. Datagrams that do not match
@@ -46,11 +115,12 @@ func (DNSChecker) Check(ctx context.Context, t *Target) Result {
 	ctx, cancel := withCheckTimeout(ctx, t)
 	defer cancel()
 	start := time.Now()
-	if t.Check.DNS == nil {
+	probe, _ := probeOf[DNSProbe](t)
+	if probe.Query == "" { // "." is the root: an empty query is a missing one
 		return failResult(start, "no dns query configured")
 	}
 	id := uint16(rand.Uint32())
-	query, err := encodeDNSQuery(id, t.Check.DNS.Query, t.Check.DNS.QType)
+	query, err := encodeDNSQuery(id, probe.Query, probe.QType)
 	if err != nil {
 		return failResult(start, err.Error())
 	}

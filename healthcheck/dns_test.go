@@ -9,8 +9,6 @@ import (
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
-
-	"github.com/govs/govs/config"
 )
 
 // dnsServer is a tiny authoritative server for tests, built on gopacket's
@@ -76,8 +74,8 @@ func send(t *testing.T, pc net.PacketConn, to net.Addr, d *layers.DNS) {
 
 func TestDNSCheck(t *testing.T) {
 	ap := dnsServer(t, map[string]netip.Addr{"web.example.test": netip.MustParseAddr("198.18.0.10")})
-	dns := func(q string, qtype uint16) config.HealthCheck {
-		return config.HealthCheck{Type: config.CheckDNS, Timeout: 300 * time.Millisecond, DNS: &config.DNSCheck{Query: q, QType: qtype}}
+	dns := func(q string, qtype uint16) Spec {
+		return Spec{Probe: DNSProbe{Query: q, QType: qtype}, Timeout: 300 * time.Millisecond}
 	}
 	c := DNSChecker{}
 	for _, tc := range []struct {

@@ -6,8 +6,17 @@
 //
 // # Checkers
 //
-// A Checker performs one check of a Target, bounded by its timeout, and
-// says OK or gives a short reason. Built-in ones (CheckerFor):
+// A target's Spec holds its Probe, the typed settings of one kind of check
+// (TCPProbe, HTTPProbe, ...), and the schedule. A Checker performs one check
+// of a Target, bounded by its timeout, and says OK or gives a short reason.
+// Each checker's file defines its probe type and its Registration: the
+// check types it serves (its probes' Kind), whether it needs a port, its
+// settings block with each setting's kind of value, and the function that
+// builds a probe from parsed settings, refusing bad values per setting.
+// Package config parses health_check from these registrations, so a new
+// kind of check is one file and its line in the builtin list
+// (registry.go), as package sched's schedulers are one file. The built-in
+// ones:
 //
 //   - tcp: healthy when a connection is established; "refused", "timeout".
 //   - http, https: one request on a fresh connection; healthy when the status
@@ -23,6 +32,10 @@
 //   - exec: runs the command with {address} and {port} substituted; healthy
 //     on exit status 0 ("exit status 1"); at the timeout its whole process
 //     group is killed ("timeout").
+//
+// The package knows nothing of the configuration file's format and imports
+// nothing of govs: config parses the settings after the registrations and
+// holds the built probe, which the daemon puts in each target's Spec.
 //
 // Network checks set SO_MARK to Target.Mark and bind Target.BindAddr when
 // given; check_via_vip sends the probe to the VIP with a mark that policy
@@ -40,9 +53,9 @@
 // goes up after Rise consecutive successes. Any success resets the failure
 // count and any failure the success count. onChange is called only on these
 // transitions, with the reason of the last failed check when going down and
-// "ok" when going up; the initial up state is not reported. A target whose
-// check type is none is never checked and always up (no goroutine, no
-// timer).
+// "ok" when going up; the initial up state is not reported. A target
+// without a probe (check type none) is never checked and always up (no
+// goroutine, no timer).
 //
 // A target keeps its state across Set calls while its Key stays. When its
 // Target is unchanged its schedule goes on untouched; when anything in it

@@ -7,8 +7,6 @@ import (
 	"reflect"
 	"sync"
 	"time"
-
-	"github.com/govs/govs/config"
 )
 
 // Transition reports that a target changed state.
@@ -29,9 +27,9 @@ type Option func(*Manager)
 // schedules reproducible in tests). The Manager serialises its use.
 func WithRand(r *rand.Rand) Option { return func(m *Manager) { m.rng = r } }
 
-// WithCheckers replaces the built-in checkers (CheckerFor): f returns the
-// checker for a type, nil for an unsupported one.
-func WithCheckers(f func(config.CheckType) Checker) Option {
+// WithCheckers replaces the registered checkers (CheckerFor): f returns the
+// checker for a kind of probe, nil for an unsupported one.
+func WithCheckers(f func(kind string) Checker) Option {
 	return func(m *Manager) { m.checkerFor = f }
 }
 
@@ -41,7 +39,7 @@ type Manager struct {
 	clock      Clock
 	onChange   func(Transition)
 	log        *slog.Logger
-	checkerFor func(config.CheckType) Checker
+	checkerFor func(kind string) Checker
 
 	mu      sync.Mutex
 	rng     *rand.Rand
@@ -187,7 +185,7 @@ func (m *Manager) start(e *entry, t Target) bool {
 	e.target = t
 	e.gen++
 	e.successes, e.failures = 0, 0
-	if t.Check.Type == config.CheckNone {
+	if t.Check.Probe == nil {
 		e.checker = nil
 		if !e.up {
 			e.up = true
@@ -196,10 +194,10 @@ func (m *Manager) start(e *entry, t Target) bool {
 		}
 		return false
 	}
-	e.checker = m.checkerFor(t.Check.Type)
+	e.checker = m.checkerFor(t.Check.Probe.Kind())
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	gen := e.gen
-	e.timer = m.clock.AfterFunc(time.Duration(m.rng.Int64N(int64(interval(&t.Check)))), func() { m.run(e, gen) })
+	e.timer = m.clock.AfterFunc(time.Duration(m.rng.Int64N(int64(checkInterval(&t.Check)))), func() { m.run(e, gen) })
 	return false
 }
 
@@ -237,7 +235,7 @@ func (m *Manager) run(e *entry, gen uint64) {
 		return // removed or restarted meanwhile: the result is stale
 	}
 	queued := m.record(e, res)
-	e.timer = m.clock.AfterFunc(m.nextDelay(interval(&t.Check)), func() { m.run(e, gen) })
+	e.timer = m.clock.AfterFunc(m.nextDelay(checkInterval(&t.Check)), func() { m.run(e, gen) })
 	m.mu.Unlock()
 	if queued {
 		m.deliver()
@@ -246,7 +244,7 @@ func (m *Manager) run(e *entry, gen uint64) {
 
 func (m *Manager) check(ctx context.Context, checker Checker, t *Target) Result {
 	if checker == nil {
-		return Result{Reason: "unsupported check type " + t.Check.Type.String()}
+		return Result{Reason: "unsupported check type " + t.Check.Probe.Kind()}
 	}
 	ctx, cancel := context.WithTimeout(ctx, checkTimeout(&t.Check))
 	defer cancel()
@@ -311,11 +309,4 @@ func (m *Manager) deliver() {
 func (m *Manager) nextDelay(iv time.Duration) time.Duration {
 	spread := iv / 10
 	return iv - spread + time.Duration(m.rng.Int64N(int64(2*spread)+1))
-}
-
-func interval(hc *config.HealthCheck) time.Duration {
-	if hc.Interval > 0 {
-		return hc.Interval
-	}
-	return config.DefaultCheckInterval
 }

@@ -11,8 +11,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/govs/govs/config"
 )
 
 // fakeClock runs timers only when Advance is called, on the caller's
@@ -172,14 +170,14 @@ func scriptedManager(t *testing.T, seed uint64) (*Manager, *fakeClock, *scriptCh
 	trs := newTransitions()
 	m := NewManager(clock, trs.add, nil,
 		WithRand(rand.New(rand.NewPCG(seed, seed))),
-		WithCheckers(func(config.CheckType) Checker { return sc }))
+		WithCheckers(func(string) Checker { return sc }))
 	t.Cleanup(m.Close)
 	return m, clock, sc, trs
 }
 
 func tcpTarget(key string, iv time.Duration, rise, fall int) Target {
 	return Target{Key: key, Service: "svc", Addr: netip.MustParseAddr("198.18.1.1"), Port: 80,
-		Check: config.HealthCheck{Type: config.CheckTCP, Interval: iv, Timeout: iv / 2, Rise: rise, Fall: fall, Port: 80}}
+		Check: Spec{Probe: TCPProbe{}, Interval: iv, Timeout: iv / 2, Rise: rise, Fall: fall}}
 }
 
 // checkSchedule verifies that the first call is within [0, iv) of start
@@ -300,7 +298,7 @@ func TestRemovalCancelsInFlightCheck(t *testing.T) {
 	bc := &blockingChecker{entered: make(chan struct{}, 1), exited: make(chan error, 1)}
 	trs := newTransitions()
 	m := NewManager(clock, trs.add, nil, WithRand(rand.New(rand.NewPCG(4, 4))),
-		WithCheckers(func(config.CheckType) Checker { return bc }))
+		WithCheckers(func(string) Checker { return bc }))
 	defer m.Close()
 	tg := tcpTarget("a", time.Minute, 1, 1)
 	tg.Check.Timeout = time.Minute // only the removal can end this check
@@ -365,7 +363,6 @@ func TestConfigChangeKeepsState(t *testing.T) {
 	// interval), keeps down, and needs rise fresh successes.
 	changed := tcpTarget("a", 2*time.Second, 2, 2)
 	changed.Port = 8080
-	changed.Check.Port = 8080
 	restart := clock.Now()
 	m.Set([]Target{changed})
 	if up, known := m.State("a"); up || !known {
@@ -391,7 +388,7 @@ func TestConfigChangeKeepsState(t *testing.T) {
 
 func TestCheckNone(t *testing.T) {
 	m, clock, sc, trs := scriptedManager(t, 7)
-	none := Target{Key: "n", Addr: netip.MustParseAddr("198.18.1.2"), Check: config.HealthCheck{Type: config.CheckNone, Interval: time.Second}}
+	none := Target{Key: "n", Addr: netip.MustParseAddr("198.18.1.2"), Check: Spec{Interval: time.Second}}
 	m.Set([]Target{none})
 	if up, known := m.State("n"); !up || !known {
 		t.Errorf("none: up=%v known=%v", up, known)
@@ -486,7 +483,7 @@ func TestBadTargetsIgnored(t *testing.T) {
 func TestUnsupportedTypeFails(t *testing.T) {
 	clock := newFakeClock()
 	trs := newTransitions()
-	m := NewManager(clock, trs.add, nil, WithCheckers(func(config.CheckType) Checker { return nil }))
+	m := NewManager(clock, trs.add, nil, WithCheckers(func(string) Checker { return nil }))
 	defer m.Close()
 	m.Set([]Target{tcpTarget("a", time.Second, 1, 1)})
 	clock.Advance(time.Second) // the first check is within [0, 1s)
@@ -506,7 +503,7 @@ func TestOnChangeMayCallManager(t *testing.T) {
 		states = append(states, up)
 		m.Set(nil)
 		m.Close()
-	}, nil, WithCheckers(func(config.CheckType) Checker { return sc }))
+	}, nil, WithCheckers(func(string) Checker { return sc }))
 	m.Set([]Target{tcpTarget("a", time.Second, 1, 1)})
 	clock.Advance(time.Second)
 	if !slices.Equal(states, []bool{false}) {
@@ -523,8 +520,8 @@ func TestManagerRealChecks(t *testing.T) {
 	m := NewManager(nil, trs.add, nil)
 	defer m.Close()
 	mk := func(key string, ap netip.AddrPort) Target {
-		return Target{Key: key, Addr: ap.Addr(), Port: ap.Port(), Check: config.HealthCheck{
-			Type: config.CheckTCP, Interval: 20 * time.Millisecond, Timeout: 500 * time.Millisecond, Rise: 1, Fall: 2}}
+		return Target{Key: key, Addr: ap.Addr(), Port: ap.Port(), Check: Spec{
+			Probe: TCPProbe{}, Interval: 20 * time.Millisecond, Timeout: 500 * time.Millisecond, Rise: 1, Fall: 2}}
 	}
 	m.Set([]Target{mk("up", addrPort(t, ln.Addr())), mk("down", closedPort(t, "tcp"))})
 	select {
@@ -553,17 +550,17 @@ func TestNoGoroutineLeak(t *testing.T) {
 	m := NewManager(nil, func(Transition) {}, nil)
 	ap := addrPort(t, ln.Addr())
 	var targets []Target
-	add := func(hc config.HealthCheck, ap netip.AddrPort) {
+	add := func(hc Spec, ap netip.AddrPort) {
 		hc.Interval, hc.Timeout, hc.Rise, hc.Fall = 20*time.Millisecond, 200*time.Millisecond, 1, 1
 		targets = append(targets, Target{Key: strconv.Itoa(len(targets)), Addr: ap.Addr(), Port: ap.Port(), Check: hc})
 	}
 	for range 5 {
-		add(config.HealthCheck{Type: config.CheckTCP}, ap)
-		add(config.HealthCheck{Type: config.CheckHTTP, HTTP: &config.HTTPCheck{Method: "GET", Path: "/"}}, ap) // never answered
-		add(config.HealthCheck{Type: config.CheckTCP}, closedPort(t, "tcp"))
-		add(config.HealthCheck{Type: config.CheckUDP, UDP: &config.UDPCheck{Send: "x", Expect: "y"}}, addrPort(t, udp.LocalAddr()))
-		add(config.HealthCheck{Type: config.CheckExec, Exec: &config.ExecCheck{Command: []string{"/bin/sleep", "10"}}}, ap)
-		add(config.HealthCheck{Type: config.CheckNone}, ap)
+		add(Spec{Probe: TCPProbe{}}, ap)
+		add(Spec{Probe: HTTPProbe{Method: "GET", Path: "/"}}, ap) // never answered
+		add(Spec{Probe: TCPProbe{}}, closedPort(t, "tcp"))
+		add(Spec{Probe: UDPProbe{Send: "x", Expect: "y"}}, addrPort(t, udp.LocalAddr()))
+		add(Spec{Probe: ExecProbe{Command: []string{"/bin/sleep", "10"}}}, ap)
+		add(Spec{}, ap)
 	}
 	m.Set(targets)
 	time.Sleep(300 * time.Millisecond)
@@ -599,7 +596,7 @@ func TestRemovalDropsQueuedTransition(t *testing.T) {
 			entered <- struct{}{}
 			<-release
 		}
-	}, nil, WithCheckers(func(config.CheckType) Checker { return sc }))
+	}, nil, WithCheckers(func(string) Checker { return sc }))
 	defer m.Close()
 
 	a := tcpTarget("a", time.Second, 1, 1)
@@ -611,7 +608,7 @@ func TestRemovalDropsQueuedTransition(t *testing.T) {
 	go func() { clock.Advance(time.Second); close(advanced) }()
 	<-entered // b's down is being delivered
 	aNone := a
-	aNone.Check = config.HealthCheck{Type: config.CheckNone}
+	aNone.Check = Spec{}
 	m.Set([]Target{aNone, b}) // a comes up: queued behind b's delivery
 	m.Set([]Target{b})        // and removed before its turn
 	close(release)

@@ -7,12 +7,43 @@ import (
 	"time"
 )
 
+// udpRegistration: the udp block is required, for its send.
+var udpRegistration = Registration{
+	Kinds:         []string{"udp"},
+	Checker:       UDPChecker{},
+	NeedsPort:     true,
+	Block:         "udp",
+	BlockRequired: true,
+	Settings: []Setting{
+		{Name: "send", Kind: String, Required: true, NonEmpty: true},
+		{Name: "expect", Kind: String},
+	},
+	NewProbe: newUDPProbe,
+}
+
+func newUDPProbe(_ string, v Values) (Probe, []SettingError) {
+	var p UDPProbe
+	p.Send, _ = v.String("send")
+	p.Expect, _ = v.String("expect")
+	return p, nil
+}
+
 // maxDatagram is the receive buffer of UDP and DNS checks.
 const maxDatagram = 4096
 
-// UDPChecker sends UDPCheck.Send in one datagram from a connected socket.
+// UDPProbe is a UDP check: the payload to send and, optionally, what the
+// reply must contain.
+type UDPProbe struct {
+	Send   string
+	Expect string // "" means no reply is needed (see UDPChecker)
+}
+
+// Kind implements Probe.
+func (UDPProbe) Kind() string { return "udp" }
+
+// UDPChecker sends UDPProbe.Send in one datagram from a connected socket.
 //
-// With UDPCheck.Expect set it passes on a reply containing Expect; a reply
+// With UDPProbe.Expect set it passes on a reply containing Expect; a reply
 // without it is "reply mismatch", no reply "timeout".
 //
 // Without Expect it follows keepalived's UDP_CHECK: any reply passes, and so
@@ -27,10 +58,8 @@ func (UDPChecker) Check(ctx context.Context, t *Target) Result {
 	ctx, cancel := withCheckTimeout(ctx, t)
 	defer cancel()
 	start := time.Now()
-	var send, expect string
-	if u := t.Check.UDP; u != nil {
-		send, expect = u.Send, u.Expect
-	}
+	u, _ := probeOf[UDPProbe](t) // none: an empty datagram, no reply needed
+	send, expect := u.Send, u.Expect
 
 	conn, err := dial(ctx, "udp", t)
 	if err != nil {

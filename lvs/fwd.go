@@ -36,7 +36,7 @@ var fwdNames = [...]struct {
 	aliases      []string
 }{
 	FwdNAT:     {"nat", "Masq", []string{"masq", "masquerading", "m"}},
-	FwdFullNAT: {"fullnat", "FullNat", []string{"full-nat", "full_nat"}},
+	FwdFullNAT: {"fullnat", "FullNat", []string{"full-nat", "full_nat", "fnat"}},
 	FwdDR:      {"dr", "Route", []string{"route", "direct", "gatewaying", "g"}},
 	FwdTun:     {"tun", "Tunnel", []string{"tunnel", "tunneling", "ipip", "i"}},
 }

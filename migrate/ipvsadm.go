@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/govs/govs/config"
+	"github.com/govs/govs/lvs"
+	"github.com/govs/govs/sched"
 )
 
 // RuleLine is one command of ipvsadm rules and the line it came from.
@@ -124,6 +126,9 @@ type ipvsOpt struct {
 	arg   int // 0 none, 1 required, 2 optional (-p)
 	key   string
 }
+
+// ipvsadmForward are the forwarding options' methods.
+var ipvsadmForward = map[string]lvs.Fwd{"g": lvs.FwdDR, "m": lvs.FwdNAT, "i": lvs.FwdTun, "fullnat": lvs.FwdFullNAT}
 
 var ipvsOpts = []ipvsOpt{
 	{"add-service", 'A', 0, "A"}, {"edit-service", 'E', 0, "E"}, {"delete-service", 'D', 0, "D"},
@@ -308,7 +313,7 @@ func (c *ipvsConv) line(num int, words []string) {
 			c.rep.errorf(c.file, num, "service already added at line %d", existing.line)
 			return
 		}
-		svc.key, svc.line, svc.text, svc.sched = key, num, strings.Join(words, " "), config.DefaultScheduler
+		svc.key, svc.line, svc.text, svc.sched = key, num, strings.Join(words, " "), lvs.DefaultScheduler
 		if c.serviceOpts(num, a, svc) {
 			c.byKey[key] = svc
 			c.order = append(c.order, svc)
@@ -465,11 +470,11 @@ func (c *ipvsConv) serviceOpts(num int, a *ipvsArgs, s *ipvsSvc) bool {
 	}
 	if a.cmd == "E" {
 		// As ipvsadm: -E sets what -A would, defaults included.
-		s.sched, s.flags, s.netmask = config.DefaultScheduler, nil, ""
+		s.sched, s.flags, s.netmask = lvs.DefaultScheduler, nil, ""
 	}
 	if v, ok := a.opts["s"]; ok {
-		if !slices.Contains(config.Schedulers, v) {
-			c.rep.errorf(c.file, num, "-s %s: govs has no such scheduler (it has %s)", v, strings.Join(config.Schedulers, " "))
+		if names := sched.Names(); !slices.Contains(names, v) {
+			c.rep.errorf(c.file, num, "-s %s: govs has no such scheduler (it has %s)", v, strings.Join(names, " "))
 			return false
 		}
 		s.sched = v
@@ -528,7 +533,7 @@ func (c *ipvsConv) dest(num int, a *ipvsArgs, s *ipvsSvc) {
 		s.dests = slices.Delete(s.dests, i, i+1)
 		return
 	}
-	d := &ipvsDest{line: num, addr: addr, port: port, fwd: "dr", weight: 1}
+	d := &ipvsDest{line: num, addr: addr, port: port, fwd: lvs.FwdDR.Name(), weight: 1}
 	if a.cmd == "a" && i >= 0 {
 		c.rep.errorf(c.file, num, "real server already added at line %d", s.dests[i].line)
 		return
@@ -541,7 +546,7 @@ func (c *ipvsConv) dest(num int, a *ipvsArgs, s *ipvsSvc) {
 		d = s.dests[i]
 	}
 	if f, ok := a.opts["fwd"]; ok {
-		d.fwd = map[string]string{"g": "dr", "m": "nat", "i": "tun", "fullnat": "fullnat"}[f]
+		d.fwd = ipvsadmForward[f].Name()
 	}
 	if tt, ok := a.opts["tun-type"]; ok && tt != "ipip" {
 		c.rep.errorf(c.file, num, "--tun-type %s: govs tunnels with ipip only", tt)
@@ -640,20 +645,18 @@ func (c *ipvsConv) service(s *ipvsSvc) *service {
 }
 
 // schedFlag maps an ipvsadm -b flag to govs's name for the scheduler, or
-// "" when it means nothing to it.
-func schedFlag(sched, f string) string {
-	switch f {
-	case "flag-1", "sh-fallback", "mh-fallback":
-		f = "fallback"
-	case "flag-2", "sh-port", "mh-port":
-		f = "port"
-	default:
+// "" when it means nothing to it: a flag's bit is named after the one
+// scheduler that reads it (lvs.SchedulerFlags).
+func schedFlag(scheduler, f string) string {
+	bit, ok := sched.FlagOf(f)
+	if !ok || bit == 0 {
 		return ""
 	}
-	if sched == "sh" || sched == "mh" {
-		return sched + "-" + f
+	name := bit.Names(scheduler)[0]
+	if owner, _ := lvs.SchedulerOfFlag(name); owner != scheduler {
+		return ""
 	}
-	return ""
+	return name
 }
 
 func defaultMask(m string) bool {

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/govs/govs/config"
+	"github.com/govs/govs/lvs"
+	"github.com/govs/govs/sched"
 )
 
 // Keepalived converts the keepalived.conf at path (and the files it
@@ -237,7 +239,7 @@ type kaRS struct {
 	checks   []*kaNode
 }
 
-var kaForward = map[string]string{"NAT": "nat", "DR": "dr", "TUN": "tun", "FNAT": "fullnat"}
+var kaForward = map[string]string{"NAT": lvs.FwdNAT.Name(), "DR": lvs.FwdDR.Name(), "TUN": lvs.FwdTun.Name(), "FNAT": lvs.FwdFullNAT.Name()}
 
 func (c *kaConv) forward(k *kaNode) (string, bool) {
 	if len(k.args) == 0 {
@@ -406,8 +408,8 @@ func (c *kaConv) virtualServer(n *kaNode) {
 	for _, k := range n.children {
 		switch k.key {
 		case "lvs_sched", "lb_algo":
-			if len(k.args) != 1 || !slices.Contains(config.Schedulers, k.args[0]) {
-				c.rep.errorf(k.file, k.line, "%s %s: govs's schedulers are %s", k.key, strings.Join(k.args, " "), strings.Join(config.Schedulers, " "))
+			if names := sched.Names(); len(k.args) != 1 || !slices.Contains(names, k.args[0]) {
+				c.rep.errorf(k.file, k.line, "%s %s: govs's schedulers are %s", k.key, strings.Join(k.args, " "), strings.Join(names, " "))
 				continue
 			}
 			vs.sched, vs.schedNote = k.args[0], ""
@@ -609,7 +611,7 @@ func (c *kaConv) instantiate(vs *kaVS, m kaMember) *service {
 		} else {
 			for _, k := range n.children {
 				if k.key == f {
-					c.rep.notef(k.file, k.line, "%s means nothing to the %s scheduler: left out", f, cmpOr(s.scheduler, "wlc"))
+					c.rep.notef(k.file, k.line, "%s means nothing to the %s scheduler: left out", f, cmpOr(s.scheduler, lvs.DefaultScheduler))
 				}
 			}
 		}

@@ -8,8 +8,9 @@ import (
 	"github.com/govs/govs/inet"
 )
 
-// allNames is every IPVS scheduler plus nothing else.
-var allNames = []string{"dh", "fo", "lblc", "lblcr", "lc", "mh", "nq", "ovf", "rr", "sed", "sh", "twos", "wlc", "wrr"}
+// allNames is every IPVS scheduler plus nothing else, in the order Names
+// lists them.
+var allNames = []string{"rr", "wrr", "lc", "wlc", "sed", "nq", "lblc", "lblcr", "dh", "sh", "mh", "fo", "ovf", "twos"}
 
 // mkDests returns destinations 198.18.0.1, .2, ... port 80 with the given
 // weights; the tests call them A, B, C, ... in that order.

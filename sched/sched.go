@@ -2,11 +2,14 @@ package sched
 
 import (
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/govs/govs/inet"
+	"github.com/govs/govs/lvs"
 )
 
 // Dest is a real server as the schedulers see it. The data path and the
@@ -184,38 +187,62 @@ const (
 	FlagPort
 )
 
-// ParseFlags parses ipvsadm's -b flag names (sh-fallback, sh-port,
-// mh-fallback, mh-port; IPVS's sched-flag-1/2/3 aliases too).
+// numberedFlags are IPVS's own names of the flag bits
+// (IP_VS_SVC_F_SCHED1..3), which ipvsadm accepts for any scheduler.
+var numberedFlags = map[string]Flags{"flag-1": FlagFallback, "flag-2": FlagPort, "flag-3": 0}
+
+// flagBits are the bits behind a scheduler's named flags, by the part of
+// the name after the scheduler's ("sh-port": "port").
+var flagBits = map[string]Flags{"fallback": FlagFallback, "port": FlagPort}
+
+// FlagOf returns the bit behind a flag name: a scheduler's own
+// (lvs.SchedulerFlags) or IPVS's numbered ones (flag-3 has no bit: IPVS
+// defines it but no scheduler reads it).
+func FlagOf(name string) (Flags, bool) {
+	if f, ok := numberedFlags[name]; ok {
+		return f, true
+	}
+	owner, ok := lvs.SchedulerOfFlag(name)
+	if !ok {
+		return 0, false
+	}
+	bit, ok := strings.CutPrefix(name, owner+"-")
+	if !ok {
+		return 0, false
+	}
+	f, ok := flagBits[bit]
+	return f, ok
+}
+
+// ParseFlags parses ipvsadm's -b flag names (lvs.SchedulerFlags; IPVS's
+// flag-1/2/3 too). Which scheduler a name belongs to is the caller's check.
 func ParseFlags(names []string) (Flags, error) {
 	var f Flags
 	for _, n := range names {
-		switch n {
-		case "sh-fallback", "mh-fallback", "flag-1":
-			f |= FlagFallback
-		case "sh-port", "mh-port", "flag-2":
-			f |= FlagPort
-		case "flag-3":
-			// IPVS defines it but no scheduler uses it.
-		default:
-			return 0, fmt.Errorf("unknown scheduler flag %q (valid: sh-fallback, sh-port, mh-fallback, mh-port)", n)
+		bit, ok := FlagOf(n)
+		if !ok {
+			return 0, fmt.Errorf("unknown scheduler flag %q (valid: %s)", n, strings.Join(lvs.SchedulerFlagNames(), ", "))
 		}
+		f |= bit
 	}
 	return f, nil
 }
 
 // Names returns the flag names for printing, in ipvsadm's spelling for the
-// given scheduler.
+// given scheduler: mh's own for mh, sh's for every other.
 func (f Flags) Names(scheduler string) []string {
 	prefix := "sh"
 	if scheduler == "mh" {
 		prefix = "mh"
 	}
 	var out []string
-	if f&FlagFallback != 0 {
-		out = append(out, prefix+"-fallback")
-	}
-	if f&FlagPort != 0 {
-		out = append(out, prefix+"-port")
+	for _, sf := range lvs.SchedulerFlags {
+		if sf.Scheduler != prefix {
+			continue
+		}
+		if bit, _ := FlagOf(sf.Name); f&bit != 0 {
+			out = append(out, sf.Name)
+		}
 	}
 	return out
 }
@@ -264,16 +291,32 @@ func New(name string, flags Flags) (Scheduler, error) {
 	return f(flags), nil
 }
 
-// Names lists the registered schedulers, sorted.
+// listOrder is how messages and documentation list the schedulers: by
+// family (round robin, least connection, locality, hashing, the others),
+// as govs always has. It only orders the list: a registered scheduler
+// missing here follows these, sorted, so a new scheduler is still one
+// file.
+var listOrder = []string{"rr", "wrr", "lc", "wlc", "sed", "nq", "lblc", "lblcr", "dh", "sh", "mh", "fo", "ovf", "twos"}
+
+// Names lists the registered schedulers: those of listOrder in its order,
+// then any other, sorted.
 func Names() []string {
 	registryMu.RLock()
 	defer registryMu.RUnlock()
 	out := make([]string, 0, len(registry))
-	for n := range registry {
-		out = append(out, n)
+	for _, n := range listOrder {
+		if _, ok := registry[n]; ok {
+			out = append(out, n)
+		}
 	}
-	sort.Strings(out)
-	return out
+	var rest []string
+	for n := range registry {
+		if !slices.Contains(listOrder, n) {
+			rest = append(rest, n)
+		}
+	}
+	sort.Strings(rest)
+	return append(out, rest...)
 }
 
 func namesList() string {

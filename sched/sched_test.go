@@ -2,6 +2,7 @@ package sched
 
 import (
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -28,8 +29,34 @@ func TestParseFlags(t *testing.T) {
 	if got := f.Names("sh"); !slices.Equal(got, []string{"sh-fallback", "sh-port"}) {
 		t.Errorf("Names(sh) = %v", got)
 	}
-	if _, err := ParseFlags([]string{"bogus"}); err == nil {
-		t.Error("ParseFlags(bogus) succeeded")
+	if _, err := ParseFlags([]string{"bogus"}); err == nil || err.Error() != `unknown scheduler flag "bogus" (valid: sh-fallback, sh-port, mh-fallback, mh-port)` {
+		t.Errorf("ParseFlags(bogus): %v", err)
+	}
+	for names, want := range map[string]Flags{"sh-fallback": FlagFallback, "sh-port": FlagPort, "flag-1": FlagFallback, "flag-2": FlagPort, "flag-3": 0, "mh-port,flag-1": FlagFallback | FlagPort} {
+		if got, err := ParseFlags(strings.Split(names, ",")); err != nil || got != want {
+			t.Errorf("ParseFlags(%s) = %v, %v; want %v", names, got, err, want)
+		}
+	}
+	if got := FlagPort.Names("mh"); !slices.Equal(got, []string{"mh-port"}) {
+		t.Errorf("Names(mh) = %v", got)
+	}
+	if got := FlagFallback.Names("wlc"); !slices.Equal(got, []string{"sh-fallback"}) {
+		t.Errorf("Names(wlc) = %v", got)
+	}
+	if got := Flags(0).Names("sh"); got != nil {
+		t.Errorf("no flags: %v", got)
+	}
+}
+
+func TestNamesListNewSchedulersLast(t *testing.T) {
+	Register("zz-test", func(Flags) Scheduler { return &roundRobin{last: -1} })
+	defer func() {
+		registryMu.Lock()
+		delete(registry, "zz-test")
+		registryMu.Unlock()
+	}()
+	if got := Names(); len(got) != len(allNames)+1 || got[len(got)-1] != "zz-test" {
+		t.Errorf("Names() = %v", got)
 	}
 }
 

@@ -325,7 +325,7 @@ func TestMetrics(t *testing.T) {
 
 	// govsadm --counters shows the same numbers under its names.
 	for name, metricName := range map[string]string{
-		"datapath rx_packets": ev("rx"), "datapath tx_packets": ev("tx"), "datapath tx_errors": "govs_datapath_tx_errors_total",
+		"datapath rx": ev("rx"), "datapath tx": ev("tx"), "datapath tx_errors": "govs_datapath_tx_errors_total",
 		"datapath new_conns": "govs_datapath_new_connections_total", "datapath inbound": ev("inbound"), "datapath outbound": ev("outbound"),
 		"datapath icmp_forwarded": ev("icmp_forwarded"), "datapath icmp_sent": ev("icmp_sent"), "datapath handed_off": ev("handed_off"),
 		"datapath conns": "govs_conntrack_entries", "datapath half_open": "govs_conntrack_half_open",

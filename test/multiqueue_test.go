@@ -48,7 +48,7 @@ func TestMultiQueue(t *testing.T) {
 		t.Fatalf("counters: %v\n%s", err, out)
 	}
 	t.Logf("handed off %d of %d received frames; drops: no_service %d no_conn %d",
-		k.DataPath["handed_off"], k.DataPath["rx_packets"], k.DataPath["drop_no_service"], k.DataPath["drop_no_conn"])
+		k.DataPath["handed_off"], k.DataPath["rx"], k.DataPath["drop_no_service"], k.DataPath["drop_no_conn"])
 	if k.DataPath["handed_off"] == 0 {
 		t.Errorf("no frame was handed to another worker: the test did not exercise two queues")
 	}

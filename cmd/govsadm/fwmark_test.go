@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/govs/govs/control"
+	"github.com/govs/govs/lvs"
 )
 
 // fwmarkTable has a plain service and two firewall-mark services, IPv4 and
@@ -83,10 +84,10 @@ func TestParseFwmark(t *testing.T) {
 		{"-E -f 1 -s wlc", func(c *command) bool { return c.kind == cmdEditService && c.service == mark1 }},
 		{"-D -f 1", func(c *command) bool { return c.kind == cmdDelService && c.service == mark1 }},
 		{"-a -f 1 -r 198.18.1.1 -m", func(c *command) bool {
-			return c.kind == cmdAddDest && c.service == mark1 && c.destIP.String() == "198.18.1.1" && c.destPort == 0 && c.forward == fwdNAT
+			return c.kind == cmdAddDest && c.service == mark1 && c.destIP.String() == "198.18.1.1" && c.destPort == 0 && c.forwards(lvs.FwdNAT)
 		}},
 		{"-a -f 1 -r 198.18.1.1:8080 -m -w 3", func(c *command) bool { return c.destPort == 8080 && c.weight == 3 }},
-		{"-e -f 1 -r 198.18.1.1 -g -w 0", func(c *command) bool { return c.kind == cmdEditDest && c.destPort == 0 && c.forward == fwdDR }},
+		{"-e -f 1 -r 198.18.1.1 -g -w 0", func(c *command) bool { return c.kind == cmdEditDest && c.destPort == 0 && c.forwards(lvs.FwdDR) }},
 		{"-d -f 1 -r 198.18.1.1", func(c *command) bool { return c.kind == cmdDelDest && c.service == mark1 }},
 		{"-L -n -f 1", func(c *command) bool { return c.kind == cmdList && c.service == mark1 }},
 		{"-Z -f 1", func(c *command) bool { return c.kind == cmdZero && c.service == mark1 }},

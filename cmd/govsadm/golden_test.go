@@ -95,7 +95,7 @@ func goldenBackend() *fakeBackend {
 		{Protocol: "IP", Expire: 300_000, State: "NONE", Source: "198.18.3.2:0", Virtual: "198.18.0.103:0", Dest: "198.18.1.5:0", Template: true},
 	}
 	b.counters = control.Counters{
-		DataPath: map[string]uint64{"rx_packets": 1000, "tx_packets": 990, "drop_no_service": 10,
+		DataPath: map[string]uint64{"rx": 1000, "tx": 990, "drop_no_service": 10,
 			"syncookies_accepted": 870, "syncookies_rejected": 12, "synproxy_dropped": 3,
 			"half_open": 4100, "evicted_half_open": 25000, "csum_finished": 25, "frag_forwarded": 4, "frag_held": 1},
 		XDP: map[string]uint64{"steered_vip": 1000, "passed": 5, "syncookies_sent": 1_500_000, "syn_throttled": 42, "steer_metered": 9000, "fast_csum_finished": 900,

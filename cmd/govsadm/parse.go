@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/govs/govs/control"
+	"github.com/govs/govs/lvs"
 )
 
 // cmdKind is the one command of an invocation, as ipvsadm allows exactly one.
@@ -149,17 +150,10 @@ const (
 	maxTimeout = 86400 * 31
 	// defaultPersistence is IPVS_SVC_PERSISTENT_TIMEOUT, taken by a bare -p.
 	defaultPersistence = 300
-	// defaultScheduler is ipvsadm's DEF_SCHED.
-	defaultScheduler = "wlc"
 )
 
-// Forwarding methods as the API spells them.
-const (
-	fwdNAT     = "nat"
-	fwdFullNAT = "fullnat"
-	fwdDR      = "dr"
-	fwdTun     = "tun"
-)
+// forwardOptions are the forwarding-method options' methods.
+var forwardOptions = map[string]lvs.Fwd{"g": lvs.FwdDR, "i": lvs.FwdTun, "m": lvs.FwdNAT, "fullnat": lvs.FwdFullNAT}
 
 // listFormat selects what -L prints and how.
 type listFormat struct {
@@ -182,7 +176,7 @@ type command struct {
 
 	destIP   netip.Addr
 	destPort uint16
-	forward  string // "" when no forwarding option was given
+	forward  string // lvs.Fwd.Name(), as the API takes it; "" when none was given
 	weight   int
 	upper    uint32
 	lower    uint32
@@ -196,6 +190,9 @@ type command struct {
 }
 
 func (c *command) has(o optBit) bool { return c.opts&o != 0 }
+
+// forwards reports whether the command's forwarding method is f.
+func (c *command) forwards(f lvs.Fwd) bool { return c.forward == f.Name() }
 
 // usageError is a refusal of the command line itself; govsadm exits 2, as
 // ipvsadm's fail(2, ...) does.
@@ -469,244 +466,58 @@ func optName(o optBit) string {
 	return "?"
 }
 
+// commandOptions are the options that name the command, with no more to
+// check than that it is the only one.
+var commandOptions = map[string]cmdKind{
+	"A": cmdAddService, "E": cmdEditService, "D": cmdDelService, "C": cmdClear,
+	"L": cmdList, "Z": cmdZero, "a": cmdAddDest, "e": cmdEditDest, "d": cmdDelDest,
+	"set": cmdSetTimeouts, "S": cmdSave, "add-laddr": cmdAddLaddr, "del-laddr": cmdDelLaddr,
+	"reload": cmdReload, "shutdown": cmdShutdown, "counters": cmdCounters,
+}
+
+// switchOptions are the options that take no value and are only recorded.
+var switchOptions = map[string]optBit{
+	"n": optNumeric, "c": optConnection, "timeout": optTimeout, "daemon": optDaemon, "bgp": optBGP,
+	"stats": optStats, "rate": optRate, "thresholds": optThresholds, "persistent-conn": optPersistentConn,
+	"nosort": optNoSort, "X": optExact, "json": optJSON,
+}
+
 // apply handles one option; done reports that parsing ends here (help,
-// version).
+// version). The options with values are handled by kind: the service's,
+// the real server's, the sync daemon's.
 func (st *parseState) apply(def *optionDef, display, val string, hasVal bool) (done bool, err error) {
-	c := st.cmd
 	if def.key != "socket" {
 		st.sawOption = true
+	}
+	if k, ok := commandOptions[def.key]; ok {
+		return false, st.setCommand(k)
+	}
+	if o, ok := switchOptions[def.key]; ok {
+		return false, st.setOption(o)
 	}
 	switch def.key {
 	case "h", "v":
 		if st.p.inRestore {
 			return false, usagef("%s is not allowed in restore input", display)
 		}
-		c.kind = cmdHelp
+		st.cmd.kind = cmdHelp
 		if def.key == "v" {
-			c.kind = cmdVersion
+			st.cmd.kind = cmdVersion
 		}
 		return true, nil
-	case "A":
-		return false, st.setCommand(cmdAddService)
-	case "E":
-		return false, st.setCommand(cmdEditService)
-	case "D":
-		return false, st.setCommand(cmdDelService)
-	case "C":
-		return false, st.setCommand(cmdClear)
-	case "L":
-		return false, st.setCommand(cmdList)
-	case "Z":
-		return false, st.setCommand(cmdZero)
-	case "a":
-		return false, st.setCommand(cmdAddDest)
-	case "e":
-		return false, st.setCommand(cmdEditDest)
-	case "d":
-		return false, st.setCommand(cmdDelDest)
-	case "set":
-		return false, st.setCommand(cmdSetTimeouts)
 	case "R":
 		if st.p.inRestore {
 			return false, usagef("-R is not allowed in restore input")
 		}
 		return false, st.setCommand(cmdRestore)
-	case "S":
-		return false, st.setCommand(cmdSave)
-	case "add-laddr":
-		return false, st.setCommand(cmdAddLaddr)
-	case "del-laddr":
-		return false, st.setCommand(cmdDelLaddr)
-	case "reload":
-		return false, st.setCommand(cmdReload)
-	case "shutdown":
-		return false, st.setCommand(cmdShutdown)
-	case "counters":
-		return false, st.setCommand(cmdCounters)
-
-	case "t", "u":
-		if err := st.setOption(optService); err != nil {
-			return false, err
-		}
-		proto := "tcp"
-		if def.key == "u" {
-			proto = "udp"
-		}
-		ip, port, _, ok := st.p.parseAddrPort(val, proto)
-		if !ok {
-			return false, usagef("illegal virtual server address[:port] specified")
-		}
-		c.service = control.ServiceKey{Protocol: proto, VIP: ip.String(), Port: port}
-		c.serviceIP = ip
-	case "f":
-		if err := st.setOption(optService); err != nil {
-			return false, err
-		}
-		n, err := strconv.ParseUint(val, 10, 32)
-		if err != nil || n == 0 {
-			return false, usagef("illegal virtual server firewall-mark specified")
-		}
-		c.service = control.ServiceKey{FwMark: uint32(n)}
-		c.serviceIP = netip.IPv4Unspecified()
-	case "6":
-		c.ipv6 = true
-	case "s":
-		if err := st.setOption(optScheduler); err != nil {
-			return false, err
-		}
-		if val == "" {
-			return false, usagef("illegal scheduler specified")
-		}
-		c.scheduler = val
-	case "b":
-		if err := st.setOption(optSchedFlags); err != nil {
-			return false, err
-		}
-		st.rawFlags = val
-	case "p":
-		if err := st.setOption(optPersistent); err != nil {
-			return false, err
-		}
-		c.persistent = defaultPersistence
-		if hasVal {
-			n, ok := parseNumber(val, 1, maxTimeout)
-			if !ok {
-				return false, usagef("invalid timeout value `%s' specified", val)
-			}
-			c.persistent = n
-		}
-	case "M":
-		if err := st.setOption(optNetmask); err != nil {
-			return false, err
-		}
-		st.rawNetmask = val
-	case "r":
-		if err := st.setOption(optServer); err != nil {
-			return false, err
-		}
-		st.rawDest = val
-	case "g", "i", "m", "fullnat":
-		if err := st.setOption(optForward); err != nil {
-			return false, err
-		}
-		c.forward = map[string]string{"g": fwdDR, "i": fwdTun, "m": fwdNAT, "fullnat": fwdFullNAT}[def.key]
-	case "w":
-		if err := st.setOption(optWeight); err != nil {
-			return false, err
-		}
-		n, ok := parseNumber(val, 0, math.MaxInt32)
-		if !ok {
-			return false, usagef("illegal weight specified")
-		}
-		c.weight = n
-	case "x":
-		if err := st.setOption(optUThreshold); err != nil {
-			return false, err
-		}
-		n, ok := parseNumber(val, 0, math.MaxInt32)
-		if !ok {
-			return false, usagef("illegal u_threshold specified")
-		}
-		c.upper = uint32(n)
-	case "y":
-		if err := st.setOption(optLThreshold); err != nil {
-			return false, err
-		}
-		n, ok := parseNumber(val, 0, math.MaxInt32)
-		if !ok {
-			return false, usagef("illegal l_threshold specified")
-		}
-		c.lower = uint32(n)
-	case "z":
-		if err := st.setOption(optLaddr); err != nil {
-			return false, err
-		}
-		ip, err := netip.ParseAddr(val)
-		if err != nil || ip.Zone() != "" {
-			return false, usagef("illegal local address specified")
-		}
-		c.laddr = ip.Unmap()
-	case "n":
-		return false, st.setOption(optNumeric)
-	case "c":
-		return false, st.setOption(optConnection)
-	case "timeout":
-		return false, st.setOption(optTimeout)
-	case "start-daemon", "stop-daemon":
-		if val != "master" && val != "backup" {
-			return false, usagef("illegal start_daemon specified")
-		}
-		c.daemon.Role = val
-		if def.key == "start-daemon" {
-			return false, st.setCommand(cmdStartDaemon)
-		}
-		return false, st.setCommand(cmdStopDaemon)
-	case "daemon":
-		return false, st.setOption(optDaemon)
-	case "bgp":
-		return false, st.setOption(optBGP)
-	case "mcast-interface":
-		c.daemon.Interface = val
-		return false, st.setOption(optMcastInterface)
-	case "mcast-group":
-		a, err := netip.ParseAddr(val)
-		if err != nil || !a.IsMulticast() {
-			return false, usagef("invalid mcast-group address")
-		}
-		if c.has(optSyncPeer) {
-			return false, usagef("--mcast-group and --sync-peer exclude each other (multicast or unicast sync)")
-		}
-		c.daemon.Group = a.String()
-		return false, st.setOption(optMcastGroup)
-	case "mcast-port":
-		n, ok := parseNumber(val, 1, 65535)
-		if !ok {
-			return false, usagef("illegal mcast-port specified")
-		}
-		c.daemon.Port = uint16(n)
-		return false, st.setOption(optMcastPort)
-	case "syncid":
-		n, ok := parseNumber(val, 0, 255)
-		if !ok {
-			return false, usagef("illegal syncid specified")
-		}
-		c.daemon.SyncID = uint8(n)
-		return false, st.setOption(optSyncID)
-	case "sync-key":
-		c.daemon.KeyFile = val
-		return false, st.setOption(optSyncKey)
-	case "sync-peer":
-		// govs: unicast sync, one --sync-peer per peer (ipvsadm has no
-		// syntax for it); instead of --mcast-group.
-		if c.has(optMcastGroup) {
-			return false, usagef("--mcast-group and --sync-peer exclude each other (multicast or unicast sync)")
-		}
-		a, err := netip.ParseAddr(val)
-		if err != nil || a.Zone() != "" || a.IsMulticast() || a.IsUnspecified() {
-			return false, usagef("illegal sync-peer address %q specified", val)
-		}
-		a = a.Unmap()
-		if slices.Contains(c.daemon.Peers, a.String()) {
-			return false, usagef("sync-peer %s specified twice", a)
-		}
-		c.daemon.Peers = append(c.daemon.Peers, a.String())
-		c.opts |= optSyncPeer // repeatable
-	case "stats":
-		return false, st.setOption(optStats)
-	case "rate":
-		return false, st.setOption(optRate)
-	case "thresholds":
-		return false, st.setOption(optThresholds)
-	case "persistent-conn":
-		return false, st.setOption(optPersistentConn)
-	case "nosort":
-		return false, st.setOption(optNoSort)
+	case "t", "u", "f", "6", "s", "b", "p", "M", "z":
+		return false, st.applyService(def.key, val, hasVal)
+	case "r", "g", "i", "m", "fullnat", "w", "x", "y", "tun-type":
+		return false, st.applyDest(def.key, display, val)
+	case "start-daemon", "stop-daemon", "mcast-interface", "mcast-group", "mcast-port", "syncid", "sync-key", "sync-peer":
+		return false, st.applySync(def.key, val)
 	case "sort":
 		// Sorting is the default; ipvsadm keeps --sort for old scripts.
-	case "X":
-		return false, st.setOption(optExact)
-	case "json":
-		return false, st.setOption(optJSON)
 	case "socket":
 		if st.p.inRestore {
 			return false, usagef("--socket is not allowed in restore input")
@@ -714,16 +525,7 @@ func (st *parseState) apply(def *optionDef, display, val string, hasVal bool) (d
 		if val == "" {
 			return false, usagef("option `--socket' requires a path")
 		}
-		c.socket = val
-	case "tun-type":
-		switch strings.ToLower(val) {
-		case "ipip":
-			c.tunType = "ipip"
-		case "gue", "gre":
-			return false, usagef("option `%s': tunnel type %s is not supported: govsd tunnels with IPIP only (--tun-type ipip)", display, val)
-		default:
-			return false, usagef("illegal tunnel type %q specified (govsd tunnels with ipip)", val)
-		}
+		st.cmd.socket = val
 	case "unsupported":
 		why := unsupportedWhy[def.long]
 		if why == "" {
@@ -734,6 +536,199 @@ func (st *parseState) apply(def *optionDef, display, val string, hasVal bool) (d
 		return false, usagef("option `%s' is not implemented", display)
 	}
 	return false, nil
+}
+
+// applyService handles the options that say which service and how it
+// schedules: -t -u -f -6 -s -b -p -M, and -z, a local address of it.
+func (st *parseState) applyService(key, val string, hasVal bool) error {
+	c := st.cmd
+	switch key {
+	case "t", "u":
+		if err := st.setOption(optService); err != nil {
+			return err
+		}
+		proto := lvs.ProtoTCP
+		if key == "u" {
+			proto = lvs.ProtoUDP
+		}
+		ip, port, _, ok := st.p.parseAddrPort(val, proto.Name())
+		if !ok {
+			return usagef("illegal virtual server address[:port] specified")
+		}
+		c.service = control.ServiceKey{Protocol: proto.Name(), VIP: ip.String(), Port: port}
+		c.serviceIP = ip
+	case "f":
+		if err := st.setOption(optService); err != nil {
+			return err
+		}
+		n, err := strconv.ParseUint(val, 10, 32)
+		if err != nil || n == 0 {
+			return usagef("illegal virtual server firewall-mark specified")
+		}
+		c.service = control.ServiceKey{FwMark: uint32(n)}
+		c.serviceIP = netip.IPv4Unspecified()
+	case "6":
+		c.ipv6 = true
+	case "s":
+		if err := st.setOption(optScheduler); err != nil {
+			return err
+		}
+		if val == "" {
+			return usagef("illegal scheduler specified")
+		}
+		c.scheduler = val
+	case "b":
+		if err := st.setOption(optSchedFlags); err != nil {
+			return err
+		}
+		st.rawFlags = val
+	case "p":
+		if err := st.setOption(optPersistent); err != nil {
+			return err
+		}
+		c.persistent = defaultPersistence
+		if hasVal {
+			n, ok := parseNumber(val, 1, maxTimeout)
+			if !ok {
+				return usagef("invalid timeout value `%s' specified", val)
+			}
+			c.persistent = n
+		}
+	case "M":
+		if err := st.setOption(optNetmask); err != nil {
+			return err
+		}
+		st.rawNetmask = val
+	case "z":
+		if err := st.setOption(optLaddr); err != nil {
+			return err
+		}
+		ip, err := netip.ParseAddr(val)
+		if err != nil || ip.Zone() != "" {
+			return usagef("illegal local address specified")
+		}
+		c.laddr = ip.Unmap()
+	}
+	return nil
+}
+
+// applyDest handles the options of a real server: -r, the forwarding
+// method, -w -x -y and --tun-type.
+func (st *parseState) applyDest(key, display, val string) error {
+	c := st.cmd
+	switch key {
+	case "r":
+		if err := st.setOption(optServer); err != nil {
+			return err
+		}
+		st.rawDest = val
+	case "g", "i", "m", "fullnat":
+		if err := st.setOption(optForward); err != nil {
+			return err
+		}
+		c.forward = forwardOptions[key].Name()
+	case "w":
+		if err := st.setOption(optWeight); err != nil {
+			return err
+		}
+		n, ok := parseNumber(val, 0, math.MaxInt32)
+		if !ok {
+			return usagef("illegal weight specified")
+		}
+		c.weight = n
+	case "x":
+		if err := st.setOption(optUThreshold); err != nil {
+			return err
+		}
+		n, ok := parseNumber(val, 0, math.MaxInt32)
+		if !ok {
+			return usagef("illegal u_threshold specified")
+		}
+		c.upper = uint32(n)
+	case "y":
+		if err := st.setOption(optLThreshold); err != nil {
+			return err
+		}
+		n, ok := parseNumber(val, 0, math.MaxInt32)
+		if !ok {
+			return usagef("illegal l_threshold specified")
+		}
+		c.lower = uint32(n)
+	case "tun-type":
+		switch strings.ToLower(val) {
+		case "ipip":
+			c.tunType = "ipip"
+		case "gue", "gre":
+			return usagef("option `%s': tunnel type %s is not supported: govsd tunnels with IPIP only (--tun-type ipip)", display, val)
+		default:
+			return usagef("illegal tunnel type %q specified (govsd tunnels with ipip)", val)
+		}
+	}
+	return nil
+}
+
+// applySync handles the sync daemon's options (--start-daemon and
+// --stop-daemon are commands that take the role).
+func (st *parseState) applySync(key, val string) error {
+	c := st.cmd
+	switch key {
+	case "start-daemon", "stop-daemon":
+		if val != "master" && val != "backup" {
+			return usagef("illegal start_daemon specified")
+		}
+		c.daemon.Role = val
+		if key == "start-daemon" {
+			return st.setCommand(cmdStartDaemon)
+		}
+		return st.setCommand(cmdStopDaemon)
+	case "mcast-interface":
+		c.daemon.Interface = val
+		return st.setOption(optMcastInterface)
+	case "mcast-group":
+		a, err := netip.ParseAddr(val)
+		if err != nil || !a.IsMulticast() {
+			return usagef("invalid mcast-group address")
+		}
+		if c.has(optSyncPeer) {
+			return usagef("--mcast-group and --sync-peer exclude each other (multicast or unicast sync)")
+		}
+		c.daemon.Group = a.String()
+		return st.setOption(optMcastGroup)
+	case "mcast-port":
+		n, ok := parseNumber(val, 1, 65535)
+		if !ok {
+			return usagef("illegal mcast-port specified")
+		}
+		c.daemon.Port = uint16(n)
+		return st.setOption(optMcastPort)
+	case "syncid":
+		n, ok := parseNumber(val, 0, 255)
+		if !ok {
+			return usagef("illegal syncid specified")
+		}
+		c.daemon.SyncID = uint8(n)
+		return st.setOption(optSyncID)
+	case "sync-key":
+		c.daemon.KeyFile = val
+		return st.setOption(optSyncKey)
+	case "sync-peer":
+		// govs: unicast sync, one --sync-peer per peer (ipvsadm has no
+		// syntax for it); instead of --mcast-group.
+		if c.has(optMcastGroup) {
+			return usagef("--mcast-group and --sync-peer exclude each other (multicast or unicast sync)")
+		}
+		a, err := netip.ParseAddr(val)
+		if err != nil || a.Zone() != "" || a.IsMulticast() || a.IsUnspecified() {
+			return usagef("illegal sync-peer address %q specified", val)
+		}
+		a = a.Unmap()
+		if slices.Contains(c.daemon.Peers, a.String()) {
+			return usagef("sync-peer %s specified twice", a)
+		}
+		c.daemon.Peers = append(c.daemon.Peers, a.String())
+		c.opts |= optSyncPeer // repeatable
+	}
+	return nil
 }
 
 // finish checks the whole command as ipvsadm's process_options does, in its
@@ -770,7 +765,7 @@ func (st *parseState) finish() error {
 	if c.has(optSchedFlags) {
 		sched := c.scheduler
 		if sched == "" {
-			sched = defaultScheduler
+			sched = lvs.DefaultScheduler
 		}
 		flags, err := parseSchedFlags(sched, st.rawFlags)
 		if err != nil {
@@ -794,7 +789,7 @@ func (st *parseState) finish() error {
 			return usagef("Zero port specified for non-persistent service")
 		}
 		if c.scheduler == "" {
-			c.scheduler = defaultScheduler
+			c.scheduler = lvs.DefaultScheduler
 		}
 		if c.has(optNetmask) {
 			mask, err := parseNetmask(st.rawNetmask, c.serviceIP.Is6())
@@ -806,7 +801,7 @@ func (st *parseState) finish() error {
 	case cmdAddDest, cmdEditDest, cmdDelDest:
 		proto := c.service.Protocol
 		if proto == "" {
-			proto = "tcp" // an fwmark service: named ports as TCP's
+			proto = lvs.ProtoTCP.Name() // an fwmark service: named ports as TCP's
 		}
 		ip, port, hasPort, ok := st.p.parseAddrPort(st.rawDest, proto)
 		if !ok {
@@ -820,20 +815,20 @@ func (st *parseState) finish() error {
 		}
 		if c.kind == cmdAddDest && c.forward == "" {
 			// ipvsadm's default forwarding method is direct routing (-g).
-			c.forward = fwdDR
+			c.forward = lvs.FwdDR.Name()
 		}
-		if c.kind != cmdDelDest && (c.forward == fwdDR || c.forward == fwdTun) {
+		if c.kind != cmdDelDest && (c.forwards(lvs.FwdDR) || c.forwards(lvs.FwdTun)) {
 			// Direct routing and tunnelling cannot map ports: the
 			// server's port is the service's, whatever was given.
 			c.destPort = c.service.Port
 		}
-		if c.kind != cmdDelDest && c.forward != "" && c.forward != fwdTun && c.destIP.Is6() != c.serviceIP.Is6() {
+		if c.kind != cmdDelDest && c.forward != "" && !c.forwards(lvs.FwdTun) && c.destIP.Is6() != c.serviceIP.Is6() {
 			return usagef("Different address family is allowed only for tunneling servers")
 		}
 		if c.kind == cmdAddDest && !c.has(optWeight) {
 			c.weight = 1
 		}
-		if c.tunType != "" && c.kind != cmdDelDest && c.forward != fwdTun {
+		if c.tunType != "" && c.kind != cmdDelDest && !c.forwards(lvs.FwdTun) {
 			return usagef("--tun-type is only for tunnelling servers (-i)")
 		}
 	case cmdList:
@@ -882,8 +877,9 @@ func checkOptions(k cmdKind, opts optBit) error {
 	return nil
 }
 
-// parseSchedFlags checks -b's comma-separated list as ipvsadm does: the sh
-// and mh flags only go with their scheduler.
+// parseSchedFlags checks -b's comma-separated list as ipvsadm does: a
+// scheduler's flags only go with it (lvs.SchedulerFlags); IPVS's numbered
+// flag-1, flag-2 and flag-3 go with any.
 func parseSchedFlags(sched, arg string) ([]string, error) {
 	var out []string
 	for _, f := range strings.Split(arg, ",") {
@@ -893,18 +889,12 @@ func parseSchedFlags(sched, arg string) ([]string, error) {
 			}
 			continue // strtok skips empty fields
 		}
-		switch f {
-		case "flag-1", "flag-2", "flag-3":
-		case "sh-fallback", "sh-port":
-			if sched != "sh" {
-				return nil, usagef("incompatible scheduler flag `%s'", f)
-			}
-		case "mh-fallback", "mh-port":
-			if sched != "mh" {
-				return nil, usagef("incompatible scheduler flag `%s'", f)
-			}
-		default:
+		switch owner, named := lvs.SchedulerOfFlag(f); {
+		case f == "flag-1" || f == "flag-2" || f == "flag-3":
+		case !named:
 			return nil, usagef("invalid scheduler flag `%s'", f)
+		case owner != sched:
+			return nil, usagef("incompatible scheduler flag `%s'", f)
 		}
 		if !contains(out, f) {
 			out = append(out, f)

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/govs/govs/control"
+	"github.com/govs/govs/lvs"
 	"github.com/govs/govs/migrate"
 )
 
@@ -63,25 +64,24 @@ func ruleService(s *control.Service) string {
 		return "-f " + strconv.FormatUint(uint64(s.FwMark), 10)
 	}
 	opt := "-t"
-	if strings.EqualFold(s.Protocol, "udp") {
+	if p, _ := lvs.ParseProto(s.Protocol); p == lvs.ProtoUDP {
 		opt = "-u"
 	}
 	return opt + " " + hostPort(s.VIP, s.Port)
 }
 
-// forwardSwitch maps the listing's forwarding word to its option. Local is
-// written as -g, as ipvsadm does.
+// saveForwardOptions are the forwarding methods' options, as ipvsadm -S
+// writes them.
+var saveForwardOptions = map[lvs.Fwd]string{lvs.FwdNAT: "-m", lvs.FwdFullNAT: "--fullnat", lvs.FwdDR: "-g", lvs.FwdTun: "-i"}
+
+// forwardSwitch maps the listing's forwarding word to its option. Local (or
+// any word that is no method) is written as -g, as ipvsadm does.
 func forwardSwitch(forward string) string {
-	switch strings.ToLower(forward) {
-	case "masq", fwdNAT:
-		return "-m"
-	case "tunnel", fwdTun:
-		return "-i"
-	case "fullnat":
-		return "--fullnat"
-	default:
+	f, err := lvs.ParseFwd(forward)
+	if err != nil {
 		return "-g"
 	}
+	return saveForwardOptions[f]
 }
 
 // readRules splits -R input as ipvsadm's config_stream does

@@ -18,11 +18,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/netip"
 	"os"
 	"runtime/pprof"
 
-	"github.com/govs/govs/bpf"
 	"github.com/govs/govs/config"
 	"github.com/govs/govs/daemon"
 	"github.com/govs/govs/version"
@@ -102,41 +100,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if err := daemon.RunWith(context.Background(), *path, log, daemon.RunOptions{Takeover: *takeover}); err != nil {
 		log.Error("govsd failed", "err", err)
-		return 1
-	}
-	return 0
-}
-
-// vipList collects repeated --vip flags.
-type vipList []netip.Addr
-
-func (v *vipList) String() string { return fmt.Sprint(*v) }
-func (v *vipList) Set(s string) error {
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return err
-	}
-	*v = append(*v, a)
-	return nil
-}
-
-func runDecap(args []string) int {
-	fs := flag.NewFlagSet("govsd decap", flag.ContinueOnError)
-	iface := fs.String("interface", "", "interface receiving the tunnelled packets")
-	mode := fs.String("xdp-mode", "auto", "auto, native or generic")
-	var vips vipList
-	fs.Var(&vips, "vip", "a VIP served by this real server (repeat for more)")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	m, err := bpf.ParseMode(*mode)
-	if err != nil || *iface == "" {
-		fmt.Fprintln(os.Stderr, "govsd decap: need --interface IFACE, one or more --vip ADDR, and --xdp-mode auto|native|generic")
-		return 2
-	}
-	log, _ := newLogger("text", false)
-	if err := daemon.RunDecap(context.Background(), *iface, vips, m, log); err != nil {
-		log.Error("govsd decap failed", "err", err)
 		return 1
 	}
 	return 0

@@ -1,9 +1,13 @@
 package packet
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/govs/govs/lvs"
+)
 
 func benchFrame(b *testing.B, v6 bool) ([]byte, Parsed) {
-	s := spec{src: "198.18.0.1", dst: "198.18.0.2", proto: ProtoTCP, sport: 40000, dport: 80, tcpFlags: 0x10, payload: make([]byte, 1400), vlans: 1}
+	s := spec{src: "198.18.0.1", dst: "198.18.0.2", proto: lvs.ProtoTCP, sport: 40000, dport: 80, tcpFlags: 0x10, payload: make([]byte, 1400), vlans: 1}
 	if v6 {
 		s.src, s.dst = "2001:db8::1", "2001:db8::2"
 	}

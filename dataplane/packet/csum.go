@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 
 	"github.com/govs/govs/inet"
+	"github.com/govs/govs/lvs"
 )
 
 // The checksum helpers work on the value as it is stored in a header: the
@@ -92,7 +93,7 @@ func Checksum(b []byte, initial uint64) uint16 {
 // PseudoHeaderSum returns the unfolded sum of the TCP/UDP/ICMPv6
 // pseudo-header: the IPv4 one (RFC 793) when family is 4, the IPv6 one
 // (RFC 8200 section 8.1) otherwise. length is the upper-layer length.
-func PseudoHeaderSum(family uint8, src, dst *inet.Addr, proto uint8, length int) uint64 {
+func PseudoHeaderSum(family uint8, src, dst *inet.Addr, proto lvs.Proto, length int) uint64 {
 	var s uint64
 	if family == 4 {
 		s = Sum(src[12:16], 0)
@@ -122,9 +123,9 @@ func PseudoHeaderSum(family uint8, src, dst *inet.Addr, proto uint8, length int)
 func FinishL4Checksum(frame []byte, p *Parsed) bool {
 	var field int
 	switch p.Proto {
-	case ProtoTCP:
+	case lvs.ProtoTCP:
 		field = 16
-	case ProtoUDP:
+	case lvs.ProtoUDP:
 		field = 6
 	default:
 		return false
@@ -141,7 +142,7 @@ func FinishL4Checksum(frame []byte, p *Parsed) bool {
 	// The field holds the pseudo-header sum: summing it with the rest
 	// gives the full sum.
 	c := ^fold(Sum(l4, 0))
-	if c == 0 && p.Proto == ProtoUDP {
+	if c == 0 && p.Proto == lvs.ProtoUDP {
 		c = 0xffff
 	}
 	binary.BigEndian.PutUint16(l4[field:], c)

@@ -2,6 +2,7 @@ package packet
 
 import (
 	"encoding/binary"
+	"github.com/govs/govs/lvs"
 	"testing"
 )
 
@@ -13,7 +14,7 @@ func unfinish(tb testing.TB, frame []byte) {
 	tb.Helper()
 	p := mustParse(tb, frame)
 	field := 16
-	if p.Proto == ProtoUDP {
+	if p.Proto == lvs.ProtoUDP {
 		field = 6
 	}
 	ip := frame[p.L3Off:]
@@ -34,7 +35,7 @@ func unfinish(tb testing.TB, frame []byte) {
 func TestFinishL4Checksum(t *testing.T) {
 	n := 0
 	for _, c := range rewriteCases() {
-		if c.in.proto != ProtoTCP && c.in.proto != ProtoUDP || c.in.zeroUDPCsum {
+		if c.in.proto != lvs.ProtoTCP && c.in.proto != lvs.ProtoUDP || c.in.zeroUDPCsum {
 			continue
 		}
 		n++
@@ -66,7 +67,7 @@ func TestFinishL4Checksum(t *testing.T) {
 	// DR and TUN: the real server receives the frame as it is (TUN: inside
 	// an outer header), so finishing alone must make it right.
 	for _, s := range parseSpecs() {
-		if s.proto != ProtoTCP && s.proto != ProtoUDP || s.vlans > 0 {
+		if s.proto != lvs.ProtoTCP && s.proto != lvs.ProtoUDP || s.vlans > 0 {
 			continue
 		}
 		t.Run("tun/"+specName(s), func(t *testing.T) {
@@ -110,14 +111,14 @@ func TestFinishL4ChecksumLeavesAlone(t *testing.T) {
 			t.Errorf("%s: %s", specName(s), d)
 		}
 	}
-	z := spec{src: "198.18.0.1", dst: "198.18.0.2", proto: ProtoUDP, sport: 1000, dport: 53, payload: []byte("q"), zeroUDPCsum: true}
+	z := spec{src: "198.18.0.1", dst: "198.18.0.2", proto: lvs.ProtoUDP, sport: 1000, dport: 53, payload: []byte("q"), zeroUDPCsum: true}
 	frame := build(t, z)
 	p := mustParse(t, frame)
 	if FinishL4Checksum(frame, &p) || frame[p.L4Off+6] != 0 || frame[p.L4Off+7] != 0 {
 		t.Error("IPv4 UDP checksum 0 changed")
 	}
 	// A first fragment: the checksum covers the whole datagram.
-	frame = build(t, spec{src: "198.18.0.1", dst: "198.18.0.2", proto: ProtoTCP, sport: 1, dport: 2, tcpFlags: 0x10, payload: []byte("abcd")})
+	frame = build(t, spec{src: "198.18.0.1", dst: "198.18.0.2", proto: lvs.ProtoTCP, sport: 1, dport: 2, tcpFlags: 0x10, payload: []byte("abcd")})
 	unfinish(t, frame)
 	p = mustParse(t, frame)
 	p.Frag = FragFirst
@@ -132,12 +133,12 @@ func TestFinishL4ChecksumLeavesAlone(t *testing.T) {
 // it recomputes the same value.
 func TestFinishL4ChecksumByChance(t *testing.T) {
 	for _, fam := range [][2]string{{"198.18.0.1", "198.18.0.2"}, {"2001:db8::1", "2001:db8::2"}} {
-		for _, proto := range []uint8{ProtoTCP, ProtoUDP} {
+		for _, proto := range []lvs.Proto{lvs.ProtoTCP, lvs.ProtoUDP} {
 			s := spec{src: fam[0], dst: fam[1], proto: proto, sport: 1000, dport: 2000, tcpFlags: 0x10, payload: []byte{0, 0, 0, 0}}
 			frame := build(t, s)
 			p := mustParse(t, frame)
 			field := 16
-			if proto == ProtoUDP {
+			if proto == lvs.ProtoUDP {
 				field = 6
 			}
 			ip := frame[p.L3Off:]

@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/govs/govs/inet"
+	"github.com/govs/govs/lvs"
 )
 
 // Errors of the tunnel and ICMP builders.
@@ -77,11 +78,11 @@ func Encap(chunk []byte, off, length int, p *Parsed, outerSrc, outerDst inet.Add
 	if (v4 && p.L3Len+hdr > 0xffff) || (!v4 && p.L3Len > 0xffff) {
 		return 0, 0, ErrTooBig
 	}
-	innerProto := uint8(ProtoIPIP)
+	innerProto := lvs.ProtoIPIP
 	dsfield := chunk[inner+1] // IPv4 TOS
 	df := true
 	if p.Family == 6 {
-		innerProto = ProtoIPv6
+		innerProto = lvs.ProtoIPv6
 		dsfield = chunk[inner]<<4 | chunk[inner+1]>>4 // IPv6 traffic class
 	} else {
 		df = binary.BigEndian.Uint16(chunk[inner+6:])&ipv4FlagDF != 0
@@ -103,7 +104,7 @@ func Encap(chunk []byte, off, length int, p *Parsed, outerSrc, outerDst inet.Add
 		}
 		binary.BigEndian.PutUint16(h[6:], frag)
 		h[8] = originTTL
-		h[9] = innerProto
+		h[9] = uint8(innerProto)
 		h[10], h[11] = 0, 0
 		copy(h[12:16], outerSrc[12:])
 		copy(h[16:20], outerDst[12:])
@@ -113,7 +114,7 @@ func Encap(chunk []byte, off, length int, p *Parsed, outerSrc, outerDst inet.Add
 		fl := FlowLabel(p)
 		binary.BigEndian.PutUint32(h[0:], 6<<28|uint32(dsfield)<<20|fl)
 		binary.BigEndian.PutUint16(h[4:], uint16(p.L3Len))
-		h[6] = innerProto
+		h[6] = uint8(innerProto)
 		h[7] = originTTL
 		copy(h[8:24], outerSrc[:])
 		copy(h[24:40], outerDst[:])

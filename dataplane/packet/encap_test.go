@@ -3,6 +3,7 @@ package packet
 import (
 	"errors"
 	"fmt"
+	"github.com/govs/govs/lvs"
 	"testing"
 
 	"github.com/google/gopacket"
@@ -53,9 +54,9 @@ func TestEncap(t *testing.T) {
 		s  spec
 		ds uint8 // the inner DS field
 	}{
-		{spec{src: "198.18.0.1", dst: "198.18.1.1", proto: ProtoTCP, sport: 40000, dport: 80, tcpFlags: 0x02, df: true, ipID: 7, payload: []byte("syn")}, 0x10},
-		{spec{src: "198.18.0.1", dst: "198.18.1.1", proto: ProtoUDP, sport: 40000, dport: 53, ipID: 8, vlans: 2, trailer: 5, payload: []byte("q")}, 0x10},
-		{spec{src: "2001:db8::1", dst: "2001:db8:1::1", proto: ProtoTCP, sport: 40000, dport: 443, tcpFlags: 0x10, vlans: 1, payload: []byte("v6 data")}, 0x20},
+		{spec{src: "198.18.0.1", dst: "198.18.1.1", proto: lvs.ProtoTCP, sport: 40000, dport: 80, tcpFlags: 0x02, df: true, ipID: 7, payload: []byte("syn")}, 0x10},
+		{spec{src: "198.18.0.1", dst: "198.18.1.1", proto: lvs.ProtoUDP, sport: 40000, dport: 53, ipID: 8, vlans: 2, trailer: 5, payload: []byte("q")}, 0x10},
+		{spec{src: "2001:db8::1", dst: "2001:db8:1::1", proto: lvs.ProtoTCP, sport: 40000, dport: 443, tcpFlags: 0x10, vlans: 1, payload: []byte("v6 data")}, 0x20},
 	}
 	outers := [][2]string{{"198.18.100.1", "198.18.200.2"}, {"2001:db8:100::1", "2001:db8:200::2"}}
 	for _, in := range inners {
@@ -78,9 +79,9 @@ func TestEncap(t *testing.T) {
 					t.Fatal(err)
 				}
 				q := mustParse(t, got)
-				wantProto := uint8(ProtoIPIP)
+				wantProto := lvs.ProtoIPIP
 				if p.Family == 6 {
-					wantProto = ProtoIPv6
+					wantProto = lvs.ProtoIPv6
 				}
 				if q.Proto != wantProto || q.L3Len != n-14 || q.Dst != addr(o[1]) {
 					t.Errorf("encapsulated frame parses as %+v", q)
@@ -105,7 +106,7 @@ func TestEncapECN(t *testing.T) {
 }
 
 func TestEncapErrors(t *testing.T) {
-	frame := build(t, spec{src: "198.18.0.1", dst: "198.18.1.1", proto: ProtoTCP, sport: 1, dport: 2})
+	frame := build(t, spec{src: "198.18.0.1", dst: "198.18.1.1", proto: lvs.ProtoTCP, sport: 1, dport: 2})
 	p := mustParse(t, frame)
 	chunk := inChunk(frame)
 	cases := []struct {
@@ -137,8 +138,8 @@ func TestEncapErrors(t *testing.T) {
 
 func TestDecTTL(t *testing.T) {
 	for _, s := range []spec{
-		{src: "198.18.0.1", dst: "198.18.1.1", proto: ProtoTCP, sport: 1, dport: 2, vlans: 1},
-		{src: "2001:db8::1", dst: "2001:db8::2", proto: ProtoUDP, sport: 1, dport: 2},
+		{src: "198.18.0.1", dst: "198.18.1.1", proto: lvs.ProtoTCP, sport: 1, dport: 2, vlans: 1},
+		{src: "2001:db8::1", dst: "2001:db8::2", proto: lvs.ProtoUDP, sport: 1, dport: 2},
 	} {
 		frame := build(t, s)
 		p := mustParse(t, frame)
@@ -162,7 +163,7 @@ func TestDecTTL(t *testing.T) {
 }
 
 func TestEncapAllocs(t *testing.T) {
-	frame := build(t, spec{src: "198.18.0.1", dst: "198.18.1.1", proto: ProtoTCP, sport: 1, dport: 2})
+	frame := build(t, spec{src: "198.18.0.1", dst: "198.18.1.1", proto: lvs.ProtoTCP, sport: 1, dport: 2})
 	p := mustParse(t, frame)
 	chunk := inChunk(frame)
 	s, d := addr("198.18.100.1"), addr("198.18.100.2")

@@ -2,6 +2,7 @@ package packet
 
 import (
 	"encoding/binary"
+	"github.com/govs/govs/lvs"
 	"testing"
 
 	"github.com/google/gopacket"
@@ -17,16 +18,16 @@ func seedFrames(tb testing.TB) [][]byte {
 		out = append(out, build(tb, s))
 	}
 	for _, v6 := range []bool{false, true} {
-		for _, proto := range []uint8{ProtoTCP, ProtoUDP} {
+		for _, proto := range []lvs.Proto{lvs.ProtoTCP, lvs.ProtoUDP} {
 			for _, q := range []int{0, 28, 48} {
 				out = append(out, icmpErrorFrame(tb, v6, proto, q, 0))
 			}
 		}
 	}
-	f := build(tb, spec{src: "198.18.0.1", dst: "198.18.0.2", proto: ProtoUDP, sport: 1, dport: 2, payload: make([]byte, 24)})
+	f := build(tb, spec{src: "198.18.0.1", dst: "198.18.0.2", proto: lvs.ProtoUDP, sport: 1, dport: 2, payload: make([]byte, 24)})
 	setIPv4Frag(f, 14, 0x2000)
 	out = append(out, f, ipv6WithFragHeader(tb, 1), ipv6WithFragHeader(tb, 64))
-	out = append(out, build(tb, spec{src: "2001:db8::1", dst: "2001:db8::2", proto: ProtoICMPv6, icmpType: 128, payload: []byte("ping")}))
+	out = append(out, build(tb, spec{src: "2001:db8::1", dst: "2001:db8::2", proto: lvs.ProtoICMPv6, icmpType: 128, payload: []byte("ping")}))
 	return out
 }
 
@@ -279,8 +280,8 @@ func innerChecksums(frame []byte, p *Parsed) (ipOK, l4OK, checked bool) {
 		src, dst = in.Src[:], in.Dst[:]
 	}
 	switch {
-	case in.Proto == ProtoTCP && len(l4) >= 20, in.Proto == ProtoUDP && len(l4) >= 8, in.Proto == ProtoICMPv6 && in.Family == 6 && len(l4) >= 4:
-		if in.Proto == ProtoUDP && in.Family == 4 && l4[6] == 0 && l4[7] == 0 {
+	case in.Proto == lvs.ProtoTCP && len(l4) >= 20, in.Proto == lvs.ProtoUDP && len(l4) >= 8, in.Proto == lvs.ProtoICMPv6 && in.Family == 6 && len(l4) >= 4:
+		if in.Proto == lvs.ProtoUDP && in.Family == 4 && l4[6] == 0 && l4[7] == 0 {
 			return ipOK, true, true
 		}
 		return ipOK, refFold(refSum(l4, refPseudo(src, dst, in.Proto, len(l4)))) == 0xffff, true

@@ -3,6 +3,7 @@ package packet
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/govs/govs/lvs"
 	"hash/crc32"
 	"net"
 	"net/netip"
@@ -27,9 +28,9 @@ var (
 type spec struct {
 	vlans        int
 	src, dst     string
-	proto        uint8
+	proto        lvs.Proto
 	sport, dport uint16
-	tcpFlags     uint8 // SYN=0x02, ACK=0x10, ...
+	tcpFlags     lvs.TCPFlags // SYN=0x02, ACK=0x10, ...
 	payload      []byte
 	ipOptions    bool   // IPv4: 4 bytes of options (NOP NOP NOP EOL)
 	hopByHop     bool   // IPv6: an empty hop-by-hop header
@@ -112,7 +113,7 @@ func buildErr(s spec) ([]byte, error) {
 		ls = append(ls, ip)
 	}
 	switch s.proto {
-	case ProtoTCP:
+	case lvs.ProtoTCP:
 		tcp := &layers.TCP{SrcPort: layers.TCPPort(s.sport), DstPort: layers.TCPPort(s.dport),
 			Seq: 0x01020304, Ack: 0x0a0b0c0d, Window: 65000,
 			FIN: s.tcpFlags&0x01 != 0, SYN: s.tcpFlags&0x02 != 0, RST: s.tcpFlags&0x04 != 0,
@@ -121,18 +122,18 @@ func buildErr(s spec) ([]byte, error) {
 			return nil, err
 		}
 		ls = append(ls, tcp)
-	case ProtoUDP:
+	case lvs.ProtoUDP:
 		udp := &layers.UDP{SrcPort: layers.UDPPort(s.sport), DstPort: layers.UDPPort(s.dport)}
 		if err := udp.SetNetworkLayerForChecksum(netLayer); err != nil {
 			return nil, err
 		}
 		ls = append(ls, udp)
-	case ProtoSCTP:
+	case lvs.ProtoSCTP:
 		ls = append(ls, &layers.SCTP{SrcPort: layers.SCTPPort(s.sport), DstPort: layers.SCTPPort(s.dport), VerificationTag: s.sctpVerifTag})
-	case ProtoICMP:
+	case lvs.ProtoICMP:
 		ls = append(ls, &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(s.icmpType, s.icmpCode),
 			Id: uint16(s.icmpRest >> 16), Seq: uint16(s.icmpRest)})
-	case ProtoICMPv6:
+	case lvs.ProtoICMPv6:
 		ic := &layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(s.icmpType, s.icmpCode)}
 		if err := ic.SetNetworkLayerForChecksum(netLayer); err != nil {
 			return nil, err
@@ -142,7 +143,7 @@ func buildErr(s spec) ([]byte, error) {
 		binary.BigEndian.PutUint32(rest[:], s.icmpRest)
 		ls = append(ls, ic, gopacket.Payload(rest[:]))
 	}
-	if s.proto == ProtoSCTP {
+	if s.proto == lvs.ProtoSCTP {
 		ls = append(ls, gopacket.Payload(sctpDataChunk(s.payload)))
 	} else if len(s.payload) > 0 {
 		ls = append(ls, gopacket.Payload(s.payload))
@@ -168,7 +169,7 @@ func zeroUDPChecksum(frame []byte) error {
 	if err := Parse(frame, &p); err != nil {
 		return err
 	}
-	if p.Proto != ProtoUDP {
+	if p.Proto != lvs.ProtoUDP {
 		return fmt.Errorf("not udp")
 	}
 	frame[p.L4Off+6], frame[p.L4Off+7] = 0, 0
@@ -193,7 +194,7 @@ func refFold(s uint32) uint16 {
 	return uint16(s)
 }
 
-func refPseudo(src, dst []byte, proto uint8, n int) uint32 {
+func refPseudo(src, dst []byte, proto lvs.Proto, n int) uint32 {
 	s := refSum(src, 0)
 	s = refSum(dst, s)
 	return s + uint32(proto) + uint32(n>>16) + uint32(n&0xffff)
@@ -206,18 +207,18 @@ func verifyChecksums(frame []byte) error {
 	// A tunnel: check the outer IPv4 header here and the inner packet on
 	// its own (gopacket would pair the inner L4 with the outer addresses).
 	var p Parsed
-	if Parse(frame, &p) == nil && (p.Proto == ProtoIPIP || p.Proto == ProtoIPv6) && p.Frag == FragNone {
+	if Parse(frame, &p) == nil && (p.Proto == lvs.ProtoIPIP || p.Proto == lvs.ProtoIPv6) && p.Frag == FragNone {
 		if p.Family == 4 && refFold(refSum(frame[p.L3Off:p.L4Off], 0)) != 0xffff {
 			return fmt.Errorf("outer ipv4 header checksum bad")
 		}
 		inner := make([]byte, 14, 14+p.L3Len)
-		binary.BigEndian.PutUint16(inner[12:], map[uint8]uint16{ProtoIPIP: EtherTypeIPv4, ProtoIPv6: EtherTypeIPv6}[p.Proto])
+		binary.BigEndian.PutUint16(inner[12:], map[lvs.Proto]uint16{lvs.ProtoIPIP: EtherTypeIPv4, lvs.ProtoIPv6: EtherTypeIPv6}[p.Proto])
 		return verifyChecksums(append(inner, frame[p.L4Off:p.L3Off+p.L3Len]...))
 	}
 	pkt := gopacket.NewPacket(frame, layers.LayerTypeEthernet, gopacket.DecodeOptions{Lazy: false, NoCopy: true})
 	var src, dst []byte
 	var l4 []byte
-	var proto uint8
+	var proto lvs.Proto
 	later := false
 	if ip4, ok := pkt.Layer(layers.LayerTypeIPv4).(*layers.IPv4); ok {
 		if refFold(refSum(ip4.Contents, 0)) != 0xffff {
@@ -225,7 +226,7 @@ func verifyChecksums(frame []byte) error {
 		}
 		src, dst = ip4.SrcIP.To4(), ip4.DstIP.To4()
 		later = ip4.FragOffset != 0 || ip4.Flags&layers.IPv4MoreFragments != 0
-		proto = uint8(ip4.Protocol)
+		proto = lvs.Proto(ip4.Protocol)
 		l4 = ip4.Payload
 	} else if ip6, ok := pkt.Layer(layers.LayerTypeIPv6).(*layers.IPv6); ok {
 		src, dst = ip6.SrcIP.To16(), ip6.DstIP.To16()
@@ -237,9 +238,9 @@ func verifyChecksums(frame []byte) error {
 		end := cap(frame) - cap(ip6.Contents) + 40 + int(ip6.Length)
 		var l4Layer gopacket.Layer
 		if tl := pkt.TransportLayer(); tl != nil {
-			l4Layer, proto = tl, uint8(ip6LastNextHeader(pkt))
+			l4Layer, proto = tl, lvs.Proto(ip6LastNextHeader(pkt))
 		} else if ic := pkt.Layer(layers.LayerTypeICMPv6); ic != nil {
-			l4Layer, proto = ic, ProtoICMPv6
+			l4Layer, proto = ic, lvs.ProtoICMPv6
 		} else {
 			return nil
 		}
@@ -255,21 +256,21 @@ func verifyChecksums(frame []byte) error {
 		return nil
 	}
 	switch proto {
-	case ProtoTCP, ProtoUDP, ProtoICMPv6:
+	case lvs.ProtoTCP, lvs.ProtoUDP, lvs.ProtoICMPv6:
 		if len(l4) < 8 {
 			return nil
 		}
-		if proto == ProtoUDP && len(src) == 4 && l4[6] == 0 && l4[7] == 0 {
+		if proto == lvs.ProtoUDP && len(src) == 4 && l4[6] == 0 && l4[7] == 0 {
 			return nil
 		}
 		if refFold(refSum(l4, refPseudo(src, dst, proto, len(l4)))) != 0xffff {
 			return fmt.Errorf("proto %d checksum bad", proto)
 		}
-	case ProtoICMP:
+	case lvs.ProtoICMP:
 		if refFold(refSum(l4, 0)) != 0xffff {
 			return fmt.Errorf("icmp checksum bad")
 		}
-	case ProtoSCTP:
+	case lvs.ProtoSCTP:
 		if len(l4) < 12 {
 			return nil
 		}
@@ -339,9 +340,9 @@ func buildICMPError(tb testing.TB, e icmpErrorSpec) []byte {
 	if e.quoteLen > 0 && e.quoteLen < len(q) {
 		q = q[:e.quoteLen]
 	}
-	proto := uint8(ProtoICMP)
+	proto := lvs.ProtoICMP
 	if e.v6 {
-		proto = ProtoICMPv6
+		proto = lvs.ProtoICMPv6
 	}
 	return build(tb, spec{vlans: e.vlans, src: e.outerSrc, dst: e.outerDst, proto: proto,
 		icmpType: e.icmpType, icmpCode: e.icmpCode, icmpRest: e.rest, payload: append([]byte(nil), q...)})
@@ -349,7 +350,7 @@ func buildICMPError(tb testing.TB, e icmpErrorSpec) []byte {
 
 // icmpErrorFrame is a ready-made "fragmentation needed" / "packet too big"
 // frame quoting a packet of innerProto, quoteLen bytes of it.
-func icmpErrorFrame(tb testing.TB, v6 bool, innerProto uint8, quoteLen, vlans int) []byte {
+func icmpErrorFrame(tb testing.TB, v6 bool, innerProto lvs.Proto, quoteLen, vlans int) []byte {
 	e := icmpErrorSpec{vlans: vlans, quoteLen: quoteLen, icmpType: 3, icmpCode: 4, rest: 1400,
 		outerSrc: "198.18.9.9", outerDst: "198.18.0.1",
 		inner: spec{src: "198.18.0.1", dst: "198.18.1.1", proto: innerProto, sport: 80, dport: 33000, tcpFlags: 0x18, payload: []byte("some data")}}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 
 	"github.com/govs/govs/inet"
+	"github.com/govs/govs/lvs"
 )
 
 // Quote limits for the ICMP errors we originate: RFC 1812 section 4.3.2.3
@@ -75,7 +76,7 @@ func BuildFragNeeded(out []byte, orig []byte, p *Parsed, mtu int, from inet.Addr
 		binary.BigEndian.PutUint16(h[2:], uint16(total-l3))
 		binary.BigEndian.PutUint32(h[4:], ipv4FlagDF) // id 0, DF: an atomic datagram (RFC 6864)
 		h[8] = originTTL
-		h[9] = ProtoICMP
+		h[9] = uint8(lvs.ProtoICMP)
 		h[10], h[11] = 0, 0
 		copy(h[12:16], from[12:])
 		copy(h[16:20], p.Src[12:])
@@ -86,13 +87,13 @@ func BuildFragNeeded(out []byte, orig []byte, p *Parsed, mtu int, from inet.Addr
 	} else {
 		binary.BigEndian.PutUint32(h[0:], 6<<28)
 		binary.BigEndian.PutUint16(h[4:], uint16(len(ic)))
-		h[6] = ProtoICMPv6
+		h[6] = uint8(lvs.ProtoICMPv6)
 		h[7] = originTTL
 		copy(h[8:24], from[:])
 		copy(h[24:40], p.Src[:])
 		ic[0], ic[1] = 2, 0
 		binary.BigEndian.PutUint32(ic[4:], uint32(mtu))
-		binary.BigEndian.PutUint16(ic[2:], Checksum(ic, PseudoHeaderSum(6, &from, &p.Src, ProtoICMPv6, len(ic))))
+		binary.BigEndian.PutUint16(ic[2:], Checksum(ic, PseudoHeaderSum(6, &from, &p.Src, lvs.ProtoICMPv6, len(ic))))
 	}
 	return total, nil
 }
@@ -105,7 +106,7 @@ func mayAnswerWithICMPError(orig []byte, p *Parsed) bool {
 		return false
 	}
 	if p.Family == 4 {
-		if p.Proto == ProtoICMP {
+		if p.Proto == lvs.ProtoICMP {
 			switch p.ICMPType {
 			case 3, 4, 5, 11, 12:
 				return false
@@ -120,7 +121,7 @@ func mayAnswerWithICMPError(orig []byte, p *Parsed) bool {
 		}
 		return true
 	}
-	if p.Proto == ProtoICMPv6 && (p.ICMPType < 128 || p.ICMPType == 137) {
+	if p.Proto == lvs.ProtoICMPv6 && (p.ICMPType < 128 || p.ICMPType == 137) {
 		return false
 	}
 	loopback := inet.Addr{15: 1}
@@ -154,24 +155,11 @@ func mayAnswerWithICMPError(orig []byte, p *Parsed) bool {
 //
 // All addresses must be of the packet's family.
 func RewriteICMPError(frame []byte, p *Parsed, outerSrc, outerDst *inet.Addr, innerSrc inet.Addr, innerSport uint16, innerDst inet.Addr, innerDport uint16) error {
-	if !fits(p, len(frame)) || !p.Inner.Valid {
+	if !icmpErrorRewritable(frame, p, outerSrc, outerDst, &innerSrc, &innerDst) {
 		return ErrBadArgument
-	}
-	v4 := p.Family == 4
-	for _, a := range [...]*inet.Addr{outerSrc, outerDst, &innerSrc, &innerDst} {
-		if a != nil && a.Is4() != v4 {
-			return ErrBadArgument
-		}
 	}
 	in := &p.Inner
 	end := p.L3Off + p.L3Len
-	inHdr := IPv4HeaderLen
-	if !v4 {
-		inHdr = IPv6HeaderLen
-	}
-	if in.Family != p.Family || in.L3Off != p.L4Off+ICMPHeaderLen || in.L4Off < in.L3Off+inHdr || in.L4Off > end {
-		return ErrBadArgument
-	}
 	if outerSrc == nil {
 		outerSrc = &p.Src
 	}
@@ -198,65 +186,20 @@ func RewriteICMPError(frame []byte, p *Parsed, outerSrc, outerDst *inet.Addr, in
 			uint64(^binary.BigEndian.Uint16(frame[in.L4Off+2:])) + uint64(innerDport)
 		icmpDelta += portDelta
 	}
-
-	// The quoted IPv4 header checksum.
-	innerIPCsum := -1
-	var innerIPCsumNew uint16
-	if v4 {
-		innerIPCsum = in.L3Off + 10
-		old := binary.BigEndian.Uint16(frame[innerIPCsum:])
-		innerIPCsumNew = applyDelta(old, innerAddrDelta)
-		icmpDelta += uint64(^old) + uint64(innerIPCsumNew)
-	}
-
-	// The quoted L4 checksum, when it is whole inside the quote.
-	innerL4Csum := -1
-	var innerL4CsumNew uint16
-	if in.Frag != FragLater {
-		off, udp := -1, false
-		switch in.Proto {
-		case ProtoTCP:
-			off = in.L4Off + 16
-		case ProtoUDP:
-			off, udp = in.L4Off+6, true
-		case ProtoICMPv6:
-			if !v4 {
-				off = in.L4Off + 2
-			}
-		}
-		if off >= 0 && off+2 <= end {
-			old := binary.BigEndian.Uint16(frame[off:])
-			if !(udp && v4 && old == 0) {
-				d := innerAddrDelta
-				if in.Proto != ProtoICMPv6 && ports {
-					d += portDelta
-				}
-				innerL4CsumNew = applyDelta(old, d)
-				if udp && innerL4CsumNew == 0 {
-					innerL4CsumNew = 0xffff
-				}
-				innerL4Csum = off
-				icmpDelta += uint64(^old) + uint64(innerL4CsumNew)
-			}
-		}
-	}
-	if !v4 {
+	sums := quotedChecksums(frame, p, innerAddrDelta, portDelta, ports)
+	icmpDelta += sums.icmpDelta
+	if p.Family == 6 {
 		icmpDelta += outerDelta // the ICMPv6 pseudo-header
 	}
 
 	// Write.
-	if v4 {
+	if p.Family == 4 {
 		c := binary.BigEndian.Uint16(frame[p.L3Off+10:])
 		binary.BigEndian.PutUint16(frame[p.L3Off+10:], applyDelta(c, outerDelta))
 	}
 	c := binary.BigEndian.Uint16(frame[p.L4Off+2:])
 	binary.BigEndian.PutUint16(frame[p.L4Off+2:], applyDelta(c, icmpDelta))
-	if innerIPCsum >= 0 {
-		binary.BigEndian.PutUint16(frame[innerIPCsum:], innerIPCsumNew)
-	}
-	if innerL4Csum >= 0 {
-		binary.BigEndian.PutUint16(frame[innerL4Csum:], innerL4CsumNew)
-	}
+	sums.write(frame)
 	if ports {
 		binary.BigEndian.PutUint16(frame[in.L4Off:], innerSport)
 		binary.BigEndian.PutUint16(frame[in.L4Off+2:], innerDport)
@@ -269,4 +212,95 @@ func RewriteICMPError(frame []byte, p *Parsed, outerSrc, outerDst *inet.Addr, in
 	p.Src, p.Dst = *outerSrc, *outerDst
 	in.Src, in.Dst = innerSrc, innerDst
 	return nil
+}
+
+// icmpErrorRewritable reports whether RewriteICMPError can rewrite the
+// ICMP error of frame, parsed in p, with the given addresses (nil: kept):
+// the quote was parsed, sits where the outer headers say, and every
+// address is of the packet's family.
+func icmpErrorRewritable(frame []byte, p *Parsed, addrs ...*inet.Addr) bool {
+	if !fits(p, len(frame)) || !p.Inner.Valid {
+		return false
+	}
+	v4 := p.Family == 4
+	for _, a := range addrs {
+		if a != nil && a.Is4() != v4 {
+			return false
+		}
+	}
+	in := &p.Inner
+	inHdr := IPv4HeaderLen
+	if !v4 {
+		inHdr = IPv6HeaderLen
+	}
+	return in.Family == p.Family && in.L3Off == p.L4Off+ICMPHeaderLen && in.L4Off >= in.L3Off+inHdr &&
+		in.L4Off <= p.L3Off+p.L3Len
+}
+
+// quoteSums are the new checksums of the packet an ICMP error quotes, and
+// what writing them changes in the ICMP checksum. An offset below 0: that
+// checksum is not rewritten.
+type quoteSums struct {
+	ipOff, l4Off int
+	ip, l4       uint16
+	icmpDelta    uint64
+}
+
+// quotedChecksums computes the quoted IPv4 header checksum and the quoted
+// TCP, UDP or ICMPv6 checksum (when the quote holds it whole) after the
+// quote's addresses change by addrDelta and, with ports, its ports by
+// portDelta. An IPv4 UDP checksum 0 (none) stays 0.
+func quotedChecksums(frame []byte, p *Parsed, addrDelta, portDelta uint64, ports bool) quoteSums {
+	in := &p.Inner
+	end := p.L3Off + p.L3Len
+	v4 := p.Family == 4
+	sums := quoteSums{ipOff: -1, l4Off: -1}
+	if v4 {
+		sums.ipOff = in.L3Off + 10
+		old := binary.BigEndian.Uint16(frame[sums.ipOff:])
+		sums.ip = applyDelta(old, addrDelta)
+		sums.icmpDelta += uint64(^old) + uint64(sums.ip)
+	}
+	if in.Frag == FragLater {
+		return sums
+	}
+	off, udp := -1, false
+	switch in.Proto {
+	case lvs.ProtoTCP:
+		off = in.L4Off + 16
+	case lvs.ProtoUDP:
+		off, udp = in.L4Off+6, true
+	case lvs.ProtoICMPv6:
+		if !v4 {
+			off = in.L4Off + 2
+		}
+	}
+	if off < 0 || off+2 > end {
+		return sums
+	}
+	old := binary.BigEndian.Uint16(frame[off:])
+	if udp && v4 && old == 0 {
+		return sums
+	}
+	d := addrDelta
+	if in.Proto != lvs.ProtoICMPv6 && ports {
+		d += portDelta
+	}
+	sums.l4 = applyDelta(old, d)
+	if udp && sums.l4 == 0 {
+		sums.l4 = 0xffff
+	}
+	sums.l4Off = off
+	sums.icmpDelta += uint64(^old) + uint64(sums.l4)
+	return sums
+}
+
+// write stores the new checksums into frame.
+func (q *quoteSums) write(frame []byte) {
+	if q.ipOff >= 0 {
+		binary.BigEndian.PutUint16(frame[q.ipOff:], q.ip)
+	}
+	if q.l4Off >= 0 {
+		binary.BigEndian.PutUint16(frame[q.l4Off:], q.l4)
+	}
 }

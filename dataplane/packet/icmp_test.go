@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/govs/govs/lvs"
 	"testing"
 
 	"github.com/google/gopacket"
@@ -68,12 +69,12 @@ func TestBuildFragNeeded(t *testing.T) {
 		wantMTU    int
 		wantQuoted int // bytes of the original IP packet
 	}{
-		{spec{src: "198.18.0.1", dst: "198.18.1.1", proto: ProtoTCP, sport: 40000, dport: 80, df: true, payload: big, vlans: 1}, "198.18.1.1", 1480, 1480, 548},
-		{spec{src: "198.18.0.1", dst: "198.18.1.1", proto: ProtoUDP, sport: 40000, dport: 53, df: true, payload: big[:100], trailer: 3}, "198.18.1.1", 1000, 1000, 128},
-		{spec{src: "198.18.0.1", dst: "198.18.1.1", proto: ProtoUDP, sport: 40000, dport: 53, df: true, payload: big, vlans: 2}, "198.18.1.1", 20, 68, 548},
-		{spec{src: "2001:db8::1", dst: "2001:db8:1::1", proto: ProtoTCP, sport: 40000, dport: 443, payload: big}, "2001:db8:1::1", 1460, 1460, 1232},
-		{spec{src: "2001:db8::1", dst: "2001:db8:1::1", proto: ProtoTCP, sport: 40000, dport: 443, payload: big[:10], vlans: 2}, "2001:db8:1::1", 1500, 1500, 70},
-		{spec{src: "2001:db8::1", dst: "2001:db8:1::1", proto: ProtoUDP, sport: 40000, dport: 443, payload: big}, "2001:db8:1::1", 1000, 1280, 1232},
+		{spec{src: "198.18.0.1", dst: "198.18.1.1", proto: lvs.ProtoTCP, sport: 40000, dport: 80, df: true, payload: big, vlans: 1}, "198.18.1.1", 1480, 1480, 548},
+		{spec{src: "198.18.0.1", dst: "198.18.1.1", proto: lvs.ProtoUDP, sport: 40000, dport: 53, df: true, payload: big[:100], trailer: 3}, "198.18.1.1", 1000, 1000, 128},
+		{spec{src: "198.18.0.1", dst: "198.18.1.1", proto: lvs.ProtoUDP, sport: 40000, dport: 53, df: true, payload: big, vlans: 2}, "198.18.1.1", 20, 68, 548},
+		{spec{src: "2001:db8::1", dst: "2001:db8:1::1", proto: lvs.ProtoTCP, sport: 40000, dport: 443, payload: big}, "2001:db8:1::1", 1460, 1460, 1232},
+		{spec{src: "2001:db8::1", dst: "2001:db8:1::1", proto: lvs.ProtoTCP, sport: 40000, dport: 443, payload: big[:10], vlans: 2}, "2001:db8:1::1", 1500, 1500, 70},
+		{spec{src: "2001:db8::1", dst: "2001:db8:1::1", proto: lvs.ProtoUDP, sport: 40000, dport: 443, payload: big}, "2001:db8:1::1", 1000, 1280, 1232},
 	}
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%s/%d/mtu%d", c.s.src, len(c.s.payload), c.mtu), func(t *testing.T) {
@@ -106,7 +107,7 @@ func TestBuildFragNeeded(t *testing.T) {
 func TestBuildFragNeededRefusals(t *testing.T) {
 	out := make([]byte, 2048)
 	mk := func(s spec) ([]byte, Parsed) { f := build(t, s); return f, mustParse(t, f) }
-	f, p := mk(spec{src: "198.18.0.1", dst: "198.18.1.1", proto: ProtoTCP, sport: 1, dport: 2})
+	f, p := mk(spec{src: "198.18.0.1", dst: "198.18.1.1", proto: lvs.ProtoTCP, sport: 1, dport: 2})
 	if _, err := BuildFragNeeded(out[:60], f, &p, 1000, addr("198.18.1.1"), [6]byte{}, [6]byte{}); !errors.Is(err, ErrShortBuffer) {
 		t.Errorf("short buffer: %v", err)
 	}
@@ -117,13 +118,13 @@ func TestBuildFragNeededRefusals(t *testing.T) {
 		name  string
 		frame []byte
 	}{
-		{"icmp error", icmpErrorFrame(t, false, ProtoTCP, 0, 0)},
-		{"icmpv6 error", icmpErrorFrame(t, true, ProtoUDP, 0, 0)},
-		{"multicast source", build(t, spec{src: "224.0.0.9", dst: "198.18.1.1", proto: ProtoUDP, sport: 1, dport: 2})},
-		{"broadcast destination", build(t, spec{src: "198.18.0.1", dst: "255.255.255.255", proto: ProtoUDP, sport: 1, dport: 2})},
-		{"unspecified source", build(t, spec{src: "0.0.0.0", dst: "198.18.1.1", proto: ProtoUDP, sport: 1, dport: 2})},
-		{"v6 multicast source", build(t, spec{src: "ff02::1", dst: "2001:db8::1", proto: ProtoUDP, sport: 1, dport: 2})},
-		{"v6 unspecified source", build(t, spec{src: "::", dst: "2001:db8::1", proto: ProtoUDP, sport: 1, dport: 2})},
+		{"icmp error", icmpErrorFrame(t, false, lvs.ProtoTCP, 0, 0)},
+		{"icmpv6 error", icmpErrorFrame(t, true, lvs.ProtoUDP, 0, 0)},
+		{"multicast source", build(t, spec{src: "224.0.0.9", dst: "198.18.1.1", proto: lvs.ProtoUDP, sport: 1, dport: 2})},
+		{"broadcast destination", build(t, spec{src: "198.18.0.1", dst: "255.255.255.255", proto: lvs.ProtoUDP, sport: 1, dport: 2})},
+		{"unspecified source", build(t, spec{src: "0.0.0.0", dst: "198.18.1.1", proto: lvs.ProtoUDP, sport: 1, dport: 2})},
+		{"v6 multicast source", build(t, spec{src: "ff02::1", dst: "2001:db8::1", proto: lvs.ProtoUDP, sport: 1, dport: 2})},
+		{"v6 unspecified source", build(t, spec{src: "::", dst: "2001:db8::1", proto: lvs.ProtoUDP, sport: 1, dport: 2})},
 		{"v6 later fragment", ipv6WithFragHeader(t, 64)},
 	}
 	for _, r := range refuse {
@@ -175,10 +176,10 @@ func TestRewriteICMPError(t *testing.T) {
 			a, hdr = icmpAddrs6, 40
 		}
 		for _, sc := range scenarios(a) {
-			for _, proto := range []uint8{ProtoTCP, ProtoUDP} {
+			for _, proto := range []lvs.Proto{lvs.ProtoTCP, lvs.ProtoUDP} {
 				for _, quote := range []int{0, hdr + 4, hdr + 8, hdr + 17, hdr + 18, hdr + 23} {
 					for _, zeroUDP := range []bool{false, true} {
-						if zeroUDP && (v6 || proto != ProtoUDP) {
+						if zeroUDP && (v6 || proto != lvs.ProtoUDP) {
 							continue
 						}
 						name := fmt.Sprintf("v6=%v/%s/p%d/quote%d/zero%v", v6, sc.name, proto, quote, zeroUDP)
@@ -187,7 +188,7 @@ func TestRewriteICMPError(t *testing.T) {
 							if v6 {
 								typ, code = 1, 4
 							}
-							if proto == ProtoTCP {
+							if proto == lvs.ProtoTCP {
 								typ, code = 3, 4
 								if v6 {
 									typ, code = 2, 0
@@ -202,7 +203,7 @@ func TestRewriteICMPError(t *testing.T) {
 							frame := mk(sc.inOuter, sc.inInner)
 							want := mk(sc.wantOuter, sc.wantInner)
 							p := mustParse(t, frame)
-							if proto == ProtoTCP && quote == hdr+17 {
+							if proto == lvs.ProtoTCP && quote == hdr+17 {
 								// Half of the quoted TCP checksum is present: it is
 								// left as it was, so expect that and fix the ICMP
 								// checksum of the expectation.
@@ -241,13 +242,13 @@ func TestRewriteICMPError(t *testing.T) {
 }
 
 func TestRewriteICMPErrorRefusals(t *testing.T) {
-	echo := build(t, spec{src: "198.18.0.1", dst: "198.18.0.2", proto: ProtoICMP, icmpType: 8})
+	echo := build(t, spec{src: "198.18.0.1", dst: "198.18.0.2", proto: lvs.ProtoICMP, icmpType: 8})
 	p := mustParse(t, echo)
 	a := addr("198.18.0.3")
 	if err := RewriteICMPError(echo, &p, nil, nil, a, 1, a, 2); !errors.Is(err, ErrBadArgument) {
 		t.Errorf("echo: %v", err)
 	}
-	f := icmpErrorFrame(t, false, ProtoTCP, 0, 0)
+	f := icmpErrorFrame(t, false, lvs.ProtoTCP, 0, 0)
 	orig := append([]byte(nil), f...)
 	p = mustParse(t, f)
 	b := addr("2001:db8::1")
@@ -263,13 +264,13 @@ func TestRewriteICMPErrorRefusals(t *testing.T) {
 }
 
 func TestICMPAllocs(t *testing.T) {
-	f := icmpErrorFrame(t, false, ProtoTCP, 0, 1)
+	f := icmpErrorFrame(t, false, lvs.ProtoTCP, 0, 1)
 	p := mustParse(t, f)
 	x, y := addr("198.18.5.5"), addr("198.18.6.6")
 	if n := testing.AllocsPerRun(100, func() { _ = RewriteICMPError(f, &p, &x, &y, x, 1, y, 2) }); n != 0 {
 		t.Errorf("RewriteICMPError allocates %v", n)
 	}
-	orig := build(t, spec{src: "2001:db8::1", dst: "2001:db8::2", proto: ProtoTCP, sport: 1, dport: 2, payload: make([]byte, 1400)})
+	orig := build(t, spec{src: "2001:db8::1", dst: "2001:db8::2", proto: lvs.ProtoTCP, sport: 1, dport: 2, payload: make([]byte, 1400)})
 	op := mustParse(t, orig)
 	out := make([]byte, 2048)
 	from := addr("2001:db8::2")
@@ -279,7 +280,7 @@ func TestICMPAllocs(t *testing.T) {
 }
 
 func BenchmarkRewriteICMPError(b *testing.B) {
-	f := icmpErrorFrame(b, false, ProtoTCP, 0, 1)
+	f := icmpErrorFrame(b, false, lvs.ProtoTCP, 0, 1)
 	p := mustParse(b, f)
 	x, y := addr("198.18.5.5"), addr("198.18.6.6")
 	b.ReportAllocs()
@@ -311,7 +312,7 @@ func refFixICMPChecksum(frame []byte) {
 	msg[2], msg[3] = 0, 0
 	var s uint32
 	if p.Family == 6 {
-		s = refPseudo(p.Src[:], p.Dst[:], ProtoICMPv6, len(msg))
+		s = refPseudo(p.Src[:], p.Dst[:], lvs.ProtoICMPv6, len(msg))
 	}
 	binary.BigEndian.PutUint16(msg[2:], ^refFold(refSum(msg, s)))
 }

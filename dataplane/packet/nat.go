@@ -5,6 +5,7 @@ import (
 	"hash/crc32"
 
 	"github.com/govs/govs/inet"
+	"github.com/govs/govs/lvs"
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -68,16 +69,16 @@ func layoutOf(p *Parsed) l4Layout {
 		return l
 	}
 	switch p.Proto {
-	case ProtoTCP:
+	case lvs.ProtoTCP:
 		l.csumOff, l.portOff, l.pseudo = p.L4Off+16, p.L4Off, true
 		l.needBytes = p.L4Off + TCPHeaderLen
-	case ProtoUDP:
+	case lvs.ProtoUDP:
 		l.csumOff, l.portOff, l.pseudo, l.udp = p.L4Off+6, p.L4Off, true, true
 		l.needBytes = p.L4Off + UDPHeaderLen
-	case ProtoSCTP:
+	case lvs.ProtoSCTP:
 		l.portOff, l.sctp = p.L4Off, true
 		l.needBytes = p.L4Off + 12
-	case ProtoICMPv6:
+	case lvs.ProtoICMPv6:
 		if p.Family == 6 {
 			l.csumOff, l.pseudo = p.L4Off+2, true
 			l.needBytes = p.L4Off + ICMPHeaderLen

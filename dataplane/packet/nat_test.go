@@ -2,6 +2,7 @@ package packet
 
 import (
 	"encoding/binary"
+	"github.com/govs/govs/lvs"
 	"testing"
 
 	"github.com/govs/govs/inet"
@@ -48,9 +49,9 @@ func rewriteCases() []natCase {
 	}
 	// ICMP echo: only addresses change; the ICMPv6 checksum covers them.
 	for _, fam := range [][3]string{{"198.18.0.1", "198.18.0.2", "198.18.0.3"}, {"2001:db8::1", "2001:db8::2", "2001:db8::3"}} {
-		proto, typ := uint8(ProtoICMP), uint8(8)
+		proto, typ := lvs.ProtoICMP, uint8(8)
 		if fam[0][0] == '2' {
-			proto, typ = ProtoICMPv6, 128
+			proto, typ = lvs.ProtoICMPv6, 128
 		}
 		in := spec{src: fam[0], dst: fam[1], proto: proto, icmpType: typ, icmpRest: 0x00070001, payload: []byte("ping payload")}
 		w := in
@@ -59,7 +60,7 @@ func rewriteCases() []natCase {
 		cs = append(cs, natCase{"dnat-echo/" + fam[0], in, w, func(f []byte, p *Parsed) { DNAT(f, p, addr(to), 99) }})
 	}
 	// IPv4 UDP without checksum keeps none.
-	z := spec{src: "198.18.0.1", dst: "198.18.0.2", proto: ProtoUDP, sport: 1000, dport: 53, payload: []byte("q"), zeroUDPCsum: true}
+	z := spec{src: "198.18.0.1", dst: "198.18.0.2", proto: lvs.ProtoUDP, sport: 1000, dport: 53, payload: []byte("q"), zeroUDPCsum: true}
 	zw := z
 	zw.dst, zw.dport = "198.18.7.7", 5353
 	cs = append(cs, natCase{"dnat-udp-nocsum", z, zw, func(f []byte, p *Parsed) { DNAT(f, p, addr("198.18.7.7"), 5353) }})
@@ -94,7 +95,7 @@ func TestRewrites(t *testing.T) {
 // is 0, which UDP must send as 0xffff (RFC 768, RFC 8200 section 8.1).
 func TestUDPChecksumNeverZero(t *testing.T) {
 	for _, fam := range [][3]string{{"2001:db8::1", "2001:db8::2", "2001:db8::3"}, {"198.18.0.1", "198.18.0.2", "198.18.0.3"}} {
-		in := spec{src: fam[0], dst: fam[1], proto: ProtoUDP, sport: 1, dport: 2, payload: []byte("zero me")}
+		in := spec{src: fam[0], dst: fam[1], proto: lvs.ProtoUDP, sport: 1, dport: 2, payload: []byte("zero me")}
 		w := in
 		w.dst, w.dport = fam[2], 0
 		w0 := build(t, w)
@@ -119,7 +120,7 @@ func TestUDPChecksumNeverZero(t *testing.T) {
 }
 
 func TestRewriteFragments(t *testing.T) {
-	in := spec{src: "198.18.0.1", dst: "198.18.0.2", proto: ProtoUDP, sport: 1000, dport: 53, payload: []byte("fragmented datagram")}
+	in := spec{src: "198.18.0.1", dst: "198.18.0.2", proto: lvs.ProtoUDP, sport: 1000, dport: 53, payload: []byte("fragmented datagram")}
 	w := in
 	w.dst, w.dport = "198.18.5.5", 5353
 	// First fragment: the L4 checksum covers the whole datagram but is
@@ -159,7 +160,7 @@ func TestRewriteFragments(t *testing.T) {
 }
 
 func TestRewriteRefusesMismatch(t *testing.T) {
-	frame := build(t, spec{src: "198.18.0.1", dst: "198.18.0.2", proto: ProtoTCP, sport: 1, dport: 2})
+	frame := build(t, spec{src: "198.18.0.1", dst: "198.18.0.2", proto: lvs.ProtoTCP, sport: 1, dport: 2})
 	orig := append([]byte(nil), frame...)
 	p := mustParse(t, frame)
 	DNAT(frame, &p, addr("2001:db8::1"), 9)     // wrong family
@@ -180,7 +181,7 @@ func TestRewriteRefusesMismatch(t *testing.T) {
 }
 
 func TestSetMACs(t *testing.T) {
-	frame := build(t, spec{src: "198.18.0.1", dst: "198.18.0.2", proto: ProtoTCP, sport: 1, dport: 2})
+	frame := build(t, spec{src: "198.18.0.1", dst: "198.18.0.2", proto: lvs.ProtoTCP, sport: 1, dport: 2})
 	orig := append([]byte(nil), frame...)
 	SetMACs(frame, [6]byte{1, 2, 3, 4, 5, 6}, [6]byte{7, 8, 9, 10, 11, 12})
 	want := append([]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, orig[12:]...)
@@ -190,9 +191,9 @@ func TestSetMACs(t *testing.T) {
 }
 
 func TestRewriteAllocs(t *testing.T) {
-	f4 := build(t, spec{src: "198.18.0.1", dst: "198.18.0.2", proto: ProtoTCP, sport: 1, dport: 2, vlans: 1})
-	f6 := build(t, spec{src: "2001:db8::1", dst: "2001:db8::2", proto: ProtoUDP, sport: 1, dport: 2})
-	fs := build(t, spec{src: "2001:db8::1", dst: "2001:db8::2", proto: ProtoSCTP, sport: 1, dport: 2, payload: []byte("sctp")})
+	f4 := build(t, spec{src: "198.18.0.1", dst: "198.18.0.2", proto: lvs.ProtoTCP, sport: 1, dport: 2, vlans: 1})
+	f6 := build(t, spec{src: "2001:db8::1", dst: "2001:db8::2", proto: lvs.ProtoUDP, sport: 1, dport: 2})
+	fs := build(t, spec{src: "2001:db8::1", dst: "2001:db8::2", proto: lvs.ProtoSCTP, sport: 1, dport: 2, payload: []byte("sctp")})
 	a4, b4 := addr("198.18.3.3"), addr("198.18.4.4")
 	a6, b6 := addr("2001:db8::3"), addr("2001:db8::4")
 	for _, c := range []struct {
@@ -257,9 +258,9 @@ func TestChecksumHelpers(t *testing.T) {
 // checksum must not leave with a good one.
 func TestRewriteKeepsCorruptionVisible(t *testing.T) {
 	for _, s := range []spec{
-		{src: "198.18.0.1", dst: "198.18.0.2", proto: ProtoTCP, sport: 1, dport: 2, payload: []byte("abc")},
-		{src: "2001:db8::1", dst: "2001:db8::2", proto: ProtoUDP, sport: 1, dport: 2, payload: []byte("abc")},
-		{src: "2001:db8::1", dst: "2001:db8::2", proto: ProtoSCTP, sport: 1, dport: 2, payload: []byte("abc")},
+		{src: "198.18.0.1", dst: "198.18.0.2", proto: lvs.ProtoTCP, sport: 1, dport: 2, payload: []byte("abc")},
+		{src: "2001:db8::1", dst: "2001:db8::2", proto: lvs.ProtoUDP, sport: 1, dport: 2, payload: []byte("abc")},
+		{src: "2001:db8::1", dst: "2001:db8::2", proto: lvs.ProtoSCTP, sport: 1, dport: 2, payload: []byte("abc")},
 	} {
 		frame := build(t, s)
 		frame[len(frame)-5] ^= 0x40 // inside the payload (and past any padding: none here)

@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/govs/govs/inet"
+	"github.com/govs/govs/lvs"
 )
 
 // Sentinel errors of Parse. Callers count drops by these with errors.Is.
@@ -19,7 +20,8 @@ var (
 	ErrTooManyExtHeaders = errors.New("packet: too many ipv6 extension headers")
 )
 
-// Ethertypes, IP protocol numbers and sizes used by the parser and rewrites.
+// Ethertypes, IPv6 extension header numbers and sizes used by the parser
+// and rewrites.
 const (
 	EtherTypeIPv4   = 0x0800
 	EtherTypeIPv6   = 0x86dd
@@ -32,13 +34,6 @@ const (
 	TCPHeaderLen    = 20
 	UDPHeaderLen    = 8
 	ICMPHeaderLen   = 8
-	ProtoICMP       = 1
-	ProtoIPIP       = 4
-	ProtoTCP        = 6
-	ProtoUDP        = 17
-	ProtoIPv6       = 41
-	ProtoICMPv6     = 58
-	ProtoSCTP       = 132
 	protoHopByHop   = 0
 	protoRouting    = 43
 	protoFragment   = 44
@@ -73,7 +68,8 @@ const (
 type InnerTuple struct {
 	Valid            bool
 	L3Off, L4Off     int // offsets into the frame
-	Family, Proto    uint8
+	Family           uint8
+	Proto            lvs.Proto
 	Src, Dst         inet.Addr
 	SrcPort, DstPort uint16
 	Frag             FragKind // of the quoted packet; a later fragment has no L4 header
@@ -87,12 +83,12 @@ type InnerTuple struct {
 type Parsed struct {
 	L3Off, L4Off int // offsets into the frame (after up to two VLAN tags); L4Off is the payload after IPv6 extension headers
 	VLANs        int
-	Family       uint8 // 4 or 6
-	Proto        uint8 // L4 protocol, after IPv6 extension headers
+	Family       uint8     // 4 or 6
+	Proto        lvs.Proto // L4 protocol, after IPv6 extension headers
 	Src, Dst     inet.Addr
 	SrcPort      uint16 // host order; 0 when not TCP/UDP/SCTP or a later fragment
 	DstPort      uint16
-	TCPFlags     uint8
+	TCPFlags     lvs.TCPFlags
 	L3Len        int // IP total length as the header says (IPv6: 40 + payload length); frame[L3Off:L3Off+L3Len] is in range
 	Frag         FragKind
 	// HasIPOptions: the IPv4 header has options, or the IPv6 header is
@@ -105,7 +101,7 @@ type Parsed struct {
 // HasPorts reports whether the packet carries a TCP, UDP or SCTP header with
 // ports (so not a later fragment).
 func (p *Parsed) HasPorts() bool {
-	return p.Frag != FragLater && (p.Proto == ProtoTCP || p.Proto == ProtoUDP || p.Proto == ProtoSCTP)
+	return p.Frag != FragLater && (p.Proto == lvs.ProtoTCP || p.Proto == lvs.ProtoUDP || p.Proto == lvs.ProtoSCTP)
 }
 
 // IsICMPError reports whether the packet is an ICMP/ICMPv6 error message
@@ -177,7 +173,7 @@ func parseIPv4(frame []byte, p *Parsed) error {
 	p.L3Len = total
 	p.L4Off = p.L3Off + ihl
 	p.HasIPOptions = ihl > IPv4HeaderLen
-	p.Proto = h[9]
+	p.Proto = lvs.Proto(h[9])
 	p.Src = inet.AddrFromSlice4(h[12:16])
 	p.Dst = inet.AddrFromSlice4(h[16:20])
 	fo := binary.BigEndian.Uint16(h[6:])
@@ -215,7 +211,7 @@ func parseIPv6(frame []byte, p *Parsed) error {
 	if err != nil {
 		return err
 	}
-	p.Proto = proto
+	p.Proto = lvs.Proto(proto)
 	p.L4Off = p.L3Off + l4
 	p.Frag = frag
 	p.HasIPOptions = l4 != IPv6HeaderLen
@@ -270,7 +266,7 @@ func parseL4(frame []byte, p *Parsed) error {
 	end := p.L3Off + p.L3Len
 	l4 := frame[p.L4Off:end]
 	switch p.Proto {
-	case ProtoTCP:
+	case lvs.ProtoTCP:
 		if len(l4) < TCPHeaderLen {
 			return ErrTruncated
 		}
@@ -279,22 +275,22 @@ func parseL4(frame []byte, p *Parsed) error {
 		}
 		p.SrcPort = binary.BigEndian.Uint16(l4[0:])
 		p.DstPort = binary.BigEndian.Uint16(l4[2:])
-		p.TCPFlags = l4[13]
-	case ProtoUDP:
+		p.TCPFlags = lvs.TCPFlags(l4[13])
+	case lvs.ProtoUDP:
 		if len(l4) < UDPHeaderLen {
 			return ErrTruncated
 		}
 		p.SrcPort = binary.BigEndian.Uint16(l4[0:])
 		p.DstPort = binary.BigEndian.Uint16(l4[2:])
-	case ProtoSCTP:
+	case lvs.ProtoSCTP:
 		// Common header: ports, verification tag, CRC32c (RFC 9260).
 		if len(l4) < 12 {
 			return ErrTruncated
 		}
 		p.SrcPort = binary.BigEndian.Uint16(l4[0:])
 		p.DstPort = binary.BigEndian.Uint16(l4[2:])
-	case ProtoICMP, ProtoICMPv6:
-		if (p.Proto == ProtoICMP) != (p.Family == 4) {
+	case lvs.ProtoICMP, lvs.ProtoICMPv6:
+		if (p.Proto == lvs.ProtoICMP) != (p.Family == 4) {
 			// ICMPv4 in IPv6 or ICMPv6 in IPv4: nothing we answer or translate.
 			return nil
 		}
@@ -337,7 +333,7 @@ func parseInner(pkt []byte, p *Parsed) {
 		if ihl < IPv4HeaderLen || len(q) < ihl {
 			return
 		}
-		in.Proto = q[9]
+		in.Proto = lvs.Proto(q[9])
 		in.Src = inet.AddrFromSlice4(q[12:16])
 		in.Dst = inet.AddrFromSlice4(q[16:20])
 		in.L4Off = in.L3Off + ihl
@@ -357,14 +353,14 @@ func parseInner(pkt []byte, p *Parsed) {
 		if err != nil {
 			return
 		}
-		in.Proto = proto
+		in.Proto = lvs.Proto(proto)
 		in.L4Off = in.L3Off + l4
 		frag = fk
 	}
 	in.Family = p.Family
 	in.Frag = frag
 	in.Valid = true
-	if frag != FragLater && (in.Proto == ProtoTCP || in.Proto == ProtoUDP || in.Proto == ProtoSCTP) && len(pkt) >= in.L4Off+4 {
+	if frag != FragLater && (in.Proto == lvs.ProtoTCP || in.Proto == lvs.ProtoUDP || in.Proto == lvs.ProtoSCTP) && len(pkt) >= in.L4Off+4 {
 		in.SrcPort = binary.BigEndian.Uint16(pkt[in.L4Off:])
 		in.DstPort = binary.BigEndian.Uint16(pkt[in.L4Off+2:])
 		in.HasPorts = true

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/govs/govs/lvs"
 	"testing"
 
 	"github.com/google/gopacket"
@@ -16,21 +17,21 @@ func parseSpecs() []spec {
 	var out []spec
 	pay := []byte("hello, govs! an odd-length payload")
 	for _, fam := range []struct{ src, dst string }{{"198.18.0.1", "198.19.255.7"}, {"2001:db8::1", "2001:db8:ffff::7"}} {
-		for _, proto := range []uint8{ProtoTCP, ProtoUDP, ProtoSCTP} {
+		for _, proto := range []lvs.Proto{lvs.ProtoTCP, lvs.ProtoUDP, lvs.ProtoSCTP} {
 			for vlans := 0; vlans <= 2; vlans++ {
 				out = append(out, spec{vlans: vlans, src: fam.src, dst: fam.dst, proto: proto,
 					sport: 40000 + uint16(vlans), dport: 80, tcpFlags: 0x12, payload: pay, ipID: 0x4242})
 			}
 		}
 		v6 := fam.src[0] == '2'
-		o := spec{src: fam.src, dst: fam.dst, proto: ProtoTCP, sport: 1234, dport: 443, tcpFlags: 0x10, payload: pay[:7], trailer: 6}
+		o := spec{src: fam.src, dst: fam.dst, proto: lvs.ProtoTCP, sport: 1234, dport: 443, tcpFlags: 0x10, payload: pay[:7], trailer: 6}
 		if v6 {
 			o.hopByHop, o.dstOpts = true, true
 		} else {
 			o.ipOptions = true
 		}
 		out = append(out, o)
-		u := spec{src: fam.src, dst: fam.dst, proto: ProtoUDP, sport: 53, dport: 5353, vlans: 1, trailer: 10}
+		u := spec{src: fam.src, dst: fam.dst, proto: lvs.ProtoUDP, sport: 53, dport: 5353, vlans: 1, trailer: 10}
 		if v6 {
 			u.dstOpts = true
 		} else {
@@ -83,8 +84,8 @@ func TestParseAgainstGopacket(t *testing.T) {
 			if binary.BigEndian.Uint16(ps.Raw()) != p.SrcPort || binary.BigEndian.Uint16(pd.Raw()) != p.DstPort {
 				t.Errorf("gopacket ports %v>%v", ps, pd)
 			}
-			l4len := map[uint8]int{ProtoTCP: 20, ProtoUDP: 8, ProtoSCTP: 12}[s.proto] + len(s.payload)
-			if s.proto == ProtoSCTP {
+			l4len := map[lvs.Proto]int{lvs.ProtoTCP: 20, lvs.ProtoUDP: 8, lvs.ProtoSCTP: 12}[s.proto] + len(s.payload)
+			if s.proto == lvs.ProtoSCTP {
 				l4len = 12 + len(sctpDataChunk(s.payload))
 			}
 			if want := wantL4 - wantL3 + l4len; p.L3Len != want {
@@ -106,7 +107,7 @@ func TestParseAgainstGopacket(t *testing.T) {
 			if p.SrcPort != s.sport || p.DstPort != s.dport {
 				t.Errorf("ports %d>%d", p.SrcPort, p.DstPort)
 			}
-			if s.proto == ProtoTCP && p.TCPFlags != s.tcpFlags {
+			if s.proto == lvs.ProtoTCP && p.TCPFlags != s.tcpFlags {
 				t.Errorf("tcp flags %#x want %#x", p.TCPFlags, s.tcpFlags)
 			}
 			if p.HasIPOptions != (s.ipOptions || s.hopByHop || s.dstOpts) {
@@ -133,7 +134,7 @@ func fixIPv4HeaderRef(frame []byte, l3 int) {
 }
 
 func TestParseFragments(t *testing.T) {
-	base := build(t, spec{src: "198.18.0.1", dst: "198.18.0.2", proto: ProtoUDP, sport: 1, dport: 2, payload: make([]byte, 32)})
+	base := build(t, spec{src: "198.18.0.1", dst: "198.18.0.2", proto: lvs.ProtoUDP, sport: 1, dport: 2, payload: make([]byte, 32)})
 	for _, c := range []struct {
 		word uint16
 		want FragKind
@@ -158,7 +159,7 @@ func TestParseFragments(t *testing.T) {
 	}{{1, FragFirst}, {8 << 3, FragLater}, {0, FragNone}} {
 		f := ipv6WithFragHeader(t, c.offMF)
 		p := mustParse(t, f)
-		if p.Frag != c.want || p.Proto != ProtoUDP || p.L4Off != 14+48 {
+		if p.Frag != c.want || p.Proto != lvs.ProtoUDP || p.L4Off != 14+48 {
 			t.Errorf("offMF %#x: frag %v proto %d l4 %d", c.offMF, p.Frag, p.Proto, p.L4Off)
 		}
 		if (c.want == FragLater) == (p.DstPort == 9) {
@@ -170,20 +171,20 @@ func TestParseFragments(t *testing.T) {
 // ipv6WithFragHeader builds an IPv6 UDP frame with a fragment header whose
 // offset/M word is offMF (gopacket cannot serialise one).
 func ipv6WithFragHeader(tb testing.TB, offMF uint16) []byte {
-	f := build(tb, spec{src: "2001:db8::1", dst: "2001:db8::2", proto: ProtoUDP, sport: 7, dport: 9, payload: []byte("fragment")})
+	f := build(tb, spec{src: "2001:db8::1", dst: "2001:db8::2", proto: lvs.ProtoUDP, sport: 7, dport: 9, payload: []byte("fragment")})
 	l3 := 14
 	out := append([]byte(nil), f[:l3+40]...)
 	out[l3+6] = protoFragment
 	binary.BigEndian.PutUint16(out[l3+4:], binary.BigEndian.Uint16(f[l3+4:])+8)
-	fh := []byte{ProtoUDP, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef}
+	fh := []byte{byte(lvs.ProtoUDP), 0, 0, 0, 0xde, 0xad, 0xbe, 0xef}
 	binary.BigEndian.PutUint16(fh[2:], offMF)
 	out = append(out, fh...)
 	return append(out, f[l3+40:]...)
 }
 
 func TestParseErrors(t *testing.T) {
-	good := build(t, spec{src: "198.18.0.1", dst: "198.18.0.2", proto: ProtoTCP, sport: 1, dport: 2, payload: []byte("x")})
-	good6 := build(t, spec{src: "2001:db8::1", dst: "2001:db8::2", proto: ProtoTCP, sport: 1, dport: 2, vlans: 2})
+	good := build(t, spec{src: "198.18.0.1", dst: "198.18.0.2", proto: lvs.ProtoTCP, sport: 1, dport: 2, payload: []byte("x")})
+	good6 := build(t, spec{src: "2001:db8::1", dst: "2001:db8::2", proto: lvs.ProtoTCP, sport: 1, dport: 2, vlans: 2})
 	mod := func(b []byte, f func([]byte)) []byte { c := append([]byte(nil), b...); f(c); return c }
 	cases := []struct {
 		name  string
@@ -224,13 +225,13 @@ func TestParseErrors(t *testing.T) {
 
 func TestParseExtHeaderLoop(t *testing.T) {
 	// Nine destination-options headers: more than we walk.
-	f := build(t, spec{src: "2001:db8::1", dst: "2001:db8::2", proto: ProtoUDP, sport: 7, dport: 9})
+	f := build(t, spec{src: "2001:db8::1", dst: "2001:db8::2", proto: lvs.ProtoUDP, sport: 7, dport: 9})
 	out := append([]byte(nil), f[:54]...)
 	out[20] = protoDestOpts
 	for i := range 9 {
 		nh := byte(protoDestOpts)
 		if i == 8 {
-			nh = ProtoUDP
+			nh = byte(lvs.ProtoUDP)
 		}
 		out = append(out, nh, 0, 1, 4, 0, 0, 0, 0)
 	}
@@ -244,10 +245,10 @@ func TestParseExtHeaderLoop(t *testing.T) {
 
 func TestParseAllocs(t *testing.T) {
 	frames := [][]byte{
-		build(t, spec{src: "198.18.0.1", dst: "198.18.0.2", proto: ProtoTCP, sport: 1, dport: 2, vlans: 1}),
-		build(t, spec{src: "2001:db8::1", dst: "2001:db8::2", proto: ProtoUDP, sport: 1, dport: 2, hopByHop: true}),
-		icmpErrorFrame(t, false, ProtoTCP, 28, 0),
-		icmpErrorFrame(t, true, ProtoUDP, 48, 0),
+		build(t, spec{src: "198.18.0.1", dst: "198.18.0.2", proto: lvs.ProtoTCP, sport: 1, dport: 2, vlans: 1}),
+		build(t, spec{src: "2001:db8::1", dst: "2001:db8::2", proto: lvs.ProtoUDP, sport: 1, dport: 2, hopByHop: true}),
+		icmpErrorFrame(t, false, lvs.ProtoTCP, 28, 0),
+		icmpErrorFrame(t, true, lvs.ProtoUDP, 48, 0),
 	}
 	var p Parsed
 	for _, f := range frames {
@@ -259,7 +260,7 @@ func TestParseAllocs(t *testing.T) {
 
 func TestParseICMPError(t *testing.T) {
 	for _, v6 := range []bool{false, true} {
-		for _, proto := range []uint8{ProtoTCP, ProtoUDP} {
+		for _, proto := range []lvs.Proto{lvs.ProtoTCP, lvs.ProtoUDP} {
 			for _, quote := range []int{0, 20, 28, 40, 44, 48, 60} {
 				f := icmpErrorFrame(t, v6, proto, quote, 1)
 				p := mustParse(t, f)
@@ -292,7 +293,7 @@ func TestParseICMPError(t *testing.T) {
 		}
 	}
 	// An echo request is not an error: no inner packet.
-	f := build(t, spec{src: "198.18.0.1", dst: "198.18.0.2", proto: ProtoICMP, icmpType: 8, icmpRest: 0x00010002, payload: make([]byte, 40)})
+	f := build(t, spec{src: "198.18.0.1", dst: "198.18.0.2", proto: lvs.ProtoICMP, icmpType: 8, icmpRest: 0x00010002, payload: make([]byte, 40)})
 	if p := mustParse(t, f); p.Inner.Valid || p.ICMPType != 8 {
 		t.Errorf("echo: %+v", p)
 	}

@@ -1,6 +1,10 @@
 package packet
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+
+	"github.com/govs/govs/lvs"
+)
 
 // Sequence translation of a SYN-proxied TCP connection. The director
 // answered the client's SYN with a cookie as its ISN, and the real server
@@ -18,8 +22,6 @@ const (
 	tcpOptSACK          = 5
 	tcpSACKBase         = 2 // kind and length
 	tcpSACKBlock        = 8 // left and right edge
-	tcpFlagACK          = 0x10
-	tcpFlagRST          = 0x04
 	tcpMaxOptionsLen    = 40
 	maxWindowShiftSteps = 16 // shifting a 16-bit window further changes nothing
 )
@@ -41,7 +43,7 @@ func AdjustTCP(frame []byte, p *Parsed, seqAdd, ackAdd uint32, winShift int8) {
 	if seqAdd == 0 && ackAdd == 0 && winShift == 0 {
 		return
 	}
-	if p.Proto != ProtoTCP || p.Frag == FragLater || !fits(p, len(frame)) {
+	if p.Proto != lvs.ProtoTCP || p.Frag == FragLater || !fits(p, len(frame)) {
 		return
 	}
 	end := p.L3Off + p.L3Len
@@ -49,7 +51,7 @@ func AdjustTCP(frame []byte, p *Parsed, seqAdd, ackAdd uint32, winShift int8) {
 		return
 	}
 	h := frame[p.L4Off:end]
-	ack := h[13]&tcpFlagACK != 0
+	ack := lvs.TCPFlags(h[13]).Has(lvs.TCPAck)
 
 	// Every word is counted whether or not its offset is zero, exactly as
 	// the XDP fast path (bpf/include/fastpath.h) does, so that the two

@@ -3,6 +3,7 @@ package packet
 import (
 	"bytes"
 	"encoding/binary"
+	"github.com/govs/govs/lvs"
 	"testing"
 
 	"github.com/google/gopacket"
@@ -44,7 +45,7 @@ func (s seg) frame(tb testing.TB) []byte {
 	if s.v6 {
 		src, dst = "2001:db8::1", "2001:db8:1::1"
 	}
-	f := build(tb, spec{vlans: s.vlans, src: src, dst: dst, proto: ProtoUDP, sport: 1, dport: 2, ipOptions: s.ipOptions})
+	f := build(tb, spec{vlans: s.vlans, src: src, dst: dst, proto: lvs.ProtoUDP, sport: 1, dport: 2, ipOptions: s.ipOptions})
 	p := mustParse(tb, f)
 	// Replace the UDP header with the TCP segment: build's TCP has fixed
 	// sequence numbers and no options.
@@ -81,7 +82,7 @@ func (s seg) frame(tb testing.TB) []byte {
 	for range s.trailer {
 		out = append(out, 0xee)
 	}
-	if q := mustParse(tb, out); q.Proto != ProtoTCP || q.L3Off != p.L3Off {
+	if q := mustParse(tb, out); q.Proto != lvs.ProtoTCP || q.L3Off != p.L3Off {
 		tb.Fatalf("built %+v", q)
 	}
 	return out
@@ -261,7 +262,7 @@ func fixTCPChecksum(t *testing.T, frame []byte) {
 	} else {
 		src, dst = p.Src[:], p.Dst[:]
 	}
-	binary.BigEndian.PutUint16(l4[16:], ^refFold(refSum(l4, refPseudo(src, dst, ProtoTCP, len(l4)))))
+	binary.BigEndian.PutUint16(l4[16:], ^refFold(refSum(l4, refPseudo(src, dst, lvs.ProtoTCP, len(l4)))))
 }
 
 // TestAdjustTCPMalformedOptions: options that cannot be walked, and SACK
@@ -347,13 +348,13 @@ func TestAdjustTCPMalformedOptions(t *testing.T) {
 // TestAdjustTCPOthers: frames that are not a whole TCP header are left
 // alone.
 func TestAdjustTCPOthers(t *testing.T) {
-	udp := build(t, spec{src: "198.18.0.1", dst: "198.18.0.2", proto: ProtoUDP, sport: 1, dport: 2, payload: make([]byte, 24)})
+	udp := build(t, spec{src: "198.18.0.1", dst: "198.18.0.2", proto: lvs.ProtoUDP, sport: 1, dport: 2, payload: make([]byte, 24)})
 	later := bytes.Clone(udp)
-	later[14+9] = ProtoTCP
+	later[14+9] = byte(lvs.ProtoTCP)
 	setIPv4Frag(later, 14, 0x0004) // offset 32 bytes
-	icmp := icmpErrorFrame(t, false, ProtoTCP, 0, 0)
+	icmp := icmpErrorFrame(t, false, lvs.ProtoTCP, 0, 0)
 	for name, f := range map[string][]byte{"udp": udp, "later tcp fragment": later, "icmp quoting tcp": icmp,
-		"udp6": build(t, spec{src: "2001:db8::1", dst: "2001:db8::2", proto: ProtoUDP, sport: 1, dport: 2})} {
+		"udp6": build(t, spec{src: "2001:db8::1", dst: "2001:db8::2", proto: lvs.ProtoUDP, sport: 1, dport: 2})} {
 		t.Run(name, func(t *testing.T) {
 			p := mustParse(t, f)
 			got := bytes.Clone(f)
@@ -436,11 +437,11 @@ func FuzzAdjustTCP(f *testing.F) {
 			if frame[i] == data[i] {
 				continue
 			}
-			if p.Proto != ProtoTCP || i < p.L4Off+4 || i >= p.L4Off+60 || (i >= p.L4Off+12 && i < p.L4Off+14) || (i >= p.L4Off+18 && i < p.L4Off+20) {
+			if p.Proto != lvs.ProtoTCP || i < p.L4Off+4 || i >= p.L4Off+60 || (i >= p.L4Off+12 && i < p.L4Off+14) || (i >= p.L4Off+18 && i < p.L4Off+20) {
 				t.Fatalf("byte %d changed", i)
 			}
 		}
-		if p.Proto == ProtoTCP && p.Frag != FragLater && p.L4Off+TCPHeaderLen <= p.L3Off+p.L3Len {
+		if p.Proto == lvs.ProtoTCP && p.Frag != FragLater && p.L4Off+TCPHeaderLen <= p.L3Off+p.L3Len {
 			h := frame[p.L4Off:]
 			if got, want := binary.BigEndian.Uint16(h[14:]), refShiftWindow(binary.BigEndian.Uint16(data[p.L4Off+14:]), winShift); got != want {
 				t.Fatalf("window %#x, want %#x", got, want)
@@ -459,7 +460,7 @@ func FuzzAdjustTCP(f *testing.F) {
 		checkGuards(t, buf, len(data))
 		if !bytes.Equal(frame, data) {
 			c := p.L4Off + 16
-			if p.Proto == ProtoTCP && data[c] == 0xff && data[c+1] == 0xff && frame[c] == 0 && frame[c+1] == 0 {
+			if p.Proto == lvs.ProtoTCP && data[c] == 0xff && data[c+1] == 0xff && frame[c] == 0 && frame[c+1] == 0 {
 				frame[c], frame[c+1] = 0xff, 0xff
 			}
 			if !bytes.Equal(frame, data) {

@@ -2,6 +2,8 @@ package packet
 
 import (
 	"encoding/binary"
+
+	"github.com/govs/govs/lvs"
 )
 
 // Frame builders of the SYN proxy's second handshake (dataplane/synproxy.go).
@@ -17,7 +19,6 @@ const (
 	tcpOptMSS       = 2
 	tcpOptWScale    = 3
 	tcpOptSACKPerm  = 4
-	tcpFlagSYN      = 0x02
 	maxProxySYNHead = TCPHeaderLen + 12 // MSS, NOP + WS, NOP NOP + SACK-permitted
 )
 
@@ -32,7 +33,7 @@ const (
 // It returns the new frame length. IPv4 options and IPv6 extension headers
 // are refused (ErrBadArgument), as the XDP program never answers such SYNs.
 func ProxySYN(frame []byte, p *Parsed, isn uint32, win uint16, o SynOptions) (int, error) {
-	if p.Proto != ProtoTCP || p.HasIPOptions || p.Frag != FragNone || !fits(p, len(frame)) ||
+	if p.Proto != lvs.ProtoTCP || p.HasIPOptions || p.Frag != FragNone || !fits(p, len(frame)) ||
 		p.L4Off+TCPHeaderLen > p.L3Off+p.L3Len {
 		return 0, ErrBadArgument
 	}
@@ -42,7 +43,7 @@ func ProxySYN(frame []byte, p *Parsed, isn uint32, win uint16, o SynOptions) (in
 	h := frame[p.L4Off : p.L4Off+maxProxySYNHead]
 	binary.BigEndian.PutUint32(h[4:], isn)
 	binary.BigEndian.PutUint32(h[8:], 0)
-	h[13] = tcpFlagSYN
+	h[13] = uint8(lvs.TCPSyn)
 	binary.BigEndian.PutUint16(h[14:], win)
 	h[18], h[19] = 0, 0 // urgent pointer
 	opt := h[TCPHeaderLen:]
@@ -71,7 +72,7 @@ func ProxySYN(frame []byte, p *Parsed, isn uint32, win uint16, o SynOptions) (in
 // returns the new frame length. IPv4 options and IPv6 extension headers
 // are refused (ErrBadArgument).
 func ProxyACK(frame []byte, p *Parsed, seq, ack uint32, win uint16) (int, error) {
-	return proxyAnswer(frame, p, seq, ack, win, tcpFlagACK)
+	return proxyAnswer(frame, p, seq, ack, win, lvs.TCPAck)
 }
 
 // ProxyRST turns the segment of frame, described by p, into the reset a
@@ -82,11 +83,11 @@ func ProxyACK(frame []byte, p *Parsed, seq, ack uint32, win uint16) (int, error)
 // (TIME-WAIT) answers a new SYN with such an ACK; the reset clears it, so
 // that the next SYN opens the connection.
 func ProxyRST(frame []byte, p *Parsed, seq uint32) (int, error) {
-	return proxyAnswer(frame, p, seq, 0, 0, tcpFlagRST)
+	return proxyAnswer(frame, p, seq, 0, 0, lvs.TCPRst)
 }
 
-func proxyAnswer(frame []byte, p *Parsed, seq, ack uint32, win uint16, flags uint8) (int, error) {
-	if p.Proto != ProtoTCP || p.HasIPOptions || p.Frag != FragNone || !fits(p, len(frame)) ||
+func proxyAnswer(frame []byte, p *Parsed, seq, ack uint32, win uint16, flags lvs.TCPFlags) (int, error) {
+	if p.Proto != lvs.ProtoTCP || p.HasIPOptions || p.Frag != FragNone || !fits(p, len(frame)) ||
 		p.L4Off+TCPHeaderLen > p.L3Off+p.L3Len {
 		return 0, ErrBadArgument
 	}
@@ -114,7 +115,7 @@ func proxyAnswer(frame []byte, p *Parsed, seq, ack uint32, win uint16, flags uin
 	binary.BigEndian.PutUint32(h[4:], seq)
 	binary.BigEndian.PutUint32(h[8:], ack)
 	h[12] = uint8(TCPHeaderLen/4) << 4
-	h[13] = flags
+	h[13] = uint8(flags)
 	binary.BigEndian.PutUint16(h[14:], win)
 	h[18], h[19] = 0, 0
 	return finishTCP(frame, p, TCPHeaderLen), nil
@@ -136,16 +137,16 @@ func finishTCP(frame []byte, p *Parsed, hl int) int {
 	}
 	h := frame[p.L4Off : p.L4Off+hl]
 	h[16], h[17] = 0, 0
-	binary.BigEndian.PutUint16(h[16:], Checksum(h, PseudoHeaderSum(p.Family, &p.Src, &p.Dst, ProtoTCP, hl)))
+	binary.BigEndian.PutUint16(h[16:], Checksum(h, PseudoHeaderSum(p.Family, &p.Src, &p.Dst, lvs.ProtoTCP, hl)))
 	p.L3Len = total
-	p.TCPFlags = h[13]
+	p.TCPFlags = lvs.TCPFlags(h[13])
 	return p.L3Off + total
 }
 
 // TCPWindowScale returns the shift of the window scale option of the TCP
 // segment described by p, clamped to 14 (RFC 7323), and whether it has one.
 func TCPWindowScale(frame []byte, p *Parsed) (uint8, bool) {
-	if p.Proto != ProtoTCP || p.Frag == FragLater || !fits(p, len(frame)) {
+	if p.Proto != lvs.ProtoTCP || p.Frag == FragLater || !fits(p, len(frame)) {
 		return 0, false
 	}
 	end := p.L3Off + p.L3Len

@@ -3,6 +3,7 @@ package packet
 import (
 	"encoding/binary"
 	"errors"
+	"github.com/govs/govs/lvs"
 	"testing"
 )
 
@@ -16,7 +17,7 @@ func TestProxySYNAndACK(t *testing.T) {
 			if v6 {
 				src, dst = "2001:db8::1", "2001:db8::100"
 			}
-			frame := build(t, spec{vlans: vlans, src: src, dst: dst, proto: ProtoTCP, sport: 4000, dport: 80,
+			frame := build(t, spec{vlans: vlans, src: src, dst: dst, proto: lvs.ProtoTCP, sport: 4000, dport: 80,
 				tcpFlags: 0x18, payload: []byte("GET / HTTP/1.1\r\n")})
 			buf := make([]byte, 256)
 			copy(buf, frame)
@@ -31,7 +32,7 @@ func TestProxySYNAndACK(t *testing.T) {
 			}
 			q := mustParse(t, out)
 			h := out[q.L4Off:]
-			if q.TCPFlags != tcpFlagSYN || binary.BigEndian.Uint32(h[4:]) != 1234 || q.L3Off+q.L3Len != n || int(h[12]>>4)*4 != 32 ||
+			if q.TCPFlags != lvs.TCPSyn || binary.BigEndian.Uint32(h[4:]) != 1234 || q.L3Off+q.L3Len != n || int(h[12]>>4)*4 != 32 ||
 				q.SrcPort != 4000 || q.DstPort != 80 || q.Src != addr(src) || q.Dst != addr(dst) || q.VLANs != vlans {
 				t.Errorf("v6=%v vlans=%d SYN: %+v", v6, vlans, q)
 			}
@@ -49,19 +50,19 @@ func TestProxySYNAndACK(t *testing.T) {
 			}
 			r := mustParse(t, out)
 			h = out[r.L4Off:]
-			if r.TCPFlags != tcpFlagACK || binary.BigEndian.Uint32(h[4:]) != 1235 || binary.BigEndian.Uint32(h[8:]) != 99 ||
+			if r.TCPFlags != lvs.TCPAck || binary.BigEndian.Uint32(h[4:]) != 1235 || binary.BigEndian.Uint32(h[8:]) != 99 ||
 				binary.BigEndian.Uint16(h[14:]) != 77 || r.Src != addr(dst) || r.Dst != addr(src) || r.SrcPort != 80 || r.DstPort != 4000 ||
 				r.L3Off+r.L3Len != n || r.L4Off+TCPHeaderLen != n || string(out[0:6]) != string(frame[6:12]) {
 				t.Errorf("v6=%v vlans=%d ACK: %+v", v6, vlans, r)
 			}
 		}
 	}
-	opts := build(t, spec{src: "198.18.0.1", dst: "198.18.0.100", proto: ProtoTCP, sport: 1, dport: 2, tcpFlags: 0x10, ipOptions: true})
+	opts := build(t, spec{src: "198.18.0.1", dst: "198.18.0.100", proto: lvs.ProtoTCP, sport: 1, dport: 2, tcpFlags: 0x10, ipOptions: true})
 	p := mustParse(t, opts)
 	if _, err := ProxySYN(make([]byte, 256), &p, 1, 1, SynOptions{MSS: 536}); !errors.Is(err, ErrBadArgument) {
 		t.Errorf("IPv4 options: %v, want ErrBadArgument", err)
 	}
-	plain := build(t, spec{src: "198.18.0.1", dst: "198.18.0.100", proto: ProtoTCP, sport: 1, dport: 2, tcpFlags: 0x10})
+	plain := build(t, spec{src: "198.18.0.1", dst: "198.18.0.100", proto: lvs.ProtoTCP, sport: 1, dport: 2, tcpFlags: 0x10})
 	p = mustParse(t, plain)
 	if _, err := ProxySYN(plain[:p.L4Off+TCPHeaderLen], &p, 1, 1, SynOptions{MSS: 536}); !errors.Is(err, ErrShortBuffer) {
 		t.Errorf("no room for options: %v, want ErrShortBuffer", err)
@@ -82,7 +83,7 @@ func TestTCPWindowScale(t *testing.T) {
 		{[]byte{1, 1, 1, 1, 1, 1, 1, 3}, 0, false},    // cut short
 		{[]byte{8, 10, 0, 0, 0, 1, 0, 0, 0, 2, 1, 1, 1, 3, 3, 2}, 2, true},
 	} {
-		frame := build(t, spec{src: "198.18.0.1", dst: "198.18.0.100", proto: ProtoTCP, sport: 1, dport: 2, tcpFlags: 0x12})
+		frame := build(t, spec{src: "198.18.0.1", dst: "198.18.0.100", proto: lvs.ProtoTCP, sport: 1, dport: 2, tcpFlags: 0x12})
 		// Put the options in, as a header longer by len(opts).
 		p := mustParse(t, frame)
 		f := append(append(append([]byte{}, frame[:p.L4Off+TCPHeaderLen]...), tc.opts...), frame[p.L4Off+TCPHeaderLen:]...)

@@ -119,23 +119,9 @@ func NewSocket(u *UMEM, ifindex, queue int, o Options) (*Socket, error) {
 
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.mem == nil {
-		return nil, errors.New("xsk: umem is closed")
-	}
-	var shareWith *Socket
-	if len(u.sockets) > 0 {
-		shareWith = u.sockets[0]
-		if o.NeedWakeup != u.needWakeup {
-			return nil, fmt.Errorf("xsk: need-wakeup %v differs from the umem's first socket (%v)", o.NeedWakeup, u.needWakeup)
-		}
-		if (o.Mode == ModeCopy && u.zeroCopy) || (o.Mode == ModeZeroCopy && !u.zeroCopy) {
-			return nil, fmt.Errorf("xsk: mode %v differs from the umem's first socket (zerocopy=%v)", o.Mode, u.zeroCopy)
-		}
-		for _, other := range u.sockets {
-			if other.ifindex == ifindex && other.queue == queue {
-				return nil, fmt.Errorf("xsk: umem already has a socket on ifindex %d queue %d", ifindex, queue)
-			}
-		}
+	shareWith, err := u.shareFor(ifindex, queue, &o)
+	if err != nil {
+		return nil, err
 	}
 
 	fd, err := unix.Socket(unix.AF_XDP, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
@@ -149,22 +135,77 @@ func NewSocket(u *UMEM, ifindex, queue int, o Options) (*Socket, error) {
 			_ = s.release()
 		}
 	}()
-
 	if shareWith == nil {
-		reg := unix.XDPUmemReg{
-			Addr:     uint64(uintptr(unsafe.Pointer(&u.mem[0]))),
-			Len:      uint64(len(u.mem)),
-			Size:     uint32(u.frameSize),
-			Headroom: uint32(u.headroom),
-		}
-		if err := setsockopt(fd, unix.XDP_UMEM_REG, unsafe.Pointer(&reg), unsafe.Sizeof(reg)); err != nil {
-			return nil, fmt.Errorf("xsk: register umem: %w", err)
+		if err := u.register(fd); err != nil {
+			return nil, err
 		}
 	}
+	if err := s.setupRings(&o); err != nil {
+		return nil, err
+	}
+	if err := s.bind(shareWith, &o); err != nil {
+		return nil, err
+	}
+	if err := s.readMode(shareWith == nil, &o); err != nil {
+		return nil, err
+	}
+	// In copy mode one sendto transmits at most 32 frames (the kernel's
+	// default TX budget) and returns EAGAIN when more are queued; allow
+	// enough calls to drain a full ring.
+	s.maxKicks = o.TxSize/32 + 1
+
+	u.sockets = append(u.sockets, s)
+	ok = true
+	return s, nil
+}
+
+// shareFor returns the socket whose UMEM registration a new socket on
+// ifindex/queue with options o shares (the first one), or nil for the
+// first socket, which registers it. A socket that shares must agree with
+// the first on need-wakeup and mode, and not be on its device and queue.
+// Called with u.mu held.
+func (u *UMEM) shareFor(ifindex, queue int, o *Options) (*Socket, error) {
+	if u.mem == nil {
+		return nil, errors.New("xsk: umem is closed")
+	}
+	if len(u.sockets) == 0 {
+		return nil, nil
+	}
+	if o.NeedWakeup != u.needWakeup {
+		return nil, fmt.Errorf("xsk: need-wakeup %v differs from the umem's first socket (%v)", o.NeedWakeup, u.needWakeup)
+	}
+	if (o.Mode == ModeCopy && u.zeroCopy) || (o.Mode == ModeZeroCopy && !u.zeroCopy) {
+		return nil, fmt.Errorf("xsk: mode %v differs from the umem's first socket (zerocopy=%v)", o.Mode, u.zeroCopy)
+	}
+	for _, other := range u.sockets {
+		if other.ifindex == ifindex && other.queue == queue {
+			return nil, fmt.Errorf("xsk: umem already has a socket on ifindex %d queue %d", ifindex, queue)
+		}
+	}
+	return u.sockets[0], nil
+}
+
+// register registers the UMEM's memory with socket fd, the first of the
+// UMEM's sockets.
+func (u *UMEM) register(fd int) error {
+	reg := unix.XDPUmemReg{
+		Addr:     uint64(uintptr(unsafe.Pointer(&u.mem[0]))),
+		Len:      uint64(len(u.mem)),
+		Size:     uint32(u.frameSize),
+		Headroom: uint32(u.headroom),
+	}
+	if err := setsockopt(fd, unix.XDP_UMEM_REG, unsafe.Pointer(&reg), unsafe.Sizeof(reg)); err != nil {
+		return fmt.Errorf("xsk: register umem: %w", err)
+	}
+	return nil
+}
+
+// setupRings sizes the socket's four rings and maps them.
+func (s *Socket) setupRings(o *Options) error {
 	// Every socket gets its own fill and completion rings: a shared socket
 	// on another device or queue needs them (one pair per buffer pool), and
 	// the same-device-and-queue case, which would forbid them, is refused
-	// above.
+	// by shareFor.
 	for _, opt := range []struct {
 		name string
 		opt  int
@@ -175,33 +216,36 @@ func NewSocket(u *UMEM, ifindex, queue int, o Options) (*Socket, error) {
 		{"rx", unix.XDP_RX_RING, o.RxSize},
 		{"tx", unix.XDP_TX_RING, o.TxSize},
 	} {
-		if err := unix.SetsockoptInt(fd, unix.SOL_XDP, opt.opt, opt.size); err != nil {
-			return nil, fmt.Errorf("xsk: set %s ring size %d: %w", opt.name, opt.size, err)
+		if err := unix.SetsockoptInt(s.fd, unix.SOL_XDP, opt.opt, opt.size); err != nil {
+			return fmt.Errorf("xsk: set %s ring size %d: %w", opt.name, opt.size, err)
 		}
 	}
 
 	var off unix.XDPMmapOffsets
-	if err := getsockopt(fd, unix.XDP_MMAP_OFFSETS, unsafe.Pointer(&off), unsafe.Sizeof(off)); err != nil {
-		return nil, fmt.Errorf("xsk: get mmap offsets: %w", err)
+	if err := getsockopt(s.fd, unix.XDP_MMAP_OFFSETS, unsafe.Pointer(&off), unsafe.Sizeof(off)); err != nil {
+		return fmt.Errorf("xsk: get mmap offsets: %w", err)
 	}
-	if err := mmapRing(&s.fill, fd, unix.XDP_UMEM_PGOFF_FILL_RING, off.Fr, uint32(o.FillSize), "fill"); err != nil {
-		return nil, err
+	if err := mmapRing(&s.fill, s.fd, unix.XDP_UMEM_PGOFF_FILL_RING, off.Fr, uint32(o.FillSize), "fill"); err != nil {
+		return err
 	}
-	if err := mmapRing(&s.comp, fd, unix.XDP_UMEM_PGOFF_COMPLETION_RING, off.Cr, uint32(o.CompSize), "completion"); err != nil {
-		return nil, err
+	if err := mmapRing(&s.comp, s.fd, unix.XDP_UMEM_PGOFF_COMPLETION_RING, off.Cr, uint32(o.CompSize), "completion"); err != nil {
+		return err
 	}
-	if err := mmapRing(&s.rx, fd, unix.XDP_PGOFF_RX_RING, off.Rx, uint32(o.RxSize), "rx"); err != nil {
-		return nil, err
+	if err := mmapRing(&s.rx, s.fd, unix.XDP_PGOFF_RX_RING, off.Rx, uint32(o.RxSize), "rx"); err != nil {
+		return err
 	}
-	if err := mmapRing(&s.tx, fd, unix.XDP_PGOFF_TX_RING, off.Tx, uint32(o.TxSize), "tx"); err != nil {
-		return nil, err
-	}
+	return mmapRing(&s.tx, s.fd, unix.XDP_PGOFF_TX_RING, off.Tx, uint32(o.TxSize), "tx")
+}
 
-	sa := &unix.SockaddrXDP{Ifindex: uint32(ifindex), QueueID: uint32(queue)}
+// bind binds the socket to its device and queue: sharing shareWith's UMEM,
+// or, for the first socket, in the mode o asks for.
+func (s *Socket) bind(shareWith *Socket, o *Options) error {
+	sa := &unix.SockaddrXDP{Ifindex: uint32(s.ifindex), QueueID: uint32(s.queue)}
+	var err error
 	if shareWith != nil {
 		sa.Flags = unix.XDP_SHARED_UMEM
 		sa.SharedUmemFD = uint32(shareWith.fd)
-		err = unix.Bind(fd, sa)
+		err = unix.Bind(s.fd, sa)
 	} else {
 		var wake uint16
 		if o.NeedWakeup {
@@ -215,7 +259,7 @@ func NewSocket(u *UMEM, ifindex, queue int, o Options) (*Socket, error) {
 		default:
 			sa.Flags = wake
 		}
-		err = unix.Bind(fd, sa)
+		err = unix.Bind(s.fd, sa)
 		if err != nil && o.Mode == ModeAuto {
 			// Without flags the kernel already falls back to copy mode
 			// when the driver cannot do zero-copy; this retry covers a
@@ -223,33 +267,33 @@ func NewSocket(u *UMEM, ifindex, queue int, o Options) (*Socket, error) {
 			// reports. A failed bind leaves the socket unbound with its
 			// rings, so binding again is allowed.
 			sa.Flags = unix.XDP_COPY | wake
-			if unix.Bind(fd, sa) == nil {
+			if unix.Bind(s.fd, sa) == nil {
 				err = nil
 			}
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("xsk: bind to ifindex %d queue %d: %w", ifindex, queue, err)
+		return fmt.Errorf("xsk: bind to ifindex %d queue %d: %w", s.ifindex, s.queue, err)
 	}
+	return nil
+}
 
+// readMode learns from the kernel whether the bound socket runs zero-copy;
+// the first socket of the UMEM sets the mode and need-wakeup its sharers
+// must agree with.
+func (s *Socket) readMode(first bool, o *Options) error {
 	var xo struct{ Flags uint32 } // struct xdp_options
-	if err := getsockopt(fd, unix.XDP_OPTIONS, unsafe.Pointer(&xo), unsafe.Sizeof(xo)); err != nil {
-		return nil, fmt.Errorf("xsk: get options: %w", err)
+	if err := getsockopt(s.fd, unix.XDP_OPTIONS, unsafe.Pointer(&xo), unsafe.Sizeof(xo)); err != nil {
+		return fmt.Errorf("xsk: get options: %w", err)
 	}
 	s.zeroCopy = xo.Flags&unix.XDP_OPTIONS_ZEROCOPY != 0
-	if shareWith == nil {
+	u := s.umem
+	if first {
 		u.zeroCopy = s.zeroCopy
 		u.needWakeup = o.NeedWakeup
 	}
 	s.needWakeup = u.needWakeup
-	// In copy mode one sendto transmits at most 32 frames (the kernel's
-	// default TX budget) and returns EAGAIN when more are queued; allow
-	// enough calls to drain a full ring.
-	s.maxKicks = o.TxSize/32 + 1
-
-	u.sockets = append(u.sockets, s)
-	ok = true
-	return s, nil
+	return nil
 }
 
 // FD is the socket's file descriptor, for the XSKMAP and for poll.

@@ -1,0 +1,90 @@
+package dataplane
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	"github.com/govs/govs/conntrack"
+)
+
+// request runs f on the worker between two batches and waits for it.
+func (w *worker) request(ctx context.Context, f func()) error {
+	done := make(chan struct{})
+	select {
+	case w.reqs <- func() { f(); close(done) }:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (w *worker) listConns(ctx context.Context) ([]Conn, error) {
+	var out []Conn
+	err := w.request(ctx, func() {
+		now := nanotime()
+		st := w.d.state.Load()
+		w.ct.Walk(func(c *conntrack.Conn) bool {
+			w.ct.Touch(c, w.lastSeen(c)) // fast-path traffic
+			if c.Expires <= now {
+				return true
+			}
+			conn := Conn{
+				Proto:   uint8(c.Orig.Proto),
+				State:   c.State.String(),
+				Expires: time.Duration(c.Expires - now),
+				Client:  netip.AddrPortFrom(c.Orig.Src.Netip(), c.Orig.SrcPort),
+				Virtual: netip.AddrPortFrom(c.Orig.Dst.Netip(), c.Orig.DstPort),
+			}
+			if dst := st.dest(c.Dest); dst != nil {
+				conn.Dest = netip.AddrPortFrom(dst.Addr.Netip(), destPort(dst, c.Orig.DstPort))
+			}
+			if !c.LAddr.IsZero() {
+				conn.Local = netip.AddrPortFrom(c.LAddr.Netip(), c.LPort)
+			}
+			out = append(out, conn)
+			return true
+		})
+	})
+	return out, err
+}
+
+func (w *worker) setTimeouts(t conntrack.Timeouts) {
+	select {
+	case w.reqs <- func() { w.ct.SetTimeouts(t); w.d.invalidateFlows() }:
+	default:
+		// Busy with another request: retry from a goroutine.
+		go w.request(context.Background(), func() { w.ct.SetTimeouts(t); w.d.invalidateFlows() })
+	}
+}
+
+func (w *worker) listTemplates(ctx context.Context) ([]Template, error) {
+	var out []Template
+	err := w.request(ctx, func() {
+		now := nanotime()
+		st := w.d.state.Load()
+		w.ct.WalkTemplates(func(k *conntrack.TemplateKey, dest uint32, expires int64, conns int) bool {
+			if expires <= now && conns == 0 {
+				return true
+			}
+			t := Template{
+				Proto:   uint8(k.Proto),
+				Client:  k.Client.Netip(),
+				Virtual: netip.AddrPortFrom(k.VIP.Netip(), k.VPort),
+				Expires: time.Duration(max(expires-now, 0)),
+				Conns:   conns,
+			}
+			if dst := st.dest(dest); dst != nil {
+				t.Dest = netip.AddrPortFrom(dst.Addr.Netip(), dst.Port)
+			}
+			out = append(out, t)
+			return true
+		})
+	})
+	return out, err
+}
