@@ -24,7 +24,6 @@ import (
 	"github.com/govs/govs/control"
 	"github.com/govs/govs/dataplane"
 	"github.com/govs/govs/internal/sdnotify"
-	"github.com/govs/govs/lvs"
 	"github.com/govs/govs/sched"
 )
 
@@ -358,7 +357,7 @@ func Specs(cfg *config.Config) ([]dataplane.ServiceSpec, error) {
 			Match:      markMatches(svc.Match),
 			VIP:        svc.VIP,
 			Port:       svc.Port,
-			Proto:      uint8(svc.Protocol),
+			Proto:      svc.Protocol,
 			Scheduler:  svc.Scheduler,
 			Flags:      flags,
 			Fwd:        svc.Forward,
@@ -398,7 +397,7 @@ func (d *Daemon) Services() []control.Service {
 	for _, svc := range d.dp.Services() {
 		cs := control.Service{
 			Name:      svc.Name,
-			Protocol:  lvs.Proto(svc.Proto).String(),
+			Protocol:  svc.Proto.String(),
 			VIP:       svc.VIP.String(),
 			Port:      svc.Port,
 			Scheduler: svc.SchedName,

@@ -7,6 +7,7 @@ import (
 
 	"github.com/govs/govs/conntrack"
 	"github.com/govs/govs/dataplane"
+	"github.com/govs/govs/lvs"
 )
 
 // dataPath is what the Daemon drives: the AF_XDP data path
@@ -31,7 +32,7 @@ type dataPath interface {
 	SetSteerLimit(l dataplane.SteerLimit) error
 	Connections(ctx context.Context) ([]dataplane.Conn, error)
 	Templates(ctx context.Context) ([]dataplane.Template, error)
-	ExpireTemplates(ctx context.Context, vip netip.Addr, port uint16, proto uint8, dest netip.AddrPort) (int, error)
+	ExpireTemplates(ctx context.Context, vip netip.Addr, port uint16, proto lvs.Proto, dest netip.AddrPort) (int, error)
 	ExpireMarkTemplates(ctx context.Context, mark uint32, dest netip.AddrPort) (int, error)
 	EnableSyncRecords(sink func([]dataplane.SyncRecord)) (stop func())
 	InstallSyncRecords(rs []dataplane.SyncRecord)

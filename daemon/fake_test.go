@@ -18,6 +18,7 @@ import (
 	"github.com/govs/govs/dataplane"
 	"github.com/govs/govs/healthcheck"
 	"github.com/govs/govs/inet"
+	"github.com/govs/govs/lvs"
 )
 
 // fakeDataPath stands in for the AF_XDP data path: it records what the
@@ -144,7 +145,7 @@ func (f *fakeDataPath) Connections(context.Context) ([]dataplane.Conn, error) {
 func (f *fakeDataPath) Templates(context.Context) ([]dataplane.Template, error) {
 	return f.tmpls, f.connErr
 }
-func (f *fakeDataPath) ExpireTemplates(_ context.Context, vip netip.Addr, port uint16, proto uint8, dest netip.AddrPort) (int, error) {
+func (f *fakeDataPath) ExpireTemplates(_ context.Context, vip netip.Addr, port uint16, proto lvs.Proto, dest netip.AddrPort) (int, error) {
 	f.mu.Lock()
 	ch := f.expired
 	f.mu.Unlock()

@@ -29,7 +29,7 @@ func markMatches(m *config.Mark) []dataplane.MarkMatch {
 	for _, p := range m.Prefixes {
 		for _, proto := range m.Protocols {
 			for _, r := range m.Ports {
-				out = append(out, dataplane.MarkMatch{Prefix: p, Lo: r.Lo, Hi: r.Hi, Proto: uint8(proto)})
+				out = append(out, dataplane.MarkMatch{Prefix: p, Lo: r.Lo, Hi: r.Hi, Proto: proto})
 			}
 		}
 	}

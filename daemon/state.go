@@ -36,7 +36,7 @@ func (s *service) key() control.ServiceKey {
 	if s.spec.FwMark != 0 {
 		return control.ServiceKey{FwMark: s.spec.FwMark}
 	}
-	return control.ServiceKey{Protocol: lvs.Proto(s.spec.Proto).Name(), VIP: s.spec.VIP.String(), Port: s.spec.Port}
+	return control.ServiceKey{Protocol: s.spec.Proto.Name(), VIP: s.spec.VIP.String(), Port: s.spec.Port}
 }
 
 // destKey names a real server of a service for health state.
@@ -115,7 +115,7 @@ type quiescedKey struct {
 	fwmark uint32
 	vip    netip.Addr
 	port   uint16
-	proto  uint8
+	proto  lvs.Proto
 	dest   netip.AddrPort
 }
 
@@ -229,7 +229,7 @@ func findService(svcs []*service, k control.ServiceKey) (int, error) {
 		return -1, err
 	}
 	for i, s := range svcs {
-		if s.spec.FwMark == 0 && s.spec.VIP == vip && s.spec.Port == k.Port && lvs.Proto(s.spec.Proto) == proto {
+		if s.spec.FwMark == 0 && s.spec.VIP == vip && s.spec.Port == k.Port && s.spec.Proto == proto {
 			return i, nil
 		}
 	}
@@ -283,7 +283,7 @@ func serviceSpec(cs control.ServiceSpec, s *dataplane.ServiceSpec, marks []confi
 	if cs.Port == 0 && cs.Persistent <= 0 {
 		return fmt.Errorf("%w: port 0 (all ports) needs persistence (-p)", control.ErrInvalid)
 	}
-	s.VIP, s.Port, s.Proto, s.Scheduler, s.Flags = vip.Unmap(), cs.Port, uint8(proto), schedName, flags
+	s.VIP, s.Port, s.Proto, s.Scheduler, s.Flags = vip.Unmap(), cs.Port, proto, schedName, flags
 	if s.Name == "" {
 		s.Name = fmt.Sprintf("%s-%s", proto.Name(), netip.AddrPortFrom(s.VIP, cs.Port))
 	}
@@ -556,7 +556,7 @@ func (d *Daemon) Zero(k *control.ServiceKey) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var vip netip.Addr
-	var proto uint8
+	var proto lvs.Proto
 	if k != nil {
 		i, err := findService(d.services, *k)
 		if err != nil {
@@ -608,7 +608,7 @@ func (d *Daemon) Connections(ctx context.Context, templates bool) ([]control.Con
 	out := make([]control.Connection, 0, len(conns))
 	for _, c := range conns {
 		cc := control.Connection{
-			Protocol: lvs.Proto(c.Proto).String(),
+			Protocol: c.Proto.String(),
 			Expire:   c.Expires.Milliseconds(),
 			State:    c.State,
 			Source:   c.Client.String(),
@@ -626,7 +626,7 @@ func (d *Daemon) Connections(ctx context.Context, templates bool) ([]control.Con
 			return nil, err
 		}
 		for _, t := range tmpls {
-			proto := lvs.Proto(t.Proto).String()
+			proto := t.Proto.String()
 			if t.Virtual.Port() == 0 {
 				proto = "IP"
 			}

@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"github.com/govs/govs/inet"
+	"github.com/govs/govs/lvs"
 	"github.com/govs/govs/sched"
 )
 
@@ -9,7 +10,7 @@ import (
 // the counters st (as if one worker had counted them) and active and
 // inactive connections. What reads a Director's services (govsd's listings,
 // govsadm's and Prometheus' views) is tested with it, without a data path.
-func NewDetachedDest(spec DestSpec, proto uint8, st Stats, active, inactive int) *Dest {
+func NewDetachedDest(spec DestSpec, proto lvs.Proto, st Stats, active, inactive int) *Dest {
 	d := &Dest{
 		Dest:  sched.NewDest(inet.AddrFromNetip(spec.Addr), spec.Port, spec.Weight),
 		Proto: proto,

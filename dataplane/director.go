@@ -412,7 +412,7 @@ func (d *Director) Apply(specs []ServiceSpec) error {
 	nMarks := 0
 	for i := range specs {
 		sp := &specs[i]
-		key := serviceKey{inet.AddrFromNetip(sp.VIP), sp.Port, lvs.Proto(sp.Proto)}
+		key := serviceKey{inet.AddrFromNetip(sp.VIP), sp.Port, sp.Proto}
 		var prev *Service
 		if sp.FwMark != 0 {
 			if _, dup := next.byMark[sp.FwMark]; dup {
@@ -499,11 +499,11 @@ func (d *Director) syncReals(s *snapshot) error {
 		}
 		if dst.Proto == 0 { // an fwmark service's: each protocol of the mark
 			for _, proto := range dst.Protos {
-				want[bpf.Endpoint{Addr: dst.Addr, Port: dst.Port, Proto: proto}] = struct{}{}
+				want[bpf.Endpoint{Addr: dst.Addr, Port: dst.Port, Proto: uint8(proto)}] = struct{}{}
 			}
 			continue
 		}
-		want[bpf.Endpoint{Addr: dst.Addr, Port: dst.Port, Proto: dst.Proto}] = struct{}{}
+		want[bpf.Endpoint{Addr: dst.Addr, Port: dst.Port, Proto: uint8(dst.Proto)}] = struct{}{}
 	}
 	for e := range want {
 		if _, have := d.reals[e]; !have {
@@ -748,7 +748,7 @@ func (d *Director) SteeringCounters() (bpf.Counters, error) { return d.steer.Cou
 
 // Conn is one connection as listings show it.
 type Conn struct {
-	Proto   uint8
+	Proto   lvs.Proto
 	State   string
 	Expires time.Duration
 	Client  netip.AddrPort
@@ -773,7 +773,7 @@ func (d *Director) Connections(ctx context.Context) ([]Conn, error) {
 
 // Template is a persistence template as listings show it.
 type Template struct {
-	Proto   uint8
+	Proto   lvs.Proto
 	Client  netip.Addr // masked client address
 	Virtual netip.AddrPort
 	Dest    netip.AddrPort

@@ -89,7 +89,7 @@ func applySpecs(t *testing.T, d *Director, specs ...ServiceSpec) {
 		if err := validateSpec(sp); err != nil {
 			t.Fatal(err)
 		}
-		key := serviceKey{inet.AddrFromNetip(sp.VIP), sp.Port, lvs.Proto(sp.Proto)}
+		key := serviceKey{inet.AddrFromNetip(sp.VIP), sp.Port, sp.Proto}
 		svc, err := d.buildService(sp, old.byKey[key], next)
 		if err != nil {
 			t.Fatal(err)

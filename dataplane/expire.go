@@ -14,8 +14,8 @@ import (
 // server that was quiesced. Those clients' next connections are scheduled
 // anew; their established connections stay. Each worker deletes its own
 // between two batches (its table is never shared).
-func (d *Director) ExpireTemplates(ctx context.Context, vip netip.Addr, port uint16, proto uint8, dest netip.AddrPort) (int, error) {
-	return d.expireTemplates(ctx, d.state.Load().byKey[serviceKey{inet.AddrFromNetip(vip.Unmap()), port, lvs.Proto(proto)}], dest)
+func (d *Director) ExpireTemplates(ctx context.Context, vip netip.Addr, port uint16, proto lvs.Proto, dest netip.AddrPort) (int, error) {
+	return d.expireTemplates(ctx, d.state.Load().byKey[serviceKey{inet.AddrFromNetip(vip.Unmap()), port, proto}], dest)
 }
 
 func (d *Director) expireTemplates(ctx context.Context, svc *Service, dest netip.AddrPort) (int, error) {

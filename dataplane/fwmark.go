@@ -37,11 +37,11 @@ import (
 
 // markProtos returns the protocols of an fwmark service's match, sorted,
 // or nil for a plain service.
-func markProtos(sp *ServiceSpec) []uint8 {
+func markProtos(sp *ServiceSpec) []lvs.Proto {
 	if sp.FwMark == 0 {
 		return nil
 	}
-	var out []uint8
+	var out []lvs.Proto
 	for _, m := range sp.Match {
 		if !slices.Contains(out, m.Proto) {
 			out = append(out, m.Proto)
@@ -56,7 +56,7 @@ func markProtos(sp *ServiceSpec) []uint8 {
 func (s *snapshot) addMarks(svc *Service) {
 	for _, m := range svc.Match {
 		p := m.Prefix.Masked()
-		e := markEntry{addr: inet.AddrFromNetip(p.Addr()), bits: p.Bits(), lo: m.Lo, hi: m.Hi, proto: lvs.Proto(m.Proto), svc: svc}
+		e := markEntry{addr: inet.AddrFromNetip(p.Addr()), bits: p.Bits(), lo: m.Lo, hi: m.Hi, proto: m.Proto, svc: svc}
 		if p.Addr().Is4() {
 			s.marks4 = append(s.marks4, e)
 		} else {
@@ -74,7 +74,7 @@ func (s *snapshot) markPrefixes() []bpf.MarkPrefix {
 	for _, svc := range s.byMark {
 		for _, m := range svc.Match {
 			out = append(out, bpf.MarkPrefix{Prefix: m.Prefix.Masked(),
-				Ranges: []bpf.MarkRange{{Lo: m.Lo, Hi: m.Hi, Proto: m.Proto, ServiceID: svc.ID}}})
+				Ranges: []bpf.MarkRange{{Lo: m.Lo, Hi: m.Hi, Proto: uint8(m.Proto), ServiceID: svc.ID}}})
 		}
 	}
 	return out

@@ -24,7 +24,7 @@ func markWorker(t *testing.T, fwd lvs.Fwd) (*worker, *snapshot) {
 	s, _ := sched.New("rr", 0)
 	var dests []*Dest
 	for i, a := range []netip.Addr{realIP, real2} {
-		d := &Dest{Dest: sched.NewDest(inet.AddrFromNetip(a), 0, 1), ID: uint32(i), Protos: []uint8{6}, Fwd: fwd, stats: newDestStats(1)}
+		d := &Dest{Dest: sched.NewDest(inet.AddrFromNetip(a), 0, 1), ID: uint32(i), Protos: []lvs.Proto{lvs.ProtoTCP}, Fwd: fwd, stats: newDestStats(1)}
 		d.Dest.ID, d.Index = uint32(i), i
 		dests = append(dests, d)
 	}

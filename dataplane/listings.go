@@ -35,7 +35,7 @@ func (w *worker) listConns(ctx context.Context) ([]Conn, error) {
 				return true
 			}
 			conn := Conn{
-				Proto:   uint8(c.Orig.Proto),
+				Proto:   c.Orig.Proto,
 				State:   c.State.String(),
 				Expires: time.Duration(c.Expires - now),
 				Client:  netip.AddrPortFrom(c.Orig.Src.Netip(), c.Orig.SrcPort),
@@ -73,7 +73,7 @@ func (w *worker) listTemplates(ctx context.Context) ([]Template, error) {
 				return true
 			}
 			t := Template{
-				Proto:   uint8(k.Proto),
+				Proto:   k.Proto,
 				Client:  k.Client.Netip(),
 				Virtual: netip.AddrPortFrom(k.VIP.Netip(), k.VPort),
 				Expires: time.Duration(max(expires-now, 0)),

@@ -347,7 +347,7 @@ func mirrorKey(k []byte, src, dst inet.Addr, sport, dport uint16, proto lvs.Prot
 
 // putService writes svc's identity into value v.
 func putService(v []byte, svc *Service) {
-	v[mvSvcProto] = svc.Proto
+	v[mvSvcProto] = byte(svc.Proto)
 	copy(v[mvSvcAddr:mvSvcAddr+16], svc.VIP[:])
 	binary.LittleEndian.PutUint16(v[mvSvcPort:], svc.Port)
 	binary.LittleEndian.PutUint32(v[mvFwMark:], svc.FwMark)

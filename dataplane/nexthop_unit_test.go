@@ -143,7 +143,7 @@ func TestSynGuardOfDirector(t *testing.T) {
 		t.Errorf("dr: %+v, want neither capable nor engaged", s)
 	}
 	web := d.Services()[0]
-	ep := bpf.Endpoint{Addr: web.VIP, Port: web.Port, Proto: web.Proto}
+	ep := bpf.Endpoint{Addr: web.VIP, Port: web.Port, Proto: uint8(web.Proto)}
 	if f := fake.flags[ep]; f&bpf.VIPSynProxyOn == 0 {
 		t.Errorf("web's VIP flags %#x, want SynProxyOn written", f)
 	}

@@ -23,8 +23,8 @@ type ServiceSpec struct {
 	FwMark    uint32
 	Match     []MarkMatch
 	VIP       netip.Addr
-	Port      uint16 // 0: every port (persistent services only)
-	Proto     uint8  // lvs.ProtoTCP or lvs.ProtoUDP
+	Port      uint16    // 0: every port (persistent services only)
+	Proto     lvs.Proto // lvs.ProtoTCP or lvs.ProtoUDP
 	Scheduler string
 	Flags     sched.Flags
 	Fwd       lvs.Fwd
@@ -72,7 +72,7 @@ func (m SynProxyMode) String() string {
 type MarkMatch struct {
 	Prefix netip.Prefix
 	Lo, Hi uint16
-	Proto  uint8
+	Proto  lvs.Proto
 }
 
 // MaxMarkMatches bounds the entries of all fwmark services together: the
@@ -106,7 +106,7 @@ type Service struct {
 	Match       []MarkMatch
 	VIP         inet.Addr
 	Port        uint16
-	Proto       uint8
+	Proto       lvs.Proto
 	Fwd         lvs.Fwd
 	SchedName   string
 	Flags       sched.Flags
@@ -126,8 +126,8 @@ type Dest struct {
 	*sched.Dest
 	ID      uint32
 	Service uint32
-	Proto   uint8   // the service's; 0 for an fwmark service's (see Protos)
-	Protos  []uint8 // an fwmark service's protocols
+	Proto   lvs.Proto   // the service's; 0 for an fwmark service's (see Protos)
+	Protos  []lvs.Proto // an fwmark service's protocols
 	Fwd     lvs.Fwd
 	// Removed dests stay in the table while connections may still refer
 	// to them (draining); they are out of the scheduler's list.
@@ -247,4 +247,4 @@ func validateSpec(sp *ServiceSpec) error {
 
 // serviceProto reports whether a service may have protocol proto (the
 // specs keep the wire's byte).
-func serviceProto(proto uint8) bool { return slices.Contains(lvs.ServiceProtos, lvs.Proto(proto)) }
+func serviceProto(proto lvs.Proto) bool { return slices.Contains(lvs.ServiceProtos, proto) }

@@ -186,7 +186,7 @@ func (g *synGuard) tick(now time.Time, services []*Service, halfOpen int, reappl
 			g.svcs[svc.ID] = st
 		}
 		st.lastSeen = true
-		ep := bpf.Endpoint{Addr: svc.VIP, Port: svc.Port, Proto: svc.Proto}
+		ep := bpf.Endpoint{Addr: svc.VIP, Port: svc.Port, Proto: uint8(svc.Proto)}
 		if st.ep != ep {
 			st.written = false // a new endpoint carries no flags yet
 		}

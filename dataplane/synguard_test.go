@@ -35,7 +35,7 @@ func (f *fakeSynSteering) SetVIPFlags(e bpf.Endpoint, fl bpf.VIPFlags) error {
 	return nil
 }
 
-func guardService(id uint32, name string, port uint16, proto uint8, mode SynProxyMode, fwds ...lvs.Fwd) *Service {
+func guardService(id uint32, name string, port uint16, proto lvs.Proto, mode SynProxyMode, fwds ...lvs.Fwd) *Service {
 	svc := &Service{ID: id, Name: name, VIP: inet.AddrFromNetip(netip.MustParseAddr("198.18.0.100")), Port: port, Proto: proto,
 		Fwd: lvs.FwdNAT, SynProxy: mode}
 	if len(fwds) > 0 {
@@ -48,7 +48,7 @@ func guardService(id uint32, name string, port uint16, proto uint8, mode SynProx
 }
 
 func endpointOf(s *Service) bpf.Endpoint {
-	return bpf.Endpoint{Addr: s.VIP, Port: s.Port, Proto: s.Proto}
+	return bpf.Endpoint{Addr: s.VIP, Port: s.Port, Proto: uint8(s.Proto)}
 }
 
 // guardHarness runs a guard on a fake clock.

@@ -164,7 +164,7 @@ func (d *Director) initSynProxy() error {
 
 // synProxied reports whether handshake ACKs to svc may carry a SYN cookie.
 func synProxied(svc *Service) bool {
-	return lvs.Proto(svc.Proto) == lvs.ProtoTCP && svc.SynProxy != SynProxyOff &&
+	return svc.Proto == lvs.ProtoTCP && svc.SynProxy != SynProxyOff &&
 		viaDirector(svc.Fwd)
 }
 
