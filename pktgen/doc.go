@@ -1,5 +1,7 @@
 // Package pktgen is a traffic generator on the kernel's XDP live-frames mode,
-// and the counting sink that receives its traffic in tests and benchmarks.
+// the counting sink that receives its traffic in tests and benchmarks, and
+// the stateless reference balancer that `make bench` sets load balancers
+// against.
 //
 // # Generator
 //
@@ -48,10 +50,21 @@
 // NAPI receive path that frames sent with XDP_TX by the peer need: without
 // an XDP program (or GRO) there, veth refuses them.
 //
+// # Reference balancer
+//
+// refbalancer.c is a minimal stateless XDP load balancer: an IPv4 UDP or
+// TCP packet to the configured VIP and port goes to real server
+// hash(source address, source port) % N (N up to 8), its destination
+// address and port rewritten with incremental checksum fixes, its MACs set,
+// and redirected to the egress interface; everything else passes. No
+// state, no connection tracking, no clock: the most an XDP balancer can
+// deliver on a topology (bench's stateless path).
+//
 // # Layout and regeneration
 //
 // include/ holds one header per concern: csum.h (checksums), genmaps.h
-// (the generator's settings, state and counters), sink.h (the sink's).
+// (the generator's settings, state and counters), sink.h (the sink's),
+// refbalancer.h (the reference balancer's settings and real servers).
 // Types reach Go through bpf2go -type. The generated *_bpfel.{go,o} are
 // committed; after changing a C file run `go generate ./pktgen/` (the
 // go:generate lines are in gen.go) with clang 14.

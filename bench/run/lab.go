@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -249,6 +250,50 @@ func (l *lab) kernelPaths(on bool) error {
 		l.dirSinks = append(l.dirSinks, s)
 	}
 	return l.pinNAPI()
+}
+
+// refBalancer loads pktgen's stateless reference balancer for the UDP
+// service of the paths (vipNAT:udpPort to the real servers' udpPort) and
+// attaches it to the director's client-side interface: it redirects to d1,
+// toward the real servers' MACs, with d1's MAC as the source.
+func (l *lab) refBalancer() (*pktgen.RefBalancer, error) {
+	cfg := pktgen.RefBalancerConfig{VIP: netip.AddrPortFrom(netip.MustParseAddr(vipNAT), udpPort)}
+	for i, rs := range l.reals {
+		var mac net.HardwareAddr
+		if err := rs.Do(func() error {
+			ifi, err := net.InterfaceByName(l.dev(fmt.Sprintf("r%d", i+1)))
+			if err != nil {
+				return err
+			}
+			mac = ifi.HardwareAddr
+			return nil
+		}); err != nil {
+			return nil, fmt.Errorf("real server %d's MAC: %w", i+1, err)
+		}
+		cfg.Reals = append(cfg.Reals, pktgen.RefBalancerReal{
+			Addr: netip.AddrPortFrom(netip.MustParseAddr(realAddr(i)), udpPort), MAC: mac})
+	}
+	var rb *pktgen.RefBalancer
+	err := l.director.Do(func() error {
+		out, err := net.InterfaceByName(l.dev("d1"))
+		if err != nil {
+			return err
+		}
+		in, err := net.InterfaceByName(l.dev("d0"))
+		if err != nil {
+			return err
+		}
+		cfg.EgressIfindex, cfg.EgressMAC = out.Index, out.HardwareAddr
+		if rb, err = pktgen.LoadRefBalancer(cfg); err != nil {
+			return err
+		}
+		if err := rb.Attach(in.Index); err != nil {
+			rb.Close()
+			return err
+		}
+		return nil
+	})
+	return rb, err
 }
 
 // delivered sums what the sinks counted, and returns each real server's

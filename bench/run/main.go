@@ -13,8 +13,10 @@
 // them; delivered = those counts per second.
 //
 // Paths: kernel (IP forwarding to the real servers' addresses, no load
-// balancing), nftables (DNAT of the VIP, numgen random mod 4), and govs
-// nat, fullnat, dr and tun. For each, the offered load is swept to find the
+// balancing), nftables (DNAT of the VIP, numgen random mod 4), stateless
+// (pktgen's minimal stateless XDP balancer: hash of the source modulo 4,
+// DNAT, redirect; the reference, the most an XDP balancer delivers here),
+// and govs nat, fullnat, dr and tun. For each, the offered load is swept to find the
 // best delivered rate; that level is run three times and the median kept.
 // With wrk installed, TCP connections per second (one request per
 // connection, nginx real servers when nginx is installed) are measured
@@ -94,7 +96,7 @@ func run(args []string) error {
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	b := &bench{out: os.Stdout, ctx: ctx}
-	pathList := fs.String("paths", "kernel,nftables,nat,fullnat,dr,tun,nat-workers", "paths to measure, comma-separated")
+	pathList := fs.String("paths", "kernel,nftables,stateless,nat,fullnat,dr,tun,nat-workers", "paths to measure, comma-separated")
 	flows := fs.Uint("flows", 1024, "flows (source ports) the generator cycles through")
 	fs.IntVar(&b.size, "size", 64, "frame size in bytes")
 	fs.IntVar(&b.runs, "runs", 3, "runs at the best level (the median is reported)")
@@ -287,10 +289,13 @@ func (b *bench) measurePath(p path, wrk bool) (result, error) {
 
 // report renders the results as Markdown.
 func report(results []result, conns []connRow, server string, b *bench, took time.Duration) string {
-	var nft float64
+	var nft, stateless float64
 	for _, r := range results {
-		if r.path.name == "nftables" {
+		switch r.path.name {
+		case "nftables":
 			nft = r.best.delivered
+		case "stateless":
+			stateless = r.best.delivered
 		}
 	}
 	ratio := func(v, base float64) string {
@@ -316,9 +321,11 @@ func report(results []result, conns []connRow, server string, b *bench, took tim
 			"rate that did not, if its median is higher; or unpaced, when the full-load median is higher still). Loss-free: the highest rate of the sweep delivered with at most 2%% lost (one run). "+
 			"At full load: delivered of offered with the generator unpaced, median of %d runs (each run's delivered Mpps in brackets): "+
 			"an overloaded director can deliver far less than its best (receive livelock); vs best: that median as a share of the path's "+
-			"best (the delivered column; the full-load median itself when it is the highest), 1.00× when nothing is lost to overload.\n\n",
+			"best (the delivered column; the full-load median itself when it is the highest), 1.00× when nothing is lost to overload. "+
+			"vs nftables, vs stateless: the delivered column as a share of the nftables row's and of the stateless reference balancer's "+
+			"(a minimal XDP balancer without state: the ceiling for an XDP balancer on this topology).\n\n",
 			b.size, b.flows, b.lab.genCPU, b.lab.dirCPU, numReals, where, b.runs, b.window, b.runs)
-		s.WriteString("| path | delivered Mpps | offered Mpps | vs nftables | runs (Mpps) | loss-free Mpps | at full load Mpps | at full load vs best |\n|---|---:|---:|---:|---|---:|---:|---:|\n")
+		s.WriteString("| path | delivered Mpps | offered Mpps | vs nftables | vs stateless | runs (Mpps) | loss-free Mpps | at full load Mpps | at full load vs best |\n|---|---:|---:|---:|---:|---|---:|---:|---:|\n")
 		for _, r := range results {
 			var runs []string
 			for _, x := range r.runs {
@@ -338,8 +345,8 @@ func report(results []result, conns []connRow, server string, b *bench, took tim
 			for _, x := range r.fullRuns {
 				fullRuns = append(fullRuns, fmt.Sprintf("%.3f", x.delivered/1e6))
 			}
-			fmt.Fprintf(&s, "| %s | %.3f | %.3f | %s | %s | %.3f | %.3f of %.3f (%s) | %s |\n", name, r.best.delivered/1e6, r.best.offered/1e6,
-				ratio(r.best.delivered, nft), strings.Join(runs, ", "), lossFree/1e6, r.full.delivered/1e6, r.full.offered/1e6,
+			fmt.Fprintf(&s, "| %s | %.3f | %.3f | %s | %s | %s | %.3f | %.3f of %.3f (%s) | %s |\n", name, r.best.delivered/1e6, r.best.offered/1e6,
+				ratio(r.best.delivered, nft), ratio(r.best.delivered, stateless), strings.Join(runs, ", "), lossFree/1e6, r.full.delivered/1e6, r.full.offered/1e6,
 				strings.Join(fullRuns, ", "), ratio(r.full.delivered, r.best.delivered))
 		}
 		for _, r := range results {

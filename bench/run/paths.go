@@ -27,6 +27,9 @@ type path struct {
 	// workersOnly runs govsd with fast_path: false: every packet through
 	// the AF_XDP workers.
 	workersOnly bool
+	// stateless runs pktgen's reference balancer on the director instead
+	// of govsd or the kernel.
+	stateless bool
 }
 
 func allPaths() []path {
@@ -51,6 +54,8 @@ func allPaths() []path {
 			dsts: reals, httpURL: fmt.Sprintf("http://%s:%d/", realAddr(0), httpPort)},
 		{name: "nftables", desc: "nftables DNAT of the VIP, numgen random mod 4",
 			dsts: []string{vipUDP}, httpURL: fmt.Sprintf("http://%s:%d/", vipNAT, httpPort), nft: nft},
+		{name: "stateless", desc: "stateless XDP balancer (hash of source % 4, DNAT, checksum fix, redirect; no state): the reference",
+			dsts: []string{vipUDP}, stateless: true},
 		{name: "nat", desc: "govs nat", dsts: []string{vipUDP}, httpURL: vipHTTP, mode: "nat"},
 		{name: "fullnat", desc: "govs fullnat", dsts: []string{vipUDP}, httpURL: vipHTTP, mode: "fullnat"},
 		{name: "dr", desc: "govs dr", dsts: []string{vipDRUDP}, mode: "dr",
@@ -136,6 +141,20 @@ func stopGovsd(g *testutil.Govsd) { g.Stop(syscall.SIGTERM, 15*time.Second) }
 // setUp makes the director forward path p and returns what undoes it.
 func (b *bench) setUp(p path) (func(), error) {
 	l := b.lab
+	if p.stateless {
+		if err := l.kernelPaths(false); err != nil {
+			return nil, err
+		}
+		rb, err := l.refBalancer()
+		if err != nil {
+			return nil, err
+		}
+		if err := l.pinNAPI(); err != nil { // d0's NAPI came with the program
+			rb.Close()
+			return nil, err
+		}
+		return func() { rb.Close() }, nil
+	}
 	if p.mode == "" {
 		if err := l.kernelPaths(true); err != nil {
 			return nil, err
