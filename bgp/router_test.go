@@ -2,7 +2,6 @@ package bgp
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,7 +14,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -146,7 +144,7 @@ type speakerProc struct {
 	cmd     *exec.Cmd
 	stdin   io.WriteCloser
 	replies chan string
-	stderr  *syncBuffer
+	stderr  *testutil.LogBuffer
 }
 
 func (p *speakerProc) do(t *testing.T, cmd string) string {
@@ -171,24 +169,6 @@ func (p *speakerProc) mustOK(t *testing.T, cmd string) {
 	if r := p.do(t, cmd); r != "ok" {
 		t.Fatalf("speaker %q: %s", cmd, r)
 	}
-}
-
-// syncBuffer collects a child's stderr for failure messages.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func run(t *testing.T, name string, args ...string) {
@@ -261,7 +241,7 @@ func startGobgpd(t *testing.T, ns string) *gobgpRouter {
 		t.Fatal(err)
 	}
 	r := &gobgpRouter{ns: ns, socket: filepath.Join(dir, "gobgpd.sock")}
-	log := &syncBuffer{}
+	log := &testutil.LogBuffer{}
 	cmd := exec.Command("ip", "netns", "exec", ns, "gobgpd", "-f", conf, "-p",
 		"--api-hosts", "unix://"+r.socket, "--pprof-disable")
 	cmd.Stdout, cmd.Stderr = log, log
@@ -397,7 +377,7 @@ func startSpeakerProc(t *testing.T, ns string) *speakerProc {
 	}
 	cmd := exec.Command("ip", "netns", "exec", ns, exe, "-test.run=^$")
 	cmd.Env = append(os.Environ(), helperEnv+"="+string(hc))
-	p := &speakerProc{cmd: cmd, replies: make(chan string, 16), stderr: &syncBuffer{}}
+	p := &speakerProc{cmd: cmd, replies: make(chan string, 16), stderr: &testutil.LogBuffer{}}
 	cmd.Stderr = p.stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"sync"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
 )
 
@@ -45,8 +43,7 @@ type RefBalancerConfig struct {
 type RefBalancer struct {
 	objs refbalancerObjects
 
-	mu    sync.Mutex
-	links map[int]link.Link
+	links xdpLinks
 }
 
 // LoadRefBalancer checks cfg and loads the program configured with it.
@@ -58,7 +55,7 @@ func LoadRefBalancer(cfg RefBalancerConfig) (*RefBalancer, error) {
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, fmt.Errorf("remove memlock rlimit: %w", err)
 	}
-	b := &RefBalancer{links: make(map[int]link.Link)}
+	b := &RefBalancer{links: newXDPLinks("refbalancer")}
 	if err := loadRefbalancerObjects(&b.objs, nil); err != nil {
 		return nil, loadError("refbalancer", err)
 	}
@@ -116,33 +113,7 @@ func (b *RefBalancer) Program() *ebpf.Program { return b.objs.Refbalancer }
 // Attach attaches the balancer to an interface of the calling thread's
 // network namespace, in native (driver) mode. The egress interface must be
 // in the same namespace.
-func (b *RefBalancer) Attach(ifindex int) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if _, ok := b.links[ifindex]; ok {
-		return fmt.Errorf("attach refbalancer to ifindex %d: already attached", ifindex)
-	}
-	l, err := link.AttachXDP(link.XDPOptions{Program: b.objs.Refbalancer, Interface: ifindex, Flags: link.XDPDriverMode})
-	if err != nil {
-		return fmt.Errorf("attach refbalancer to ifindex %d: %w", ifindex, err)
-	}
-	b.links[ifindex] = l
-	return nil
-}
+func (b *RefBalancer) Attach(ifindex int) error { return b.links.attach(b.objs.Refbalancer, ifindex) }
 
 // Close detaches the balancer from every interface and frees it.
-func (b *RefBalancer) Close() error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var errs []error
-	for ifindex, l := range b.links {
-		if err := l.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("detach refbalancer from ifindex %d: %w", ifindex, err))
-		}
-		delete(b.links, ifindex)
-	}
-	if err := b.objs.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("close refbalancer objects: %w", err))
-	}
-	return errors.Join(errs...)
-}
+func (b *RefBalancer) Close() error { return b.links.close(&b.objs) }

@@ -1,12 +1,9 @@
 package pktgen
 
 import (
-	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
 
 	"github.com/govs/govs/bpf/percpu"
@@ -25,8 +22,7 @@ type SinkCounters struct {
 type Sink struct {
 	objs sinkObjects
 
-	mu    sync.Mutex
-	links map[int]link.Link
+	links xdpLinks
 }
 
 // LoadSink loads the sink program. With pass, counted packets go on to the
@@ -35,7 +31,7 @@ func LoadSink(pass bool) (*Sink, error) {
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, fmt.Errorf("remove memlock rlimit: %w", err)
 	}
-	s := &Sink{links: make(map[int]link.Link)}
+	s := &Sink{links: newXDPLinks("sink")}
 	if err := loadSinkObjects(&s.objs, nil); err != nil {
 		return nil, loadError("sink", err)
 	}
@@ -56,19 +52,7 @@ func (s *Sink) Program() *ebpf.Program { return s.objs.Sink }
 // Attach attaches the sink to an interface of the calling thread's network
 // namespace, in native (driver) mode: veth has it, and it is the mode that
 // receives frames a peer transmits with XDP_TX or XDP_REDIRECT.
-func (s *Sink) Attach(ifindex int) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.links[ifindex]; ok {
-		return fmt.Errorf("attach sink to ifindex %d: already attached", ifindex)
-	}
-	l, err := link.AttachXDP(link.XDPOptions{Program: s.objs.Sink, Interface: ifindex, Flags: link.XDPDriverMode})
-	if err != nil {
-		return fmt.Errorf("attach sink to ifindex %d: %w", ifindex, err)
-	}
-	s.links[ifindex] = l
-	return nil
-}
+func (s *Sink) Attach(ifindex int) error { return s.links.attach(s.objs.Sink, ifindex) }
 
 // Counters returns the counters summed over CPUs.
 func (s *Sink) Counters() (SinkCounters, error) {
@@ -85,18 +69,4 @@ func (s *Sink) Counters() (SinkCounters, error) {
 }
 
 // Close detaches the sink from every interface and frees it.
-func (s *Sink) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var errs []error
-	for ifindex, l := range s.links {
-		if err := l.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("detach sink from ifindex %d: %w", ifindex, err))
-		}
-		delete(s.links, ifindex)
-	}
-	if err := s.objs.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("close sink objects: %w", err))
-	}
-	return errors.Join(errs...)
-}
+func (s *Sink) Close() error { return s.links.close(&s.objs) }
