@@ -62,10 +62,7 @@ func (b *bench) connRateOnce(p path) (rate, cpuUS, busy float64, err error) {
 	defer teardown()
 	// Warm-up: ARP, the real servers' accept queues, govsd's first
 	// allocations; its rate is not kept.
-	saved := b.wrkDuration
-	b.wrkDuration = time.Second
-	_, _, err = b.wrk(p.httpURL)
-	b.wrkDuration = saved
+	_, _, err = b.wrk(p.httpURL, time.Second)
 	if err != nil {
 		return 0, 0, 0, err
 	}
@@ -93,7 +90,7 @@ func (b *bench) connRateOnce(p path) (rate, cpuUS, busy float64, err error) {
 			perf <- err
 		}()
 	}
-	rate, _, err = b.wrk(p.httpURL)
+	rate, _, err = b.wrk(p.httpURL, b.wrkDuration)
 	if perf != nil {
 		if perr := <-perf; perr != nil {
 			b.logf("warning: %v", perr)

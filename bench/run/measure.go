@@ -284,13 +284,13 @@ var (
 	wrkErrors = regexp.MustCompile(`Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
 )
 
-// wrk runs wrk once from the client, one connection per request, and
+// wrk runs wrk once from the client for d, one connection per request, and
 // returns its rate and its socket-error line ("" when it had none).
-func (b *bench) wrk(url string) (float64, string, error) {
-	ctx, cancel := context.WithTimeout(b.ctx, b.wrkDuration+20*time.Second)
+func (b *bench) wrk(url string, d time.Duration) (float64, string, error) {
+	ctx, cancel := context.WithTimeout(b.ctx, d+20*time.Second)
 	defer cancel()
 	cmd := b.lab.client.Command(ctx, "taskset", "-c", strconv.Itoa(b.lab.genCPU),
-		"wrk", "-t1", fmt.Sprintf("-c%d", b.wrkConns), fmt.Sprintf("-d%ds", int(b.wrkDuration.Seconds())),
+		"wrk", fmt.Sprintf("-t%d", b.wrkThreads), fmt.Sprintf("-c%d", b.wrkConns), fmt.Sprintf("-d%ds", int(d.Seconds())),
 		"--timeout", "2s", "-H", "Connection: close", url)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -312,7 +312,7 @@ func (b *bench) wrk(url string) (float64, string, error) {
 func (b *bench) connsPerSecond(url string) (float64, []float64, error) {
 	var rates []float64
 	for i := 0; i < b.runs; i++ {
-		v, _, err := b.wrk(url)
+		v, _, err := b.wrk(url, b.wrkDuration)
 		if err != nil {
 			return 0, rates, err
 		}
@@ -421,7 +421,7 @@ func (b *bench) connsPerSecondFlood(p path) (*floodResult, error) {
 		start := time.Now()
 		runErr := b.generate(ctx, g, b.wrkDuration+30*time.Second, floodNice)
 		time.Sleep(time.Second)
-		v, sockErrs, wrkErr := b.wrk(p.httpURL)
+		v, sockErrs, wrkErr := b.wrk(p.httpURL, b.wrkDuration)
 		stop()
 		genErr := <-runErr
 		after, err := g.Counters()
