@@ -88,3 +88,20 @@ func TestSchedulerFlags(t *testing.T) {
 		t.Error("flags or default")
 	}
 }
+
+func TestProxyProtocolNames(t *testing.T) {
+	for _, v := range append([]ProxyProtocol{ProxyNone}, ProxyProtocols...) {
+		got, err := ParseProxyProtocol(v.String())
+		if err != nil || got != v {
+			t.Errorf("ParseProxyProtocol(%q) = %v, %v; want %v", v.String(), got, err, v)
+		}
+	}
+	for s, want := range map[string]ProxyProtocol{"V2": ProxyV2, "1": ProxyV1, "off": ProxyNone, "": ProxyNone} {
+		if got, err := ParseProxyProtocol(s); err != nil || got != want {
+			t.Errorf("ParseProxyProtocol(%q) = %v, %v; want %v", s, got, err, want)
+		}
+	}
+	if _, err := ParseProxyProtocol("v3"); err == nil {
+		t.Error("ParseProxyProtocol(v3): no error")
+	}
+}
