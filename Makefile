@@ -65,8 +65,9 @@ benchstat:
 # Each fuzz target for a short while.
 FUZZTIME ?= 30s
 fuzz:
-	for f in $$($(GO) test -list 'Fuzz.*' ./dataplane/packet/ | grep ^Fuzz); do \
-		$(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) ./dataplane/packet/ || exit 1; done
+	for pkg in ./dataplane/packet/ ./dataplane/; do \
+		for f in $$($(GO) test -list 'Fuzz.*' $$pkg | grep ^Fuzz); do \
+			$(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; done; done
 
 # The Debian package dist/govs_VERSION_ARCH.deb, with dpkg-deb and no
 # network: static govsd and govsadm (LDFLAGS above), govsd.service, the

@@ -785,6 +785,18 @@ func seqAdjCases() []fastCase {
 			// director), but the program would apply it alike.
 			fastCase{name: "seq-adj dr" + sfx, pkt: req, spec: flowSpec{op: FlowForward, ackAdd: synProxyDelta}},
 			fastCase{name: "seq-adj tun" + sfx, pkt: req, spec: flowSpec{op: FlowEncap, src: f.lip, dst: f.real, ackAdd: synProxyDelta}},
+			// The PROXY header's shift (full-NAT, proxy_protocol): the
+			// client's seq up by the header's length, the server's ack
+			// down, with Linux's timestamps-alone options, which the
+			// program translates itself; combined with the SYN proxy's.
+			fastCase{name: "proxy-shift full-nat in timestamps" + sfx, pkt: req.with(func(p *fpkt) { p.tcpOpts = timestampOpts }),
+				spec: fnatIn.with(func(fs *flowSpec) { fs.seqAdd, fs.ackAdd = 28, 0 })},
+			fastCase{name: "proxy-shift full-nat out timestamps" + sfx, pkt: fnatReply.with(func(p *fpkt) { p.tcpOpts = timestampOpts }),
+				spec: fnatOut.with(func(fs *flowSpec) { fs.seqAdd, fs.ackAdd = 0, minus(28) })},
+			fastCase{name: "proxy-shift and syn proxy full-nat in" + sfx, pkt: req,
+				spec: fnatIn.with(func(fs *flowSpec) { fs.seqAdd = 107 })},
+			fastCase{name: "proxy-shift and syn proxy full-nat out timestamps" + sfx, pkt: fnatReply.with(func(p *fpkt) { p.tcpOpts = timestampOpts }),
+				spec: fnatOut.with(func(fs *flowSpec) { fs.ackAdd = minus(107) })},
 			// Without translation, segments with options stay on the fast path.
 			fastCase{name: "nat in sack without translation" + sfx, pkt: req.with(func(p *fpkt) { p.tcpOpts = sackOpts }),
 				spec: flowSpec{op: FlowSetDst, dst: f.real, dport: f.rport}},
@@ -887,8 +899,13 @@ func TestFastPathDeclines(t *testing.T) {
 			spec: dnat4.with(func(fs *flowSpec) { fs.ackAdd = synProxyDelta })},
 		{name: "seq-adj tcp6 sack", pkt: ack6.with(func(p *fpkt) { p.tcpOpts = sackOpts }), want: wantVIP,
 			spec: flowSpec{op: FlowFullNAT, src: director6, sport: lport, dst: real6, dport: rport6, ackAdd: synProxyDelta}},
-		{name: "seq-adj reply tcp4 timestamps", pkt: reply4.with(func(p *fpkt) { p.tcpOpts = timestampOpts }), want: wantReply,
-			spec: snat4.with(func(fs *flowSpec) { fs.seqAdd = minus(synProxyDelta) })},
+		// Timestamps alone pass only in Linux's layout (NOP, NOP, TS):
+		// other options of that length go to the workers.
+		{name: "seq-adj reply tcp4 timestamps not after two nops", pkt: reply4.with(func(p *fpkt) {
+			p.tcpOpts = []layers.TCPOption{timestampOpts[2], nopOpt, nopOpt}
+		}), want: wantReply, spec: snat4.with(func(fs *flowSpec) { fs.seqAdd = minus(synProxyDelta) })},
+		{name: "seq-adj reply tcp4 timestamps and sack", pkt: reply4.with(func(p *fpkt) { p.tcpOpts = append(append([]layers.TCPOption{}, timestampOpts...), sackOpts...) }),
+			want: wantReply, spec: snat4.with(func(fs *flowSpec) { fs.seqAdd = minus(synProxyDelta) })},
 		{name: "seq-adj reply tcp6 window shift only, nop", pkt: reply6.with(func(p *fpkt) { p.tcpOpts = []layers.TCPOption{nopOpt} }),
 			want: wantReply, spec: snat6.with(func(fs *flowSpec) { fs.winShift = 2 })},
 		{name: "seq-adj tcp4 syn", pkt: ack4.with(func(p *fpkt) { p.flags = tcpSYN }), want: wantVIP,

@@ -18,8 +18,12 @@ import (
 // segments per connection as a metric.
 func BenchmarkConnection(b *testing.B) {
 	for _, fwd := range []lvs.Fwd{lvs.FwdNAT, lvs.FwdFullNAT, lvs.FwdDR} {
-		b.Run(fwd.String(), func(b *testing.B) { benchConnection(b, fwd) })
+		b.Run(fwd.String(), func(b *testing.B) { benchConnection(b, fwd, false) })
 	}
+	// Full-NAT with a PROXY v2 header and TOA (proxyproto.go): the
+	// header in the handshake ACK, TOA in it and in the request, every
+	// segment shifted.
+	b.Run("FullNat-proxy-toa", func(b *testing.B) { benchConnection(b, lvs.FwdFullNAT, true) })
 }
 
 // connSegment is one segment of the benchmark's connection: a frame built
@@ -30,9 +34,13 @@ type connSegment struct {
 	reply   bool // from the real server: its destination port is the connection's
 }
 
-func benchConnection(b *testing.B, fwd lvs.Fwd) {
+func benchConnection(b *testing.B, fwd lvs.Fwd, clientAddr bool) {
 	l := newLab(b, fwd, false)
 	w := l.w
+	if clientAddr {
+		svc := l.st.services[0]
+		svc.ProxyProtocol, svc.TOA = lvs.ProxyV2, true
+	}
 	// Short timeouts keep the table's population steady: with virtual time
 	// advancing connStep per connection, about TimeWait/connStep
 	// connections are in the table at any time.
@@ -42,28 +50,39 @@ func benchConnection(b *testing.B, fwd lvs.Fwd) {
 	w.ct.SetTimeouts(to)
 	w.budget = 256 // newWorker's floor
 	const sport = 40000
-	toServer := func(flags lvs.TCPFlags, payload int) connSegment {
-		return connSegment{frame: l.request(sport, flags, payload).bytes(b), inIface: 0}
+	// Sequence numbers matter only with the PROXY header (the client's ISN
+	// is 0; the real server sees its bytes after the 28-byte header).
+	toServer := func(flags lvs.TCPFlags, payload int, seq uint32) connSegment {
+		p := l.request(sport, flags, payload)
+		if clientAddr {
+			p.seq = seq
+		}
+		return connSegment{frame: p.bytes(b), inIface: 0}
 	}
-	fromServer := func(flags lvs.TCPFlags, payload int) connSegment {
+	fromServer := func(flags lvs.TCPFlags, payload int, ack uint32) connSegment {
 		// To the client (NAT), or to the local address (full-NAT); the
 		// port is patched in from the first forwarded SYN.
 		dst := l.client
 		if fwd == lvs.FwdFullNAT {
 			dst = l.locl
 		}
-		return connSegment{frame: l.fromReal(dst, sport, flags, payload).bytes(b), inIface: 1, reply: true}
+		p := l.fromReal(dst, sport, flags, payload)
+		if clientAddr {
+			p.ack = ack
+		}
+		return connSegment{frame: p.bytes(b), inIface: 1, reply: true}
 	}
+	const hdr = 28 // PROXY v2 over IPv4
 	segs := []connSegment{
-		toServer(lvs.TCPSyn, 0),
-		fromServer(lvs.TCPSyn|lvs.TCPAck, 0),
-		toServer(lvs.TCPAck, 0),
-		toServer(lvs.TCPAck|0x08, 80), // the request, PSH
-		fromServer(lvs.TCPAck|0x08, 240),
-		fromServer(lvs.TCPFin|lvs.TCPAck, 0),
-		toServer(lvs.TCPAck, 0),
-		toServer(lvs.TCPFin|lvs.TCPAck, 0),
-		fromServer(lvs.TCPAck, 0),
+		toServer(lvs.TCPSyn, 0, 0),
+		fromServer(lvs.TCPSyn|lvs.TCPAck, 0, 1),
+		toServer(lvs.TCPAck, 0, 1),
+		toServer(lvs.TCPAck|0x08, 80, 1), // the request, PSH
+		fromServer(lvs.TCPAck|0x08, 240, 1+hdr+80),
+		fromServer(lvs.TCPFin|lvs.TCPAck, 0, 1+hdr+80),
+		toServer(lvs.TCPAck, 0, 81),
+		toServer(lvs.TCPFin|lvs.TCPAck, 0, 81),
+		fromServer(lvs.TCPAck, 0, 1+hdr+81),
 	}
 	if fwd == lvs.FwdDR {
 		// DR: the real server answers the client directly.
@@ -112,6 +131,10 @@ func benchConnection(b *testing.B, fwd lvs.Fwd) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(sent)/float64(b.N), "segments/conn")
+	if clientAddr && (w.ctr.ProxyHeaders.Load() != uint64(b.N) || w.ctr.TOAInserted.Load() != 2*uint64(b.N)) {
+		b.Errorf("%d connections: %d PROXY headers, %d TOA options; want one header and two options each",
+			b.N, w.ctr.ProxyHeaders.Load(), w.ctr.TOAInserted.Load())
+	}
 	if w.ct.Len() > 60000 {
 		b.Errorf("%d connections in the table: expiry does not keep up", w.ct.Len())
 	}

@@ -18,6 +18,14 @@ type connPath struct {
 	clientWin uint16
 	winShift  int8
 
+	// The PROXY header and TOA (proxyproto.go): ppLen is the header's
+	// length (0: none), the client's bytes move up by it toward the
+	// real server; ppFlags the ppHeaderPending, ... bits; clientSeq the
+	// client's ISN+1, where the header goes.
+	ppLen     uint8
+	ppFlags   uint8
+	clientSeq uint32
+
 	// flags are the data path's: flagNoL2, flagFastIn, flagFastOut, the
 	// fast-path count, flagSynProxy, flagSynPending. They hold bits 8..15
 	// (conntrack.Conn.Flags has bits 0..7), so that the two together are

@@ -25,6 +25,7 @@ const (
 	DropPortExhausted                   // full-NAT local ports exhausted
 	DropHandoffFull                     // the owner worker's hand-off ring was full
 	DropSyncNoL2                        // a reply of a synced connection before its first request
+	DropNoFrame                         // no free frame for one the worker makes (a PROXY header segment)
 	numDropReasons
 )
 
@@ -45,6 +46,7 @@ var dropReasonNames = [numDropReasons]string{
 	DropPortExhausted: "lport_exhausted",
 	DropHandoffFull:   "handoff_full",
 	DropSyncNoL2:      "sync_no_l2",
+	DropNoFrame:       "no_frame",
 }
 
 func (r DropReason) String() string { return dropReasonNames[r] }
@@ -86,6 +88,10 @@ type workerCounters struct {
 	SynCookiesRejected atomic.Uint64
 	SynProxyDropped    atomic.Uint64
 	SynProxyResets     atomic.Uint64
+	// PROXY headers sent to real servers (resent ones too) and client
+	// segments given a TOA option (proxyproto.go).
+	ProxyHeaders atomic.Uint64
+	TOAInserted  atomic.Uint64
 	// CsumFinished counts TCP/UDP checksums the workers completed: the
 	// sender left them to a checksum offload (packet.FinishL4Checksum).
 	CsumFinished atomic.Uint64
@@ -111,6 +117,7 @@ type Counters struct {
 	FastInstalled, FastFailed                            uint64
 	SynCookiesAccepted, SynCookiesRejected               uint64
 	SynProxyDropped, SynProxyResets                      uint64
+	ProxyHeaders, TOAInserted                            uint64
 	CsumFinished                                         uint64
 	FragForwarded, FragHeld, FragTimedOut, FragTableFull uint64
 	// Connection mirror (mirror.go): records lost to a full queue, and

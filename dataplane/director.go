@@ -629,6 +629,10 @@ func (d *Director) buildService(sp *ServiceSpec, prev *Service, next *snapshot) 
 		PersistBits: sp.PersistBits,
 	}
 	svc.SynProxy = sp.SynProxy
+	if err := checkClientAddr(sp); err != nil {
+		return nil, fmt.Errorf("service %q: %w", sp.Name, err)
+	}
+	svc.ProxyProtocol, svc.TOA = sp.ProxyProtocol, sp.TOA
 	svc.Sloppy = sp.Sloppy || sched.Consistent(sp.Scheduler)
 	for _, la := range sp.LocalAddrs {
 		svc.LocalAddrs = append(svc.LocalAddrs, inet.AddrFromNetip(la))
@@ -729,6 +733,8 @@ func (d *Director) Counters() Counters {
 		c.SynCookiesRejected += k.SynCookiesRejected.Load()
 		c.SynProxyDropped += k.SynProxyDropped.Load()
 		c.SynProxyResets += k.SynProxyResets.Load()
+		c.ProxyHeaders += k.ProxyHeaders.Load()
+		c.TOAInserted += k.TOAInserted.Load()
 		c.CsumFinished += k.CsumFinished.Load()
 		c.FragForwarded += k.FragForwarded.Load()
 		c.FragHeld += k.FragHeld.Load()

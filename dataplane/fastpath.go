@@ -107,7 +107,7 @@ func (w *worker) offloadRequest(c *conntrack.Conn, dst *Dest, nh NextHop, p *pac
 		return
 	}
 	gen := w.fastGen(c)
-	if cp.flags&flagFastIn != 0 || !cp.warm() {
+	if cp.flags&flagFastIn != 0 || cp.ppFlags&(ppHeaderPending|ppTOAPending) != 0 || !cp.warm() {
 		return
 	}
 	out := w.d.ifaces[nh.Iface]
@@ -120,6 +120,7 @@ func (w *worker) offloadRequest(c *conntrack.Conn, dst *Dest, nh NextHop, p *pac
 	if cp.flags&flagSynProxy != 0 {
 		a.AckAdd = cp.seqDelta // as process does: synproxy.go
 	}
+	a.SeqAdd = uint32(cp.ppLen) // the PROXY header's shift: proxyproto.go
 	w.installFlow(c, &c.Orig, &a, gen, flagFastIn)
 }
 
@@ -131,7 +132,7 @@ func (w *worker) offloadReply(c *conntrack.Conn, dst *Dest) {
 		return
 	}
 	gen := w.fastGen(c)
-	if cp.flags&flagFastOut != 0 || !cp.warm() {
+	if cp.flags&flagFastOut != 0 || cp.ppFlags&(ppHeaderPending|ppTOAPending) != 0 || !cp.warm() {
 		return
 	}
 	out := w.d.ifaces[cp.inPort]
@@ -143,6 +144,7 @@ func (w *worker) offloadReply(c *conntrack.Conn, dst *Dest) {
 	if cp.flags&flagSynProxy != 0 {
 		a.SeqAdd, a.WinShift = -cp.seqDelta, cp.winShift
 	}
+	a.AckAdd = -uint32(cp.ppLen)
 	w.installFlow(c, &c.Reply, &a, gen, flagFastOut)
 }
 

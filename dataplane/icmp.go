@@ -68,6 +68,7 @@ func (w *worker) icmpToClient(frame []byte, p *packet.Parsed, c *conntrack.Conn)
 		w.drop(DropMalformed)
 		return 0, false
 	}
+	clientAddrQuote(frame, p, cp) // the quoted seq in the client's space
 	packet.SetMACs(frame, cp.clientMAC, cp.localMAC)
 	w.ctr.Outbound.Add(1)
 	return int(cp.inPort), true

@@ -74,6 +74,7 @@ type pk struct {
 	noDF           bool
 	payload        int // bytes of payload (a counting pattern)
 	seq            uint32
+	ack            uint32 // with the ACK flag; 0: 1
 }
 
 // request returns a packet from the lab's client to its VIP:80.
@@ -105,7 +106,7 @@ func (p pk) l4(ip gopacket.NetworkLayer) gopacket.SerializableLayer {
 	tcp := &layers.TCP{SrcPort: layers.TCPPort(p.sport), DstPort: layers.TCPPort(p.dport), Seq: p.seq, Window: 1000,
 		FIN: p.flags&lvs.TCPFin != 0, SYN: p.flags&lvs.TCPSyn != 0, RST: p.flags&lvs.TCPRst != 0, ACK: p.flags&lvs.TCPAck != 0}
 	if tcp.ACK {
-		tcp.Ack = 1
+		tcp.Ack = max(p.ack, 1)
 	}
 	tcp.SetNetworkLayerForChecksum(ip)
 	return tcp

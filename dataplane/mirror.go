@@ -78,7 +78,9 @@ const (
 	mvDestAddr, mvLAddr, mvLPort                   = 40, 56, 72
 	mvClientMAC, mvLocalMAC                        = 74, 80
 	mvClientWin, mvSeqDelta, mvWinShift            = 86, 88, 92
-	mvIfindex                                      = 96 // uint32; the rest is reserved
+	mvPPLen, mvPPFlags                             = 93, 94 // the PROXY header and TOA: proxyproto.go
+	mvIfindex                                      = 96     // uint32
+	mvClientSeq                                    = 100    // uint32; the rest is reserved
 )
 
 // mirrorFlags are the connection flag bits (wireFlags) a record keeps: the dataplane's that
@@ -381,6 +383,8 @@ func (w *worker) mirrorConn(c *conntrack.Conn, st *snapshot) {
 	binary.LittleEndian.PutUint16(v[mvClientWin:], cp.clientWin)
 	binary.LittleEndian.PutUint32(v[mvSeqDelta:], cp.seqDelta)
 	v[mvWinShift] = uint8(cp.winShift)
+	v[mvPPLen], v[mvPPFlags] = cp.ppLen, cp.ppFlags
+	binary.LittleEndian.PutUint32(v[mvClientSeq:], cp.clientSeq)
 	if int(cp.inPort) < len(w.d.ifaces) {
 		// By ifindex: the next govsd may list its interfaces otherwise.
 		binary.LittleEndian.PutUint32(v[mvIfindex:], uint32(w.d.ifaces[cp.inPort].Index))
@@ -490,6 +494,8 @@ type mirrorRecord struct {
 	clientWin         uint16
 	seqDelta          uint32
 	winShift          int8
+	ppLen, ppFlags    uint8
+	clientSeq         uint32
 	ifindex           int
 }
 
@@ -519,6 +525,9 @@ func decodeMirror(k, v []byte) mirrorRecord {
 		clientWin: binary.LittleEndian.Uint16(v[mvClientWin:]),
 		seqDelta:  binary.LittleEndian.Uint32(v[mvSeqDelta:]),
 		winShift:  int8(v[mvWinShift]),
+		ppLen:     v[mvPPLen],
+		ppFlags:   v[mvPPFlags],
+		clientSeq: binary.LittleEndian.Uint32(v[mvClientSeq:]),
 		ifindex:   int(binary.LittleEndian.Uint32(v[mvIfindex:])),
 	}
 }
@@ -671,6 +680,7 @@ func (w *worker) adoptConn(r *mirrorRecord, st *snapshot, now int64) bool {
 		flags:     r.flags | fastCountMask,
 		clientMAC: r.clientMAC, localMAC: r.locMAC,
 		seqDelta: r.seqDelta, clientWin: r.clientWin, winShift: r.winShift,
+		ppLen: r.ppLen, ppFlags: r.ppFlags, clientSeq: r.clientSeq,
 	}
 	if i := w.d.ifaceIndex(r.ifindex); i >= 0 {
 		cp.inPort = uint16(i)

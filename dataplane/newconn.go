@@ -71,6 +71,13 @@ func (w *worker) schedule(svc *Service, frame []byte, p *packet.Parsed, t *connt
 		cp.flags = flagSynProxy | flagSynPending
 		cp.seqDelta, cp.clientWin = sp.cookie, sp.win
 	}
+	if svc.ProxyProtocol != lvs.ProxyNone || svc.TOA {
+		seq, _, _ := tcpSeqAck(frame, p)
+		if sp == nil {
+			seq++ // the SYN's; a handshake ACK's is the ISN+1 already
+		}
+		w.initClientAddr(&cp, svc, dst.Fwd, t, seq)
+	}
 	rport := destPort(dst, p.DstPort)
 	if fwd.localEndpoint() {
 		laddr, lport, ok := w.allocLocal(svc, dst, rport, p.Proto, now)

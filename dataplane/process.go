@@ -104,8 +104,10 @@ func (w *worker) process(desc *xsk.Desc, inIface int, now int64, st *snapshot, o
 		if !ok {
 			return 0, false
 		}
-		if cp.flags&flagSynProxy != 0 {
-			packet.AdjustTCP(frame, p, 0, cp.seqDelta, 0)
+		if cp.flags&flagSynProxy != 0 || cp.clientAddr() {
+			if frame, ok = w.translateRequest(desc, frame, c, cp, dst, nh); !ok {
+				return 0, false
+			}
 		}
 		out, ok := w.toRealServer(desc, frame, p, c, dst, nh, c.Fwd)
 		if ok && w.d.flowEntries() {
@@ -115,8 +117,8 @@ func (w *worker) process(desc *xsk.Desc, inIface int, now int64, st *snapshot, o
 	}
 	ds.outPkts.Add(1)
 	ds.outBytes.Add(uint64(len(frame)))
-	if cp.flags&flagSynProxy != 0 {
-		packet.AdjustTCP(frame, p, -cp.seqDelta, 0, cp.winShift)
+	if cp.flags&flagSynProxy != 0 || cp.clientAddr() {
+		w.translateReply(frame, c, cp)
 	}
 	out, ok := w.toClient(frame, p, c)
 	if ok && w.d.flowEntries() {

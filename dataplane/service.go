@@ -34,6 +34,13 @@ type ServiceSpec struct {
 	PersistBits int
 	LocalAddrs  []netip.Addr // full-NAT source addresses
 	SynProxy    SynProxyMode
+	// ProxyProtocol (full-NAT TCP only) sends the real server a PROXY
+	// header with the client's and the VIP's addresses and ports in front
+	// of the client's bytes; TOA puts the client's address and port in a
+	// TCP option (kind 254) of the segment that completes the real
+	// server's handshake (proxyproto.go).
+	ProxyProtocol lvs.ProxyProtocol
+	TOA           bool
 	// Sloppy: a TCP packet other than a SYN or RST of an unknown
 	// connection starts one toward a DR or TUN real server (IPVS's
 	// sloppy_tcp); always so with a consistent scheduler (mh).
@@ -115,6 +122,9 @@ type Service struct {
 	PersistBits int
 	LocalAddrs  []inet.Addr
 	SynProxy    SynProxyMode
+	// ProxyProtocol and TOA: ServiceSpec's.
+	ProxyProtocol lvs.ProxyProtocol
+	TOA           bool
 	// Sloppy: mid-flow TCP packets of unknown connections are scheduled
 	// (ServiceSpec.Sloppy, or a consistent scheduler).
 	Sloppy bool

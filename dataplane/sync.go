@@ -119,7 +119,7 @@ func (d *Director) EnableSyncRecords(sink func([]SyncRecord)) (stop func()) {
 // entry (counted), and the periodic refresh repairs it.
 func (w *worker) syncConn(c *conntrack.Conn, st *snapshot, now int64) {
 	dst := st.dest(c.Dest)
-	if dst == nil || w.path(c).flags&flagSynProxy != 0 { // no sequence offset in connsync: synproxy.go
+	if cp := w.path(c); dst == nil || cp.flags&flagSynProxy != 0 || cp.clientAddr() { // no sequence offset in connsync: synproxy.go, proxyproto.go
 		return
 	}
 	w.syncBuf = append(w.syncBuf, SyncRecord{

@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"time"
 
@@ -241,14 +242,23 @@ func (w *worker) synProxyOpen(desc *xsk.Desc, frame []byte, svc *Service, t *con
 // right. A quote too short for it (less than RFC 792's 8 bytes of L4) is
 // left alone, and so is an error about a connection still pending.
 func synProxyQuote(frame []byte, p *packet.Parsed, cp *connPath) {
+	if cp.flags&flagSynPending == 0 {
+		quoteSeqAdd(frame, p, cp.seqDelta)
+	}
+}
+
+// quoteSeqAdd adds add to the TCP sequence number the ICMP error in frame
+// quotes, keeping the ICMP checksum right; a quote too short for it (less
+// than RFC 792's 8 bytes of L4) is left alone.
+func quoteSeqAdd(frame []byte, p *packet.Parsed, add uint32) {
 	in := &p.Inner
 	off := in.L4Off + 4
-	if cp.flags&flagSynPending != 0 || in.Proto != lvs.ProtoTCP || in.Frag == packet.FragLater ||
+	if in.Proto != lvs.ProtoTCP || in.Frag == packet.FragLater ||
 		off+4 > p.L3Off+p.L3Len || p.L4Off+4 > off {
 		return
 	}
 	old := binary.BigEndian.Uint32(frame[off:])
-	seq := old + cp.seqDelta
+	seq := old + add
 	binary.BigEndian.PutUint32(frame[off:], seq)
 	// The quote starts at an even offset of the ICMP message (8 + an IP
 	// header), so the sequence number is two aligned words of its sum.
@@ -369,6 +379,14 @@ func (w *worker) synProxySegment(desc *xsk.Desc, frame []byte, c *conntrack.Conn
 		cp.flags &^= flagSynPending
 		w.ct.Restore(c, conntrack.StateEstablished, now+int64(w.ct.Timeout(conntrack.StateEstablished)))
 		w.mirrorConn(c, st) // with the sequence translation now known
+		if cp.clientAddr() {
+			// The ACK carries the PROXY header or TOA, so it goes
+			// in any case, before the held request.
+			out, ok := w.ackToReal(desc, frame, c, ack, seq+1, inIface, st)
+			w.emit(*desc, out, ok)
+			w.sendHeld(c, cookie, st)
+			return outKept, true
+		}
 		if w.sendHeld(c, cookie, st) {
 			// The held request acknowledges the server's SYN-ACK itself
 			// (translated, ack = server ISN+1): no bare ACK, whose only
@@ -385,7 +403,27 @@ func (w *worker) synProxySegment(desc *xsk.Desc, frame []byte, c *conntrack.Conn
 // completes its handshake (seq, ack; the client's handshake window) and
 // sends it back out of inIface.
 func (w *worker) ackToReal(desc *xsk.Desc, frame []byte, c *conntrack.Conn, seq, ack uint32, inIface int, st *snapshot) (int, bool) {
-	n, err := packet.ProxyACK(frame, &w.p, seq, ack, w.path(c).clientWin)
+	cp := w.path(c)
+	n, err := packet.ProxyACK(frame, &w.p, seq, ack, cp.clientWin)
+	if err == nil && cp.clientAddr() {
+		// It completes the real server's handshake: the place of the
+		// PROXY header and of TOA (proxyproto.go).
+		frame = frame[:n]
+		err = packet.Parse(frame, &w.p)
+		if err == nil && cp.ppFlags&ppHeaderPending != 0 {
+			if frame, err = w.ackWithHeader(desc, frame, c, cp); err != nil {
+				return 0, false
+			}
+		}
+		if err == nil && cp.ppFlags&ppTOAPending != 0 {
+			if dst := st.dest(c.Dest); dst != nil {
+				if nh, ok := w.d.res.lookup(dst.Addr); ok {
+					frame = w.insertTOA(desc, frame, c, nh)
+				}
+			}
+		}
+		n = len(frame)
+	}
 	if err != nil {
 		w.drop(DropMalformed)
 		return 0, false
@@ -515,7 +553,10 @@ func (w *worker) forwardHeld(desc *xsk.Desc, c *conntrack.Conn, st *snapshot) (i
 	ds := &dst.stats.perWorker[w.q]
 	ds.inPkts.Add(1)
 	ds.inBytes.Add(uint64(len(frame)))
-	packet.AdjustTCP(frame, p, 0, w.path(c).seqDelta, 0)
+	frame, ok = w.translateRequest(desc, frame, c, w.path(c), dst, nh)
+	if !ok {
+		return 0, false
+	}
 	return w.toRealServer(desc, frame, p, c, dst, nh, c.Fwd)
 }
 
@@ -533,4 +574,16 @@ func (w *worker) expireHeld(now int64) {
 			w.ctr.SynProxyDropped.Add(1)
 		}
 	}
+}
+
+// ackWithHeader makes c's PROXY header the payload of the ACK in frame
+// that completes the real server's handshake.
+func (w *worker) ackWithHeader(desc *xsk.Desc, frame []byte, c *conntrack.Conn, cp *connPath) ([]byte, error) {
+	out, ok := w.setPayload(desc, frame, w.header(c, cp))
+	if !ok {
+		return nil, errors.New("proxy header: no room") // counted by setPayload
+	}
+	cp.ppFlags |= ppHeaderSent
+	w.ctr.ProxyHeaders.Add(1)
+	return out, nil
 }

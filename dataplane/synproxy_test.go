@@ -74,6 +74,7 @@ type seg struct {
 	sport, dport        uint16
 	seq, ack            uint32
 	syn, ackf, rst, psh bool
+	fin                 bool
 	win                 uint16
 	opts                []layers.TCPOption
 	payload             []byte
@@ -82,7 +83,7 @@ type seg struct {
 func (s seg) bytes(t testing.TB) []byte {
 	t.Helper()
 	tcp := &layers.TCP{SrcPort: layers.TCPPort(s.sport), DstPort: layers.TCPPort(s.dport), Seq: s.seq, Ack: s.ack,
-		SYN: s.syn, ACK: s.ackf, RST: s.rst, PSH: s.psh, Window: s.win, Options: s.opts}
+		SYN: s.syn, ACK: s.ackf, RST: s.rst, PSH: s.psh, FIN: s.fin, Window: s.win, Options: s.opts}
 	eth := &layers.Ethernet{SrcMAC: s.srcMAC, DstMAC: s.dstMAC}
 	var ip gopacket.SerializableLayer
 	if s.src.Is4() {

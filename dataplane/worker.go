@@ -55,6 +55,8 @@ type worker struct {
 	ct          *conntrack.Table
 	paths       []connPath // the data path's part of each connection, by table slot (connpath.go)
 	p           packet.Parsed
+	p2          packet.Parsed               // a frame the worker makes beside the one in p (proxyproto.go)
+	ppBuf       [packet.ProxyHeaderMax]byte // a PROXY header being written
 	key         sched.Key
 	ipID        uint16            // IPv4 identification of outer tunnel headers
 	lportNext   map[inet.Addr]int // full-NAT: next local port to try per local address

@@ -23,7 +23,9 @@
  * program moves seq, ack and the window as packet.AdjustTCP does in the
  * workers. Segments with TCP options go to the workers then, since SACK
  * blocks quote sequence numbers too and walking options here is not worth
- * its verifier cost on the common path.
+ * its verifier cost on the common path; timestamps alone, in Linux's
+ * layout, are the exception. The PROXY header's shift (full-NAT with
+ * proxy_protocol) is the same translation.
  *
  * The entries also tell the steering meter (steer.c) which flows the
  * workers know: a FLOW_STEER entry forwards nothing, it only lets its
@@ -73,6 +75,10 @@
 #define TCP_FLAG_SYN 0x02
 #define TCP_FLAG_RST 0x04
 #define TCP_FLAG_ACK 0x10
+
+/* NOP, NOP, then the timestamps option's kind (8) and length (10): how
+ * Linux starts the options of a segment that carries timestamps alone. */
+#define TCP_OPT_NOP_NOP_TS 0x0101080a
 
 /* The packet as received; addresses IPv4-mapped, ports in network order. */
 struct flow_key {
@@ -563,14 +569,23 @@ static __always_inline int fast_forward(struct xdp_md *ctx, const struct tuple *
 
 	/* A translated segment with options (SACK blocks quote sequence
 	 * numbers) goes to the workers, and so does a header shorter than 20
-	 * bytes, which they drop. The checks and the translation share one
-	 * branch, and the bounds are checked again in it, so that the
-	 * verifier sees them on the TCP path alone; the translation's
-	 * checksum difference joins the addresses' in rewrite_l4. */
+	 * bytes, which they drop; except the one option set nearly every
+	 * segment of a Linux peer carries, timestamps alone as Linux lays
+	 * them out (NOP, NOP, TS: a 32-byte header), which quote no sequence
+	 * number. The checks and the translation share one branch, and the
+	 * bounds are checked again in it, so that the verifier sees them on
+	 * the TCP path alone; the translation's checksum difference joins the
+	 * addresses' in rewrite_l4. */
 	__u64 l4_d = 0;
 	if (a->flags & FLOW_SEQ_ADJ) {
-		if (udp || (void *)(l4 + 20) > end || (l4[12] >> 4) != 5)
+		if (udp || (void *)(l4 + 20) > end)
 			return known;
+		__u8 doff = l4[12] >> 4;
+		if (doff != 5) {
+			if (doff != 8 || (void *)(l4 + 32) > end ||
+			    *(__u32 *)(l4 + 20) != bpf_htonl(TCP_OPT_NOP_NOP_TS))
+				return known;
+		}
 		l4_d = seq_adjust(l4, a, 0);
 	}
 
