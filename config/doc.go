@@ -124,6 +124,16 @@
 //	                                    # of an unknown connection starts one, toward dr and
 //	                                    # tun servers (ECMP scale-out; always with mh);
 //	                                    # default: director.sloppy; not with forward nat/fullnat
+//	    proxy_protocol: none            # v1 | v2 | none: send each real server a PROXY protocol
+//	                                    # header (HAProxy's v1 text or v2 binary: client and
+//	                                    # VIP addresses and ports) ahead of the client's bytes,
+//	                                    # even when the server speaks first; the server must
+//	                                    # expect it (nginx: listen ... proxy_protocol); health
+//	                                    # checks send none (use tcp, or check another port)
+//	    toa: false                      # put the client's address and port in a TCP option
+//	                                    # (kind 254) for the real server's toa kernel module;
+//	                                    # proxy_protocol and toa: protocol tcp, not fwmark, and
+//	                                    # forward fullnat for the service and every server
 //	    real_servers:                   # optional list
 //	      - address: 198.18.1.1         # required, same family as the vip
 //	        port: 80                    # default: the service port; must equal it for dr and tun

@@ -15,7 +15,7 @@ import (
 
 var (
 	serviceKeys = []string{"name", "fwmark", "match", "vip", "port", "protocol", "scheduler", "scheduler_flags", "forward",
-		"persistence", "local_addresses", "health_check", "on_failure", "expire_quiescent_template", "sorry_server", "check_via_vip", "syn_proxy", "sloppy", "real_servers"}
+		"persistence", "local_addresses", "health_check", "on_failure", "expire_quiescent_template", "sorry_server", "check_via_vip", "syn_proxy", "sloppy", "proxy_protocol", "toa", "real_servers"}
 	realServerKeys = []string{"address", "port", "weight", "forward", "upper_threshold", "lower_threshold", "health_check"}
 	protocolNames  = protoNames(lvs.ServiceProtos)
 )
@@ -124,6 +124,7 @@ func (p *parser) service(n *yaml.Node, path string) *serviceState {
 			p.checkSynProxyOn(proxyF, s, ok.proto, ok.fwd)
 		}
 	}
+	p.serviceClientAddr(m, s, ok)
 	if ok.isMark {
 		s.VIP = netip.Addr{} // it stood for the match's family in the checks above
 	}
@@ -367,6 +368,60 @@ func (p *parser) checkSynProxyOn(f field, s *Service, protoOK, fwdOK bool) {
 		if fw := s.ForwardFor(rs); fw.InputOnly() {
 			p.errorf(f.val, f.path, "on needs forward: nat or fullnat (real server %s at line %d uses %s, whose replies bypass the director)", rs.Address, rs.Line, fw.Name())
 			return
+		}
+	}
+}
+
+// serviceClientAddr parses proxy_protocol and toa, the two ways of telling
+// a full-NAT real server the client's address, and refuses them where the
+// director cannot send them: it must translate both directions of a TCP
+// connection (it shifts sequence numbers, rewrites options), so the service
+// must be TCP, not fwmark, and it and every real server must forward by
+// fullnat (nat, dr and tun servers see the client's address anyway). The
+// service's own forward counts even when every server overrides it: its
+// sorry server takes it.
+func (p *parser) serviceClientAddr(m *mapping, s *Service, ok serviceOK) {
+	if f, has := m.get("proxy_protocol"); has {
+		if text, good := p.str(f.val, f.path); good {
+			v, err := lvs.ParseProxyProtocol(text)
+			if err != nil {
+				p.errorf(deref(f.val), f.path, "%q is not valid (valid: v1, v2, none)", text)
+			} else {
+				s.ProxyProtocol = v
+				if v != lvs.ProxyNone {
+					p.checkClientAddr(f, v.String(), s, ok)
+				}
+			}
+		}
+	}
+	if f, has := m.get("toa"); has {
+		if v, good := p.boolean(f.val, f.path); good {
+			s.TOA = v
+			if v {
+				p.checkClientAddr(f, "true", s, ok)
+			}
+		}
+	}
+}
+
+// checkClientAddr refuses the key f, set to what (proxy_protocol's
+// version, toa's true), on a service that cannot have it; see
+// serviceClientAddr.
+func (p *parser) checkClientAddr(f field, what string, s *Service, ok serviceOK) {
+	switch {
+	case ok.isMark:
+		p.errorf(f.val, f.path, "%s is not available for fwmark services (only for a tcp service with a vip and port)", what)
+	case ok.proto && s.Protocol != lvs.ProtoTCP:
+		p.errorf(f.val, f.path, "%s is only for tcp services (this one is %s)", what, s.Protocol.Name())
+	case ok.fwd && s.Forward != lvs.FwdFullNAT:
+		p.errorf(f.val, f.path, "%s needs forward: fullnat (the service uses %s; its real servers see the client's address)", what, s.Forward.Name())
+	case ok.fwd:
+		for i := range s.RealServers {
+			rs := &s.RealServers[i]
+			if fw := s.ForwardFor(rs); fw != lvs.FwdFullNAT {
+				p.errorf(f.val, f.path, "%s needs forward: fullnat for every real server (real server %s at line %d uses %s)", what, rs.Address, rs.Line, fw.Name())
+				return
+			}
 		}
 	}
 }

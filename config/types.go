@@ -288,8 +288,16 @@ type Service struct {
 	// servers forwarded by dr or tun (their flows need no state for the
 	// way back), so that a flow another director started (ECMP, a
 	// failover without sync) goes on. Always so with the mh scheduler.
-	Sloppy      bool
-	RealServers []RealServer
+	Sloppy bool
+	// ProxyProtocol is the PROXY protocol header (v1 text or v2 binary)
+	// the director puts in front of the client's bytes, so that the real
+	// server learns the client's address and port; ProxyNone sends none.
+	// TOA puts them in a TCP option (kind 254, the toa kernel module's)
+	// instead or as well. Both only for TCP services whose real servers
+	// all forward by fullnat: the others see the client's address anyway.
+	ProxyProtocol lvs.ProxyProtocol
+	TOA           bool
+	RealServers   []RealServer
 	// Line is where the service starts in the file, for later messages.
 	Line int
 }

@@ -1,5 +1,11 @@
 package control
 
+import (
+	"fmt"
+
+	"github.com/govs/govs/lvs"
+)
+
 // ServiceKey names a virtual service as ipvsadm does: -t/-u VIP:port.
 // A firewall-mark service (ipvsadm -f) is named by FwMark alone.
 type ServiceKey struct {
@@ -46,9 +52,15 @@ type Service struct {
 	Netmask    string   `json:"netmask,omitempty"`
 	// LocalAddresses are the full-NAT local addresses.
 	LocalAddresses []string `json:"local_addresses,omitempty"`
-	Stats          Stats    `json:"stats"`
-	Rates          Rates    `json:"rates"`
-	Dests          []Dest   `json:"real_servers"`
+	// ProxyProtocol is the PROXY protocol header the real servers get,
+	// "v1" or "v2" (lvs.ProxyProtocol's String); empty for none. TOA says
+	// the client's address goes in a TCP option (kind 254). Both are for
+	// full-NAT TCP services.
+	ProxyProtocol string `json:"proxy_protocol,omitempty"`
+	TOA           bool   `json:"toa,omitempty"`
+	Stats         Stats  `json:"stats"`
+	Rates         Rates  `json:"rates"`
+	Dests         []Dest `json:"real_servers"`
 }
 
 // Dest is a real server as listings show it.
@@ -75,6 +87,24 @@ type ServiceSpec struct {
 	// Persistent > 0 makes the service persistent (-p seconds); Netmask is -M.
 	Persistent int    `json:"persistent,omitempty"`
 	Netmask    string `json:"netmask,omitempty"`
+	// ProxyProtocol ("v1", "v2" or "none"; lvs.ParseProxyProtocol's
+	// spellings) and TOA (govsadm --proxy-protocol, --toa) tell full-NAT
+	// TCP real servers the client's address. Unlike the fields above, an
+	// edit that leaves them out ("", nil) keeps their current value, so
+	// that an ipvsadm script's -E does not take the header away from
+	// servers that expect it; on add they default to none and false.
+	ProxyProtocol string `json:"proxy_protocol,omitempty"`
+	TOA           *bool  `json:"toa,omitempty"`
+}
+
+// Check refuses a ServiceSpec whose values cannot be right whatever the
+// service (ErrInvalid): an unknown PROXY protocol version. Whether the
+// service may have one is for the daemon to say.
+func (s *ServiceSpec) Check() error {
+	if _, err := lvs.ParseProxyProtocol(s.ProxyProtocol); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return nil
 }
 
 // DestSpec adds (-a) or edits (-e) a real server of a service. Empty or nil

@@ -42,7 +42,7 @@ func (b *recBackend) take() []string {
 var (
 	testInfo     = Info{Version: "1.2.1", ConnTable: 4096, Config: "/etc/govs/govs.yaml"}
 	testServices = []Service{{Name: "web", Protocol: "TCP", VIP: "198.18.0.100", Port: 80, Scheduler: "rr", Flags: []string{"sh-port"},
-		Persistent: 30, Netmask: "255.255.255.0", LocalAddresses: []string{"198.18.2.1"},
+		Persistent: 30, Netmask: "255.255.255.0", LocalAddresses: []string{"198.18.2.1"}, ProxyProtocol: "v2", TOA: true,
 		Stats: Stats{Conns: 1, InPkts: 2, OutPkts: 3, InBytes: 4, OutBytes: 5}, Rates: Rates{CPS: 6, InPPS: 7, OutPPS: 8, InBPS: 9, OutBPS: 10},
 		Dests: []Dest{{Address: "198.18.1.1", Port: 8080, Forward: "Masq", Weight: 3, ActiveConns: 11, InactiveConns: 12, PersistConns: 13,
 			UpperThresh: 14, LowerThresh: 15, Up: true, Stats: Stats{Conns: 16}, Rates: Rates{OutBPS: 17}}}}}
@@ -68,9 +68,9 @@ var (
 func (b *recBackend) Info() Info          { b.rec("Info"); return testInfo }
 func (b *recBackend) Services() []Service { b.rec("Services"); return testServices }
 func (b *recBackend) AddService(s ServiceSpec) error {
-	return b.rec("AddService %+v", s)
+	return b.rec("AddService %s", specString(s))
 }
-func (b *recBackend) EditService(s ServiceSpec) error { return b.rec("EditService %+v", s) }
+func (b *recBackend) EditService(s ServiceSpec) error { return b.rec("EditService %s", specString(s)) }
 func (b *recBackend) DeleteService(k ServiceKey) error {
 	return b.rec("DeleteService %+v", k)
 }
@@ -110,6 +110,19 @@ func (b *recBackend) StartSyncDaemon(sd SyncDaemon) error {
 }
 func (b *recBackend) StopSyncDaemon(role string) error { return b.rec("StopSyncDaemon %s", role) }
 
+// specString is a ServiceSpec as %+v prints it, the PROXY protocol and
+// TOA added only when given (TOA is a pointer).
+func specString(s ServiceSpec) string {
+	out := fmt.Sprintf("{ServiceKey:%+v Scheduler:%s Flags:%v Persistent:%d Netmask:%s}", s.ServiceKey, s.Scheduler, s.Flags, s.Persistent, s.Netmask)
+	if s.ProxyProtocol != "" {
+		out += " proxy_protocol=" + s.ProxyProtocol
+	}
+	if s.TOA != nil {
+		out += fmt.Sprintf(" toa=%v", *s.TOA)
+	}
+	return out
+}
+
 func destString(d DestSpec) string {
 	s := fmt.Sprintf("%+v %s %d %s", d.Service, d.Address, d.Port, d.Forward)
 	if d.Weight != nil {
@@ -144,6 +157,7 @@ func TestEveryCommand(t *testing.T) {
 	c, _ := listen(t, b)
 	k := ServiceKey{Protocol: "udp", VIP: "2001:db8::1", Port: 53}
 	w, x, y := 7, uint32(100), uint32(10)
+	yes, no := true, false
 	cmds := []struct {
 		name string
 		call func() error
@@ -154,6 +168,12 @@ func TestEveryCommand(t *testing.T) {
 		}, "AddService {ServiceKey:{Protocol:udp VIP:2001:db8::1 Port:53 FwMark:0} Scheduler:sh Flags:[sh-port] Persistent:60 Netmask:/64}"},
 		{"-E", func() error { return c.EditService(ServiceSpec{ServiceKey: k, Scheduler: "rr"}) },
 			"EditService {ServiceKey:{Protocol:udp VIP:2001:db8::1 Port:53 FwMark:0} Scheduler:rr Flags:[] Persistent:0 Netmask:}"},
+		{"-A --proxy-protocol --toa", func() error {
+			return c.AddService(ServiceSpec{ServiceKey: k, Scheduler: "rr", ProxyProtocol: "v2", TOA: &yes})
+		}, "AddService {ServiceKey:{Protocol:udp VIP:2001:db8::1 Port:53 FwMark:0} Scheduler:rr Flags:[] Persistent:0 Netmask:} proxy_protocol=v2 toa=true"},
+		{"-E --proxy-protocol none --toa=false", func() error {
+			return c.EditService(ServiceSpec{ServiceKey: k, Scheduler: "rr", ProxyProtocol: "none", TOA: &no})
+		}, "EditService {ServiceKey:{Protocol:udp VIP:2001:db8::1 Port:53 FwMark:0} Scheduler:rr Flags:[] Persistent:0 Netmask:} proxy_protocol=none toa=false"},
 		{"-D", func() error { return c.DeleteService(k) }, "DeleteService {Protocol:udp VIP:2001:db8::1 Port:53 FwMark:0}"},
 		{"-C", c.Clear, "Clear"},
 		{"-a", func() error {
@@ -255,6 +275,9 @@ func TestBadRequests(t *testing.T) {
 		{"POST", "/v1/services", `{"protocol":"tcp","vip":"198.18.0.100","port":80,"sheduler":"rr"}`, 400},
 		{"POST", "/v1/services", `{"protocol":"tcp","vip":"198.18.0.100","port":65536}`, 400},
 		{"POST", "/v1/services", huge, 400},
+		{"POST", "/v1/services", `{"protocol":"tcp","vip":"198.18.0.100","port":80,"proxy_protocol":"v3"}`, 400},
+		{"PUT", "/v1/services", `{"protocol":"tcp","vip":"198.18.0.100","port":80,"proxy_protocol":"haproxy"}`, 400},
+		{"POST", "/v1/services", `{"protocol":"tcp","vip":"198.18.0.100","port":80,"toa":"yes"}`, 400},
 		{"POST", "/v1/services", ``, 400},
 		{"PUT", "/v1/services", `[]`, 400},
 		{"DELETE", "/v1/services?protocol=tcp&vip=198.18.0.100&port=http", ``, 400},

@@ -145,8 +145,8 @@ func Handler(b Backend, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/info", answer(b.Info))
 	mux.HandleFunc("GET /v1/services", answer(b.Services))
-	mux.HandleFunc("POST /v1/services", decoded(b.AddService))
-	mux.HandleFunc("PUT /v1/services", decoded(b.EditService))
+	mux.HandleFunc("POST /v1/services", decoded(checked(b.AddService)))
+	mux.HandleFunc("PUT /v1/services", decoded(checked(b.EditService)))
 	mux.HandleFunc("DELETE /v1/services", keyed(func(k *ServiceKey, _ *http.Request) error {
 		if k == nil {
 			return b.Clear()
@@ -220,6 +220,17 @@ func decoded[T any](call func(T) error) http.HandlerFunc {
 			return
 		}
 		reply(w, nil, call(v))
+	}
+}
+
+// checked calls call with a ServiceSpec that passes its Check; one that
+// does not is refused (400) without calling.
+func checked(call func(ServiceSpec) error) func(ServiceSpec) error {
+	return func(s ServiceSpec) error {
+		if err := s.Check(); err != nil {
+			return err
+		}
+		return call(s)
 	}
 }
 

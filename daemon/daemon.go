@@ -24,6 +24,7 @@ import (
 	"github.com/govs/govs/control"
 	"github.com/govs/govs/dataplane"
 	"github.com/govs/govs/internal/sdnotify"
+	"github.com/govs/govs/lvs"
 	"github.com/govs/govs/sched"
 )
 
@@ -364,6 +365,9 @@ func Specs(cfg *config.Config) ([]dataplane.ServiceSpec, error) {
 			LocalAddrs: svc.LocalAddresses,
 			SynProxy:   synProxyMode(svc.SynProxy),
 			Sloppy:     svc.Sloppy,
+
+			ProxyProtocol: svc.ProxyProtocol,
+			TOA:           svc.TOA,
 		}
 		if svc.FwMark != 0 {
 			sp.VIP, sp.Port, sp.Proto = netip.Addr{}, 0, 0 // the match says
@@ -414,6 +418,10 @@ func (d *Daemon) Services() []control.Service {
 		for _, la := range svc.LocalAddrs {
 			cs.LocalAddresses = append(cs.LocalAddresses, la.String())
 		}
+		if svc.ProxyProtocol != lvs.ProxyNone {
+			cs.ProxyProtocol = svc.ProxyProtocol.String()
+		}
+		cs.TOA = svc.TOA
 		var rates control.Rates
 		for _, dst := range svc.Dests {
 			upper, lower := dst.Thresholds()

@@ -64,7 +64,8 @@ func (f *fakeDataPath) Apply(specs []dataplane.ServiceSpec) error {
 	f.services = nil
 	for i, sp := range specs {
 		svc := &dataplane.Service{ID: uint32(i), Name: sp.Name, FwMark: sp.FwMark, Match: sp.Match, VIP: inet.AddrFromNetip(sp.VIP), Port: sp.Port, Proto: sp.Proto,
-			Fwd: sp.Fwd, SchedName: sp.Scheduler, Flags: sp.Flags, Persistence: sp.Persistence, PersistBits: sp.PersistBits, SynProxy: sp.SynProxy}
+			Fwd: sp.Fwd, SchedName: sp.Scheduler, Flags: sp.Flags, Persistence: sp.Persistence, PersistBits: sp.PersistBits, SynProxy: sp.SynProxy,
+			ProxyProtocol: sp.ProxyProtocol, TOA: sp.TOA}
 		for _, la := range sp.LocalAddrs {
 			svc.LocalAddrs = append(svc.LocalAddrs, inet.AddrFromNetip(la))
 		}

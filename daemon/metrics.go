@@ -431,6 +431,8 @@ var dataPathCounterTable = append([]dpCounter{
 	{"syncookies_rejected", datapathPackets, func(k *dataPathCounts) uint64 { return k.SynCookiesRejected }},
 	{"synproxy_dropped", datapathPackets, func(k *dataPathCounts) uint64 { return k.SynProxyDropped }},
 	{"synproxy_resets", datapathPackets, func(k *dataPathCounts) uint64 { return k.SynProxyResets }},
+	{"proxy_headers", datapathPackets, func(k *dataPathCounts) uint64 { return k.ProxyHeaders }},
+	{"toa_inserted", datapathPackets, func(k *dataPathCounts) uint64 { return k.TOAInserted }},
 	{"conns", ownGauge("govs_conntrack_entries", "Connections in the connection tables."), func(k *dataPathCounts) uint64 { return uint64(k.Conns) }},
 	{"half_open", ownGauge("govs_conntrack_half_open", "Half-open (SYN_RECV, SYN_SENT, SYNACK) connections in the connection tables."),
 		func(k *dataPathCounts) uint64 { return uint64(k.HalfOpen) }},

@@ -30,6 +30,7 @@ func countingDataPath() *fakeDataPath {
 			HandedOff: 111, SyncDropped: 112, SyncUnknown: 113, SyncInstalled: 114, MirrorDropped: 122, MirrorFailed: 123,
 			FastInstalled: 115, FastFailed: 116, SynCookiesAccepted: 117, SynCookiesRejected: 118,
 			SynProxyDropped: 119, SynProxyResets: 124, Conns: 120, CsumFinished: 121,
+			ProxyHeaders: 125, TOAInserted: 126,
 			FragForwarded: 131, FragHeld: 132, FragTimedOut: 133, FragTableFull: 134,
 		},
 		steer: bpf.Counters{SteeredVIP: 301, SteeredReply: 302, SteeredICMP: 303, Passed: 304, Malformed: 305,
@@ -118,6 +119,8 @@ func TestMetricValues(t *testing.T) {
 		`govs_datapath_packets_total{event="syncookies_rejected"}`: 118,
 		`govs_datapath_packets_total{event="synproxy_dropped"}`:    119,
 		`govs_datapath_packets_total{event="synproxy_resets"}`:     124,
+		`govs_datapath_packets_total{event="proxy_headers"}`:       125,
+		`govs_datapath_packets_total{event="toa_inserted"}`:        126,
 		`govs_conntrack_entries`:                                   120,
 		`govs_conntrack_half_open`:                                 501,
 		`govs_conntrack_evicted_half_open_total`:                   502,
@@ -333,6 +336,7 @@ func TestCountersValues(t *testing.T) {
 		"handed_off": 111, "sync_dropped": 112, "sync_unknown": 113, "sync_installed": 114, "mirror_dropped": 122, "mirror_failed": 123,
 		"fast_installed": 115, "fast_failed": 116, "syncookies_accepted": 117, "syncookies_rejected": 118,
 		"synproxy_dropped": 119, "synproxy_resets": 124, "conns": 120, "half_open": 501, "evicted_half_open": 502, "csum_finished": 121,
+		"proxy_headers": 125, "toa_inserted": 126,
 		"frag_forwarded": 131, "frag_held": 132, "frag_timed_out": 133, "frag_table_full": 134,
 	}
 	for i, r := range dataplane.DropReasons() {

@@ -22,8 +22,15 @@ func specLines(specs []dataplane.ServiceSpec) []string {
 		for _, d := range s.Dests {
 			ds = append(ds, fmt.Sprintf("%s:%d w%d %s %d/%d", d.Addr, d.Port, d.Weight, d.Fwd.String(), d.Upper, d.Lower))
 		}
-		out = append(out, fmt.Sprintf("%s %s %s:%d %s %s p%v/%d la%v [%s]", s.Name, lvs.Proto(s.Proto).Name(), s.VIP, s.Port,
-			s.Scheduler, s.Fwd.String(), s.Persistence, s.PersistBits, s.LocalAddrs, strings.Join(ds, ", ")))
+		line := fmt.Sprintf("%s %s %s:%d %s %s p%v/%d la%v [%s]", s.Name, lvs.Proto(s.Proto).Name(), s.VIP, s.Port,
+			s.Scheduler, s.Fwd.String(), s.Persistence, s.PersistBits, s.LocalAddrs, strings.Join(ds, ", "))
+		if s.ProxyProtocol != lvs.ProxyNone {
+			line += " proxy-protocol " + s.ProxyProtocol.String()
+		}
+		if s.TOA {
+			line += " toa"
+		}
+		out = append(out, line)
 	}
 	return out
 }

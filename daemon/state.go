@@ -258,9 +258,57 @@ func parseFwd(s string) (lvs.Fwd, error) {
 // serviceSpec validates a govsadm service spec into s; marks are the
 // YAML's firewall marks, which give an fwmark service its match.
 func serviceSpec(cs control.ServiceSpec, s *dataplane.ServiceSpec, marks []config.Mark) error {
+	var err error
 	if cs.FwMark != 0 {
-		return markServiceSpec(cs, s, marks)
+		err = markServiceSpec(cs, s, marks)
+	} else {
+		err = addrServiceSpec(cs, s)
 	}
+	if err != nil {
+		return err
+	}
+	return clientAddrSpec(cs, s)
+}
+
+// clientAddrSpec applies -A/-E's --proxy-protocol and --toa to s (left
+// out, they keep their value) and refuses them where the director cannot
+// send them, as config does for the file: a TCP service, not fwmark, whose
+// real servers all forward by full-NAT. Such a service's own forwarding
+// method, the default of its real servers and its sorry server's, becomes
+// full-NAT (one made with -A has nat, which govsadm's real servers never
+// take: -a always names one).
+func clientAddrSpec(cs control.ServiceSpec, s *dataplane.ServiceSpec) error {
+	if cs.ProxyProtocol != "" {
+		v, err := lvs.ParseProxyProtocol(cs.ProxyProtocol)
+		if err != nil {
+			return fmt.Errorf("%w: %v", control.ErrInvalid, err)
+		}
+		s.ProxyProtocol = v
+	}
+	if cs.TOA != nil {
+		s.TOA = *cs.TOA
+	}
+	if s.ProxyProtocol == lvs.ProxyNone && !s.TOA {
+		return nil
+	}
+	switch {
+	case s.FwMark != 0:
+		return fmt.Errorf("%w: the proxy protocol and toa are not available for fwmark services", control.ErrInvalid)
+	case s.Proto != lvs.ProtoTCP:
+		return fmt.Errorf("%w: the proxy protocol and toa are only for tcp services", control.ErrInvalid)
+	}
+	for _, ds := range s.Dests {
+		if ds.Fwd != lvs.FwdFullNAT {
+			return fmt.Errorf("%w: the proxy protocol and toa need full-NAT real servers (--fullnat): %s uses %s",
+				control.ErrInvalid, netip.AddrPortFrom(ds.Addr, ds.Port), ds.Fwd.Name())
+		}
+	}
+	s.Fwd = lvs.FwdFullNAT
+	return nil
+}
+
+// addrServiceSpec is serviceSpec for ipvsadm -A/-E -t|-u VIP:port.
+func addrServiceSpec(cs control.ServiceSpec, s *dataplane.ServiceSpec) error {
 	vip, err := netip.ParseAddr(cs.VIP)
 	if err != nil || vip.Zone() != "" {
 		return fmt.Errorf("%w: bad virtual address %q", control.ErrInvalid, cs.VIP)
@@ -428,6 +476,10 @@ func editDest(s *service, cd control.DestSpec, ds *dataplane.DestSpec) error {
 	}
 	if ds.Fwd == lvs.FwdFullNAT && len(s.spec.LocalAddrs) == 0 {
 		return fmt.Errorf("%w: full-NAT needs a local address first (--add-laddr)", control.ErrInvalid)
+	}
+	if ds.Fwd != lvs.FwdFullNAT && (s.spec.ProxyProtocol != lvs.ProxyNone || s.spec.TOA) {
+		return fmt.Errorf("%w: the service sends the proxy protocol or toa, which need full-NAT real servers (--fullnat), not %s",
+			control.ErrInvalid, ds.Fwd.Name())
 	}
 	if cd.Weight != nil {
 		if *cd.Weight < 0 || *cd.Weight > config.MaxWeight {

@@ -106,7 +106,12 @@ type ipvsSvc struct {
 	netmask   string
 	maskLine  int
 	laddrs    []netip.Addr
-	dests     []*ipvsDest
+	// proxy and toa are govsadm's --proxy-protocol ("" for none) and
+	// --toa, set on line clientLine.
+	proxy      string
+	toa        bool
+	clientLine int
+	dests      []*ipvsDest
 }
 
 type ipvsDest struct {
@@ -140,6 +145,8 @@ var ipvsOpts = []ipvsOpt{
 	{"gatewaying", 'g', 0, "g"}, {"ipip", 'i', 0, "i"}, {"masquerading", 'm', 0, "m"}, {"fullnat", 0, 0, "fullnat"},
 	{"weight", 'w', 1, "w"}, {"u-threshold", 'x', 1, "x"}, {"l-threshold", 'y', 1, "y"}, {"laddr", 'z', 1, "z"},
 	{"numeric", 'n', 0, "n"}, {"tun-type", 0, 1, "tun-type"},
+	// govsadm's: --toa takes a value only as --toa=false.
+	{"proxy-protocol", 0, 1, "proxy-protocol"}, {"toa", 0, 0, "toa"},
 	// Not rules, or nothing govs has.
 	{"list", 'L', 0, "!list"}, {"", 'l', 0, "!list"}, {"zero", 'Z', 0, "!zero"}, {"save", 'S', 0, "!save"},
 	{"restore", 'R', 0, "!restore"}, {"help", 'h', 0, "!help"}, {"version", 'v', 0, "!version"},
@@ -498,13 +505,40 @@ func (c *ipvsConv) serviceOpts(num int, a *ipvsArgs, s *ipvsSvc) bool {
 	if v, ok := a.opts["M"]; ok {
 		s.netmask, s.maskLine = v, num
 	}
+	// As govsadm: -E without --proxy-protocol or --toa keeps them.
+	if v, ok := a.opts["proxy-protocol"]; ok {
+		pp, err := lvs.ParseProxyProtocol(v)
+		if err != nil || v == "" {
+			c.rep.errorf(c.file, num, "--proxy-protocol %s: want v1, v2 or none", v)
+			return false
+		}
+		s.proxy, s.clientLine = "", num
+		if pp != lvs.ProxyNone {
+			s.proxy = pp.String()
+		}
+	}
+	if v, ok := a.opts["toa"]; ok {
+		on := true
+		if v != "" {
+			var err error
+			if on, err = strconv.ParseBool(v); err != nil {
+				c.rep.errorf(c.file, num, "--toa=%s: want --toa, --toa=true or --toa=false", v)
+				return false
+			}
+		}
+		s.toa, s.clientLine = on, num
+	}
 	return true
 }
 
 func (c *ipvsConv) dest(num int, a *ipvsArgs, s *ipvsSvc) {
-	for _, k := range []string{"s", "b", "p", "M", "z"} {
+	for _, k := range []string{"s", "b", "p", "M", "z", "proxy-protocol", "toa"} {
 		if a.has(k) {
-			c.rep.errorf(c.file, num, "a service option (-%s) on a real server command", k)
+			dash := "-"
+			if len(k) > 1 {
+				dash = "--"
+			}
+			c.rep.errorf(c.file, num, "a service option (%s%s) on a real server command", dash, k)
 			return
 		}
 	}
@@ -633,6 +667,7 @@ func (c *ipvsConv) service(s *ipvsSvc) *service {
 	if len(s.dests) == 0 {
 		out.fwdNote = "nat (govs's default): no real server to take the method from"
 	}
+	c.clientAddr(s, out, fwds)
 	switch {
 	case fullnat && len(s.laddrs) == 0:
 		c.rep.errorf(c.file, s.line, "full-NAT real servers need local addresses: add --add-laddr rules or local_addresses by hand")
@@ -642,6 +677,30 @@ func (c *ipvsConv) service(s *ipvsSvc) *service {
 		c.rep.notef(c.file, s.line, "local addresses (--add-laddr) without a full-NAT real server mean nothing: left out")
 	}
 	return out
+}
+
+// clientAddr carries govsadm's --proxy-protocol and --toa over as
+// proxy_protocol and toa, where govs can send them: a TCP service whose
+// real servers (the rules' only forwarding methods) are all full-NAT.
+func (c *ipvsConv) clientAddr(s *ipvsSvc, out *service, fwds []string) {
+	if s.proxy == "" && !s.toa {
+		return
+	}
+	switch {
+	case s.fwmark != 0 || s.proto != "tcp":
+		c.rep.errorf(c.file, s.clientLine, "--proxy-protocol and --toa are only for tcp services (-t): left out")
+		return
+	case len(fwds) == 0:
+		c.rep.errorf(c.file, s.clientLine, "--proxy-protocol and --toa need full-NAT real servers, and this service has none: left out")
+		return
+	}
+	for i, f := range fwds {
+		if f != lvs.FwdFullNAT.Name() {
+			c.rep.errorf(c.file, s.clientLine, "--proxy-protocol and --toa need full-NAT real servers (--fullnat); %s at line %d uses %s: left out", s.dests[i].addr, s.dests[i].line, f)
+			return
+		}
+	}
+	out.proxy, out.toa = s.proxy, s.toa
 }
 
 // schedFlag maps an ipvsadm -b flag to govs's name for the scheduler, or

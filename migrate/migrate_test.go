@@ -96,6 +96,10 @@ func TestGolden(t *testing.T) {
 			"ipvsadm_errors.rules:7: --start-daemon: the sync daemon is govs's director.sync",
 			"ipvsadm_errors.rules:8: full-NAT real servers need local addresses",
 			"ipvsadm_errors.rules:10: -L: lists are not rules",
+			"ipvsadm_errors.rules:11: --proxy-protocol and --toa are only for tcp services (-t): left out",
+			"ipvsadm_errors.rules:14: --proxy-protocol and --toa need full-NAT real servers (--fullnat); 198.18.1.9 at line 15 uses nat: left out",
+			"ipvsadm_errors.rules:16: --proxy-protocol v3: want v1, v2 or none",
+			"ipvsadm_errors.rules:17: a service option (--toa) on a real server command",
 		}},
 	}
 	for _, tc := range cases {

@@ -41,6 +41,8 @@ type service struct {
 	fwdNote   string
 	persist   *persistence
 	laddrs    []netip.Addr
+	proxy     string // proxy_protocol: v1 or v2; "" for none
+	toa       bool
 	onFailure string
 	failNote  string
 	sorry     *sorryServer
@@ -191,6 +193,12 @@ func (s *service) render(w *writer) {
 	}
 	if len(s.laddrs) > 0 {
 		w.line(in, "local_addresses: "+flowAddrs(s.laddrs), "")
+	}
+	if s.proxy != "" {
+		w.line(in, "proxy_protocol: "+s.proxy, "the real servers must expect the header")
+	}
+	if s.toa {
+		w.line(in, "toa: true", "")
 	}
 	if s.onFailure != "" {
 		w.line(in, "on_failure: "+s.onFailure, s.failNote)

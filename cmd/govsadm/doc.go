@@ -8,6 +8,7 @@
 //	govsadm -L -n -c                   connection table
 //	govsadm -S -n > rules; govsadm -R < rules
 //	govsadm --add-laddr -t 198.18.0.100:80 -z 198.18.1.250
+//	govsadm -E -t 198.18.0.100:80 -s rr --proxy-protocol v2 --toa
 //	govsadm -L --bgp [--json]          BGP peers, session states, announced prefixes
 //	govsadm --reload                   re-read govsd's configuration file
 //	govsadm --shutdown                 stop govsd for good (SIGTERM keeps its state for the next one)
@@ -24,7 +25,9 @@
 // Where govsadm departs from ipvsadm it says so in --help: names are never
 // resolved on output (listings are always numeric), -e changes only the
 // options given, -R checks every line before applying any, -S also saves
-// thresholds and full-NAT local addresses, and the forwarding method
-// --fullnat and the commands --add-laddr, --del-laddr, --reload,
-// --shutdown and --counters and the listing -L --bgp are govs additions.
+// thresholds, full-NAT local addresses and the client-address options, and
+// the forwarding method --fullnat, the service options --proxy-protocol
+// and --toa (listed after the scheduler, "proxy-protocol v2 toa", only
+// when set), the commands --add-laddr, --del-laddr, --reload, --shutdown
+// and --counters and the listing -L --bgp are govs additions.
 package main

@@ -200,15 +200,27 @@ func execute(c *control.Client, cmd *command, w io.Writer) error {
 }
 
 // serviceSpec is -A/-E. As with ipvsadm, -E sets the whole service: an
-// option left out takes its default (scheduler wlc, not persistent).
+// option left out takes its default (scheduler wlc, not persistent). The
+// govs options --proxy-protocol and --toa are sent only when given, and
+// -E keeps them otherwise: a script written for ipvsadm knows nothing of
+// them, and its -E must not take the header away from real servers that
+// expect it.
 func serviceSpec(cmd *command) control.ServiceSpec {
-	return control.ServiceSpec{
+	s := control.ServiceSpec{
 		ServiceKey: cmd.service,
 		Scheduler:  cmd.scheduler,
 		Flags:      cmd.schedFlags,
 		Persistent: cmd.persistent,
 		Netmask:    cmd.netmask,
 	}
+	if cmd.has(optProxyProtocol) {
+		s.ProxyProtocol = cmd.proxyProtocol
+	}
+	if cmd.has(optTOA) {
+		toa := cmd.toa
+		s.TOA = &toa
+	}
+	return s
 }
 
 // destSpec is -a/-e. -a sends every field (ipvsadm's defaults for those not

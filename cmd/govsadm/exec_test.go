@@ -17,6 +17,8 @@ type shape struct {
 	Port                              uint16
 	Flags, LocalAddresses             []string
 	Persistent                        int
+	ProxyProtocol                     string
+	TOA                               bool
 	Dests                             []destShape
 }
 
@@ -33,7 +35,7 @@ func shapes(svcs []control.Service) []shape {
 	var out []shape
 	for _, s := range svcs {
 		sh := shape{Protocol: s.Protocol, VIP: s.VIP, Scheduler: s.Scheduler, Netmask: s.Netmask, Port: s.Port,
-			Flags: s.Flags, LocalAddresses: s.LocalAddresses, Persistent: s.Persistent}
+			Flags: s.Flags, LocalAddresses: s.LocalAddresses, Persistent: s.Persistent, ProxyProtocol: s.ProxyProtocol, TOA: s.TOA}
 		for _, d := range s.Dests {
 			sh.Dests = append(sh.Dests, destShape{Address: d.Address, Forward: d.Forward, Port: d.Port,
 				Weight: d.Weight, UpperThresh: d.UpperThresh, Lower: d.LowerThresh})

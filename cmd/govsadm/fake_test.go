@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/govs/govs/control"
+	"github.com/govs/govs/lvs"
 )
 
 // fakeBackend is govsd's control API in memory: the real control.Handler
@@ -133,6 +134,28 @@ func (b *fakeBackend) setSpec(s *control.Service, cs control.ServiceSpec) error 
 	if s.Scheduler == "" {
 		s.Scheduler = "wlc"
 	}
+	if err := cs.Check(); err != nil {
+		return err
+	}
+	// As the daemon: left out, the PROXY protocol and TOA keep their
+	// value; set, they need full-NAT real servers.
+	proxy, toa := s.ProxyProtocol, s.TOA
+	if cs.TOA != nil {
+		toa = *cs.TOA
+	}
+	if cs.ProxyProtocol != "" {
+		v, _ := lvs.ParseProxyProtocol(cs.ProxyProtocol)
+		proxy = ""
+		if v != lvs.ProxyNone {
+			proxy = v.String()
+		}
+	}
+	for _, d := range s.Dests {
+		if (proxy != "" || toa) && d.Forward != "FullNat" {
+			return fmt.Errorf("%w: the proxy protocol and toa need full-NAT real servers (--fullnat): %s uses %s", control.ErrInvalid, d.Address, d.Forward)
+		}
+	}
+	s.ProxyProtocol, s.TOA = proxy, toa
 	s.Flags, s.Persistent, s.Netmask = cs.Flags, cs.Persistent, ""
 	if cs.Persistent > 0 {
 		s.Netmask = cs.Netmask

@@ -14,8 +14,9 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden from the curr
 
 // goldenTable is a fixed table covering every column of every listing:
 // IPv4 and IPv6, TCP and UDP, each forwarding method, persistence with and
-// without a mask, scheduler flags, thresholds, full-NAT local addresses, a
-// port-0 service, and counters large enough for K, M, G and T. The services
+// without a mask, scheduler flags, thresholds, full-NAT local addresses
+// with a PROXY protocol header and TOA (listed only there), a port-0
+// service, and counters large enough for K, M, G and T. The services
 // and servers are out of order, as listings sort them.
 func goldenTable() []control.Service {
 	return []control.Service{
@@ -55,7 +56,7 @@ func goldenTable() []control.Service {
 		},
 		{
 			Name: "fnat", Protocol: "TCP", VIP: "198.18.0.102", Port: 8080, Scheduler: "rr",
-			LocalAddresses: []string{"198.18.1.250", "198.18.1.251"},
+			LocalAddresses: []string{"198.18.1.250", "198.18.1.251"}, ProxyProtocol: "v2", TOA: true,
 			Dests: []control.Dest{
 				{Address: "198.18.2.1", Port: 80, Forward: "FullNat", Weight: 1, ActiveConns: 9, Up: true},
 			},

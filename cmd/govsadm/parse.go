@@ -98,6 +98,8 @@ const (
 	optSyncKey
 	optSyncPeer
 	optBGP
+	optProxyProtocol
+	optTOA
 )
 
 // optNames are in bit order; the first ones are ipvsadm's own.
@@ -107,7 +109,7 @@ var optNames = []string{
 	"l-threshold", "timeout", "stats", "rate", "thresholds", "persistent-conn",
 	"nosort", "exact", "sched-flags", "laddr", "json", "daemon",
 	"mcast-interface", "mcast-group", "mcast-port", "syncid", "sync-key",
-	"sync-peer", "bgp",
+	"sync-peer", "bgp", "proxy-protocol", "toa",
 }
 
 // cmdRule says which options a command needs, may take, and which of them
@@ -119,7 +121,7 @@ type cmdRule struct {
 
 const (
 	listFormats = optNumeric | optStats | optRate | optThresholds | optPersistentConn | optNoSort | optExact | optJSON
-	serviceOpts = optScheduler | optPersistent | optNetmask | optSchedFlags
+	serviceOpts = optScheduler | optPersistent | optNetmask | optSchedFlags | optProxyProtocol | optTOA
 	destOpts    = optForward | optWeight | optUThreshold | optLThreshold
 )
 
@@ -173,6 +175,11 @@ type command struct {
 	schedFlags []string
 	persistent int
 	netmask    string
+	// proxyProtocol is --proxy-protocol's version as the API takes it
+	// ("v1", "v2", "none"); toa is --toa's value. Each counts only when
+	// its option was given: -E keeps what was not.
+	proxyProtocol string
+	toa           bool
 
 	destIP   netip.Addr
 	destPort uint16
@@ -190,6 +197,12 @@ type command struct {
 }
 
 func (c *command) has(o optBit) bool { return c.opts&o != 0 }
+
+// clientAddr reports whether the command turns on a PROXY protocol header
+// or TOA (turning them off is fine anywhere).
+func (c *command) clientAddr() bool {
+	return (c.has(optProxyProtocol) && c.proxyProtocol != lvs.ProxyNone.String()) || (c.has(optTOA) && c.toa)
+}
 
 // forwards reports whether the command's forwarding method is f.
 func (c *command) forwards(f lvs.Fwd) bool { return c.forward == f.Name() }
@@ -214,6 +227,9 @@ const (
 	noArg argKind = iota
 	needArg
 	optionalArg // only -p: the next word is taken unless it starts with '-'
+	// equalsArg takes a value only as --name=value (--toa=false), never
+	// the next word, so that a bare --toa is a switch wherever it stands.
+	equalsArg
 )
 
 type optionDef struct {
@@ -274,6 +290,8 @@ var optionDefs = []optionDef{
 	{"exact", 'X', noArg, "X"},
 	{"json", 0, noArg, "json"},
 	{"socket", 0, needArg, "socket"},
+	{"proxy-protocol", 0, needArg, "proxy-protocol"},
+	{"toa", 0, equalsArg, "toa"},
 
 	{"fwmark-service", 'f', needArg, "f"},
 	{"sctp-service", 0, needArg, "unsupported"},
@@ -510,7 +528,7 @@ func (st *parseState) apply(def *optionDef, display, val string, hasVal bool) (d
 			return false, usagef("-R is not allowed in restore input")
 		}
 		return false, st.setCommand(cmdRestore)
-	case "t", "u", "f", "6", "s", "b", "p", "M", "z":
+	case "t", "u", "f", "6", "s", "b", "p", "M", "z", "proxy-protocol", "toa":
 		return false, st.applyService(def.key, val, hasVal)
 	case "r", "g", "i", "m", "fullnat", "w", "x", "y", "tun-type":
 		return false, st.applyDest(def.key, display, val)
@@ -539,7 +557,9 @@ func (st *parseState) apply(def *optionDef, display, val string, hasVal bool) (d
 }
 
 // applyService handles the options that say which service and how it
-// schedules: -t -u -f -6 -s -b -p -M, and -z, a local address of it.
+// schedules: -t -u -f -6 -s -b -p -M, -z, a local address of it, and
+// --proxy-protocol and --toa, how its full-NAT real servers learn the
+// client's address.
 func (st *parseState) applyService(key, val string, hasVal bool) error {
 	c := st.cmd
 	switch key {
@@ -608,6 +628,27 @@ func (st *parseState) applyService(key, val string, hasVal bool) error {
 			return usagef("illegal local address specified")
 		}
 		c.laddr = ip.Unmap()
+	case "proxy-protocol":
+		if err := st.setOption(optProxyProtocol); err != nil {
+			return err
+		}
+		v, err := lvs.ParseProxyProtocol(val)
+		if err != nil || val == "" {
+			return usagef("illegal proxy protocol version `%s' specified (v1, v2 or none)", val)
+		}
+		c.proxyProtocol = v.String()
+	case "toa":
+		if err := st.setOption(optTOA); err != nil {
+			return err
+		}
+		c.toa = true
+		if hasVal {
+			v, err := strconv.ParseBool(val)
+			if err != nil {
+				return usagef("illegal toa value `%s' specified (--toa, --toa=true or --toa=false)", val)
+			}
+			c.toa = v
+		}
 	}
 	return nil
 }
@@ -790,6 +831,11 @@ func (st *parseState) finish() error {
 		}
 		if c.scheduler == "" {
 			c.scheduler = lvs.DefaultScheduler
+		}
+		if c.clientAddr() && c.service.Protocol != lvs.ProtoTCP.Name() {
+			// UDP has no stream to put a header in, no options to carry
+			// TOA; a mark's packets have no one protocol.
+			return usagef("--proxy-protocol and --toa are only for TCP services (-t)")
 		}
 		if c.has(optNetmask) {
 			mask, err := parseNetmask(st.rawNetmask, c.serviceIP.Is6())

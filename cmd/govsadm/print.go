@@ -90,6 +90,14 @@ func printService(w io.Writer, s *control.Service, f listFormat) {
 				b.WriteString(" mask " + m)
 			}
 		}
+		// govs's own, after all ipvsadm prints, and only when set: a
+		// service without them is listed as ipvsadm lists it.
+		if s.ProxyProtocol != "" {
+			b.WriteString(" proxy-protocol " + s.ProxyProtocol)
+		}
+		if s.TOA {
+			b.WriteString(" toa")
+		}
 	}
 	b.WriteByte('\n')
 	io.WriteString(w, b.String())

@@ -15,8 +15,10 @@ import (
 // which -R (and ipvsadm -R) read back. Services come sorted as in -L, each
 // followed by its full-NAT local addresses and its real servers.
 //
-// Beyond ipvsadm's rules it also writes thresholds (-x, -y) and local
-// addresses (--add-laddr), so that -S then -R gives back the same table.
+// Beyond ipvsadm's rules it also writes thresholds (-x, -y), local
+// addresses (--add-laddr) and a service's --proxy-protocol and --toa, so
+// that -S then -R gives back the same table. Rules that use none of them
+// are ipvsadm's own.
 func writeRules(w io.Writer, svcs []control.Service) {
 	svcs = append([]control.Service(nil), svcs...)
 	sortServices(svcs)
@@ -34,6 +36,12 @@ func writeRules(w io.Writer, svcs []control.Service) {
 		}
 		if flags := schedFlagNames(s.Scheduler, s.Flags); len(flags) > 0 {
 			b.WriteString(" -b " + strings.Join(flags, ","))
+		}
+		if s.ProxyProtocol != "" {
+			b.WriteString(" --proxy-protocol " + s.ProxyProtocol)
+		}
+		if s.TOA {
+			b.WriteString(" --toa")
 		}
 		fmt.Fprintln(w, b.String())
 		for _, l := range s.LocalAddresses {

@@ -5,6 +5,7 @@ const versionText = "govsadm (ipvsadm v1.31 command line, IPVS v" + ipvsVersion 
 const usageText = `govsadm: control govsd with ipvsadm's commands and options
 Usage:
   govsadm -A|E -t|u service-address|-f fwmark [-6] [-s scheduler] [-b sched-flags] [-p [timeout]] [-M netmask]
+               [--proxy-protocol v1|v2|none] [--toa[=false]]
   govsadm -D -t|u service-address|-f fwmark
   govsadm -C
   govsadm -R
@@ -29,7 +30,8 @@ Usage:
 Commands:
 Either long or short options are allowed.
   --add-service     -A        add virtual service with options
-  --edit-service    -E        edit virtual service with options (options left out take their defaults)
+  --edit-service    -E        edit virtual service with options (options left out take their defaults,
+                              but --proxy-protocol and --toa keep their values)
   --delete-service  -D        delete virtual service
   --clear           -C        clear the whole table
   --restore         -R        restore rules from stdin (every line is checked before any is applied)
@@ -75,6 +77,14 @@ Options:
   --u-threshold  -x uthreshold        upper threshold of connections (0: none)
   --l-threshold  -y lthreshold        lower threshold of connections (0: none)
   --laddr        -z local-address     full-NAT local address for --add-laddr/--del-laddr
+  --proxy-protocol v1|v2|none         a PROXY protocol header (v1 text, v2 binary) with the
+                                      client's address and port, sent to each real server
+                                      ahead of the client's bytes (govs; default none)
+  --toa[=false]                       the client's address and port in a TCP option (kind
+                                      254) for the real servers' toa module (govs). Both
+                                      need a TCP service (-t) whose real servers are all
+                                      full-NAT (--fullnat); -L lists them after the
+                                      scheduler ("rr proxy-protocol v2 toa")
   --connection   -c                   output of current connections
   --timeout                           output of timeout (tcp tcpfin udp)
   --stats                             output of statistics information

@@ -183,3 +183,36 @@ func TestVersion(t *testing.T) {
 		t.Errorf("govsd -version: exit %d, %q %q", code, out.String(), errOut.String())
 	}
 }
+
+// TestCheckClientAddr: -t takes proxy_protocol and toa on a full-NAT TCP
+// service and refuses them elsewhere, by file, line and key.
+func TestCheckClientAddr(t *testing.T) {
+	const fnat = `director:
+  interfaces: [lo]
+services:
+  - name: web
+    vip: 198.18.0.100
+    port: 80
+    forward: FWD
+    local_addresses: [198.18.2.1]
+    proxy_protocol: v2
+    toa: true
+    real_servers:
+      - {address: 198.18.1.1, port: 8080}
+`
+	if code, out := check(t, strings.Replace(fnat, "FWD", "fullnat", 1)); code != 0 || !strings.Contains(out, "configuration OK") {
+		t.Errorf("govsd -t on a full-NAT service with proxy_protocol and toa: exit %d, %q", code, out)
+	}
+	code, out := check(t, strings.Replace(fnat, "FWD", "nat", 1))
+	if code == 0 {
+		t.Fatal("govsd -t accepted proxy_protocol on a NAT service")
+	}
+	for _, want := range []string{
+		"govs.yaml:9: services[0].proxy_protocol: v2 needs forward: fullnat (the service uses nat",
+		"govs.yaml:10: services[0].toa: true needs forward: fullnat (the service uses nat",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("errors lack %q:\n%s", want, out)
+		}
+	}
+}
