@@ -42,11 +42,11 @@
 // Before the redirect, a packet passes the steering meter: a token bucket
 // per xsks slot ([Steering.SetSteerLimit]); over its rate the packet is
 // dropped (Counters.SteerMetered). Packets of flows the workers know (an
-// entry of the current generation in the flow map: a forwarding one, or a
+// entry of the current generation in a flow map: a forwarding one, or a
 // [FlowAction.SteerOnly] one for traffic the workers forward themselves),
 // SYNs the SYN budget admitted and ICMP errors bypass it. To know the flows
 // with the fast path off, the program looks every TCP and UDP packet up in
-// the flow map all the same.
+// its family's flow map all the same.
 // [Steering] loads it, attaches it and edits its maps; [Counters] reports
 // the per-CPU counters of those outcomes, summed.
 //
@@ -62,12 +62,14 @@
 // extension headers are answered or metered; other SYNs are steered.
 //
 // IPv4 addresses are held IPv4-mapped (::ffff:a.b.c.d) in every map, like
-// [inet.Addr], so one key layout serves both families.
+// [inet.Addr], so one key layout serves both families; flows4 is the
+// exception: IPv4 flows have a map of their own with a 16-byte key, so
+// that the hash every forwarded IPv4 packet pays covers 16 bytes, not 40.
 //
 // The program is attached through a BPF link. Without a pin path
 // ([SteeringOptions.PinPath]) the kernel detaches it when the daemon dies,
 // so the interface falls back to the kernel path. With one, the links and
-// the maps that carry state across processes (the flow map, fast_cfg, the
+// the maps that carry state across processes (the flow maps, fast_cfg, the
 // SYN cookie key) are pinned there (pin.go): the program keeps forwarding
 // established flows while no daemon runs, and the next one adopts the
 // state and swaps its own program in atomically

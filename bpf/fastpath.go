@@ -105,8 +105,29 @@ func netPort(p uint16) uint16 {
 	return binary.NativeEndian.Uint16(b[:])
 }
 
+// is4 reports whether f is an IPv4 flow, whose entry lives in flows4; the
+// others' live in flows. The program picks the map by the packet's
+// family, and an IPv4 packet's addresses are both IPv4-mapped.
+func (f *Flow) is4() bool { return f.Src.Is4() && f.Dst.Is4() }
+
+// key is f's key in flows.
 func (f *Flow) key() steerFlowKey {
 	return steerFlowKey{Saddr: f.Src, Daddr: f.Dst, Sport: netPort(f.SrcPort), Dport: netPort(f.DstPort), Proto: f.Proto}
+}
+
+// key4 is f's key in flows4 (an IPv4 flow).
+func (f *Flow) key4() steerFlowKey4 {
+	return steerFlowKey4{Saddr: f.Src.As4(), Daddr: f.Dst.As4(), Sport: netPort(f.SrcPort), Dport: netPort(f.DstPort), Proto: f.Proto}
+}
+
+// lookupFlow reads f's entry from the map of its family.
+func (s *Steering) lookupFlow(f *Flow, v *steerFlowAction) error {
+	if f.is4() {
+		k := f.key4()
+		return s.objs.Flows4.Lookup(&k, v)
+	}
+	k := f.key()
+	return s.objs.Flows.Lookup(&k, v)
 }
 
 // SetFastPath turns the fast path on or off. Off, every packet of a
@@ -156,8 +177,8 @@ func (s *Steering) InvalidateFlows() (uint32, error) {
 	return cfg.Gen, nil
 }
 
-// ErrFlowsFull is returned by InstallFlow when the flow map is full: the
-// connection stays on the workers.
+// ErrFlowsFull is returned by InstallFlow when the flow map of the flow's
+// family is full: the connection stays on the workers.
 var ErrFlowsFull = errors.New("fast path flow map full")
 
 // InstallFlow writes (or replaces) the entry of flow f, stamped with
@@ -165,19 +186,41 @@ var ErrFlowsFull = errors.New("fast path flow map full")
 // so that an invalidation in between makes the entry stale rather than
 // wrong).
 func (s *Steering) InstallFlow(f Flow, a *FlowAction, gen uint32) error {
+	v, err := flowEntry(&f, a, gen)
+	if err != nil {
+		return err
+	}
+	if f.is4() {
+		k := f.key4()
+		err = s.objs.Flows4.Update(&k, &v, ebpf.UpdateAny)
+	} else {
+		k := f.key()
+		err = s.objs.Flows.Update(&k, &v, ebpf.UpdateAny)
+	}
+	if err != nil {
+		if errors.Is(err, unix.E2BIG) {
+			return ErrFlowsFull
+		}
+		return fmt.Errorf("install flow: %w", err)
+	}
+	return nil
+}
+
+// flowEntry builds the map entry of flow f forwarded by a.
+func flowEntry(f *Flow, a *FlowAction, gen uint32) (steerFlowAction, error) {
 	if a.DestID >= FastDests {
-		return fmt.Errorf("install flow: real server id %d has no fast-path counters", a.DestID)
+		return steerFlowAction{}, fmt.Errorf("install flow: real server id %d has no fast-path counters", a.DestID)
 	}
 	if a.Ifindex <= 0 {
-		return fmt.Errorf("install flow: invalid ifindex %d", a.Ifindex)
+		return steerFlowAction{}, fmt.Errorf("install flow: invalid ifindex %d", a.Ifindex)
 	}
 	// The program builds the outer header of the inner packet's family.
 	if a.Op&FlowEncap != 0 && (a.Src.Is4() != f.Dst.Is4() || a.Dst.Is4() != f.Dst.Is4()) {
-		return errors.New("install flow: tunnel addresses of another family than the packet's")
+		return steerFlowAction{}, errors.New("install flow: tunnel addresses of another family than the packet's")
 	}
 	seqAdj := a.SeqAdd != 0 || a.AckAdd != 0 || a.WinShift != 0
 	if seqAdj && f.Proto != unix.IPPROTO_TCP {
-		return errors.New("install flow: sequence translation of a flow that is not TCP")
+		return steerFlowAction{}, errors.New("install flow: sequence translation of a flow that is not TCP")
 	}
 	v := steerFlowAction{
 		Saddr:     a.Src,
@@ -214,23 +257,37 @@ func (s *Steering) InstallFlow(f Flow, a *FlowAction, gen uint32) error {
 	if a.IdleTimeout > 0 {
 		v.IdleTimeout = uint64(a.IdleTimeout)
 	}
-	k := f.key()
-	if err := s.objs.Flows.Update(&k, &v, ebpf.UpdateAny); err != nil {
-		if errors.Is(err, unix.E2BIG) {
-			return ErrFlowsFull
-		}
-		return fmt.Errorf("install flow: %w", err)
-	}
-	return nil
+	return v, nil
 }
 
 // DeleteFlow removes the entry of f; a missing entry is not an error.
 func (s *Steering) DeleteFlow(f Flow) error {
-	k := f.key()
-	if err := s.objs.Flows.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+	var err error
+	if f.is4() {
+		k := f.key4()
+		err = ignoreMissing(s.objs.Flows4.Delete(&k))
+		// The previous govsd's program, attached until the swap, reads
+		// its copy in flows (moveFlows4): it must stop too.
+		if s.moving4.Load() {
+			k := f.key()
+			err = errors.Join(err, ignoreMissing(s.objs.Flows.Delete(&k)))
+		}
+	} else {
+		k := f.key()
+		err = ignoreMissing(s.objs.Flows.Delete(&k))
+	}
+	if err != nil {
 		return fmt.Errorf("delete flow: %w", err)
 	}
 	return nil
+}
+
+// ignoreMissing is err, but nil for a key that is not in the map.
+func ignoreMissing(err error) error {
+	if errors.Is(err, ebpf.ErrKeyNotExist) {
+		return nil
+	}
+	return err
 }
 
 // FlowLastSeen returns when the program last forwarded a packet of f, or
@@ -238,10 +295,17 @@ func (s *Steering) DeleteFlow(f Flow) error {
 // nanoseconds (bpf_ktime_get_coarse_ns: a tick behind at most), updated at most every ~67 ms; ok is false
 // when f has no entry.
 func (s *Steering) FlowLastSeen(f Flow) (ns int64, ok bool) {
-	k := f.key()
 	var v steerFlowAction
-	if err := s.objs.Flows.Lookup(&k, &v); err != nil || v.LastSeen == 0 {
+	if err := s.lookupFlow(&f, &v); err != nil || v.LastSeen == 0 {
 		return 0, false
+	}
+	// Until the swap the previous govsd's program stamps its copy.
+	if f.is4() && s.moving4.Load() {
+		k := f.key()
+		var old steerFlowAction
+		if s.objs.Flows.Lookup(&k, &old) == nil && int64(old.LastSeen-v.LastSeen) > 0 {
+			v.LastSeen = old.LastSeen
+		}
 	}
 	return int64(v.LastSeen), true
 }
@@ -249,21 +313,29 @@ func (s *Steering) FlowLastSeen(f Flow) (ns int64, ok bool) {
 // FlowCurrent reports whether f has an entry of the current generation:
 // one the program acts on.
 func (s *Steering) FlowCurrent(f Flow) bool {
-	k := f.key()
 	var v steerFlowAction
-	return s.objs.Flows.Lookup(&k, &v) == nil && v.Gen == s.gen.Load()
+	return s.lookupFlow(&f, &v) == nil && v.Gen == s.gen.Load()
 }
 
-// FlowCount counts the entries of the flow map (for tests and listings; it
-// walks the map).
+// FlowCount counts the entries of the flow maps (for tests and listings;
+// it walks them), each flow once while IPv4 ones are being moved
+// (moveFlows4).
 func (s *Steering) FlowCount() int {
 	var (
-		k steerFlowKey
-		v steerFlowAction
-		n int
+		k  steerFlowKey
+		k4 steerFlowKey4
+		v  steerFlowAction
+		n  int
 	)
+	moving := s.moving4.Load()
 	it := s.objs.Flows.Iterate()
 	for it.Next(&k, &v) {
+		if !moving || !(inet.Addr(k.Saddr).Is4() && inet.Addr(k.Daddr).Is4()) {
+			n++
+		}
+	}
+	it = s.objs.Flows4.Iterate()
+	for it.Next(&k4, &v) {
 		n++
 	}
 	return n

@@ -837,9 +837,8 @@ func TestInstallFlowSeqAdj(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = s.DeleteFlow(f) })
-			k := f.key()
 			var v steerFlowAction
-			if err := s.objs.Flows.Lookup(&k, &v); err != nil {
+			if err := s.lookupFlow(&f, &v); err != nil {
 				t.Fatal(err)
 			}
 			if got := v.Flags&flowSeqAdj != 0; got != c.wantFlag {
@@ -847,6 +846,57 @@ func TestInstallFlowSeqAdj(t *testing.T) {
 			}
 			if v.SeqAdd != a.SeqAdd || v.AckAdd != a.AckAdd || v.WinShift != a.WinShift {
 				t.Errorf("entry %+v, want the action's translation %+v", v, a)
+			}
+		})
+	}
+}
+
+// TestFlowMapsByFamily: IPv4 flows live in flows4 under their 16-byte key,
+// the others in flows, and an IPv4 packet is looked up in flows4 alone.
+func TestFlowMapsByFamily(t *testing.T) {
+	s := newFastSteering(t)
+	for _, c := range []struct {
+		name string
+		pkt  fpkt
+		spec flowSpec
+		v4   bool
+	}{
+		{"tcp4", ack4, dnat4, true},
+		{"udp4", udp4, dnat4U, true},
+		{"tcp6", ack6, dnat6, false},
+		{"udp6", udp6, flowSpec{op: FlowSetDst, dst: real6, dport: rportU}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			in := c.pkt.frame(t)
+			f := c.pkt.flow(t)
+			a := c.spec.action(t, in, 1)
+			if err := s.InstallFlow(f, &a, s.FlowGeneration()); err != nil {
+				t.Fatal(err)
+			}
+			var v steerFlowAction
+			k, k4 := f.key(), f.key4()
+			in4 := s.objs.Flows4.Lookup(&k4, &v) == nil
+			in6 := s.objs.Flows.Lookup(&k, &v) == nil
+			if in4 != c.v4 || in6 == c.v4 {
+				t.Errorf("entry in flows4 %v, in flows %v; want it in flows4 %v", in4, in6, c.v4)
+			}
+			if n := s.FlowCount(); n != 1 {
+				t.Errorf("FlowCount %d, want 1", n)
+			}
+			checkForwarded(t, s, in)
+			if err := s.DeleteFlow(f); err != nil {
+				t.Fatal(err)
+			}
+			if s.objs.Flows4.Lookup(&k4, &v) == nil || s.objs.Flows.Lookup(&k, &v) == nil {
+				t.Error("entry left after DeleteFlow")
+			}
+			if c.v4 {
+				// An IPv4 entry under flows' IPv4-mapped key is not seen.
+				installFlowBeforeFlows4(t, s, f, &a)
+				checkSteered(t, s, in, wantVIP)
+				if err := s.objs.Flows.Delete(&k); err != nil {
+					t.Fatal(err)
+				}
 			}
 		})
 	}

@@ -9,7 +9,7 @@ import (
 // The steering meter (steer.c, steer_admit): a packet the program is about
 // to steer to the AF_XDP socket in xsks slot base+q passes that slot's
 // token bucket first, unless it belongs to a flow the workers know (an
-// entry in the flow map, SteerOnly or not), is a SYN the SYN budget
+// entry in a flow map, SteerOnly or not), is a SYN the SYN budget
 // admitted, or is an ICMP error. Over the rate it is dropped
 // (Counters.SteerMetered) instead of being copied into a ring the worker
 // cannot empty fast enough.

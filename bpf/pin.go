@@ -12,6 +12,8 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
+
+	"github.com/govs/govs/inet"
 )
 
 // Pinning keeps the steering program and its state alive while no director
@@ -20,9 +22,9 @@ import (
 //
 //   - xdp_<ifname>: the XDP link of each served interface, so the program
 //     stays attached and its fast path keeps forwarding established flows;
-//   - flows, fast_cfg, syncookie_keys: the maps that carry state from one
-//     process to the next (flow entries and their generation, the SYN
-//     cookie key);
+//   - flows, flows4, fast_cfg, syncookie_keys: the maps that carry state
+//     from one process to the next (flow entries and their generation,
+//     the SYN cookie key);
 //   - conns: the connection mirror (store.go).
 //
 // Every other map is the process's own: the old program keeps its copies
@@ -37,13 +39,13 @@ var ErrPinnedIncompatible = errors.New("pinned map incompatible with this govs v
 
 // stateMaps are the steering program's maps pinned by name: the state a
 // director process hands to the next.
-var stateMaps = [...]string{steerMapFlows, steerMapFastCfg, steerMapSyncookieKeys}
+var stateMaps = [...]string{steerMapFlows, steerMapFlows4, steerMapFastCfg, steerMapSyncookieKeys}
 
 // pinnedNames are the names Cleanup removes besides xdp_* links: the state
 // maps and the connection mirror. Anything else in the directory is not
 // govs's and stays.
 var pinnedNames = map[string]bool{
-	steerMapFlows: true, steerMapFastCfg: true, steerMapSyncookieKeys: true, "conns": true,
+	steerMapFlows: true, steerMapFlows4: true, steerMapFastCfg: true, steerMapSyncookieKeys: true, "conns": true,
 }
 
 // linkPrefix starts the pin name of an interface's XDP link.
@@ -117,9 +119,12 @@ func checkBPFFS(dir string) error {
 // process. A pinned map that differs from spec is an error wrapping
 // ErrPinnedIncompatible. A partial set (a process that died while pinning
 // them) is removed: state maps only make sense together, the flow entries
-// with their generation.
-func adoptStateMaps(spec *ebpf.CollectionSpec, dir string) (adopted bool, err error) {
-	found := 0
+// with their generation. The exception is a set that lacks flows4 alone:
+// a govs from before IPv4 flows had a map of their own left it, with its
+// IPv4 entries in flows. It is adopted (move4), flows4 created unpinned,
+// for the caller to move them (moveFlows4).
+func adoptStateMaps(spec *ebpf.CollectionSpec, dir string) (adopted, move4 bool, err error) {
+	found := map[string]bool{}
 	for _, name := range stateMaps {
 		ms := spec.Maps[name]
 		ms.Pinning = ebpf.PinByName
@@ -128,24 +133,164 @@ func adoptStateMaps(spec *ebpf.CollectionSpec, dir string) (adopted bool, err er
 			continue
 		}
 		if err != nil {
-			return false, fmt.Errorf("open pinned map %s in %s: %w", name, dir, err)
+			return false, false, fmt.Errorf("open pinned map %s in %s: %w", name, dir, err)
 		}
 		err = ms.Compatible(m)
 		m.Close()
 		if err != nil {
-			return false, fmt.Errorf("pinned map %s in %s: %w: %w (run govsd --cleanup to remove the old state)",
+			return false, false, fmt.Errorf("pinned map %s in %s: %w: %w (run govsd --cleanup to remove the old state)",
 				name, dir, ErrPinnedIncompatible, err)
 		}
-		found++
+		found[name] = true
 	}
-	if found == len(stateMaps) {
-		return true, nil
-	}
-	if found > 0 {
+	switch {
+	case len(found) == len(stateMaps):
+		return true, false, nil
+	case len(found) == len(stateMaps)-1 && !found[steerMapFlows4]:
+		// Pinned once its entries are in (finishMove4): until then a
+		// crash leaves the old set, which the next process moves again.
+		spec.Maps[steerMapFlows4].Pinning = ebpf.PinNone
+		return true, true, nil
+	case len(found) > 0:
 		for _, name := range stateMaps {
 			if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return false, fmt.Errorf("remove partial pinned state: %w", err)
+				return false, false, fmt.Errorf("remove partial pinned state: %w", err)
 			}
+		}
+	}
+	return false, false, nil
+}
+
+// flowBatch is how many flow entries one batch call reads, writes or
+// deletes. The batch calls (Linux 5.6) are older than the program's
+// helpers (bpf_ktime_get_coarse_ns, 5.11), so no fallback is needed.
+const flowBatch = 4096
+
+// moveFlows4 copies the IPv4 entries of flows, pinned by a govs from
+// before flows4, into flows4, where this program looks them up: the
+// connections adopted with them stay in the fast path once it is swapped
+// in. They stay in flows meanwhile, since the previous program, attached
+// until AttachPinned swaps this one in, reads them there: established
+// IPv4 flows are forwarded through the gap as they always were.
+// finishMove4 deletes them once no interface runs that program. Until
+// then DeleteFlow deletes both copies and FlowLastSeen shows the later
+// stamp of the two; InstallFlow writes flows4 alone, which the previous
+// program does not read (no packet reaches this process's workers before
+// the swap either, the previous program's sockets being gone).
+func (s *Steering) moveFlows4() error {
+	keys4 := make([]steerFlowKey4, flowBatch)
+	err := s.legacyFlows4(func(keys []steerFlowKey, vals []steerFlowAction) error {
+		for i := range keys {
+			keys4[i] = steerFlowKey4{Saddr: [4]uint8(keys[i].Saddr[12:]), Daddr: [4]uint8(keys[i].Daddr[12:]),
+				Sport: keys[i].Sport, Dport: keys[i].Dport, Proto: keys[i].Proto}
+		}
+		_, err := s.objs.Flows4.BatchUpdate(keys4[:len(keys)], vals, nil)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("move IPv4 flows to flows4: %w", err)
+	}
+	s.moving4.Store(true)
+	return s.finishMove4()
+}
+
+// legacyFlows4 calls fn with the IPv4 entries in flows, a batch at a time.
+// fn may delete them.
+func (s *Steering) legacyFlows4(fn func(keys []steerFlowKey, vals []steerFlowAction) error) error {
+	keys := make([]steerFlowKey, flowBatch)
+	vals := make([]steerFlowAction, flowBatch)
+	var cursor ebpf.MapBatchCursor
+	for {
+		n, err := s.objs.Flows.BatchLookup(&cursor, keys, vals, nil)
+		if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return err
+		}
+		m := 0
+		for i := range n {
+			if inet.Addr(keys[i].Saddr).Is4() && inet.Addr(keys[i].Daddr).Is4() {
+				keys[m], vals[m] = keys[i], vals[i]
+				m++
+			}
+		}
+		if m > 0 {
+			if err := fn(keys[:m], vals[:m]); err != nil {
+				return err
+			}
+		}
+		if err != nil {
+			return nil // ErrKeyNotExist: the last batch
+		}
+	}
+}
+
+// finishMove4 ends moveFlows4 once no interface runs the previous program
+// (AttachPinned swapped this one in on each, or ReleaseInterface detached
+// it); until then it does nothing. flows4 is pinned, then the IPv4
+// entries are deleted from flows. In that order a crash in between leaves
+// copies in flows that no program reads, never entries in neither map.
+func (s *Steering) finishMove4() error {
+	s.moveMu.Lock()
+	defer s.moveMu.Unlock()
+	if !s.moving4.Load() {
+		return nil
+	}
+	if old, err := s.previousProgramAttached(); err != nil || old {
+		return err
+	}
+	if !s.objs.Flows4.IsPinned() {
+		if err := s.objs.Flows4.Pin(filepath.Join(s.pinPath, steerMapFlows4)); err != nil {
+			return fmt.Errorf("pin flows4: %w", err)
+		}
+	}
+	err := s.legacyFlows4(func(keys []steerFlowKey, _ []steerFlowAction) error {
+		for len(keys) > 0 {
+			// A batch stops at a key DeleteFlow took meanwhile: skip it.
+			n, err := s.objs.Flows.BatchDelete(keys, nil)
+			if err == nil {
+				return nil
+			}
+			if !errors.Is(err, ebpf.ErrKeyNotExist) {
+				return err
+			}
+			keys = keys[n+1:]
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("delete IPv4 flows moved to flows4: %w", err)
+	}
+	s.moving4.Store(false)
+	return nil
+}
+
+// previousProgramAttached reports whether an XDP link pinned in the pin
+// path runs another program than s's on an interface: a previous govsd's.
+func (s *Steering) previousProgramAttached() (bool, error) {
+	info, err := s.objs.Steer.Info()
+	if err != nil {
+		return false, fmt.Errorf("steering program info: %w", err)
+	}
+	id, _ := info.ID()
+	names, err := PinnedInterfaces(s.pinPath)
+	if err != nil {
+		return false, err
+	}
+	for _, name := range names {
+		l, err := link.LoadPinnedLink(filepath.Join(s.pinPath, linkPinName(name)), nil)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return false, fmt.Errorf("open pinned link of %s: %w", name, err)
+		}
+		li, err := l.Info()
+		l.Close()
+		if err != nil {
+			return false, fmt.Errorf("pinned link of %s: %w", name, err)
+		}
+		// A link whose interface is gone (ifindex 0) runs nowhere.
+		if xdp := li.XDP(); xdp != nil && xdp.Ifindex != 0 && li.Program != id {
+			return true, nil
 		}
 	}
 	return false, nil
@@ -203,7 +348,7 @@ func (s *Steering) AttachPinned(ifindex int, name string, mode Mode) (used Mode,
 				return 0, false, fmt.Errorf("swap xdp program on %s (ifindex %d): %w", name, ifindex, err)
 			}
 			a.add(ifindex, &attachment{l: old, name: name, pinned: true})
-			return attachedMode(ifindex, mode), true, nil
+			return attachedMode(ifindex, mode), true, s.finishMove4After("swap on " + name)
 		}
 		// Another interface's link (or a detached one, ifindex 0): unpinned
 		// and closed, it goes away with the program it held.
@@ -226,7 +371,16 @@ func (s *Steering) AttachPinned(ifindex int, name string, mode Mode) (used Mode,
 		return 0, false, fmt.Errorf("pin xdp link of %s: %w", name, err)
 	}
 	a.add(ifindex, &attachment{l: l, name: name, pinned: true})
-	return used, false, nil
+	return used, false, s.finishMove4After("attach to " + name)
+}
+
+// finishMove4After runs finishMove4 after what (an attach or release that
+// succeeded): its error says that this much was done.
+func (s *Steering) finishMove4After(what string) error {
+	if err := s.finishMove4(); err != nil {
+		return fmt.Errorf("%s done, but: %w", what, err)
+	}
+	return nil
 }
 
 // pinnedIfindex returns the interface of an XDP link, 0 when it is not an
@@ -258,7 +412,11 @@ func (s *Steering) ReleaseInterface(name string) error {
 		}
 	}
 	a.mu.Unlock()
-	return releasePinnedLink(filepath.Join(s.pinPath, linkPinName(name)), name)
+	if err := releasePinnedLink(filepath.Join(s.pinPath, linkPinName(name)), name); err != nil {
+		return err
+	}
+	// It may have been the last interface the previous program ran on.
+	return s.finishMove4After("release of " + name)
 }
 
 func releaseLink(l link.Link, name string) error {
@@ -316,7 +474,12 @@ func (s *Steering) Unpin() error {
 			errs = append(errs, releasePinnedLink(filepath.Join(s.pinPath, linkPinName(name)), name))
 		}
 	}
-	for _, m := range []*ebpf.Map{s.objs.Flows, s.objs.FastCfg, s.objs.SyncookieKeys} {
+	// Nothing is handed over any more: an unfinished moveFlows4 stops
+	// (flows4 unpinned is a no-op then).
+	s.moveMu.Lock()
+	s.moving4.Store(false)
+	s.moveMu.Unlock()
+	for _, m := range []*ebpf.Map{s.objs.Flows, s.objs.Flows4, s.objs.FastCfg, s.objs.SyncookieKeys} {
 		if err := m.Unpin(); err != nil {
 			errs = append(errs, fmt.Errorf("unpin map: %w", err))
 		}

@@ -1,6 +1,7 @@
 package bpf
 
 import (
+	"bytes"
 	"errors"
 	"io/fs"
 	"os"
@@ -8,7 +9,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
@@ -97,14 +100,19 @@ func TestPinnedStateAdopted(t *testing.T) {
 	if err := s1.SetFastPath(true); err != nil {
 		t.Fatal(err)
 	}
-	f := Flow{Src: inet.AddrFromNetip(mustAddr(t, client4)), Dst: inet.AddrFromNetip(mustAddr(t, vip4)), SrcPort: 1000, DstPort: 80, Proto: unix.IPPROTO_TCP}
-	if err := s1.InstallFlow(f, &FlowAction{Op: FlowForward, Ifindex: 1}, s1.FlowGeneration()); err != nil {
-		t.Fatal(err)
+	// One flow of each family: flows4 and flows are both handed over.
+	for _, f := range []Flow{
+		{Src: inet.AddrFromNetip(mustAddr(t, client4)), Dst: inet.AddrFromNetip(mustAddr(t, vip4)), SrcPort: 1000, DstPort: 80, Proto: unix.IPPROTO_TCP},
+		{Src: inet.AddrFromNetip(mustAddr(t, client6)), Dst: inet.AddrFromNetip(mustAddr(t, vip6)), SrcPort: 1000, DstPort: 443, Proto: unix.IPPROTO_TCP},
+	} {
+		if err := s1.InstallFlow(f, &FlowAction{Op: FlowForward, Ifindex: 1}, s1.FlowGeneration()); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := s1.Close(); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"fast_cfg", "flows", "syncookie_keys"}
+	want := []string{"fast_cfg", "flows", "flows4", "syncookie_keys"}
 	if got := pinned(t, opts.PinPath); !slices.Equal(got, want) {
 		t.Fatalf("pinned after Close: %v, want %v", got, want)
 	}
@@ -119,8 +127,8 @@ func TestPinnedStateAdopted(t *testing.T) {
 	if g := s2.FlowGeneration(); g != 2 {
 		t.Errorf("second load: FlowGeneration = %d, want 2", g)
 	}
-	if !s2.FastPathEnabled() || s2.FlowCount() != 1 {
-		t.Errorf("second load: fast path on %v, %d flows; want on, 1", s2.FastPathEnabled(), s2.FlowCount())
+	if !s2.FastPathEnabled() || s2.FlowCount() != 2 {
+		t.Errorf("second load: fast path on %v, %d flows; want on, 2", s2.FastPathEnabled(), s2.FlowCount())
 	}
 	if err := s2.SetFastPath(false); err != nil {
 		t.Fatal(err)
@@ -163,7 +171,7 @@ func TestPinnedIncompatible(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"fast_cfg", "flows", "syncookie_keys"}; !slices.Equal(removed, want) {
+	if want := []string{"fast_cfg", "flows", "flows4", "syncookie_keys"}; !slices.Equal(removed, want) {
 		t.Errorf("Cleanup removed %v, want %v", removed, want)
 	}
 	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
@@ -328,7 +336,7 @@ func TestAttachPinned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"fast_cfg", "flows", "syncookie_keys", "xdp_gbp0"}; !slices.Equal(removed, want) {
+	if want := []string{"fast_cfg", "flows", "flows4", "syncookie_keys", "xdp_gbp0"}; !slices.Equal(removed, want) {
 		t.Errorf("Cleanup removed %v, want %v", removed, want)
 	}
 	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
@@ -391,5 +399,287 @@ func TestAttachPinnedWithoutPinPath(t *testing.T) {
 	}
 	if id, _ := xdpProgID(t, h, "gbn0"); id != 0 {
 		t.Errorf("after Close: program %d attached, want none (nothing pinned)", id)
+	}
+}
+
+// installFlowBeforeFlows4 writes f's entry as a govs from before flows4
+// did: into flows, IPv4 flows too (IPv4-mapped key).
+func installFlowBeforeFlows4(t *testing.T, s *Steering, f Flow, a *FlowAction) {
+	t.Helper()
+	v, err := flowEntry(&f, a, s.FlowGeneration())
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := f.key()
+	if err := s.objs.Flows.Update(&k, &v, ebpf.UpdateAny); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// legacyEntries returns the IPv4 entries in s's flows map.
+func legacyEntries(t *testing.T, s *Steering) map[steerFlowKey]steerFlowAction {
+	t.Helper()
+	m := map[steerFlowKey]steerFlowAction{}
+	err := s.legacyFlows4(func(keys []steerFlowKey, vals []steerFlowAction) error {
+		for i := range keys {
+			m[keys[i]] = vals[i]
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// movedFlow is a flow of the pin directory a govs from before flows4 left.
+type movedFlow struct {
+	name string
+	pkt  fpkt
+	spec flowSpec
+}
+
+var movedFlows = []movedFlow{
+	{"dnat tcp4", ack4, dnat4},
+	{"dnat udp4", udp4, dnat4U},
+	{"snat tcp4", reply4, snat4},
+	{"snat udp4", reply4U, snat4U}, // ended in the gap
+	{"dnat tcp6", ack6, dnat6},
+}
+
+// pinBeforeFlows4 makes dir the pin directory a govs from before flows4
+// leaves: its program attached through pinned links on ifaces (ifindex ->
+// name), flow entries of movedFlows all in flows, generation 1, the fast
+// path on, and no flows4. It returns the actions written.
+func pinBeforeFlows4(t *testing.T, dir string, opts SteeringOptions, ifaces map[int]string) []FlowAction {
+	t.Helper()
+	old := loadPinned(t, opts)
+	for ifindex, name := range ifaces {
+		if _, _, err := old.AttachPinned(ifindex, name, ModeGeneric); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := old.InvalidateFlows(); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.SetFastPath(true); err != nil {
+		t.Fatal(err)
+	}
+	var actions []FlowAction
+	for i, c := range movedFlows {
+		a := c.spec.action(t, c.pkt.frame(t), uint32(i+1))
+		installFlowBeforeFlows4(t, old, c.pkt.flow(t), &a)
+		actions = append(actions, a)
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The program attached keeps its own flows4 alive; unpinned, the
+	// directory is laid out as that govs left it.
+	if err := os.Remove(filepath.Join(dir, "flows4")); err != nil {
+		t.Fatal(err)
+	}
+	return actions
+}
+
+// checkMovedForwarded runs each moved flow's packet (but skip's) through
+// s's program and expects the workers' rewrite.
+func checkMovedForwarded(t *testing.T, s *Steering, actions []FlowAction, skip string) {
+	t.Helper()
+	for i, c := range movedFlows {
+		if c.name == skip {
+			continue
+		}
+		t.Run(c.name, func(t *testing.T) {
+			in := c.pkt.frame(t)
+			action, out, delta := runOut(t, s, in)
+			if action != xdpRedirect || delta != (Counters{FastForwarded: 1}) {
+				t.Fatalf("action %d, counters moved by %+v, want XDP_REDIRECT and one fast-forwarded packet", action, delta)
+			}
+			if want := oracle(t, in, &actions[i]); !bytes.Equal(out, want) {
+				t.Errorf("output differs from the workers' rewrite: %s", diffBytes(out, want))
+			}
+		})
+	}
+}
+
+// TestPinnedFlows4Moved: the pin directory of a govs from before flows4,
+// its IPv4 flow entries in flows, is adopted without losing a flow. The
+// IPv4 entries are copied to flows4 at load, so the new program forwards
+// them, and stay in flows, where the previous program, attached until the
+// swap, reads them; once no interface runs it (swapped on one, released
+// on the other) they leave flows and flows4 is pinned. A govsd that dies
+// before the swap leaves the old layout, moved again by the next one.
+func TestPinnedFlows4Moved(t *testing.T) {
+	h := enterTestNetns(t, "mv4")
+	dir := pinTestDir(t)
+	swapped := addVeth(t, h, "gbm0", "gbm1", 1)
+	released := addVeth(t, h, "gbr0", "gbr1", 1)
+	opts := SteeringOptions{MaxFlows: 4096, PinPath: dir}
+	actions := pinBeforeFlows4(t, dir, opts, map[int]string{swapped: "gbm0", released: "gbr0"})
+	oldLayout := []string{"fast_cfg", "flows", "syncookie_keys", "xdp_gbm0", "xdp_gbr0"}
+	if got := pinned(t, dir); !slices.Equal(got, oldLayout) {
+		t.Fatalf("pinned by the previous govsd: %v, want %v", got, oldLayout)
+	}
+
+	// A govsd that dies before its swap.
+	s1 := loadPinned(t, opts)
+	if !s1.Adopted() || !s1.moving4.Load() {
+		t.Errorf("load over the old layout: Adopted %v, moving %v; want both", s1.Adopted(), s1.moving4.Load())
+	}
+	if n, legacy := s1.FlowCount(), len(legacyEntries(t, s1)); n != 5 || legacy != 4 {
+		t.Errorf("while moving: FlowCount %d, %d IPv4 entries in flows; want 5, 4", n, legacy)
+	}
+	if err := s1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := pinned(t, dir); !slices.Equal(got, oldLayout) {
+		t.Fatalf("pinned after a govsd died before its swap: %v, want the old layout %v", got, oldLayout)
+	}
+
+	// The next one adopts every flow of the current generation.
+	s2 := loadPinned(t, opts)
+	configureTestSteering(t, s2)
+	if !s2.Adopted() || s2.FlowGeneration() != 1 || !s2.FastPathEnabled() {
+		t.Errorf("adopted %v, generation %d, fast path %v; want adopted, 1, on", s2.Adopted(), s2.FlowGeneration(), s2.FastPathEnabled())
+	}
+	for _, c := range movedFlows {
+		if !s2.FlowCurrent(c.pkt.flow(t)) {
+			t.Errorf("%s: not FlowCurrent after the load", c.name)
+		}
+	}
+	if n := s2.FlowCount(); n != 5 {
+		t.Errorf("FlowCount %d while moving, want 5 (each flow once)", n)
+	}
+	t.Run("forwarded from flows4 before the swap", func(t *testing.T) { checkMovedForwarded(t, s2, actions, "") })
+	legacy := legacyEntries(t, s2)
+	if len(legacy) != 4 {
+		t.Fatalf("%d IPv4 entries left in flows before the swap, want 4 for the previous program", len(legacy))
+	}
+
+	// The previous program stamps its copies until the swap.
+	f := ack4.flow(t)
+	seen4, ok := s2.FlowLastSeen(f)
+	if !ok {
+		t.Fatal("FlowLastSeen: no entry")
+	}
+	k := f.key()
+	v := legacy[k]
+	v.LastSeen = uint64(seen4 + int64(time.Second))
+	if err := s2.objs.Flows.Update(&k, &v, ebpf.UpdateExist); err != nil {
+		t.Fatal(err)
+	}
+	if seen, _ := s2.FlowLastSeen(f); seen != int64(v.LastSeen) {
+		t.Errorf("FlowLastSeen %d while moving, want the previous program's later stamp %d", seen, v.LastSeen)
+	}
+
+	// A flow ended in the gap leaves both maps: the previous program must
+	// stop forwarding it too.
+	ended := reply4U.flow(t)
+	if err := s2.DeleteFlow(ended); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := legacyEntries(t, s2)[ended.key()]; ok || s2.FlowCurrent(ended) {
+		t.Errorf("after DeleteFlow: in flows %v, FlowCurrent %v; want neither", ok, s2.FlowCurrent(ended))
+	}
+
+	// Swapped on one interface: the other still runs the previous program.
+	if _, replaced, err := s2.AttachPinned(swapped, "gbm0", ModeGeneric); err != nil || !replaced {
+		t.Fatalf("AttachPinned: replaced %v, %v", replaced, err)
+	}
+	if n := len(legacyEntries(t, s2)); n != 3 || !s2.moving4.Load() {
+		t.Errorf("after one of two swaps: %d IPv4 entries in flows, moving %v; want 3, still moving", n, s2.moving4.Load())
+	}
+	if err := s2.ReleaseInterface("gbr0"); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(legacyEntries(t, s2)); n != 0 || s2.moving4.Load() {
+		t.Errorf("once no interface runs the previous program: %d IPv4 entries in flows, moving %v; want none, done", n, s2.moving4.Load())
+	}
+	if want := []string{"fast_cfg", "flows", "flows4", "syncookie_keys", "xdp_gbm0"}; !slices.Equal(pinned(t, dir), want) {
+		t.Errorf("pinned after the move: %v, want %v", pinned(t, dir), want)
+	}
+	if seen, _ := s2.FlowLastSeen(f); seen != seen4 {
+		t.Errorf("FlowLastSeen %d after the move, want flows4's %d", seen, seen4)
+	}
+	if n := s2.FlowCount(); n != 4 {
+		t.Errorf("FlowCount %d after the move, want 4", n)
+	}
+	t.Run("forwarded after the move", func(t *testing.T) { checkMovedForwarded(t, s2, actions, "snat udp4") })
+	if err := s2.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// And the next govsd adopts the new layout as it is.
+	s3 := loadPinned(t, opts)
+	if !s3.Adopted() || s3.moving4.Load() || s3.FlowCount() != 4 {
+		t.Errorf("load after the move: Adopted %v, moving %v, FlowCount %d; want adopted, not moving, 4",
+			s3.Adopted(), s3.moving4.Load(), s3.FlowCount())
+	}
+	for _, c := range movedFlows[:3] {
+		if !s3.FlowCurrent(c.pkt.flow(t)) {
+			t.Errorf("%s: not FlowCurrent after the move", c.name)
+		}
+	}
+}
+
+// TestPinnedFlows4MovedAtLoad: with no program of the previous govsd
+// attached any more, the IPv4 entries are moved at load.
+func TestPinnedFlows4MovedAtLoad(t *testing.T) {
+	dir := pinTestDir(t)
+	opts := SteeringOptions{MaxFlows: 4096, PinPath: dir}
+	actions := pinBeforeFlows4(t, dir, opts, nil)
+	s := loadPinned(t, opts)
+	configureTestSteering(t, s)
+	if !s.Adopted() || s.moving4.Load() {
+		t.Errorf("Adopted %v, moving %v; want adopted, moved", s.Adopted(), s.moving4.Load())
+	}
+	if n, legacy := s.FlowCount(), len(legacyEntries(t, s)); n != 5 || legacy != 0 {
+		t.Errorf("FlowCount %d, %d IPv4 entries in flows; want 5, none", n, legacy)
+	}
+	if want := []string{"fast_cfg", "flows", "flows4", "syncookie_keys"}; !slices.Equal(pinned(t, dir), want) {
+		t.Errorf("pinned: %v, want %v", pinned(t, dir), want)
+	}
+	checkMovedForwarded(t, s, actions, "")
+}
+
+// TestPinnedFlows4Incompatible: a pinned flows4 that differs from this
+// build's (size, type) is refused as flows is.
+func TestPinnedFlows4Incompatible(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		edit func(*ebpf.MapSpec)
+	}{
+		{"size", func(ms *ebpf.MapSpec) { ms.MaxEntries *= 2 }},
+		{"type", func(ms *ebpf.MapSpec) { ms.Type, ms.Flags = ebpf.LRUHash, 0 }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := pinTestDir(t)
+			opts := SteeringOptions{MaxFlows: 4096, PinPath: dir}
+			loadPinned(t, opts).Close()
+			spec, err := loadSteer()
+			if err != nil {
+				t.Fatal(err)
+			}
+			ms := spec.Maps[steerMapFlows4].Copy()
+			ms.MaxEntries = 4096
+			c.edit(ms)
+			path := filepath.Join(dir, "flows4")
+			if err := os.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+			m, err := ebpf.NewMap(ms)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			if err := m.Pin(path); err != nil {
+				t.Fatal(err)
+			}
+			_, err = LoadSteeringWith(opts)
+			if !errors.Is(err, ErrPinnedIncompatible) || !strings.Contains(err.Error(), "flows4") {
+				t.Fatalf("load over a flows4 of another %s: %v; want ErrPinnedIncompatible naming flows4", c.name, err)
+			}
+		})
 	}
 }

@@ -100,6 +100,16 @@ type steerFlowKey struct {
 	Pad   [3]uint8
 }
 
+type steerFlowKey4 struct {
+	_     structs.HostLayout
+	Saddr [4]uint8
+	Daddr [4]uint8
+	Sport uint16
+	Dport uint16
+	Proto uint8
+	Pad   [3]uint8
+}
+
 type steerFragKey struct {
 	_     structs.HostLayout
 	Saddr [16]uint8
@@ -181,6 +191,7 @@ const (
 	steerMapFastCfg       = "fast_cfg"
 	steerMapFastStats     = "fast_stats"
 	steerMapFlows         = "flows"
+	steerMapFlows4        = "flows4"
 	steerMapFragAddrs     = "frag_addrs"
 	steerMapFragToKernel  = "frag_to_kernel"
 	steerMapIfaces        = "ifaces"
@@ -251,6 +262,7 @@ type steerMapSpecs struct {
 	FastCfg       *ebpf.MapSpec `ebpf:"fast_cfg"`
 	FastStats     *ebpf.MapSpec `ebpf:"fast_stats"`
 	Flows         *ebpf.MapSpec `ebpf:"flows"`
+	Flows4        *ebpf.MapSpec `ebpf:"flows4"`
 	FragAddrs     *ebpf.MapSpec `ebpf:"frag_addrs"`
 	FragToKernel  *ebpf.MapSpec `ebpf:"frag_to_kernel"`
 	Ifaces        *ebpf.MapSpec `ebpf:"ifaces"`
@@ -297,6 +309,7 @@ type steerMaps struct {
 	FastCfg       *ebpf.Map `ebpf:"fast_cfg"`
 	FastStats     *ebpf.Map `ebpf:"fast_stats"`
 	Flows         *ebpf.Map `ebpf:"flows"`
+	Flows4        *ebpf.Map `ebpf:"flows4"`
 	FragAddrs     *ebpf.Map `ebpf:"frag_addrs"`
 	FragToKernel  *ebpf.Map `ebpf:"frag_to_kernel"`
 	Ifaces        *ebpf.Map `ebpf:"ifaces"`
@@ -319,6 +332,7 @@ func (m *steerMaps) Close() error {
 		m.FastCfg,
 		m.FastStats,
 		m.Flows,
+		m.Flows4,
 		m.FragAddrs,
 		m.FragToKernel,
 		m.Ifaces,

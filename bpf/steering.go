@@ -106,19 +106,25 @@ type Steering struct {
 
 	pinPath string // SteeringOptions.PinPath
 	adopted bool   // the state maps were a previous process's (Adopted)
+	// moving4: the IPv4 entries of a previous govsd without flows4 are
+	// being moved there from flows (moveFlows4), and its program may
+	// still read them in flows.
+	moving4 atomic.Bool
+	moveMu  sync.Mutex // serialises finishMove4
 }
 
 // SteeringOptions size the steering program's maps.
 type SteeringOptions struct {
 	// MaxFlows bounds the XDP fast path's flow entries (two per
-	// connection that is forwarded both ways); 0 keeps the default, 2M.
-	// The map allocates entries as they are added.
+	// connection that is forwarded both ways) of each family: IPv4 and
+	// IPv6 flows have a map each, of this size; 0 keeps the default, 2M.
+	// The maps allocate entries as they are added.
 	MaxFlows int
 	// PinPath is a directory on a BPF filesystem (created if missing)
-	// where the state maps (flows, fast_cfg, syncookie_keys) are pinned,
-	// and reused when a previous process pinned them (Adopted), and where
-	// AttachPinned pins the XDP links. "" pins nothing: everything goes
-	// with the process.
+	// where the state maps (flows, flows4, fast_cfg, syncookie_keys) are
+	// pinned, and reused when a previous process pinned them (Adopted),
+	// and where AttachPinned pins the XDP links. "" pins nothing:
+	// everything goes with the process.
 	PinPath string
 }
 
@@ -139,15 +145,21 @@ func LoadSteeringWith(opts SteeringOptions) (*Steering, error) {
 		return nil, loadError("steering", err)
 	}
 	if opts.MaxFlows > 0 {
-		spec.Maps[steerMapFlows].MaxEntries = uint32(min(opts.MaxFlows, 1<<30))
+		// Sized alike: either family may carry all the connections.
+		for _, name := range []string{steerMapFlows, steerMapFlows4} {
+			spec.Maps[name].MaxEntries = uint32(min(opts.MaxFlows, 1<<30))
+		}
 	}
 	s := &Steering{realRefs: make(map[Endpoint]int), pinPath: opts.PinPath}
-	var copts *ebpf.CollectionOptions
+	var (
+		copts *ebpf.CollectionOptions
+		move4 bool
+	)
 	if opts.PinPath != "" {
 		if err := preparePinPath(opts.PinPath); err != nil {
 			return nil, err
 		}
-		if s.adopted, err = adoptStateMaps(spec, opts.PinPath); err != nil {
+		if s.adopted, move4, err = adoptStateMaps(spec, opts.PinPath); err != nil {
 			return nil, err
 		}
 		copts = &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: opts.PinPath}}
@@ -165,6 +177,12 @@ func LoadSteeringWith(opts SteeringOptions) (*Steering, error) {
 		return nil, fmt.Errorf("read fast path config: %w", err)
 	}
 	s.gen.Store(cfg.Gen)
+	if move4 {
+		if err := s.moveFlows4(); err != nil {
+			s.objs.Close()
+			return nil, err
+		}
+	}
 	return s, nil
 }
 

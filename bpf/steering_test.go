@@ -49,6 +49,14 @@ func newTestSteering(t testing.TB) *Steering {
 			t.Errorf("Close: %v", err)
 		}
 	})
+	configureTestSteering(t, s)
+	return s
+}
+
+// configureTestSteering gives s newTestSteering's interface, services and
+// real servers: what a director process configures anew at each start.
+func configureTestSteering(t testing.TB, s *Steering) {
+	t.Helper()
 	lo, err := net.InterfaceByName("lo")
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +83,6 @@ func newTestSteering(t testing.TB) *Steering {
 			t.Fatal(err)
 		}
 	}
-	return s
 }
 
 // run runs the program once on frame and returns its action and what it

@@ -80,10 +80,22 @@
  * Linux starts the options of a segment that carries timestamps alone. */
 #define TCP_OPT_NOP_NOP_TS 0x0101080a
 
-/* The packet as received; addresses IPv4-mapped, ports in network order. */
+/* An IPv6 packet as received; ports in network order. */
 struct flow_key {
 	__u8 saddr[16];
 	__u8 daddr[16];
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 pad[3]; /* always 0 */
+};
+
+/* An IPv4 packet as received: 16 bytes, not flow_key's 40, since the
+ * hash map's jhash over the key is a good part of the fast path's cost
+ * and most traffic is IPv4. */
+struct flow_key4 {
+	__u8 saddr[4];
+	__u8 daddr[4];
 	__be16 sport;
 	__be16 dport;
 	__u8 proto;
@@ -111,6 +123,7 @@ struct flow_action {
 	__u64 idle_timeout; /* ns, at most INT64_MAX: a packet after this long idle goes to the workers */
 };
 
+/* IPv6 flows: flow_key -> how to forward them. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -118,6 +131,15 @@ struct {
 	__type(key, struct flow_key);
 	__type(value, struct flow_action);
 } flows SEC(".maps");
+
+/* IPv4 flows: flow_key4 -> how to forward them; sized as flows. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 1 << 21);
+	__type(key, struct flow_key4);
+	__type(value, struct flow_action);
+} flows4 SEC(".maps");
 
 struct fast_config {
 	__u32 enabled;
@@ -451,6 +473,28 @@ static __always_inline void fast_count(const struct flow_action *a, __u32 bytes)
 	}
 }
 
+/* flow_lookup returns the entry of the packet's flow, t being its tuple
+ * (IPv4-mapped addresses for IPv4): in flows4 for IPv4, flows for IPv6. */
+static __always_inline struct flow_action *flow_lookup(const struct tuple *t, bool is_ipv6)
+{
+	if (!is_ipv6) {
+		struct flow_key4 key = {};
+		__builtin_memcpy(key.saddr, &t->saddr[12], 4);
+		__builtin_memcpy(key.daddr, &t->daddr[12], 4);
+		key.sport = t->sport;
+		key.dport = t->dport;
+		key.proto = t->proto;
+		return bpf_map_lookup_elem(&flows4, &key);
+	}
+	struct flow_key key = {};
+	__builtin_memcpy(key.saddr, t->saddr, 16);
+	__builtin_memcpy(key.daddr, t->daddr, 16);
+	key.sport = t->sport;
+	key.dport = t->dport;
+	key.proto = t->proto;
+	return bpf_map_lookup_elem(&flows, &key);
+}
+
 /*
  * fast_forward forwards a packet of an established flow: t is its tuple as
  * classify parsed it. It returns the XDP action; FAST_NO when the packet is
@@ -463,7 +507,7 @@ static __always_inline void fast_count(const struct flow_action *a, __u32 bytes)
  *
  * The flow lookup happens whenever fast_cfg exists, enabled or not, for the
  * known-flow check: with the fast path off every TCP and UDP packet that
- * reaches it pays one hash lookup in flows.
+ * reaches it pays one hash lookup, in flows4 or flows.
  */
 static __always_inline int fast_forward(struct xdp_md *ctx, const struct tuple *t, bool is_ipv6)
 {
@@ -522,13 +566,7 @@ static __always_inline int fast_forward(struct xdp_md *ctx, const struct tuple *
 		csum = (__u16 *)(l4 + 16);
 	}
 
-	struct flow_key key = {};
-	__builtin_memcpy(key.saddr, t->saddr, 16);
-	__builtin_memcpy(key.daddr, t->daddr, 16);
-	key.sport = t->sport;
-	key.dport = t->dport;
-	key.proto = t->proto;
-	struct flow_action *a = bpf_map_lookup_elem(&flows, &key);
+	struct flow_action *a = flow_lookup(t, is_ipv6);
 	if (!a || a->gen != cfg->gen)
 		return FAST_NO;
 	/* The coarse clock (CLOCK_MONOTONIC_COARSE, one tick behind at most)

@@ -235,12 +235,13 @@ struct {
 
 /*
  * The steering meter (steer.c): every packet the program steers to an
- * AF_XDP socket that is not of a flow the workers know (flows), not a SYN
- * admitted by the SYN budget and not an ICMP error passes a token bucket of
- * its socket's slot (base + RX queue, as in xsks) first; over the rate it
- * is dropped (steer_metered), so that a worker that falls behind is not
- * buried under frames the kernel would copy and then drop on a full RX
- * ring. The control plane (dataplane/overload.go) sets each slot's rate.
+ * AF_XDP socket that is not of a flow the workers know (flows4, flows),
+ * not a SYN admitted by the SYN budget and not an ICMP error passes a token
+ * bucket of its socket's slot (base + RX queue, as in xsks) first; over
+ * the rate it is dropped (steer_metered), so that a worker that falls
+ * behind is not buried under frames the kernel would copy and then drop on
+ * a full RX ring. The control plane (dataplane/overload.go) sets each
+ * slot's rate.
  */
 struct steer_limit {
 	__u64 rate;  /* packets per second admitted from this queue; 0 = unlimited */
