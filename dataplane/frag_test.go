@@ -435,7 +435,9 @@ func TestFragmentHandoff(t *testing.T) {
 					desc := put(rx, int(rx.regionStart/frameSize)+i, f)
 					rx.forward(desc, 0, 1, l.st, false)
 					for range 2 {
+						publishAll(w0.d)
 						w0.drainPeers(1, l.st)
+						publishAll(w1.d)
 						w1.drainPeers(1, l.st)
 					}
 				}

@@ -42,15 +42,28 @@ type handoffEntry struct {
 }
 
 // spsc is a bounded single-producer single-consumer ring. The producer
-// writes the slot, then publishes it with an atomic store of tail; the
-// consumer reads tail atomically before the slot, so it sees the write.
+// writes slots, then publishes them with an atomic store of tail; the
+// consumer reads tail atomically before the slots, so it sees the writes.
+//
+// A worker hands off and gives back frames one at a time while it works
+// through a receive batch, but publishes them once per batch (stage, then
+// publish from publishPeers): a store to tail per frame, and the wake-up
+// with it, moved the line between the cores at every frame, which cost
+// four times the CPU per frame once the two workers ran on two cores
+// (BenchmarkHandoffParallel). For the same reason the producer keeps its
+// own copies of the indices and reads the consumer's head only when the
+// ring looks full, and the consumer stores head only when it took something.
 type spsc struct {
 	head atomic.Uint64 // next slot to read; written by the consumer
 	_    [56]byte
-	tail atomic.Uint64 // next slot to write; written by the producer
+	tail atomic.Uint64 // next slot to write, published; written by the producer
 	_    [56]byte
-	mask uint64
-	buf  []handoffEntry
+	// The producer's own: the next slot to write (tail once published),
+	// the tail last published, and the consumer's head as last read.
+	next, published, headSeen uint64
+	_                         [40]byte
+	mask                      uint64
+	buf                       []handoffEntry
 }
 
 func newSPSC(size int) *spsc {
@@ -61,13 +74,38 @@ func newSPSC(size int) *spsc {
 	return &spsc{mask: uint64(n - 1), buf: make([]handoffEntry, n)}
 }
 
-func (r *spsc) push(e handoffEntry) bool {
-	t := r.tail.Load()
-	if t-r.head.Load() > r.mask {
-		return false
+// stage writes e into the next slot without publishing it; false when the
+// ring is full.
+func (r *spsc) stage(e handoffEntry) bool {
+	t := r.next
+	if t-r.headSeen > r.mask {
+		r.headSeen = r.head.Load()
+		if t-r.headSeen > r.mask {
+			return false
+		}
 	}
 	r.buf[t&r.mask] = e
-	r.tail.Store(t + 1)
+	r.next = t + 1
+	return true
+}
+
+// publish makes the staged entries visible to the consumer and reports
+// whether there were any.
+func (r *spsc) publish() bool {
+	if r.next == r.published {
+		return false
+	}
+	r.published = r.next
+	r.tail.Store(r.next)
+	return true
+}
+
+// push stages e and publishes it at once.
+func (r *spsc) push(e handoffEntry) bool {
+	if !r.stage(e) {
+		return false
+	}
+	r.publish()
 	return true
 }
 
@@ -75,6 +113,9 @@ func (r *spsc) push(e handoffEntry) bool {
 func (r *spsc) pop(out []handoffEntry) int {
 	h, t := r.head.Load(), r.tail.Load()
 	n := min(int(t-h), len(out))
+	if n <= 0 {
+		return 0
+	}
 	for i := 0; i < n; i++ {
 		out[i] = r.buf[(h+uint64(i))&r.mask]
 	}

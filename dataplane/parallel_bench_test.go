@@ -48,19 +48,21 @@ func reportCPU(b *testing.B, cpu0 int64, ops int) {
 // BenchmarkHandoffParallel: two workers hand frames to each other both
 // ways, as worker.handOff, drainPeers and release do, over four spsc rings
 // sized as New sizes them (two interfaces, the default ring of 2048): each
-// side pushes a receive batch of frames its peer owns into the peer's inbox
-// (waking it), pops what the peer handed it, gives those frames back on the
-// peer's return ring, and takes its own frames back from its return ring.
+// side stages a receive batch of frames its peer owns into the peer's
+// inbox, pops what the peer handed it, stages those frames back on the
+// peer's return ring, publishes both once with one wake-up (publishPeers),
+// and takes its own frames back from its return ring.
 // One goroutine per side, whatever -cpu says; with one P they take turns.
 // An op is one frame handed over and given back; ns/op halving from -cpu 1
 // to 2 is the hand-off scaling, and cpu-ns/op growing is what the rings'
 // cache lines cost as they move between the cores.
 //
 //   - director-layout: the four rings allocated one after the other, as
-//     New allocates them. An spsc is 160 bytes, so two rings allocated in a
-//     row share a cache line: one ring's mask and buf (read on every push
-//     and pop) with the next one's head (written on every pop, even an
-//     empty one). The metric shared-lines counts such lines.
+//     New allocates them. An spsc's size is not a multiple of a cache
+//     line, so two rings allocated in a row share one: one ring's mask and
+//     buf (read on every stage and pop) with the next one's head (written
+//     on every pop that takes something). The metric shared-lines counts
+//     such lines.
 //   - spaced: the same rings with an unused spsc between any two, so that
 //     no line holds hot fields of two rings (shared-lines 0).
 func BenchmarkHandoffParallel(b *testing.B) {
@@ -107,12 +109,11 @@ func (s *handoffSide) run() {
 		// A receive batch whose connections the peer owns (handOff).
 		for k := 0; k < rxBatch && sent < s.send && len(s.free) > 0; k++ {
 			a := s.free[len(s.free)-1]
-			if !s.out.push(handoffEntry{addr: a, len: handoffLen, iface: handoffIface}) {
+			if !s.out.stage(handoffEntry{addr: a, len: handoffLen, iface: handoffIface}) {
 				s.full++
 				break
 			}
 			s.free = s.free[:len(s.free)-1]
-			s.peer.wake()
 			sent++
 			work++
 		}
@@ -120,7 +121,10 @@ func (s *handoffSide) run() {
 		// transmitted, then given back to their region (release).
 		n := s.in.pop(s.buf)
 		for _, e := range s.buf[:n] {
-			s.giveBack.push(handoffEntry{addr: e.addr &^ (handoffFrame - 1)})
+			s.giveBack.stage(handoffEntry{addr: e.addr &^ (handoffFrame - 1)})
+		}
+		// publishPeers: once per round, with one wake-up.
+		if in, back := s.out.publish(), s.giveBack.publish(); in || back {
 			s.peer.wake()
 		}
 		got += n
@@ -144,10 +148,9 @@ func (s *handoffSide) run() {
 func benchHandoff(b *testing.B, spaced bool) {
 	// New allocates, for each worker, its inbox and its return ring from
 	// the other, one after the other; the allocator then usually puts them
-	// in consecutive 160-byte slots of one span (seen in a test binary),
-	// which a [2]spsc reproduces whatever the heap looks like: 320 bytes is
-	// a size class of its own, so it starts on a cache line. Spaced: one
-	// ring per [2]spsc.
+	// in consecutive slots of one span (seen in a test binary), which a
+	// [2]spsc reproduces whatever the heap looks like. Spaced: one ring per
+	// [2]spsc.
 	var pairs [4]*[2]spsc
 	for i := range pairs {
 		pairs[i] = new([2]spsc)

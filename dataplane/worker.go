@@ -191,6 +191,7 @@ func (w *worker) run() {
 		w.flush()
 		w.complete()
 		w.refill()
+		w.publishPeers()
 		if w.d.syncOn.Load() {
 			w.flushSync()
 			if now-w.lastRefresh >= int64(syncRefresh) {
@@ -212,6 +213,7 @@ func (w *worker) run() {
 		select {
 		case f := <-w.reqs:
 			f()
+			w.publishPeers()
 		default:
 		}
 		if work == 0 && !w.d.opts.BusyPoll {
@@ -323,13 +325,12 @@ func (w *worker) emit(desc xsk.Desc, out int, ok bool) {
 // handOff passes a frame to the worker that owns its connection.
 func (w *worker) handOff(owner int, desc *xsk.Desc, inIface int) (int, bool) {
 	peer := w.d.workers[owner]
-	if !peer.inbox[w.q].push(handoffEntry{addr: desc.Addr, len: desc.Len, iface: uint32(inIface)}) {
+	if !peer.inbox[w.q].stage(handoffEntry{addr: desc.Addr, len: desc.Len, iface: uint32(inIface)}) {
 		w.drop(DropHandoffFull)
 		return 0, false
 	}
 	w.ctr.HandedOff.Add(1)
-	peer.wk.wake()
-	return outHandedOff, true
+	return outHandedOff, true // published, and the peer woken, by publishPeers
 }
 
 // drainPeers processes the frames other workers handed over and takes back
@@ -367,9 +368,28 @@ func (w *worker) release(addr uint64) {
 		return
 	}
 	owner := w.d.workers[int(addr/(w.regionEnd-w.regionStart))]
-	// The return ring holds a whole region, so it cannot be full.
-	owner.returns[w.q].push(handoffEntry{addr: addr})
-	owner.wk.wake()
+	// The return ring holds a whole region, so it cannot be full. It is
+	// published, and the owner woken, by publishPeers.
+	owner.returns[w.q].stage(handoffEntry{addr: addr})
+}
+
+// publishPeers publishes what this worker handed off and gave back since
+// the last call, and wakes each peer that got something: once per loop
+// round, not per frame (spsc).
+func (w *worker) publishPeers() {
+	if len(w.d.workers) < 2 {
+		return
+	}
+	for _, peer := range w.d.workers {
+		if peer == w {
+			continue
+		}
+		in := peer.inbox[w.q].publish()
+		back := peer.returns[w.q].publish()
+		if in || back {
+			peer.wk.wake()
+		}
+	}
 }
 
 // sleep waits in poll(2) until a socket has frames, a peer wakes us, or

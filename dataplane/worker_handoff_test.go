@@ -82,6 +82,7 @@ func TestHandoffToOwner(t *testing.T) {
 	if w0.ct.Len() != 0 || w1.ct.Len() != 0 {
 		t.Fatalf("connections before the owner ran: %d at worker 0, %d at worker 1", w0.ct.Len(), w1.ct.Len())
 	}
+	publishAll(w1.d)
 	if n := w1.drainPeers(2, l.st); n != 1 {
 		t.Fatalf("worker 1 drained %d frames, want 1", n)
 	}
@@ -101,6 +102,7 @@ func TestHandoffToOwner(t *testing.T) {
 	if out, ok := w0.process(&desc, 1, 3, l.st, false); !ok || out != outHandedOff {
 		t.Fatalf("NAT reply at worker 0: out=%d ok=%v, want handed off", out, ok)
 	}
+	publishAll(w1.d)
 	w1.drainPeers(4, l.st)
 	if len(w1.tx[0]) != 1 || w1.tx[0][0].Addr != desc.Addr {
 		t.Fatalf("worker 1 TX toward the client: %v, want the reply frame", w1.tx[0])
@@ -130,6 +132,7 @@ func TestHandoffFullNATReply(t *testing.T) {
 	if out, _ := w0.process(&desc, 0, 1, l.st, false); out != outHandedOff {
 		t.Fatalf("SYN not handed off: out=%d", out)
 	}
+	publishAll(w1.d)
 	w1.drainPeers(2, l.st)
 	if len(w1.tx[1]) != 1 {
 		t.Fatalf("owner forwarded %d frames, want 1; drops %v", len(w1.tx[1]), dropSummary(w1))
@@ -143,6 +146,7 @@ func TestHandoffFullNATReply(t *testing.T) {
 	if out, ok := w0.process(&desc, 1, 3, l.st, false); !ok || out != outHandedOff {
 		t.Fatalf("full-NAT reply at worker 0: out=%d ok=%v, want handed off to worker 1", out, ok)
 	}
+	publishAll(w1.d)
 	w1.drainPeers(4, l.st)
 	if len(w1.tx[0]) != 1 {
 		t.Fatalf("owner sent %d replies toward the client, want 1; drops %v", len(w1.tx[0]), dropSummary(w1))
@@ -157,6 +161,7 @@ func TestHandoffFullNATReply(t *testing.T) {
 	if out, ok := w0.process(&desc, 0, 5, l.st, false); !ok || out != outHandedOff {
 		t.Fatalf("ICMP error at worker 0: out=%d ok=%v, want handed off", out, ok)
 	}
+	publishAll(w1.d)
 	w1.drainPeers(6, l.st)
 	if n := w1.ctr.ICMP.Load(); n != 1 {
 		t.Errorf("owner forwarded %d ICMP errors, want 1; drops %v", n, dropSummary(w1))
@@ -174,6 +179,7 @@ func TestHandoffReturnsFrames(t *testing.T) {
 		t.Fatalf("not handed off: %d", out)
 	}
 	free0, free1 := len(w0.free), len(w1.free)
+	publishAll(w1.d)
 	w1.drainPeers(2, l.st)
 	if n := w1.ctr.Drops[DropNoConn].Load(); n != 1 {
 		t.Fatalf("owner drops %v, want one no_conn", dropSummary(w1))
@@ -181,6 +187,7 @@ func TestHandoffReturnsFrames(t *testing.T) {
 	if len(w1.free) != free1 {
 		t.Errorf("worker 1 took worker 0's frame into its own free list")
 	}
+	publishAll(w0.d)
 	w0.drainPeers(3, l.st)
 	if len(w0.free) != free0+1 || w0.free[len(w0.free)-1] != w0.umem.FrameAddr(3) {
 		t.Errorf("worker 0 free list %d -> %d frames, want its frame 3 back", free0, len(w0.free))
@@ -192,10 +199,12 @@ func TestHandoffReturnsFrames(t *testing.T) {
 		t.Fatalf("not handed off to worker 0: %d", out)
 	}
 	free0, free1 = len(w0.free), len(w1.free)
+	publishAll(w0.d)
 	w0.drainPeers(5, l.st)
 	if len(w0.free) != free0 {
 		t.Errorf("worker 0 took worker 1's frame into its own free list")
 	}
+	publishAll(w1.d)
 	w1.drainPeers(6, l.st)
 	if len(w1.free) != free1+1 || w1.free[len(w1.free)-1] != w0.umem.FrameAddr(35) {
 		t.Errorf("worker 1 free list %d -> %d frames, want its frame 35 back", free1, len(w1.free))
@@ -316,6 +325,7 @@ func TestHandoffEveryDirection(t *testing.T) {
 						t.Fatalf("connection %d (owner %d): %s at worker %d: out=%d ok=%v, want handed off", i, q, what, 1-q, out, ok)
 					}
 					before := len(owner.tx[wantOut])
+					publishAll(owner.d)
 					owner.drainPeers(2, l.st)
 					if len(owner.tx[wantOut]) != before+1 {
 						t.Fatalf("connection %d: owner did not forward the %s: drops %v", i, what, dropSummary(owner))
@@ -339,5 +349,13 @@ func TestHandoffEveryDirection(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// publishAll publishes what every worker of d staged for its peers, as each
+// does at the end of its loop round (publishPeers).
+func publishAll(d *Director) {
+	for _, w := range d.workers {
+		w.publishPeers()
 	}
 }
