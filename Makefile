@@ -51,11 +51,13 @@ demo: deps build
 # bench/results.md; connections per second against nginx real servers
 # (installed if missing). Then the Go microbenchmarks (a whole connection
 # through a worker, rewrite per mode, scheduler pick, connection table at 1M
-# entries, sync codec), for benchstat.
+# entries, sync codec), for benchstat; and the per-worker paths at -cpu 1
+# and 2 (tables, hand-off rings, whole connections: what two workers share).
 bench: build
 	@./.ci/deps nginx-light
 	$(GO) run ./bench/run --govsd $(BIN)/govsd
 	$(GO) test -run='^$$' -bench=. -benchmem ./dataplane/ ./dataplane/packet/ ./sched/ ./conntrack/ ./connsync/ ./bpf/ | tee bench/micro.txt
+	$(GO) test -run='^$$' -bench=Parallel -cpu 1,2 -benchmem ./dataplane/ ./conntrack/ | tee -a bench/micro.txt
 
 # The microbenchmarks of commit BASE (default HEAD~1) against the working
 # tree, compared with benchstat: make benchstat BASE=v1 COUNT=6
