@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -263,4 +264,30 @@ func writeSyncKey(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return key
+}
+
+// serveTCP runs a TCP server on port of every real server of lab until the
+// test ends: each connection is handled by handle in a goroutine of its
+// own, and closed after it.
+func serveTCP(t *testing.T, lab *topo.Lab, port int, handle func(net.Conn)) {
+	t.Helper()
+	for _, rs := range lab.Reals {
+		ln, err := rs.Listen("tcp", fmt.Sprintf(":%d", port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				go func() {
+					defer c.Close()
+					handle(c)
+				}()
+			}
+		}()
+	}
 }

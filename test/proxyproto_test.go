@@ -423,58 +423,26 @@ func readProxyHeader(r io.Reader, ver string) (src, dst netip.AddrPort, err erro
 // <what was wrong>\r\n" and closes), then echoes.
 func servePPFirst(t *testing.T, lab *topo.Lab, port int, ver string) {
 	t.Helper()
-	for _, rs := range lab.Reals {
-		ln, err := rs.Listen("tcp", fmt.Sprintf(":%d", port))
+	serveTCP(t, lab, port, func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		src, dst, err := readProxyHeader(c, ver)
 		if err != nil {
-			t.Fatal(err)
+			fmt.Fprintf(c, "500 %v\r\n", err)
+			return
 		}
-		t.Cleanup(func() { ln.Close() })
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				go func() {
-					defer c.Close()
-					c.SetDeadline(time.Now().Add(20 * time.Second))
-					src, dst, err := readProxyHeader(c, ver)
-					if err != nil {
-						fmt.Fprintf(c, "500 %v\r\n", err)
-						return
-					}
-					fmt.Fprintf(c, "220 hello %s to %s\r\n", src, dst)
-					io.Copy(c, c)
-				}()
-			}
-		}()
-	}
+		fmt.Fprintf(c, "220 hello %s to %s\r\n", src, dst)
+		io.Copy(c, c)
+	})
 }
 
 // serveEcho runs a plain echo server on port of every real server until
 // the test ends.
 func serveEcho(t *testing.T, lab *topo.Lab, port int) {
 	t.Helper()
-	for _, rs := range lab.Reals {
-		ln, err := rs.Listen("tcp", fmt.Sprintf(":%d", port))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { ln.Close() })
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				go func() {
-					defer c.Close()
-					c.SetDeadline(time.Now().Add(20 * time.Second))
-					io.Copy(c, c)
-				}()
-			}
-		}()
-	}
+	serveTCP(t, lab, port, func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		io.Copy(c, c)
+	})
 }
 
 // readBanner reads the banner of a servePPFirst server, sending nothing

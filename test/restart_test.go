@@ -359,31 +359,15 @@ func serveDownload(t *testing.T, lab *topo.Lab, port int) *downloadServer {
 	h := sha256.New()
 	io.Copy(h, downloadStream())
 	copy(s.sum[:], h.Sum(nil))
-	for _, rs := range lab.Reals {
-		ln, err := rs.Listen("tcp", fmt.Sprintf(":%d", port))
-		if err != nil {
-			t.Fatal(err)
+	serveTCP(t, lab, port, func(c net.Conn) {
+		io.Copy(c, downloadStream())
+		c.(*net.TCPConn).CloseWrite()
+		io.Copy(io.Discard, c) // until the client closes
+		select {
+		case s.retrans <- tcpLossInfo(c):
+		default:
 		}
-		t.Cleanup(func() { ln.Close() })
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				go func() {
-					defer c.Close()
-					io.Copy(c, downloadStream())
-					c.(*net.TCPConn).CloseWrite()
-					io.Copy(io.Discard, c) // until the client closes
-					select {
-					case s.retrans <- tcpLossInfo(c):
-					default:
-					}
-				}()
-			}
-		}()
-	}
+	})
 	return s
 }
 
