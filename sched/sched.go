@@ -142,7 +142,12 @@ func (d *Dest) Overloaded() bool { return d.overloaded.Load() }
 func (d *Dest) updateOverload() {
 	upper := int64(d.upperThreshold.Load())
 	if upper == 0 {
-		d.overloaded.Store(false)
+		// Stored only when it changes: every worker comes here on each
+		// of its connections' state changes, and a store would take the
+		// line that every pick reads from the other cores each time.
+		if d.overloaded.Load() {
+			d.overloaded.Store(false)
+		}
 		return
 	}
 	total := d.activeConns.Load() + d.inactiveConns.Load()
