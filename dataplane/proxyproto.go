@@ -176,7 +176,7 @@ func (w *worker) translateRequest(desc *xsk.Desc, frame []byte, c *conntrack.Con
 	if cp.ppFlags&ppTOAPending != 0 && flags&lvs.TCPSyn == 0 {
 		// Not in the SYN: the toa module reads the segment that
 		// completes the handshake, and a SYN's options have less room.
-		frame = w.insertTOA(desc, frame, c, nh)
+		frame = w.insertTOA(desc, frame, p, c, nh)
 	}
 	return frame, true
 }
@@ -234,7 +234,7 @@ func (w *worker) sendHeader(frame []byte, c *conntrack.Conn, cp *connPath, dst *
 	out := buf[:n]
 	packet.AdjustTCP(out, q, 0, ackAdd, 0)
 	if cp.ppFlags&ppTOAPending != 0 {
-		out = w.insertTOAWith(&desc, out, q, c, nh)
+		out = w.insertTOA(&desc, out, q, c, nh)
 	}
 	cp.ppFlags |= ppHeaderSent
 	w.ctr.ProxyHeaders.Add(1)
@@ -246,16 +246,11 @@ func (w *worker) sendHeader(frame []byte, c *conntrack.Conn, cp *connPath, dst *
 	return true
 }
 
-// insertTOA adds the TOA option to the client segment in frame (w.p).
-func (w *worker) insertTOA(desc *xsk.Desc, frame []byte, c *conntrack.Conn, nh NextHop) []byte {
-	return w.insertTOAWith(desc, frame, &w.p, c, nh)
-}
-
-// insertTOAWith adds the TOA option with c's client address and port to the
+// insertTOA adds the TOA option with c's client address and port to the
 // TCP segment in frame, parsed in p (parsed again), unless it would pass
 // the next hop's MTU or the segment's options have no room for it: the
 // segment then goes without.
-func (w *worker) insertTOAWith(desc *xsk.Desc, frame []byte, p *packet.Parsed, c *conntrack.Conn, nh NextHop) []byte {
+func (w *worker) insertTOA(desc *xsk.Desc, frame []byte, p *packet.Parsed, c *conntrack.Conn, nh NextHop) []byte {
 	var opt [packet.TOALen6]byte
 	n := packet.TOAOption(opt[:], c.Orig.Src, c.Orig.SrcPort)
 	if nh.MTU > 0 && p.L3Len+n > nh.MTU {

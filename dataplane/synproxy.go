@@ -418,7 +418,7 @@ func (w *worker) ackToReal(desc *xsk.Desc, frame []byte, c *conntrack.Conn, seq,
 		if err == nil && cp.ppFlags&ppTOAPending != 0 {
 			if dst := st.dest(c.Dest); dst != nil {
 				if nh, ok := w.d.res.lookup(dst.Addr); ok {
-					frame = w.insertTOA(desc, frame, c, nh)
+					frame = w.insertTOA(desc, frame, &w.p, c, nh)
 				}
 			}
 		}

@@ -375,3 +375,22 @@ func sctpDataChunk(data []byte) []byte {
 	}
 	return c
 }
+
+// inFamilies runs fn as subtests "name v4" and "name v6", with s's family
+// set accordingly; IPv4 options have no IPv6 form, so such a segment runs
+// as IPv4 only.
+func inFamilies(t *testing.T, name string, s seg, fn func(t *testing.T, s seg)) {
+	t.Helper()
+	for _, v6 := range []bool{false, true} {
+		if v6 && s.ipOptions {
+			continue
+		}
+		fam := " v4"
+		if v6 {
+			fam = " v6"
+		}
+		s := s
+		s.v6 = v6
+		t.Run(name+fam, func(t *testing.T) { fn(t, s) })
+	}
+}

@@ -178,32 +178,24 @@ func TestAdjustTCP(t *testing.T) {
 			opts: []layers.TCPOption{nop, nop, sackOpt(5, 6)}}, winShift: 2},
 	}
 	for _, c := range cases {
-		for _, v6 := range []bool{false, true} {
-			if v6 && c.s.ipOptions {
-				continue
+		inFamilies(t, c.name, c.s, func(t *testing.T, s seg) {
+			in := s.frame(t)
+			want := s.adjusted(c.seqAdd, c.ackAdd, c.winShift).frame(t)
+			got := bytes.Clone(in)
+			p := mustParse(t, got)
+			before := p
+			AdjustTCP(got, &p, c.seqAdd, c.ackAdd, c.winShift)
+			if d := diff(got, want); d != "" {
+				t.Errorf("AdjustTCP: %s", d)
 			}
-			name := c.name + map[bool]string{false: " v4", true: " v6"}[v6]
-			t.Run(name, func(t *testing.T) {
-				s := c.s
-				s.v6 = v6
-				in := s.frame(t)
-				want := s.adjusted(c.seqAdd, c.ackAdd, c.winShift).frame(t)
-				got := bytes.Clone(in)
-				p := mustParse(t, got)
-				before := p
-				AdjustTCP(got, &p, c.seqAdd, c.ackAdd, c.winShift)
-				if d := diff(got, want); d != "" {
-					t.Errorf("AdjustTCP: %s", d)
-				}
-				if p != before {
-					t.Errorf("Parsed changed: %+v", p)
-				}
-				if err := verifyChecksums(got); err != nil {
-					t.Error(err)
-				}
-				checkTCPFields(t, got, s.adjusted(c.seqAdd, c.ackAdd, c.winShift))
-			})
-		}
+			if p != before {
+				t.Errorf("Parsed changed: %+v", p)
+			}
+			if err := verifyChecksums(got); err != nil {
+				t.Error(err)
+			}
+			checkTCPFields(t, got, s.adjusted(c.seqAdd, c.ackAdd, c.winShift))
+		})
 	}
 }
 
@@ -294,37 +286,32 @@ func TestAdjustTCPMalformedOptions(t *testing.T) {
 		{name: "unknown option skipped", patch: func(o []byte) { o[0], o[1] = 0xfd, 2 }},
 	}
 	for _, c := range cases {
-		for _, v6 := range []bool{false, true} {
-			name := c.name + map[bool]string{false: " v4", true: " v6"}[v6]
-			t.Run(name, func(t *testing.T) {
-				s := base
-				s.v6 = v6
-				in := s.frame(t)
-				p := mustParse(t, in)
-				opts := in[p.L4Off+20 : p.L4Off+int(in[p.L4Off+12]>>4)*4]
-				c.patch(opts)
-				fixTCPChecksum(t, in)
-				origOpts := bytes.Clone(opts)
+		inFamilies(t, c.name, base, func(t *testing.T, s seg) {
+			in := s.frame(t)
+			p := mustParse(t, in)
+			opts := in[p.L4Off+20 : p.L4Off+int(in[p.L4Off+12]>>4)*4]
+			c.patch(opts)
+			fixTCPChecksum(t, in)
+			origOpts := bytes.Clone(opts)
 
-				got := bytes.Clone(in)
-				q := mustParse(t, got)
-				AdjustTCP(got, &q, 0x01000000, 0x00000100, 1)
-				if err := verifyChecksums(got); err != nil {
-					t.Error(err)
-				}
-				gotOpts := got[p.L4Off+20 : p.L4Off+20+len(origOpts)]
-				if c.keepOpts && !bytes.Equal(gotOpts, origOpts) {
-					t.Errorf("options changed: %x -> %x", origOpts, gotOpts)
-				}
-				if !c.keepOpts && bytes.Equal(gotOpts, origOpts) {
-					t.Errorf("SACK after an unknown option not translated")
-				}
-				h := got[p.L4Off:]
-				if sq, ak, w := binary.BigEndian.Uint32(h[4:]), binary.BigEndian.Uint32(h[8:]), binary.BigEndian.Uint16(h[14:]); sq != 10+0x01000000 || ak != 20+0x100 || w != 60 {
-					t.Errorf("seq %d ack %d window %d", sq, ak, w)
-				}
-			})
-		}
+			got := bytes.Clone(in)
+			q := mustParse(t, got)
+			AdjustTCP(got, &q, 0x01000000, 0x00000100, 1)
+			if err := verifyChecksums(got); err != nil {
+				t.Error(err)
+			}
+			gotOpts := got[p.L4Off+20 : p.L4Off+20+len(origOpts)]
+			if c.keepOpts && !bytes.Equal(gotOpts, origOpts) {
+				t.Errorf("options changed: %x -> %x", origOpts, gotOpts)
+			}
+			if !c.keepOpts && bytes.Equal(gotOpts, origOpts) {
+				t.Errorf("SACK after an unknown option not translated")
+			}
+			h := got[p.L4Off:]
+			if sq, ak, w := binary.BigEndian.Uint32(h[4:]), binary.BigEndian.Uint32(h[8:]), binary.BigEndian.Uint16(h[14:]); sq != 10+0x01000000 || ak != 20+0x100 || w != 60 {
+				t.Errorf("seq %d ack %d window %d", sq, ak, w)
+			}
+		})
 	}
 
 	t.Run("header longer than the segment", func(t *testing.T) {

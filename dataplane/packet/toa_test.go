@@ -98,41 +98,33 @@ func TestInsertTCPOption(t *testing.T) {
 		{"ipv4 options", seg{ipOptions: true, flags: 0x18, seq: 1, ack: 2, win: 3, opts: ts, payload: []byte("xyz")}},
 	}
 	for _, c := range cases {
-		for _, v6 := range []bool{false, true} {
-			if v6 && c.s.ipOptions {
-				continue
+		inFamilies(t, c.name, c.s, func(t *testing.T, s seg) {
+			in := s.frame(t)
+			p := mustParse(t, in)
+			var opt [TOALen6]byte
+			n := TOAOption(opt[:], p.Src, p.SrcPort)
+			ws := s
+			ws.trailer, ws.opts = 0, withOption(s.opts, opt[:n])
+			want := ipPacketOnly(t, ws.frame(t))
+			buf := make([]byte, len(in)+64)
+			copy(buf, in)
+			before := p
+			got, err := InsertTCPOption(buf, &p, opt[:n])
+			if err != nil {
+				t.Fatal(err)
 			}
-			name := c.name + map[bool]string{false: " v4", true: " v6"}[v6]
-			t.Run(name, func(t *testing.T) {
-				s := c.s
-				s.v6 = v6
-				in := s.frame(t)
-				p := mustParse(t, in)
-				var opt [TOALen6]byte
-				n := TOAOption(opt[:], p.Src, p.SrcPort)
-				ws := s
-				ws.trailer, ws.opts = 0, withOption(s.opts, opt[:n])
-				want := ipPacketOnly(t, ws.frame(t))
-				buf := make([]byte, len(in)+64)
-				copy(buf, in)
-				before := p
-				got, err := InsertTCPOption(buf, &p, opt[:n])
-				if err != nil {
-					t.Fatal(err)
-				}
-				if p != before {
-					t.Errorf("Parsed changed")
-				}
-				if d := diff(buf[:got], want); d != "" {
-					t.Errorf("InsertTCPOption: %s", d)
-				}
-				compareDecoded(t, buf[:got], want)
-				if err := verifyChecksums(buf[:got]); err != nil {
-					t.Error(err)
-				}
-				checkTOA(t, buf[:got], opt[:n])
-			})
-		}
+			if p != before {
+				t.Errorf("Parsed changed")
+			}
+			if d := diff(buf[:got], want); d != "" {
+				t.Errorf("InsertTCPOption: %s", d)
+			}
+			compareDecoded(t, buf[:got], want)
+			if err := verifyChecksums(buf[:got]); err != nil {
+				t.Error(err)
+			}
+			checkTOA(t, buf[:got], opt[:n])
+		})
 	}
 }
 
