@@ -52,4 +52,18 @@ func TestMultiQueue(t *testing.T) {
 	if k.DataPath["handed_off"] == 0 {
 		t.Errorf("no frame was handed to another worker: the test did not exercise two queues")
 	}
+	// One named thread per worker, each of which ran: an operator's top -H
+	// (and make bench) tells the workers' CPU time apart.
+	threads, err := testutil.Threads(g.Cmd.Process.Pid, "govs-w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(threads) != 2 || threads[0].Name != "govs-w0" || threads[1].Name != "govs-w1" {
+		t.Errorf("worker threads: %+v, want govs-w0 and govs-w1", threads)
+	}
+	for _, th := range threads {
+		if th.CPU <= 0 {
+			t.Errorf("worker thread %s ran no CPU time", th.Name)
+		}
+	}
 }
