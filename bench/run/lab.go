@@ -66,7 +66,11 @@ type lab struct {
 	httpStop                 func()
 	napiDevs                 map[*topo.NS][]string // the veth ends whose NAPI runs threaded
 	genCPU, dirCPU           int
-	log                      func(format string, args ...any)
+	// queues is the RX (and TX) queue count the director's links have
+	// now (setQueues), 1 but for the multi-queue paths; while it is more,
+	// the director's NAPI threads may run on both CPUs.
+	queues int
+	log    func(format string, args ...any)
 }
 
 func (l *lab) dev(name string) string { return l.prefix + name }
@@ -77,7 +81,16 @@ func (l *lab) dev(name string) string { return l.prefix + name }
 // unfinished checksums of offloading senders (README "Limits"), which
 // the generator's XDP frames never are; wrk's would be.
 func veth(a *topo.NS, aName string, b *topo.NS, bName string) error {
-	if err := topo.Veth(a, aName, b, bName); err != nil {
+	return vethQueues(a, aName, b, bName, 1)
+}
+
+// maxQueues is the most RX queues the director's links are given
+// (setQueues): one per CPU of the machine the bench was written for.
+const maxQueues = 2
+
+// vethQueues is veth with queues TX and RX queues on each end.
+func vethQueues(a *topo.NS, aName string, b *topo.NS, bName string, queues int) error {
+	if err := topo.VethQueues(a, aName, b, bName, queues); err != nil {
 		return err
 	}
 	if err := a.TxChecksumOff(aName); err != nil {
@@ -102,10 +115,15 @@ func newLab(prefix string, genCPU, dirCPU int, countAtSwitch bool, nginxBin stri
 	if l.bridge, err = l.AddNS("sw"); err != nil {
 		return nil, err
 	}
-	if err = veth(l.client, l.dev("c"), l.director, l.dev("d0")); err != nil {
+	// The director's links can have maxQueues queues; they have one but
+	// while a multi-queue path is measured (setQueues).
+	if err = vethQueues(l.client, l.dev("c"), l.director, l.dev("d0"), maxQueues); err != nil {
 		return nil, err
 	}
-	if err = veth(l.director, l.dev("d1"), l.bridge, l.dev("sd")); err != nil {
+	if err = vethQueues(l.director, l.dev("d1"), l.bridge, l.dev("sd"), maxQueues); err != nil {
+		return nil, err
+	}
+	if err = l.setQueues(1); err != nil {
 		return nil, err
 	}
 	if err = l.bridge.MustExec(
@@ -204,6 +222,33 @@ func newLab(prefix string, genCPU, dirCPU int, countAtSwitch bool, nginxBin stri
 		return nil, err
 	}
 	return l, nil
+}
+
+// setQueues gives both ends of the director's two links n RX and TX
+// queues (ethtool -L). A veth end refuses more TX queues than an XDP peer
+// has RX queues, so the ends are set in two passes when needed.
+func (l *lab) setQueues(n int) error {
+	if n == l.queues {
+		return nil
+	}
+	ends := []struct {
+		ns  *topo.NS
+		dev string
+	}{{l.client, l.dev("c")}, {l.bridge, l.dev("sd")}, {l.director, l.dev("d0")}, {l.director, l.dev("d1")}}
+	var failed []string
+	for pass := 0; pass < 2; pass++ {
+		failed = nil
+		for _, e := range ends {
+			if _, err := e.ns.Exec("ethtool", "-L", e.dev, "rx", strconv.Itoa(n), "tx", strconv.Itoa(n)); err != nil {
+				failed = append(failed, fmt.Sprintf("%s: %v", e.dev, err))
+			}
+		}
+		if len(failed) == 0 {
+			l.queues = n
+			return nil
+		}
+	}
+	return fmt.Errorf("%d queues on the director's links: %s", n, strings.Join(failed, "; "))
 }
 
 func attach(ns *topo.NS, s *pktgen.Sink, dev string) error {
@@ -403,17 +448,22 @@ func (l *lab) pinNAPI() error {
 		if !strings.HasPrefix(comm, "napi/"+l.prefix) {
 			continue
 		}
-		cpu := l.genCPU
+		cpus, mine := []int{l.genCPU}, false
 		for _, d := range director {
 			if strings.HasPrefix(comm, d+"-") || comm == d {
-				cpu = l.dirCPU
+				cpus, mine = []int{l.dirCPU}, true
 			}
 		}
-		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
-		if err := pinPID(pid, cpu); err != nil {
-			l.log("warning: pin %s (%d) to cpu %d: %v", comm, pid, cpu, err)
+		if mine && l.queues > 1 {
+			// Several queues: as many CPUs, shared with the generator's
+			// threads (one per queue).
+			cpus = []int{l.genCPU, l.dirCPU}
 		}
-		if cpu == l.genCPU {
+		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+		if err := pinPID(pid, cpus...); err != nil {
+			l.log("warning: pin %s (%d) to cpus %v: %v", comm, pid, cpus, err)
+		}
+		if !mine {
 			// The "other machines" (switch, real servers) must not
 			// lose packets while the generator's busy loop holds the
 			// CPU: their NAPI threads preempt it.

@@ -8,15 +8,20 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/govs/govs/internal/testutil"
 	"github.com/govs/govs/pktgen"
 )
 
@@ -26,6 +31,72 @@ type sample struct {
 	offered   float64 // frames per second the generator sent
 	delivered float64 // frames per second the real servers counted
 	perReal   []float64
+	// The director's threads over the window, in CPUs (1 = one CPU all
+	// the time): each govsd worker, and the director's NAPI threads
+	// together (the XDP program, the copy into the AF_XDP rings, or the
+	// kernel's whole forwarding).
+	workers []threadShare
+	napi    float64
+	gen     float64    // the generator's threads, in CPUs (-1: not known)
+	busy    [2]float64 // the generator's and the director's CPUs: busy share (/proc/stat)
+}
+
+// threadShare is one thread's CPU over a window, in CPUs: in all, and
+// split into its own code (user) and the kernel's (system: its system
+// calls; clock-tick resolution).
+type threadShare struct {
+	name              string
+	cpu, user, system float64
+}
+
+// perPacket returns CPU seconds per delivered frame in nanoseconds.
+func (s sample) perPacket(cpus float64) float64 {
+	if s.delivered == 0 {
+		return 0
+	}
+	return cpus / s.delivered * 1e9
+}
+
+// workerTotals sums the workers' shares.
+func (s sample) workerTotals() (cpu, user, system float64) {
+	for _, w := range s.workers {
+		cpu, user, system = cpu+w.cpu, user+w.user, system+w.system
+	}
+	return
+}
+
+// directorThreads reads the CPU time of govsd's workers (b.govsdPID) and
+// of the director's NAPI threads so far.
+func (b *bench) directorThreads() (workers []testutil.ThreadCPU, napi time.Duration, err error) {
+	if b.govsdPID != 0 {
+		if workers, err = testutil.Threads(b.govsdPID, "govs-w"); err != nil {
+			return nil, 0, err
+		}
+	}
+	for _, dev := range []string{"d0", "d1"} {
+		ths, err := testutil.KernelThreads("napi/" + b.lab.dev(dev) + "-")
+		if err != nil {
+			return nil, 0, err
+		}
+		for _, th := range ths {
+			napi += th.CPU
+		}
+	}
+	return workers, napi, nil
+}
+
+// threadShares turns two readings dt apart into shares of a CPU.
+func threadShares(before, after []testutil.ThreadCPU, dt time.Duration) []threadShare {
+	var out []threadShare
+	for _, a := range after {
+		for _, b := range before {
+			if a.TID == b.TID {
+				out = append(out, threadShare{name: a.Name, cpu: float64(a.CPU-b.CPU) / float64(dt),
+					user: float64(a.User-b.User) / float64(dt), system: float64(a.System-b.System) / float64(dt)})
+			}
+		}
+	}
+	return out
 }
 
 func (s sample) String() string {
@@ -33,8 +104,9 @@ func (s sample) String() string {
 	if s.rate > 0 {
 		target = fmt.Sprintf("%.3f", float64(s.rate)/1e6)
 	}
-	return fmt.Sprintf("target %s Mpps: offered %.3f Mpps, delivered %.3f Mpps (%.0f%%)",
-		target, s.offered/1e6, s.delivered/1e6, 100*s.delivered/max(s.offered, 1))
+	w, _, _ := s.workerTotals()
+	return fmt.Sprintf("target %s Mpps: offered %.3f Mpps, delivered %.3f Mpps (%.0f%%); CPUs: workers %.2f, director NAPI %.2f, generator %.2f; busy %.0f%%/%.0f%%",
+		target, s.offered/1e6, s.delivered/1e6, 100*s.delivered/max(s.offered, 1), w, s.napi, s.gen, 100*s.busy[0], 100*s.busy[1])
 }
 
 // generatorConfig resolves the client's interface and the director's MAC
@@ -59,31 +131,90 @@ func (b *bench) generatorConfig(p path) (pktgen.Config, error) {
 	return cfg, err
 }
 
-// measure offers traffic at rate (0: as fast as possible) for the warm-up
-// and the window, and returns the rates over the window. The generator
-// runs on a thread in the client namespace pinned to the generator's CPU.
-func (b *bench) measure(cfg pktgen.Config, rate uint64) (sample, error) {
-	cfg.Rate = rate
-	g, err := pktgen.New(cfg)
-	if err != nil {
-		return sample{}, err
-	}
-	defer g.Close()
-	runErr := b.generate(b.ctx, g, b.warmup+b.window+100*time.Millisecond, directorNice)
-	read := func() (time.Time, uint64, []uint64, error) {
-		st, err := g.Counters()
+// measure offers p's traffic at rate (0: as fast as possible) for the
+// warm-up and the window, and returns the rates over the window. The
+// generator runs on a thread in the client namespace pinned to the
+// generator's CPU. A multi-queue path gets a generator thread per queue,
+// each at its share of rate: a veth puts an XDP frame on the RX queue of
+// the sending CPU (smp_processor_id() modulo the queues), so the second
+// runs on the director's CPU. Those threads run SCHED_IDLE, in whatever
+// time the director (which then has both CPUs) leaves: its own work
+// comes first, as on a machine of its own.
+func (b *bench) measure(p path, cfg pktgen.Config, rate uint64) (sample, error) {
+	n := p.rxQueues()
+	cfg.Rate = rate / uint64(n)
+	var gens []*pktgen.Generator
+	defer func() {
+		for _, g := range gens {
+			g.Close()
+		}
+	}()
+	for range n {
+		g, err := pktgen.New(cfg)
 		if err != nil {
-			return time.Time{}, 0, nil, err
+			return sample{}, err
+		}
+		gens = append(gens, g)
+	}
+	var runErrs []<-chan error
+	tids := make([]atomic.Int64, len(gens))
+	for i, g := range gens {
+		cpu, policy := b.lab.genCPU, genPolicy{nice: directorNice}
+		if i > 0 {
+			cpu = b.lab.dirCPU
+		}
+		if n > 1 {
+			policy = genPolicy{idle: true}
+		}
+		policy.tid = &tids[i]
+		runErrs = append(runErrs, b.generate(b.ctx, g, b.warmup+b.window+100*time.Millisecond, cpu, policy))
+	}
+	type reading struct {
+		at      time.Time
+		sent    uint64
+		del     []uint64
+		workers []testutil.ThreadCPU
+		napi    time.Duration
+		gen     time.Duration
+		genOK   bool // every generator thread was read
+		cpus    [2]cpuTimes
+	}
+	read := func() (reading, error) {
+		r := reading{at: time.Now()}
+		for _, g := range gens {
+			st, err := g.Counters()
+			if err != nil {
+				return r, err
+			}
+			r.sent += st.Sent
 		}
 		total, per, err := b.lab.delivered()
-		return time.Now(), st.Sent, append(per, total), err
+		if err != nil {
+			return r, err
+		}
+		r.del = append(per, total)
+		r.genOK = true
+		for i := range tids {
+			t := threadTime(int(tids[i].Load()))
+			r.gen += t
+			r.genOK = r.genOK && t > 0
+		}
+		for i, cpu := range []int{b.lab.genCPU, b.lab.dirCPU} {
+			if r.cpus[i], err = readCPU(cpu); err != nil {
+				return r, err
+			}
+		}
+		r.workers, r.napi, err = b.directorThreads()
+		return r, err
 	}
 	time.Sleep(b.warmup)
-	t0, sent0, del0, err0 := read()
+	r0, err0 := read()
 	time.Sleep(b.window)
-	t1, sent1, del1, err1 := read()
-	if err := <-runErr; err != nil {
-		return sample{}, err
+	r1, err1 := read()
+	for _, runErr := range runErrs {
+		if err := <-runErr; err != nil {
+			return sample{}, err
+		}
 	}
 	if b.ctx.Err() != nil {
 		return sample{}, errors.New("interrupted")
@@ -91,29 +222,78 @@ func (b *bench) measure(cfg pktgen.Config, rate uint64) (sample, error) {
 	if err0 != nil || err1 != nil {
 		return sample{}, fmt.Errorf("read counters: %v %v", err0, err1)
 	}
-	dt := t1.Sub(t0).Seconds()
-	s := sample{rate: rate, offered: float64(sent1-sent0) / dt}
-	n := len(del1) - 1
-	s.delivered = float64(del1[n]-del0[n]) / dt
-	for i := 0; i < n; i++ {
-		s.perReal = append(s.perReal, float64(del1[i]-del0[i])/dt)
+	elapsed := r1.at.Sub(r0.at)
+	dt := elapsed.Seconds()
+	s := sample{rate: rate, offered: float64(r1.sent-r0.sent) / dt}
+	k := len(r1.del) - 1
+	s.delivered = float64(r1.del[k]-r0.del[k]) / dt
+	for i := 0; i < k; i++ {
+		s.perReal = append(s.perReal, float64(r1.del[i]-r0.del[i])/dt)
+	}
+	s.workers = threadShares(r0.workers, r1.workers, elapsed)
+	s.napi = float64(r1.napi-r0.napi) / float64(elapsed)
+	s.gen = -1
+	if r0.genOK && r1.genOK {
+		s.gen = float64(r1.gen-r0.gen) / float64(elapsed)
+	}
+	for i := range s.busy {
+		if d := r1.cpus[i].total - r0.cpus[i].total; d > 0 {
+			s.busy[i] = float64(r1.cpus[i].busy-r0.cpus[i].busy) / float64(d)
+		}
 	}
 	return s, nil
 }
 
+// genPolicy is how a generator thread is scheduled: at a nice value, or
+// SCHED_IDLE (only when nothing else wants the CPU).
+type genPolicy struct {
+	nice int
+	idle bool
+	tid  *atomic.Int64 // if set, receives the thread's id
+}
+
+// threadTime is how long thread tid of this process has run (0 if it
+// cannot tell).
+func threadTime(tid int) time.Duration {
+	if tid == 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/schedstat", tid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	ns, _ := strconv.ParseInt(f[0], 10, 64)
+	return time.Duration(ns)
+}
+
 // generate runs g for d (or until ctx is done) on a thread in the client
-// namespace, pinned to the generator's CPU at nice, and reports the outcome
-// on the channel.
-func (b *bench) generate(ctx context.Context, g *pktgen.Generator, d time.Duration, nice int) <-chan error {
+// namespace, pinned to cpu under policy, and reports the outcome on the
+// channel.
+func (b *bench) generate(ctx context.Context, g *pktgen.Generator, d time.Duration, cpu int, policy genPolicy) <-chan error {
 	runErr := make(chan error, 1)
 	go func() {
+		// Locked for good: the thread, with its CPU and policy, ends with
+		// the goroutine rather than run the bench's other goroutines.
+		runtime.LockOSThread()
 		runErr <- b.lab.client.Do(func() error {
 			var set unix.CPUSet
-			set.Set(b.lab.genCPU)
+			set.Set(cpu)
 			if err := unix.SchedSetaffinity(0, &set); err != nil {
 				return fmt.Errorf("pin generator: %w", err)
 			}
-			if err := unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), nice); err != nil {
+			if policy.tid != nil {
+				policy.tid.Store(int64(unix.Gettid()))
+			}
+			if policy.idle {
+				attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_IDLE}
+				if err := unix.SchedSetAttr(0, &attr, 0); err != nil {
+					return fmt.Errorf("generator SCHED_IDLE: %w", err)
+				}
+			} else if err := unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), policy.nice); err != nil {
 				return fmt.Errorf("nice generator: %w", err)
 			}
 			_, err := g.Run(ctx, pktgen.RunOptions{Duration: d})
@@ -135,7 +315,7 @@ func (b *bench) record(cfg pktgen.Config, rate uint64, file string) error {
 		return err
 	}
 	defer g.Close()
-	runErr := b.generate(b.ctx, g, 8*time.Second, directorNice)
+	runErr := b.generate(b.ctx, g, 8*time.Second, b.lab.genCPU, genPolicy{nice: directorNice})
 	time.Sleep(time.Second)
 	out, perfErr := exec.Command("perf", "record", "-q", "-a", "-g", "-o", file, "--", "sleep", "3").CombinedOutput()
 	if err := <-runErr; err != nil {
@@ -154,6 +334,9 @@ type result struct {
 	best  sample   // the median run at the best level
 	runs  []sample // the runs at that level
 	sweep []sample // the level search
+	// levels are the levels the sweep chose to repeat, each with its runs
+	// (the sweep's own first); rounds add one run to each (repeat).
+	levels []level
 	// full is the median of b.runs runs with the generator unpaced (the
 	// first is the sweep's first level): what the path delivers when
 	// offered more than it can take.
@@ -166,6 +349,14 @@ type result struct {
 	note  string
 }
 
+// level is an offered rate repeated in every round, and its runs.
+type level struct {
+	rate uint64
+	runs []sample
+}
+
+func keptUp(x sample) bool { return x.delivered >= 0.98*x.offered }
+
 // sweep finds the offered rate at which p delivers the most. First as
 // fast as the generator goes; if the path drops part of that, the rate is
 // bisected (geometrically) between what it delivered then, which it can
@@ -173,23 +364,23 @@ type result struct {
 // raises the lower bound, one it drops more of lowers the upper. An
 // overloaded path can deliver far less than its peak (receive livelock),
 // hence the search rather than taking the full-load figure. The level that
-// delivered the most is then run b.runs times and the median kept (see
-// below for the loss-free level that may be run too).
+// delivered the most, and when that one lost more than 2% also the highest
+// that did not, are kept in r.levels, to be run again in each later round
+// (repeat) with the unpaced level; finish then takes the medians.
 func (b *bench) sweep(p path, cfg pktgen.Config) (result, error) {
 	r := result{path: p}
-	s, err := b.measure(cfg, 0)
+	s, err := b.measure(p, cfg, 0)
 	if err != nil {
 		return r, err
 	}
 	b.logf("  %s", s)
 	r.sweep = append(r.sweep, s)
 	best := s
-	keptUp := func(x sample) bool { return x.delivered >= 0.98*x.offered }
 	if !keptUp(s) {
 		lo, hi := max(s.delivered, 1000), s.offered
 		for i := 0; i < b.levels && hi > lo*1.05; i++ {
 			rate := math.Sqrt(lo * hi)
-			t, err := b.measure(cfg, uint64(rate))
+			t, err := b.measure(p, cfg, uint64(rate))
 			if err != nil {
 				return r, err
 			}
@@ -205,10 +396,10 @@ func (b *bench) sweep(p path, cfg pktgen.Config) (result, error) {
 			}
 		}
 	}
-	// Repeat the level that delivered the most and, when that one lost
-	// more than 2%, also the highest that did not: overloaded runs vary
-	// widely (livelock), and the better median of the two is reported.
-	candidates := []sample{best}
+	// Overloaded runs vary widely (livelock): the level that delivered
+	// the most and, when it lost more than 2%, the highest that did not;
+	// the better median of the two is reported.
+	r.levels = []level{{rate: best.rate, runs: []sample{best}}}
 	var lossFree sample
 	for _, x := range r.sweep {
 		if keptUp(x) && x.delivered > lossFree.delivered {
@@ -216,36 +407,64 @@ func (b *bench) sweep(p path, cfg pktgen.Config) (result, error) {
 		}
 	}
 	if !keptUp(best) && lossFree.delivered > 0 {
-		candidates = append(candidates, lossFree)
-	}
-	for _, c := range candidates {
-		runs := []sample{c}
-		for len(runs) < b.runs {
-			t, err := b.measure(cfg, c.rate)
-			if err != nil {
-				return r, err
-			}
-			b.logf("  %s", t)
-			runs = append(runs, t)
-		}
-		if m := median(runs); r.runs == nil || m.delivered > r.best.delivered {
-			r.runs, r.best = runs, m
-		}
+		r.levels = append(r.levels, level{rate: lossFree.rate, runs: []sample{lossFree}})
 	}
 	// At full load: the unpaced level, repeated like the best one, so
 	// that the report can set its median against the best (livelock
 	// shows as a fraction of it).
 	r.fullRuns = []sample{r.sweep[0]}
-	if r.best.rate == 0 {
-		r.fullRuns = r.runs
-	}
-	for len(r.fullRuns) < b.runs {
-		t, err := b.measure(cfg, 0)
-		if err != nil {
-			return r, err
+	if b.perfDir != "" {
+		if err := b.record(cfg, best.rate, filepath.Join(b.perfDir, "perf-"+p.name+".data")); err != nil {
+			b.logf("warning: %v", err)
 		}
-		b.logf("  %s", t)
+	}
+	return r, nil
+}
+
+// repeat runs each of r's levels once more, and the unpaced level unless
+// it is one of them, with r's path set up afresh: one round.
+func (b *bench) repeat(r *result) error {
+	teardown, err := b.setUp(r.path)
+	if err != nil {
+		return err
+	}
+	defer teardown()
+	cfg, err := b.generatorConfig(r.path)
+	if err != nil {
+		return err
+	}
+	unpaced := false
+	for i := range r.levels {
+		t, err := b.measure(r.path, cfg, r.levels[i].rate)
+		if err != nil {
+			return err
+		}
+		b.logf("  %s %s", r.path.name, t)
+		r.levels[i].runs = append(r.levels[i].runs, t)
+		if r.levels[i].rate == 0 {
+			unpaced = true
+			r.fullRuns = append(r.fullRuns, t)
+		}
+	}
+	if !unpaced {
+		t, err := b.measure(r.path, cfg, 0)
+		if err != nil {
+			return err
+		}
+		b.logf("  %s %s", r.path.name, t)
 		r.fullRuns = append(r.fullRuns, t)
+	}
+	return nil
+}
+
+// finish takes the medians of r's rounds: the best level's, and the
+// unpaced one's.
+func (r *result) finish() {
+	r.runs, r.best = nil, sample{}
+	for _, l := range r.levels {
+		if m := median(l.runs); r.runs == nil || m.delivered > r.best.delivered {
+			r.runs, r.best = l.runs, m
+		}
 	}
 	r.full = median(r.fullRuns)
 	if r.full.delivered > r.best.delivered {
@@ -253,15 +472,9 @@ func (b *bench) sweep(p path, cfg pktgen.Config) (result, error) {
 		// (one run per level is noisy): they are the best.
 		r.best, r.runs = r.full, r.fullRuns
 	}
-	if b.perfDir != "" {
-		if err := b.record(cfg, r.best.rate, filepath.Join(b.perfDir, "perf-"+p.name+".data")); err != nil {
-			b.logf("warning: %v", err)
-		}
-	}
 	if r.best.rate == 0 && keptUp(r.best) {
 		r.note = "generator-bound: the path kept up with everything offered"
 	}
-	return r, nil
 }
 
 // median returns the run with the median delivered rate.
@@ -419,7 +632,7 @@ func (b *bench) connsPerSecondFlood(p path) (*floodResult, error) {
 			return nil, err
 		}
 		start := time.Now()
-		runErr := b.generate(ctx, g, b.wrkDuration+30*time.Second, floodNice)
+		runErr := b.generate(ctx, g, b.wrkDuration+30*time.Second, b.lab.genCPU, genPolicy{nice: floodNice})
 		time.Sleep(time.Second)
 		v, sockErrs, wrkErr := b.wrk(p.httpURL, b.wrkDuration)
 		stop()
@@ -446,9 +659,11 @@ func (b *bench) connsPerSecondFlood(p path) (*floodResult, error) {
 }
 
 // pinPID sets the CPU affinity of one thread or process.
-func pinPID(pid, cpu int) error {
+func pinPID(pid int, cpus ...int) error {
 	var set unix.CPUSet
-	set.Set(cpu)
+	for _, c := range cpus {
+		set.Set(c)
+	}
 	return unix.SchedSetaffinity(pid, &set)
 }
 

@@ -30,7 +30,14 @@ type path struct {
 	// stateless runs pktgen's reference balancer on the director instead
 	// of govsd or the kernel.
 	stateless bool
+	// queues, if more than 1, gives the director's links that many RX
+	// queues (so govsd that many workers) and the director both CPUs;
+	// the generator runs a thread per queue (measure).
+	queues int
 }
+
+// rxQueues is the number of RX queues p runs with.
+func (p path) rxQueues() int { return max(p.queues, 1) }
 
 func allPaths() []path {
 	var reals []string
@@ -63,6 +70,10 @@ func allPaths() []path {
 		{name: "tun", desc: "govs tun (encapsulated packets counted)", dsts: []string{vipDRUDP}, mode: "tun"},
 		{name: "nat-workers", desc: "govs nat, workers only (fast_path: false: every packet through AF_XDP)",
 			dsts: []string{vipUDP}, httpURL: vipHTTP, mode: "nat", workersOnly: true},
+		{name: "nat-2q", desc: "govs nat, 2 RX queues (2 workers, both CPUs, a generator thread per queue)",
+			dsts: []string{vipUDP}, mode: "nat", queues: 2},
+		{name: "nat-workers-2q", desc: "govs nat, workers only, 2 RX queues (2 workers, both CPUs, a generator thread per queue)",
+			dsts: []string{vipUDP}, mode: "nat", workersOnly: true, queues: 2},
 	}
 }
 
@@ -100,9 +111,10 @@ func govsConfig(l *lab, mode string, fast bool) string {
 	return cfg.YAML()
 }
 
-// startGovsd runs govsd pinned to the director's CPU, at directorNice, in the director
-// namespace and waits until its control socket answers and its XDP program
-// is on the client-side interface.
+// startGovsd runs govsd pinned to the director's CPU (both CPUs for a
+// multi-queue path), at directorNice, in the director namespace and waits
+// until its control socket answers and its XDP program is on the
+// client-side interface.
 func (b *bench) startGovsd(p path) (*testutil.Govsd, error) {
 	dir, err := os.MkdirTemp("", "govs-bench")
 	if err != nil {
@@ -113,7 +125,11 @@ func (b *bench) startGovsd(p path) (*testutil.Govsd, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	args := []string{"-n", fmt.Sprint(directorNice), "taskset", "-c", fmt.Sprint(b.lab.dirCPU), b.govsdBin, "-c", cfg}
+	cpus := fmt.Sprint(b.lab.dirCPU)
+	if p.rxQueues() > 1 {
+		cpus = fmt.Sprintf("%d,%d", b.lab.genCPU, b.lab.dirCPU)
+	}
+	args := []string{"-n", fmt.Sprint(directorNice), "taskset", "-c", cpus, b.govsdBin, "-c", cfg}
 	if b.cpuProfileDir != "" {
 		args = append(args, "-cpuprofile", filepath.Join(b.cpuProfileDir, "govsd-"+p.name+".pprof"))
 	}
@@ -173,17 +189,26 @@ func (b *bench) setUp(p path) (func(), error) {
 	if err := l.kernelPaths(false); err != nil {
 		return nil, err
 	}
+	if err := l.setQueues(p.rxQueues()); err != nil {
+		return nil, err
+	}
 	g, err := b.startGovsd(p)
 	if err != nil {
+		l.setQueues(1)
 		return nil, err
 	}
 	if err := l.pinNAPI(); err != nil {
 		stopGovsd(g)
+		l.setQueues(1)
 		return nil, err
 	}
-
+	b.govsdPID = g.Cmd.Process.Pid
 	return func() {
+		b.govsdPID = 0
 		stopGovsd(g)
+		if err := l.setQueues(1); err != nil {
+			b.logf("warning: %v", err)
+		}
 		if b.verbose {
 			b.logf("govsd %s log:\n%s", p.mode, g.Logs())
 		}

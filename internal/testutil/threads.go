@@ -13,9 +13,17 @@ import (
 // ThreadCPU is the CPU time one thread has run, by name.
 type ThreadCPU struct {
 	TID  int
-	Name string // its comm (/proc/PID/task/TID/comm)
-	CPU  time.Duration
+	Name string        // its comm (/proc/PID/task/TID/comm)
+	CPU  time.Duration // on a CPU, in all (schedstat, nanoseconds)
+	// User and System split it: in the process's own code and in the
+	// kernel (system calls, and interrupts that hit the thread), from
+	// stat's utime and stime, in clock ticks (10 ms).
+	User, System time.Duration
 }
+
+// clockTick is USER_HZ, the unit of utime and stime: 100 on every Linux
+// architecture that Go supports.
+const clockTick = 10 * time.Millisecond
 
 // Threads returns the threads of process pid whose name starts with
 // prefix, with the CPU time each has run so far (schedstat: nanoseconds on
@@ -59,7 +67,20 @@ func threadsUnder(dir, prefix string) ([]ThreadCPU, error) {
 		if err != nil {
 			return nil, fmt.Errorf("threads: %s/%s/schedstat: %w", dir, e.Name(), err)
 		}
-		out = append(out, ThreadCPU{TID: tid, Name: name, CPU: time.Duration(ns)})
+		th := ThreadCPU{TID: tid, Name: name, CPU: time.Duration(ns)}
+		if stat, err := os.ReadFile(filepath.Join(dir, e.Name(), "stat")); err == nil {
+			// pid (comm) state ppid ... utime stime: the fields after
+			// the comm, which may hold spaces, start at state (field 3).
+			if i := strings.LastIndexByte(string(stat), ')'); i >= 0 {
+				f := strings.Fields(string(stat[i+1:]))
+				if len(f) > 12 {
+					u, _ := strconv.ParseInt(f[11], 10, 64)
+					s, _ := strconv.ParseInt(f[12], 10, 64)
+					th.User, th.System = time.Duration(u)*clockTick, time.Duration(s)*clockTick
+				}
+			}
+		}
+		out = append(out, th)
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Name != out[j].Name {
