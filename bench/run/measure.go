@@ -65,24 +65,39 @@ func (s sample) workerTotals() (cpu, user, system float64) {
 	return
 }
 
-// directorThreads reads the CPU time of govsd's workers (b.govsdPID) and
-// of the director's NAPI threads so far.
-func (b *bench) directorThreads() (workers []testutil.ThreadCPU, napi time.Duration, err error) {
+// directorThreads finds govsd's workers (b.govsdPID) and the director's
+// NAPI threads, to be read again with readThreads: finding them scans
+// /proc, which takes too long to do at a window's edges.
+func (b *bench) directorThreads() (workers, napi []testutil.ThreadCPU, err error) {
 	if b.govsdPID != 0 {
 		if workers, err = testutil.Threads(b.govsdPID, "govs-w"); err != nil {
-			return nil, 0, err
+			return nil, nil, err
 		}
 	}
 	for _, dev := range []string{"d0", "d1"} {
 		ths, err := testutil.KernelThreads("napi/" + b.lab.dev(dev) + "-")
 		if err != nil {
-			return nil, 0, err
+			return nil, nil, err
 		}
-		for _, th := range ths {
-			napi += th.CPU
-		}
+		napi = append(napi, ths...)
 	}
 	return workers, napi, nil
+}
+
+// readThreads reads the threads found by directorThreads again: the
+// workers, and the NAPI threads' CPU time together.
+func (b *bench) readThreads(workers, napi []testutil.ThreadCPU) (w []testutil.ThreadCPU, n time.Duration) {
+	for _, th := range workers {
+		if t, err := testutil.ReadThread(b.govsdPID, th.TID); err == nil {
+			w = append(w, t)
+		}
+	}
+	for _, th := range napi {
+		if t, err := testutil.ReadThread(th.TID, th.TID); err == nil {
+			n += t.CPU
+		}
+	}
+	return w, n
 }
 
 // threadShares turns two readings dt apart into shares of a CPU.
@@ -156,6 +171,14 @@ func (b *bench) measure(p path, cfg pktgen.Config, rate uint64) (sample, error) 
 		}
 		gens = append(gens, g)
 	}
+	workerThreads, napiThreads, err := b.directorThreads()
+	if err != nil {
+		return sample{}, err
+	}
+	// The generators run until the window has been read (cancel), with a
+	// long bound in case.
+	ctx, cancel := context.WithTimeout(b.ctx, b.warmup+b.window+10*time.Second)
+	defer cancel()
 	var runErrs []<-chan error
 	tids := make([]atomic.Int64, len(gens))
 	for i, g := range gens {
@@ -167,7 +190,7 @@ func (b *bench) measure(p path, cfg pktgen.Config, rate uint64) (sample, error) 
 			policy = genPolicy{idle: true}
 		}
 		policy.tid = &tids[i]
-		runErrs = append(runErrs, b.generate(b.ctx, g, b.warmup+b.window+100*time.Millisecond, cpu, policy))
+		runErrs = append(runErrs, b.generate(ctx, g, b.warmup+b.window+10*time.Second, cpu, policy))
 	}
 	type reading struct {
 		at      time.Time
@@ -175,6 +198,7 @@ func (b *bench) measure(p path, cfg pktgen.Config, rate uint64) (sample, error) 
 		del     []uint64
 		workers []testutil.ThreadCPU
 		napi    time.Duration
+		thAt    time.Time // when the threads were read
 		gen     time.Duration
 		genOK   bool // every generator thread was read
 		cpus    [2]cpuTimes
@@ -204,13 +228,33 @@ func (b *bench) measure(p path, cfg pktgen.Config, rate uint64) (sample, error) 
 				return r, err
 			}
 		}
-		r.workers, r.napi, err = b.directorThreads()
-		return r, err
+		r.workers, r.napi = b.readThreads(workerThreads, napiThreads)
+		r.thAt = time.Now()
+		return r, nil
 	}
-	time.Sleep(b.warmup)
-	r0, err0 := read()
-	time.Sleep(b.window)
-	r1, err1 := read()
+	// The window is read from a SCHED_FIFO thread: on the generator's
+	// CPU an ordinary thread waits behind the generator's busy loop, and
+	// readings taken late measure a window other than the traffic's.
+	type readings struct {
+		r0, r1     reading
+		err0, err1 error
+	}
+	done := make(chan readings, 1)
+	go func() {
+		runtime.LockOSThread() // for good: the thread keeps its policy
+		if err := realtime(0); err != nil {
+			b.logf("warning: SCHED_FIFO for the measuring thread: %v", err)
+		}
+		var x readings
+		time.Sleep(b.warmup)
+		x.r0, x.err0 = read()
+		time.Sleep(b.window)
+		x.r1, x.err1 = read()
+		done <- x
+	}()
+	x := <-done
+	r0, err0, r1, err1 := x.r0, x.err0, x.r1, x.err1
+	cancel()
 	for _, runErr := range runErrs {
 		if err := <-runErr; err != nil {
 			return sample{}, err
@@ -230,8 +274,9 @@ func (b *bench) measure(p path, cfg pktgen.Config, rate uint64) (sample, error) 
 	for i := 0; i < k; i++ {
 		s.perReal = append(s.perReal, float64(r1.del[i]-r0.del[i])/dt)
 	}
-	s.workers = threadShares(r0.workers, r1.workers, elapsed)
-	s.napi = float64(r1.napi-r0.napi) / float64(elapsed)
+	thElapsed := r1.thAt.Sub(r0.thAt)
+	s.workers = threadShares(r0.workers, r1.workers, thElapsed)
+	s.napi = float64(r1.napi-r0.napi) / float64(thElapsed)
 	s.gen = -1
 	if r0.genOK && r1.genOK {
 		s.gen = float64(r1.gen-r0.gen) / float64(elapsed)

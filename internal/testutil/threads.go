@@ -51,34 +51,12 @@ func threadsUnder(dir, prefix string) ([]ThreadCPU, error) {
 		if err != nil {
 			continue // gone meanwhile
 		}
-		name := strings.TrimSpace(string(comm))
-		if !strings.HasPrefix(name, prefix) {
+		if !strings.HasPrefix(strings.TrimSpace(string(comm)), prefix) {
 			continue
 		}
-		st, err := os.ReadFile(filepath.Join(dir, e.Name(), "schedstat"))
+		th, err := readThread(filepath.Join(dir, e.Name()), tid)
 		if err != nil {
-			continue
-		}
-		f := strings.Fields(string(st))
-		if len(f) == 0 {
-			continue
-		}
-		ns, err := strconv.ParseInt(f[0], 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("threads: %s/%s/schedstat: %w", dir, e.Name(), err)
-		}
-		th := ThreadCPU{TID: tid, Name: name, CPU: time.Duration(ns)}
-		if stat, err := os.ReadFile(filepath.Join(dir, e.Name(), "stat")); err == nil {
-			// pid (comm) state ppid ... utime stime: the fields after
-			// the comm, which may hold spaces, start at state (field 3).
-			if i := strings.LastIndexByte(string(stat), ')'); i >= 0 {
-				f := strings.Fields(string(stat[i+1:]))
-				if len(f) > 12 {
-					u, _ := strconv.ParseInt(f[11], 10, 64)
-					s, _ := strconv.ParseInt(f[12], 10, 64)
-					th.User, th.System = time.Duration(u)*clockTick, time.Duration(s)*clockTick
-				}
-			}
+			continue // gone meanwhile
 		}
 		out = append(out, th)
 	}
@@ -89,4 +67,44 @@ func threadsUnder(dir, prefix string) ([]ThreadCPU, error) {
 		return out[i].TID < out[j].TID
 	})
 	return out, nil
+}
+
+// ReadThread reads thread tid of process pid again (a kernel thread is
+// its own process: pid == tid): a few small reads, for sampling threads
+// found once with Threads or KernelThreads.
+func ReadThread(pid, tid int) (ThreadCPU, error) {
+	return readThread(fmt.Sprintf("/proc/%d/task/%d", pid, tid), tid)
+}
+
+func readThread(dir string, tid int) (ThreadCPU, error) {
+	comm, err := os.ReadFile(filepath.Join(dir, "comm"))
+	if err != nil {
+		return ThreadCPU{}, err
+	}
+	st, err := os.ReadFile(filepath.Join(dir, "schedstat"))
+	if err != nil {
+		return ThreadCPU{}, err
+	}
+	f := strings.Fields(string(st))
+	if len(f) == 0 {
+		return ThreadCPU{}, fmt.Errorf("%s/schedstat: empty", dir)
+	}
+	ns, err := strconv.ParseInt(f[0], 10, 64)
+	if err != nil {
+		return ThreadCPU{}, fmt.Errorf("%s/schedstat: %w", dir, err)
+	}
+	th := ThreadCPU{TID: tid, Name: strings.TrimSpace(string(comm)), CPU: time.Duration(ns)}
+	if stat, err := os.ReadFile(filepath.Join(dir, "stat")); err == nil {
+		// pid (comm) state ppid ... utime stime: the fields after the
+		// comm, which may hold spaces, start at state (field 3).
+		if i := strings.LastIndexByte(string(stat), ')'); i >= 0 {
+			f := strings.Fields(string(stat[i+1:]))
+			if len(f) > 12 {
+				u, _ := strconv.ParseInt(f[11], 10, 64)
+				s, _ := strconv.ParseInt(f[12], 10, 64)
+				th.User, th.System = time.Duration(u)*clockTick, time.Duration(s)*clockTick
+			}
+		}
+	}
+	return th, nil
 }
