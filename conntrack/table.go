@@ -109,6 +109,11 @@ type Config struct {
 	// Callbacks run on the owner's goroutine inside table calls and must not
 	// call back into the table.
 	OnRemove func(c *Conn)
+	// OnTemplateRemove is called for every persistence template leaving
+	// the table, with the reason, before its slot is reused (so that an
+	// owner sharing templates with other tables can follow). Optional;
+	// the same rules as OnRemove.
+	OnTemplateRemove func(k *TemplateKey, why TemplateRemoval)
 	// LastSeen, when set, is asked about a connection whose timeout has
 	// passed before the table treats it as gone (Lookup, Expire, the
 	// reclaim in Insert): it returns the latest time, on the table's clock,
@@ -154,6 +159,7 @@ type Table struct {
 	now      int64 // latest clock seen, for calls that take none
 	onState  func(dest uint32, from, to State)
 	onRemove func(c *Conn)
+	onTmpl   func(k *TemplateKey, why TemplateRemoval)
 	lastSeen func(c *Conn) int64
 
 	tmpl tmplTable
@@ -183,6 +189,7 @@ func New(cfg Config) *Table {
 		timeout:  cfg.Timeouts.table(),
 		onState:  cfg.OnState,
 		onRemove: cfg.OnRemove,
+		onTmpl:   cfg.OnTemplateRemove,
 		lastSeen: cfg.LastSeen,
 		tmpl:     newTmplTable(tcap),
 
@@ -511,7 +518,7 @@ func (t *Table) Flush() {
 	}
 	for i := range t.tmpl.slab {
 		if t.tmpl.slab[i].live {
-			t.removeTemplate(uint32(i))
+			t.removeTemplate(uint32(i), TemplateDeleted)
 		}
 	}
 }

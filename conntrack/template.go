@@ -18,6 +18,31 @@ type TemplateKey struct {
 	Service uint32
 }
 
+// TemplateRemoval says why a template left the table (Config.OnTemplateRemove).
+type TemplateRemoval uint8
+
+const (
+	// TemplateExpired: its timeout passed with no connection left.
+	TemplateExpired TemplateRemoval = iota + 1
+	// TemplateReplaced: InsertTemplate put a new one in its place.
+	TemplateReplaced
+	// TemplateDeleted: DeleteTemplate or DeleteTemplatesForDest (its
+	// server is gone or quiesced).
+	TemplateDeleted
+)
+
+func (r TemplateRemoval) String() string {
+	switch r {
+	case TemplateExpired:
+		return "expired"
+	case TemplateReplaced:
+		return "replaced"
+	case TemplateDeleted:
+		return "deleted"
+	}
+	return "unknown"
+}
+
 // tmplEntry is a template in the template slab. Like Conn, it holds no
 // pointers.
 type tmplEntry struct {
@@ -104,7 +129,7 @@ func (t *Table) InsertTemplate(k *TemplateKey, dest uint32, timeout time.Duratio
 	}
 	tt := &t.tmpl
 	if slot, found := t.findTemplate(k); found {
-		t.removeTemplate(slot)
+		t.removeTemplate(slot, TemplateReplaced)
 	}
 	if tt.freeHead == 0 {
 		t.stats.TemplatesFull++
@@ -159,9 +184,12 @@ func (tt *tmplTable) unbind(slot, gen uint32, now int64) {
 	}
 }
 
-func (t *Table) removeTemplate(slot uint32) {
+func (t *Table) removeTemplate(slot uint32, why TemplateRemoval) {
 	tt := &t.tmpl
 	e := &tt.slab[slot]
+	if t.onTmpl != nil {
+		t.onTmpl(&e.key, why)
+	}
 	tt.idx.remove(hashTemplate(&t.seed, &e.key), slot+1)
 	*e = tmplEntry{gen: e.gen + 1, nextFree: tt.freeHead}
 	tt.freeHead = slot + 1
@@ -174,7 +202,7 @@ func (t *Table) removeTemplate(slot uint32) {
 func (t *Table) DeleteTemplate(k *TemplateKey) bool {
 	slot, found := t.findTemplate(k)
 	if found {
-		t.removeTemplate(slot)
+		t.removeTemplate(slot, TemplateDeleted)
 	}
 	return found
 }
@@ -186,7 +214,7 @@ func (t *Table) DeleteTemplatesForDest(dest uint32) int {
 	n := 0
 	for i := range t.tmpl.slab {
 		if e := &t.tmpl.slab[i]; e.live && e.dest == dest {
-			t.removeTemplate(uint32(i))
+			t.removeTemplate(uint32(i), TemplateDeleted)
 			n++
 		}
 	}
@@ -222,7 +250,7 @@ func (t *Table) expireTemplates(now int64, budget int) int {
 			tt.hand = 0
 		}
 		if e := &tt.slab[slot]; e.live && !e.alive(now) {
-			t.removeTemplate(uint32(slot))
+			t.removeTemplate(uint32(slot), TemplateExpired)
 			t.stats.TemplateExpired++
 			removed++
 		}

@@ -211,3 +211,54 @@ func TestTemplateGenerations(t *testing.T) {
 		t.Fatal("bound to a missing template")
 	}
 }
+
+// TestTemplateRemoveCallback: every way out of the table is reported once,
+// with its reason, while the key is still readable.
+func TestTemplateRemoveCallback(t *testing.T) {
+	type ev struct {
+		client inet.Addr
+		why    TemplateRemoval
+	}
+	var got []ev
+	tb := New(Config{Capacity: 64, OnTemplateRemove: func(k *TemplateKey, why TemplateRemoval) {
+		got = append(got, ev{k.Client, why})
+	}})
+	a := inet.AddrFrom4([4]byte{198, 18, 7, 1})
+	b := inet.AddrFrom4([4]byte{198, 18, 7, 2})
+	c := inet.AddrFrom4([4]byte{198, 18, 7, 3})
+	ka, kb, kc := tkey(a, 32), tkey(b, 32), tkey(c, 32)
+	for _, k := range []*TemplateKey{&ka, &kb, &kc} {
+		if err := tb.InsertTemplate(k, 5, time.Second, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(got) != 0 {
+		t.Fatalf("removals on insert: %v", got)
+	}
+	tb.InsertTemplate(&ka, 6, time.Second, 0) // replaces a's
+	tb.DeleteTemplate(&kb)
+	tb.Expire(10*sec, 1<<20)
+	want := []ev{{a, TemplateReplaced}, {b, TemplateDeleted}, {a, TemplateExpired}, {c, TemplateExpired}}
+	if len(got) != len(want) {
+		t.Fatalf("removals %v, want %v", got, want)
+	}
+	for _, w := range want[:2] {
+		if got[0] != w && got[1] != w {
+			t.Errorf("removals %v: missing %v", got, w)
+		}
+	}
+	for _, w := range want[2:] {
+		if got[2] != w && got[3] != w {
+			t.Errorf("removals %v: missing %v", got, w)
+		}
+	}
+	got = nil
+	tb.InsertTemplate(&ka, 7, time.Second, 11*sec)
+	tb.Flush()
+	if len(got) != 1 || got[0] != (ev{a, TemplateDeleted}) {
+		t.Errorf("flush: removals %v, want a deleted", got)
+	}
+	if TemplateExpired.String() != "expired" || TemplateRemoval(0).String() != "unknown" {
+		t.Error("TemplateRemoval names")
+	}
+}

@@ -88,6 +88,7 @@ type Director struct {
 	steer   *bpf.Steering
 	ifaces  []*Interface
 	workers []*worker
+	persist *persistDir // persistence templates shared by the workers; nil with one
 	umem    *xsk.UMEM
 	res     *resolver
 	guard   *synGuard   // the SYN proxy's engagement (synguard.go)
@@ -186,6 +187,9 @@ func New(opts Options, log *slog.Logger) (_ *Director, err error) {
 	regionFrames := len(d.ifaces) * opts.RingSize * 2
 	if d.umem, err = xsk.NewUMEM(regionFrames*maxQueues, frameSize); err != nil {
 		return nil, fmt.Errorf("umem: %w", err)
+	}
+	if maxQueues > 1 {
+		d.persist = newPersistDir()
 	}
 	for q := 0; q < maxQueues; q++ {
 		w, err := newWorker(d, q, perWorker, d.umem, regionFrames)
@@ -787,15 +791,33 @@ type Template struct {
 	Conns   int // connections it controls
 }
 
-// Templates lists the persistence templates of every worker.
+// Templates lists the persistence templates of every worker. The workers
+// that serve one client toward one server each hold a template of it
+// (persistdir.go); the listing shows them as one, as IPVS's one template:
+// their connections summed, the latest expiry.
 func (d *Director) Templates(ctx context.Context) ([]Template, error) {
+	type key struct {
+		proto         lvs.Proto
+		client        netip.Addr
+		virtual, dest netip.AddrPort
+	}
 	var out []Template
+	seen := map[key]int{}
 	for _, w := range d.workers {
 		part, err := w.listTemplates(ctx)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, part...)
+		for _, t := range part {
+			k := key{t.Proto, t.Client, t.Virtual, t.Dest}
+			if i, ok := seen[k]; ok {
+				out[i].Conns += t.Conns
+				out[i].Expires = max(out[i].Expires, t.Expires)
+				continue
+			}
+			seen[k] = len(out)
+			out = append(out, t)
+		}
 	}
 	return out, nil
 }

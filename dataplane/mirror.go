@@ -610,7 +610,7 @@ func (d *Director) Adopt() (AdoptStats, error) {
 			k := conntrack.TemplateKey{Client: r.src, VIP: r.dst, VPort: r.dport, Proto: r.proto, Service: svc.ID}
 			// The service's timeout, which the template gets again after
 			// its last connection ends.
-			if w.ct.InsertTemplate(&k, dst.ID, svc.Persistence, now) != nil {
+			if w.insertTemplate(&k, dst.ID, svc.Persistence, now) != nil {
 				skip(r, &stats.Unknown)
 				continue
 			}
@@ -701,7 +701,7 @@ func (w *worker) adoptConn(r *mirrorRecord, st *snapshot, now int64) bool {
 		if !w.ct.BindTemplate(c, &k) {
 			// Its template was recorded by another worker (or not at
 			// all): this worker gets its own, as pick would make it.
-			if w.ct.InsertTemplate(&k, dst.ID, svc.Persistence, now) == nil {
+			if w.insertTemplate(&k, dst.ID, svc.Persistence, now) == nil {
 				w.ct.BindTemplate(c, &k)
 			}
 		}

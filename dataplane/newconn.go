@@ -175,11 +175,34 @@ func (w *worker) pick(svc *Service, p *packet.Parsed, now int64, st *snapshot) *
 			// IPVS keeps sending a persistent client to its server while
 			// the template lives, even when the server is quiescent
 			// (weight 0); only a removed server breaks the binding.
-			if dst := st.dest(id); dst != nil && !dst.Removed.Load() {
-				return dst
+			if usableTemplateDest(st, id) {
+				return st.dest(id)
 			}
 		}
+		if w.d.persist != nil {
+			return w.pickShared(svc, p, tk, now, st)
+		}
 	}
+	dst := w.schedulerPick(svc, p, st)
+	if dst == nil {
+		return nil
+	}
+	if tk != nil && w.ct.InsertTemplate(tk, dst.ID, svc.Persistence, now) == nil {
+		w.mirrorTemplate(tk, dst.ID, now+int64(svc.Persistence), st)
+	}
+	return dst
+}
+
+// usableTemplateDest: IPVS keeps sending a persistent client to its server
+// while the template lives, even when the server is quiescent (weight 0);
+// only a removed server breaks the binding.
+func usableTemplateDest(st *snapshot, id uint32) bool {
+	dst := st.dest(id)
+	return dst != nil && !dst.Removed.Load()
+}
+
+// schedulerPick asks svc's scheduler for a real server.
+func (w *worker) schedulerPick(svc *Service, p *packet.Parsed, st *snapshot) *Dest {
 	// The key lives in the worker: a stack value passed through the
 	// interface would escape and allocate per connection.
 	w.key = sched.Key{Proto: uint8(p.Proto), Src: p.Src, Dst: p.Dst, SrcPort: p.SrcPort, DstPort: p.DstPort}
@@ -187,9 +210,52 @@ func (w *worker) pick(svc *Service, p *packet.Parsed, now int64, st *snapshot) *
 	if sd == nil {
 		return nil
 	}
-	dst := st.dest(sd.ID)
-	if tk != nil && w.ct.InsertTemplate(tk, dst.ID, svc.Persistence, now) == nil {
-		w.mirrorTemplate(tk, dst.ID, now+int64(svc.Persistence), st)
+	return st.dest(sd.ID)
+}
+
+// pickShared is pick's way for a client this worker has no template for,
+// with several workers: the server another worker's template names, else a
+// newly scheduled one that the others will then take (persistdir.go).
+func (w *worker) pickShared(svc *Service, p *packet.Parsed, tk *conntrack.TemplateKey, now int64, st *snapshot) *Dest {
+	pd := w.d.persist
+	s := pd.shard(tk)
+	s.mu.Lock()
+	e, found := s.m[*tk]
+	if !found || e.holders <= 0 || !usableTemplateDest(st, e.dest) {
+		dst := w.schedulerPick(svc, p, st)
+		if dst == nil {
+			s.mu.Unlock()
+			return nil
+		}
+		e.dest = dst.ID
 	}
-	return dst
+	e.holders++ // this worker's template, made below
+	s.m[*tk] = e
+	s.mu.Unlock()
+	if w.ct.InsertTemplate(tk, e.dest, svc.Persistence, now) != nil {
+		pd.release(tk, conntrack.TemplateExpired)
+	} else {
+		w.mirrorTemplate(tk, e.dest, now+int64(svc.Persistence), st)
+	}
+	return st.dest(e.dest)
+}
+
+// insertTemplate makes a template of this worker's table that pick did not
+// (restored, synced), and tells the other workers (persistdir.go).
+func (w *worker) insertTemplate(k *conntrack.TemplateKey, dest uint32, timeout time.Duration, now int64) error {
+	if err := w.ct.InsertTemplate(k, dest, timeout, now); err != nil {
+		return err
+	}
+	if w.d.persist != nil {
+		w.d.persist.hold(k, dest)
+	}
+	return nil
+}
+
+// onTemplateRemove follows the templates leaving this worker's table
+// (conntrack.Config.OnTemplateRemove) for the other workers.
+func (w *worker) onTemplateRemove(k *conntrack.TemplateKey, why conntrack.TemplateRemoval) {
+	if w.d.persist != nil {
+		w.d.persist.release(k, why)
+	}
 }

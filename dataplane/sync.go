@@ -213,7 +213,7 @@ func (w *worker) install(entries []SyncRecord) {
 		expires := now + int64(e.Remaining)
 		if e.Kind == SyncTemplate {
 			k := conntrack.TemplateKey{Client: e.Client, VIP: e.Virtual, VPort: e.VPort, Proto: e.Proto, Service: svc.ID}
-			if w.ct.InsertTemplate(&k, dst.ID, e.Remaining, now) == nil {
+			if w.insertTemplate(&k, dst.ID, e.Remaining, now) == nil {
 				w.mirrorTemplate(&k, dst.ID, expires, st)
 			}
 			continue

@@ -145,6 +145,8 @@ func newWorker(d *Director, q int, tableSize int, umem *xsk.UMEM, regionFrames i
 		OnState:  d.countState,
 		OnRemove: w.onRemove,
 		LastSeen: w.lastSeen,
+		// Only with several workers, which share templates.
+		OnTemplateRemove: w.onTemplateRemove,
 	}))
 	sweeps := int(expireSweep / expireEvery)
 	w.budget = max(256, tableSize/sweeps)

@@ -30,13 +30,39 @@ func TestMultiQueue(t *testing.T) {
 	defer stop()
 	fullnat := httpService("fullnat", labVIP4, 81, 3)
 	fullnat.Forward, fullnat.LocalAddresses = "fullnat", []string{"198.18.1.250"}
-	g := startGovsd(t, lab.Director, testutil.Config{Services: []testutil.Service{httpService("nat", labVIP4, 80, 3), fullnat}}.YAML())
+	// Persistence holds per client, not per worker: the client's
+	// connections spread over both queues and both workers.
+	sticky := httpService("sticky", labVIP4, 82, 3)
+	sticky.Settings = append(sticky.Settings, "persistence: {timeout: 300s}")
+	stickyFull := httpService("sticky-fullnat", labVIP4, 83, 3)
+	stickyFull.Forward, stickyFull.LocalAddresses = "fullnat", []string{"198.18.1.250"}
+	stickyFull.Settings = append(stickyFull.Settings, "persistence: {timeout: 300s}")
+	g := startGovsd(t, lab.Director, testutil.Config{Services: []testutil.Service{httpService("nat", labVIP4, 80, 3), fullnat, sticky, stickyFull}}.YAML())
 	if !strings.Contains(g.Logs(), "queues=2") {
 		t.Fatalf("govsd did not serve two queues:\n%s", g.Logs())
 	}
 	for _, url := range []string{"http://198.18.0.100:80/", "http://198.18.0.100:81/"} {
 		if hits := spread(t, lab, url, 40); len(hits) != 3 {
 			t.Errorf("%s: spread %v, want all three servers", url, hits)
+		}
+	}
+	for _, url := range []string{"http://198.18.0.100:82/", "http://198.18.0.100:83/"} {
+		if hits := spread(t, lab, url, 40); len(hits) != 1 {
+			t.Errorf("%s (persistent): spread %v, want one server for the one client", url, hits)
+		}
+	}
+	// The listing shows one template per client and service, as IPVS's,
+	// though each worker that served the client holds one.
+	conns := g.admOK(t, "-L", "-n", "-c", "--persistent-conn")
+	for _, vport := range []string{"198.18.0.100:82", "198.18.0.100:83"} {
+		n := 0
+		for _, line := range strings.Split(conns, "\n") {
+			if strings.Contains(line, "NONE") && strings.Contains(line, vport) {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("%s: %d template lines, want 1:\n%s", vport, n, conns)
 		}
 	}
 	out, err := g.adm("--counters", "--json")

@@ -1,0 +1,99 @@
+package dataplane
+
+import (
+	"sync"
+
+	"github.com/govs/govs/conntrack"
+)
+
+// Persistence across workers. Each worker keeps its persistence templates
+// in its own table, like its connections (one owner each). But a client's
+// connections belong to workers by client address and port (handoff.go),
+// so with several RX queues one client's connections are spread over the
+// workers, and each would schedule its first one anew: persistence (IPVS
+// -p, fwmark services) would hold per worker, not per client.
+//
+// persistDir is what the workers share: for every template key that some
+// worker holds, the real server, and how many workers hold a template for
+// it. A worker that has no template of its own for a client asks it before
+// scheduling, and takes the server another worker chose (making a template
+// of its own, which then lives on its own connections and timeout, as
+// IPVS's one does). An entry lives while a worker holds a template for it:
+// the workers report every template they make (hold) and every one their
+// table lets go (release, from conntrack's OnTemplateRemove). A template
+// deleted because its server is gone or quiesced (DeleteTemplatesForDest,
+// which every worker runs) deletes the entry, so that no worker takes the
+// server from it again.
+//
+// It costs a shard's lock per new connection of a persistent service, only
+// with several workers: per connection, as the scheduler's own pick.
+type persistDir struct {
+	shards [persistShards]persistShard
+}
+
+const persistShards = 64
+
+type persistShard struct {
+	mu sync.Mutex
+	m  map[conntrack.TemplateKey]persistEntry
+	_  [40]byte // one shard per cache line or two, not several
+}
+
+type persistEntry struct {
+	dest    uint32 // Dest.ID
+	holders int32  // workers holding a template for the key
+}
+
+func newPersistDir() *persistDir {
+	d := &persistDir{}
+	for i := range d.shards {
+		d.shards[i].m = make(map[conntrack.TemplateKey]persistEntry)
+	}
+	return d
+}
+
+func (d *persistDir) shard(k *conntrack.TemplateKey) *persistShard {
+	h := mixEndpoint(k.Client, k.VPort) ^ k.Service*0x9e3779b1
+	return &d.shards[h%persistShards]
+}
+
+// hold records that a worker has made a template for k toward dest without
+// resolve (one restored or synced).
+func (d *persistDir) hold(k *conntrack.TemplateKey, dest uint32) {
+	s := d.shard(k)
+	s.mu.Lock()
+	e := s.m[*k]
+	if e.holders == 0 {
+		e.dest = dest
+	}
+	e.holders++
+	s.m[*k] = e
+	s.mu.Unlock()
+}
+
+// release records that a worker's template for k has left its table.
+func (d *persistDir) release(k *conntrack.TemplateKey, why conntrack.TemplateRemoval) {
+	s := d.shard(k)
+	s.mu.Lock()
+	if e, ok := s.m[*k]; ok {
+		e.holders--
+		if e.holders <= 0 || why == conntrack.TemplateDeleted {
+			delete(s.m, *k)
+		} else {
+			s.m[*k] = e
+		}
+	}
+	s.mu.Unlock()
+}
+
+// len counts the entries (tests).
+func (d *persistDir) len() int {
+	n := 0
+	for i := range d.shards {
+		s := &d.shards[i]
+		s.mu.Lock()
+		n += len(s.m)
+		s.mu.Unlock()
+	}
+	return n
+}
