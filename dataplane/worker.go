@@ -170,8 +170,16 @@ func (w *worker) run() {
 	// One OS thread per worker keeps its poll(2) sleeps and its cache warm.
 	// The thread is never unlocked: it carries the worker's nice value and
 	// name, so it ends with the worker rather than serve other goroutines.
+	// Except the process's main thread (govsd keeps its main goroutine
+	// there, but a test binary may not): its name is the process's, which
+	// pidof and keepalived's track_process look for, and it must outlive
+	// the worker.
 	runtime.LockOSThread()
-	setThreadName(workerThreadName(w.q))
+	if unix.Gettid() == unix.Getpid() {
+		defer runtime.UnlockOSThread()
+	} else {
+		setThreadName(workerThreadName(w.q))
+	}
 	if n := w.d.opts.WorkerNice; n != 0 {
 		if err := unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), n); err != nil {
 			w.d.log.Warn("worker: cannot set its nice value; under overload the kernel's receive processing may take its core",

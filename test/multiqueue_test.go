@@ -2,6 +2,8 @@ package test
 
 import (
 	"encoding/json"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -80,6 +82,10 @@ func TestMultiQueue(t *testing.T) {
 	}
 	// One named thread per worker, each of which ran: an operator's top -H
 	// (and make bench) tells the workers' CPU time apart.
+	// The process keeps its name (pidof, keepalived's track_process).
+	if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", g.Cmd.Process.Pid)); strings.TrimSpace(string(comm)) != "govsd" {
+		t.Errorf("govsd's process name is %q", comm)
+	}
 	threads, err := testutil.Threads(g.Cmd.Process.Pid, "govs-w")
 	if err != nil {
 		t.Fatal(err)

@@ -19,12 +19,19 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"runtime/pprof"
 
 	"github.com/govs/govs/config"
 	"github.com/govs/govs/daemon"
 	"github.com/govs/govs/version"
 )
+
+// The main goroutine keeps the main thread for itself, so that no worker
+// runs there: a worker names its thread (govs-w<queue>), and the main
+// thread's name is the process's, which pidof and keepalived's
+// track_process look for.
+func init() { runtime.LockOSThread() }
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
