@@ -347,6 +347,22 @@ type DestCounters struct {
 	InPkts, InBytes, OutPkts, OutBytes uint64
 }
 
+// ResetFastDestCounters zeroes the fast path's counters of real server id,
+// whose id is being given to another.
+func (s *Steering) ResetFastDestCounters(id uint32) error {
+	if id >= FastDests {
+		return nil
+	}
+	n, err := ebpf.PossibleCPU()
+	if err != nil {
+		return err
+	}
+	if err := s.objs.FastStats.Put(id, make([]steerDestCounters, n)); err != nil {
+		return fmt.Errorf("reset fast path counters of %d: %w", id, err)
+	}
+	return nil
+}
+
 // FastDestCounters returns the fast path's counters of real server id.
 func (s *Steering) FastDestCounters(id uint32) (DestCounters, error) {
 	if id >= FastDests {

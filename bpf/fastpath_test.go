@@ -1053,6 +1053,16 @@ func TestFastPathLifecycle(t *testing.T) {
 	if got := destCounters(t, s, destID); got != (DestCounters{InPkts: 2, InBytes: 2 * uint64(len(in))}) {
 		t.Errorf("FastDestCounters after two packets: %+v", got)
 	}
+	// A reclaimed real server's id starts again from zero.
+	if err := s.ResetFastDestCounters(destID); err != nil {
+		t.Fatal(err)
+	}
+	if got := destCounters(t, s, destID); got != (DestCounters{}) {
+		t.Errorf("FastDestCounters after the reset: %+v, want zero", got)
+	}
+	if err := s.ResetFastDestCounters(FastDests); err != nil {
+		t.Errorf("ResetFastDestCounters of an id without counters: %v", err)
+	}
 
 	if err := s.SetFastPath(false); err != nil {
 		t.Fatal(err)

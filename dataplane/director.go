@@ -97,6 +97,8 @@ type Director struct {
 	mu      sync.Mutex // serialises Apply and the steering maps' upkeep
 	state   atomic.Pointer[snapshot]
 	nextSvc uint32
+	// freeDests are reclaimed real server ids (reclaim.go). Under mu.
+	freeDests []uint32
 	// reals are the real-server endpoints installed in the steering map.
 	reals map[bpf.Endpoint]struct{}
 	// own are the director's own addresses installed in the steering map.
@@ -397,9 +399,16 @@ func (d *Director) Close() error {
 // keep their scheduler state and connections; a removed real server is
 // quiesced and drained (existing connections go on); a removed service stops
 // being steered.
-func (d *Director) Apply(specs []ServiceSpec) error {
+func (d *Director) Apply(specs []ServiceSpec) (err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	// A refused set leaves everything as it was, the free ids too.
+	freeBefore := slices.Clone(d.freeDests)
+	defer func() {
+		if err != nil {
+			d.freeDests = freeBefore
+		}
+	}()
 	for i := range specs {
 		if err := validateSpec(&specs[i]); err != nil {
 			return err
@@ -608,6 +617,7 @@ func (d *Director) housekeeping(ctx context.Context) {
 		}
 		d.res.want(nextHopsWanted(s))
 		d.syncOwnAddrs(s)
+		d.reclaimDests(ctx, s, nanotime())
 		d.refreshMACs()
 		if d.opts.FastPath {
 			d.refreshFastIfaces()
@@ -671,7 +681,7 @@ func (d *Director) buildService(sp *ServiceSpec, prev *Service, next *snapshot) 
 		} else {
 			dst = &Dest{
 				Dest:    sched.NewDest(inet.AddrFromNetip(ds.Addr), ds.Port, ds.Weight),
-				ID:      uint32(len(next.dests)),
+				ID:      d.destID(next),
 				Service: svc.ID,
 				Fwd:     ds.Fwd,
 				Proto:   sp.Proto,
@@ -680,7 +690,7 @@ func (d *Director) buildService(sp *ServiceSpec, prev *Service, next *snapshot) 
 			}
 			dst.stats.fast = d.fastStats(dst.ID)
 			dst.Dest.ID = dst.ID
-			next.dests = append(next.dests[:len(next.dests):len(next.dests)], dst)
+			next.setDest(dst)
 		}
 		dst.SetThresholds(ds.Upper, ds.Lower)
 		dst.Index = len(svc.Dests)
@@ -688,9 +698,9 @@ func (d *Director) buildService(sp *ServiceSpec, prev *Service, next *snapshot) 
 	}
 	// Real servers that left drain: quiescent, out of the scheduler, still
 	// found by their existing connections.
+	now := nanotime()
 	for _, dst := range prevDests {
-		dst.SetWeight(0)
-		dst.Removed.Store(true)
+		removeDest(dst, now)
 	}
 	list := make([]*sched.Dest, len(svc.Dests))
 	for i, dst := range svc.Dests {

@@ -84,9 +84,9 @@ func (s *snapshot) markPrefixes() []bpf.MarkPrefix {
 // by id, and its real servers drain.
 func (s *snapshot) dropService(svc *Service) {
 	s.services[svc.ID] = nil
+	now := nanotime()
 	for _, dst := range svc.Dests {
-		dst.SetWeight(0)
-		dst.Removed.Store(true)
+		removeDest(dst, now)
 	}
 }
 

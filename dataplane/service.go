@@ -143,6 +143,10 @@ type Dest struct {
 	// to them (draining); they are out of the scheduler's list.
 	Removed atomic.Bool
 	stats   *destStats
+	// removedAt (nanotime) and reclaimed: when it was removed, and
+	// whether its id is free again (reclaim.go). Under Director.mu.
+	removedAt int64
+	reclaimed bool
 }
 
 // snapshot is the immutable view of services and dests that workers read
@@ -155,7 +159,7 @@ type snapshot struct {
 	marks4, marks6 []markEntry
 	locals         map[inet.Addr]bool // full-NAT local addresses
 	services       []*Service         // by ID; nil once removed
-	dests          []*Dest            // by ID; never shrinks (IDs are not reused)
+	dests          []*Dest            // by ID; never shrinks (ids of drained ones are reused: reclaim.go)
 }
 
 // markEntry is one MarkMatch of an fwmark service, ready for lookup.
