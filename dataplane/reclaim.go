@@ -64,7 +64,7 @@ func (d *Director) reclaimDests(ctx context.Context, s *snapshot, now int64) {
 		}
 		d.freeDests = append(d.freeDests, id)
 	}
-	d.log.Debug("real server ids reclaimed", "ids", len(ids), "free", len(d.freeDests))
+	d.log.Info("real server ids reclaimed", "ids", len(ids), "free", len(d.freeDests))
 }
 
 // destID returns the id for a new real server of next: a reclaimed one if
