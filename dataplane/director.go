@@ -97,8 +97,11 @@ type Director struct {
 	mu      sync.Mutex // serialises Apply and the steering maps' upkeep
 	state   atomic.Pointer[snapshot]
 	nextSvc uint32
-	// freeDests are reclaimed real server ids (reclaim.go). Under mu.
-	freeDests []uint32
+	// freeDests and freeSvcs are reclaimed real server and service ids,
+	// removedSvcs the removed services not reclaimed yet (reclaim.go).
+	// Under mu.
+	freeDests, freeSvcs []uint32
+	removedSvcs         []removedService
 	// reals are the real-server endpoints installed in the steering map.
 	reals map[bpf.Endpoint]struct{}
 	// own are the director's own addresses installed in the steering map.
@@ -403,10 +406,10 @@ func (d *Director) Apply(specs []ServiceSpec) (err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	// A refused set leaves everything as it was, the free ids too.
-	freeBefore := slices.Clone(d.freeDests)
+	freeDests, freeSvcs, removedSvcs, nextSvc := slices.Clone(d.freeDests), slices.Clone(d.freeSvcs), slices.Clone(d.removedSvcs), d.nextSvc
 	defer func() {
 		if err != nil {
-			d.freeDests = freeBefore
+			d.freeDests, d.freeSvcs, d.removedSvcs, d.nextSvc = freeDests, freeSvcs, removedSvcs, nextSvc
 		}
 	}()
 	for i := range specs {
@@ -472,12 +475,14 @@ func (d *Director) Apply(specs []ServiceSpec) (err error) {
 		if _, keep := next.byKey[key]; !keep {
 			d.steer.DelVIP(bpf.Endpoint{Addr: key.Addr, Port: key.Port, Proto: uint8(key.Proto)})
 			next.dropService(svc)
+			d.removedSvcs = append(d.removedSvcs, removedService{id: svc.ID, at: nanotime()})
 			d.log.Info("service removed", "service", svc.Name)
 		}
 	}
 	for mark, svc := range old.byMark {
 		if _, keep := next.byMark[mark]; !keep {
 			next.dropService(svc)
+			d.removedSvcs = append(d.removedSvcs, removedService{id: svc.ID, at: nanotime()})
 			d.log.Info("service removed", "service", svc.Name, "fwmark", mark)
 		}
 	}
@@ -618,6 +623,7 @@ func (d *Director) housekeeping(ctx context.Context) {
 		d.res.want(nextHopsWanted(s))
 		d.syncOwnAddrs(s)
 		d.reclaimDests(ctx, s, nanotime())
+		d.reclaimServices(s, nanotime())
 		d.refreshMACs()
 		if d.opts.FastPath {
 			d.refreshFastIfaces()
@@ -662,8 +668,7 @@ func (d *Director) buildService(sp *ServiceSpec, prev *Service, next *snapshot) 
 		if prev != nil {
 			svc.ID = prev.ID
 		} else {
-			svc.ID = d.nextSvc
-			d.nextSvc++
+			svc.ID = d.serviceID()
 		}
 	}
 	prevDests := map[netip.AddrPort]*Dest{}

@@ -108,11 +108,8 @@ func applySpecs(t *testing.T, d *Director, specs ...ServiceSpec) {
 	}
 	for key, svc := range old.byKey {
 		if _, keep := next.byKey[key]; !keep {
-			next.services[svc.ID] = nil
-			for _, dst := range svc.Dests {
-				dst.SetWeight(0)
-				dst.Removed.Store(true)
-			}
+			next.dropService(svc)
+			d.removedSvcs = append(d.removedSvcs, removedService{id: svc.ID, at: nanotime()})
 		}
 	}
 	d.state.Store(next)

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// Real server ids are reused. A real server that leaves the configuration
+// Real server and service ids are reused. A real server that leaves the configuration
 // stays in the snapshot (Removed) while connections drain from it, and
 // keeps its id, by which connections, templates and the fast path's
 // counters name it. Once it has been removed for destReclaimAfter and no
@@ -16,7 +16,9 @@ import (
 // added takes the id (buildService). Without it, a director whose real
 // servers come and go (autoscaling) would grow its tables for ever, and
 // real servers past the fast path's bpf.FastDests ids would never have the
-// fast path.
+// fast path. A removed service's id follows once every real server of it
+// has been reclaimed (reclaimServices); services past the steering
+// program's SYN counters (16,384 ids) would otherwise have no SYN rate.
 
 // destReclaimAfter is how long a removed real server keeps its id at the
 // least: a worker that scheduled onto it from the snapshot before its
@@ -65,6 +67,56 @@ func (d *Director) reclaimDests(ctx context.Context, s *snapshot, now int64) {
 		d.freeDests = append(d.freeDests, id)
 	}
 	d.log.Info("real server ids reclaimed", "ids", len(ids), "free", len(d.freeDests))
+}
+
+// removedService is a service taken out of the configuration whose id is
+// not free yet: connections may still name it while its real servers
+// drain.
+type removedService struct {
+	id uint32
+	at int64 // nanotime of its removal
+}
+
+// reclaimServices frees the ids of removed services that no connection
+// names any more: removed destReclaimAfter ago at least, and every real
+// server that was theirs reclaimed (a connection names its real server's
+// service). A reused id starts with a fresh SYN-rate baseline (synguard
+// keeps no state for a service that is gone). Under d.mu.
+func (d *Director) reclaimServices(s *snapshot, now int64) {
+	keep := d.removedSvcs[:0]
+	for _, rs := range d.removedSvcs {
+		if now-rs.at < int64(destReclaimAfter) || serviceDraining(s, rs.id) {
+			keep = append(keep, rs)
+			continue
+		}
+		d.freeSvcs = append(d.freeSvcs, rs.id)
+		d.log.Info("service id reclaimed", "id", rs.id, "free", len(d.freeSvcs))
+	}
+	d.removedSvcs = keep
+}
+
+// serviceDraining reports whether a real server of service id still
+// holds its id (connections may name the service).
+func serviceDraining(s *snapshot, id uint32) bool {
+	for _, dst := range s.dests {
+		if dst != nil && dst.Service == id && !dst.reclaimed {
+			return true
+		}
+	}
+	return false
+}
+
+// serviceID returns the id for a new service: a reclaimed one if there is
+// one, else the next unused.
+func (d *Director) serviceID() uint32 {
+	if n := len(d.freeSvcs); n > 0 {
+		id := d.freeSvcs[n-1]
+		d.freeSvcs = d.freeSvcs[:n-1]
+		return id
+	}
+	id := d.nextSvc
+	d.nextSvc++
+	return id
 }
 
 // destID returns the id for a new real server of next: a reclaimed one if

@@ -84,3 +84,51 @@ func TestReclaimDestIDs(t *testing.T) {
 		t.Errorf("free ids left: %v", d.freeDests)
 	}
 }
+
+// TestReclaimServiceIDs: a removed service's id is free once it has been
+// removed for destReclaimAfter and every real server of it is reclaimed,
+// and the next new service takes it.
+func TestReclaimServiceIDs(t *testing.T) {
+	d := newUnitDirector(t, 1)
+	startWorkers(d)
+	web := webSpec()
+	other := webSpec()
+	other.Name, other.Port = "other", 443
+	third := webSpec()
+	third.Name, third.Port = "third", 8443
+	applySpecs(t, d, web, other)
+	s := d.state.Load()
+	webID, webDest := s.byKey[serviceKey{inet.AddrFromNetip(vipIP), 80, 6}].ID, s.dests[0]
+	webDest.Transition(sched.ClassNone, sched.ClassInactive) // a connection still draining
+	applySpecs(t, d, other)                                  // web removed
+	removed := d.removedSvcs[0].at
+	step := func(at int64) {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		st := d.state.Load()
+		d.reclaimDests(ctx, st, at)
+		d.reclaimServices(st, at)
+	}
+	later := removed + int64(destReclaimAfter) + int64(time.Second)
+	step(removed + int64(time.Second))
+	step(later)
+	if len(d.freeSvcs) != 0 {
+		t.Fatalf("service id freed %v while its real server drains", d.freeSvcs)
+	}
+	webDest.Transition(sched.ClassInactive, sched.ClassNone)
+	step(later)
+	if len(d.freeSvcs) != 1 || d.freeSvcs[0] != webID || len(d.removedSvcs) != 0 {
+		t.Fatalf("free service ids %v, removed %v; want web's %d", d.freeSvcs, d.removedSvcs, webID)
+	}
+	applySpecs(t, d, other, third)
+	st := d.state.Load()
+	svc := st.byKey[serviceKey{inet.AddrFromNetip(vipIP), 8443, 6}]
+	if svc.ID != webID || st.service(webID) != svc {
+		t.Fatalf("third got id %d, want web's %d", svc.ID, webID)
+	}
+	if svc.Dests[0].Service != webID || svc.Dests[0].ID != webDest.ID {
+		t.Errorf("third's real server: service %d id %d, want %d and the reclaimed %d", svc.Dests[0].Service, svc.Dests[0].ID, webID, webDest.ID)
+	}
+}

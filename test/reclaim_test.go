@@ -11,10 +11,11 @@ import (
 )
 
 // TestRealServerIDReuse: a real server removed and drained gives its id
-// to the next one added (dataplane/reclaim.go). The new server starts
-// from zero in the listings, though the fast path counted the old one's
-// packets under that id, and carries traffic on the fast path. About 35 s:
-// an id is reclaimed 30 s after its server's removal at the earliest.
+// to the next one added, a removed service to the next new service
+// (dataplane/reclaim.go). The new server starts from zero in the listings,
+// though the fast path counted the old one's packets under that id, and
+// carries traffic on the fast path. About 35 s: an id is reclaimed 30 s
+// after its removal at the earliest.
 func TestRealServerIDReuse(t *testing.T) {
 	needRoot(t)
 	lab := newServingLab(t, "rid", topo.LabOptions{RealServers: 3})
@@ -34,9 +35,29 @@ func TestRealServerIDReuse(t *testing.T) {
 		t.Fatalf("rs1 InPkts %d, want >= 30", in)
 	}
 
+	// A second service, used once and removed with rs1: its id is
+	// reclaimed with its real server's.
+	const vip2 = "198.18.0.100:54"
+	g.admOK(t, "-A", "-u", vip2, "-s", "rr")
+	g.admOK(t, "-a", "-u", vip2, "-r", "198.18.1.2:5353", "-m")
+	if got := udpFlow(t, lab, vip2, 2); got["rs2"] != 2 {
+		t.Fatalf("second service: answers %v, want 2 from rs2", got)
+	}
+
 	g.admOK(t, "-a", "-u", vip, "-r", "198.18.1.2:5353", "-m")
 	g.admOK(t, "-d", "-u", vip, "-r", "198.18.1.1:5353")
-	waitFor(t, 45*time.Second, "rs1's id reclaimed", func() bool { return strings.Contains(g.Logs(), "real server ids reclaimed") })
+	g.admOK(t, "-D", "-u", vip2)
+	waitFor(t, 45*time.Second, "rs1's id and the second service's reclaimed", func() bool {
+		logs := g.Logs()
+		return strings.Contains(logs, "real server ids reclaimed") && strings.Contains(logs, "service id reclaimed")
+	})
+	// A new service takes the second one's id, and works.
+	const vip3 = "198.18.0.100:55"
+	g.admOK(t, "-A", "-u", vip3, "-s", "rr")
+	g.admOK(t, "-a", "-u", vip3, "-r", "198.18.1.3:5353", "-m")
+	if got := udpFlow(t, lab, vip3, 10); got["rs3"] != 10 {
+		t.Fatalf("service on a reclaimed id: answers %v, want 10 from rs3", got)
+	}
 	g.admOK(t, "-a", "-u", vip, "-r", "198.18.1.3:5353", "-m")
 	if in, out := g.realStats(t, vip, "198.18.1.3:5353"); in != 0 || out != 0 {
 		t.Errorf("rs3, on rs1's id, starts with InPkts %d OutPkts %d, want 0 and 0", in, out)
@@ -51,6 +72,9 @@ func TestRealServerIDReuse(t *testing.T) {
 	}
 	if in, _ := g.realStats(t, vip, "198.18.1.3:5353"); in < 30 || in > 40 {
 		t.Errorf("rs3 InPkts %d after its 30 datagrams", in)
+	}
+	if in, _ := g.realStats(t, vip3, "198.18.1.3:5353"); in < 10 || in > 20 {
+		t.Errorf("rs3 InPkts %d under the new service after its 10 datagrams", in)
 	}
 }
 
