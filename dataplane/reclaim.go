@@ -48,6 +48,9 @@ func (d *Director) reclaimDests(ctx context.Context, s *snapshot, now int64) {
 	if len(ids) == 0 {
 		return
 	}
+	// Bounded: housekeeping holds d.mu, which Apply waits for.
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
 	for _, w := range d.workers {
 		if err := w.request(ctx, func() {
 			for _, id := range ids {
