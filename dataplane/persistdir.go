@@ -2,8 +2,10 @@ package dataplane
 
 import (
 	"sync"
+	"time"
 
 	"github.com/govs/govs/conntrack"
+	"github.com/govs/govs/dataplane/packet"
 )
 
 // Persistence across workers. Each worker keeps its persistence templates
@@ -96,4 +98,51 @@ func (d *persistDir) len() int {
 		s.mu.Unlock()
 	}
 	return n
+}
+
+// pickShared is pick's way for a client this worker has no template for,
+// with several workers: the server another worker's template names, else a
+// newly scheduled one that the others will then take (persistdir.go).
+func (w *worker) pickShared(svc *Service, p *packet.Parsed, tk *conntrack.TemplateKey, now int64, st *snapshot) *Dest {
+	pd := w.d.persist
+	s := pd.shard(tk)
+	s.mu.Lock()
+	e, found := s.m[*tk]
+	if !found || e.holders <= 0 || !usableTemplateDest(st, e.dest) {
+		dst := w.schedulerPick(svc, p, st)
+		if dst == nil {
+			s.mu.Unlock()
+			return nil
+		}
+		e.dest = dst.ID
+	}
+	e.holders++ // this worker's template, made below
+	s.m[*tk] = e
+	s.mu.Unlock()
+	if w.ct.InsertTemplate(tk, e.dest, svc.Persistence, now) != nil {
+		pd.release(tk, conntrack.TemplateExpired)
+	} else {
+		w.mirrorTemplate(tk, e.dest, now+int64(svc.Persistence), st)
+	}
+	return st.dest(e.dest)
+}
+
+// insertTemplate makes a template of this worker's table that pick did not
+// (restored, synced), and tells the other workers (persistdir.go).
+func (w *worker) insertTemplate(k *conntrack.TemplateKey, dest uint32, timeout time.Duration, now int64) error {
+	if err := w.ct.InsertTemplate(k, dest, timeout, now); err != nil {
+		return err
+	}
+	if w.d.persist != nil {
+		w.d.persist.hold(k, dest)
+	}
+	return nil
+}
+
+// onTemplateRemove follows the templates leaving this worker's table
+// (conntrack.Config.OnTemplateRemove) for the other workers.
+func (w *worker) onTemplateRemove(k *conntrack.TemplateKey, why conntrack.TemplateRemoval) {
+	if w.d.persist != nil {
+		w.d.persist.release(k, why)
+	}
 }
