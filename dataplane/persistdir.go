@@ -38,7 +38,7 @@ const persistShards = 64
 type persistShard struct {
 	mu sync.Mutex
 	m  map[conntrack.TemplateKey]persistEntry
-	_  [40]byte // one shard per cache line or two, not several
+	_  [48]byte // 64 bytes a shard: workers on different shards do not share a line
 }
 
 type persistEntry struct {
@@ -59,8 +59,8 @@ func (d *persistDir) shard(k *conntrack.TemplateKey) *persistShard {
 	return &d.shards[h%persistShards]
 }
 
-// hold records that a worker has made a template for k toward dest without
-// resolve (one restored or synced).
+// hold records that a worker has made a template for k toward dest other
+// than through pickShared (one restored or synced).
 func (d *persistDir) hold(k *conntrack.TemplateKey, dest uint32) {
 	s := d.shard(k)
 	s.mu.Lock()
@@ -102,7 +102,7 @@ func (d *persistDir) len() int {
 
 // pickShared is pick's way for a client this worker has no template for,
 // with several workers: the server another worker's template names, else a
-// newly scheduled one that the others will then take (persistdir.go).
+// newly scheduled one that the others will then take.
 func (w *worker) pickShared(svc *Service, p *packet.Parsed, tk *conntrack.TemplateKey, now int64, st *snapshot) *Dest {
 	pd := w.d.persist
 	s := pd.shard(tk)
@@ -128,7 +128,7 @@ func (w *worker) pickShared(svc *Service, p *packet.Parsed, tk *conntrack.Templa
 }
 
 // insertTemplate makes a template of this worker's table that pick did not
-// (restored, synced), and tells the other workers (persistdir.go).
+// (restored, synced), and tells the other workers.
 func (w *worker) insertTemplate(k *conntrack.TemplateKey, dest uint32, timeout time.Duration, now int64) error {
 	if err := w.ct.InsertTemplate(k, dest, timeout, now); err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/govs/govs/conntrack"
 	"github.com/govs/govs/dataplane/packet"
@@ -120,6 +121,9 @@ func mustConn(t *testing.T, w *worker, k *conntrack.TemplateKey) *conntrack.Conn
 }
 
 func TestPersistDirHolders(t *testing.T) {
+	if n := unsafe.Sizeof(persistShard{}); n != 64 {
+		t.Errorf("a shard is %d bytes, want 64 (a cache line)", n)
+	}
 	d := newPersistDir()
 	k := conntrack.TemplateKey{Client: inet.AddrFrom4([4]byte{198, 18, 0, 1}), VPort: 80, Proto: lvs.ProtoTCP, Service: 1}
 	d.hold(&k, 4)
