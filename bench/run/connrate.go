@@ -19,10 +19,26 @@ type connRow struct {
 	rates []float64 // connections per second, each round
 	cpuUS []float64 // director CPU µs per connection, each round
 	busy  []float64 // director CPU busy share, each round
+	// clientBusy is the generator CPU's busy share, each round: wrk, nginx
+	// and their TCP stacks share it, so near 100% it is what limits the
+	// row rather than the path.
+	clientBusy []float64
 }
 
 func (r connRow) rate() float64 { return medianOf(r.rates) }
 func (r connRow) cpu() float64  { return medianOf(r.cpuUS) }
+
+// clientCPU is the client CPU's busy time per connection, in µs (median of
+// the rounds): what a path costs wrk, nginx and their TCP stacks.
+func (r connRow) clientCPU() float64 {
+	var v []float64
+	for i, b := range r.clientBusy {
+		if r.rates[i] > 0 {
+			v = append(v, b*1e6/r.rates[i])
+		}
+	}
+	return medianOf(v)
+}
 
 // connRate measures TCP connections per second (one HTTP request per
 // connection) through each path, in b.runs interleaved rounds: every round
@@ -40,36 +56,41 @@ func (b *bench) connRate(paths []path) ([]connRow, error) {
 			if err := b.ctx.Err(); err != nil {
 				return nil, err
 			}
-			rate, cpuUS, busy, err := b.connRateOnce(p)
+			rate, cpuUS, busy, clientBusy, err := b.connRateOnce(p)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", p.name, err)
 			}
-			b.logf("  round %d %s: %.0f connections/s, %.1f µs of director CPU per connection (%.0f%% busy)",
-				round+1, p.name, rate, cpuUS, busy*100)
+			b.logf("  round %d %s: %.0f connections/s, %.1f µs of director CPU per connection (%.0f%% busy; client CPU %.0f%% busy)",
+				round+1, p.name, rate, cpuUS, busy*100, clientBusy*100)
 			rows[i].rates = append(rows[i].rates, rate)
 			rows[i].cpuUS = append(rows[i].cpuUS, cpuUS)
 			rows[i].busy = append(rows[i].busy, busy)
+			rows[i].clientBusy = append(rows[i].clientBusy, clientBusy)
 		}
 	}
 	return rows, nil
 }
 
-func (b *bench) connRateOnce(p path) (rate, cpuUS, busy float64, err error) {
+func (b *bench) connRateOnce(p path) (rate, cpuUS, busy, clientBusy float64, err error) {
 	teardown, err := b.setUp(p)
 	if err != nil {
-		return 0, 0, 0, err
+		return 0, 0, 0, 0, err
 	}
 	defer teardown()
 	// Warm-up: ARP, the real servers' accept queues, govsd's first
 	// allocations; its rate is not kept.
 	_, _, err = b.wrk(p.httpURL, time.Second)
 	if err != nil {
-		return 0, 0, 0, err
+		return 0, 0, 0, 0, err
 	}
 	time.Sleep(200 * time.Millisecond)
 	before, err := readCPU(b.lab.dirCPU)
 	if err != nil {
-		return 0, 0, 0, err
+		return 0, 0, 0, 0, err
+	}
+	clientBefore, err := readCPU(b.lab.genCPU)
+	if err != nil {
+		return 0, 0, 0, 0, err
 	}
 	var perf chan error
 	if b.perfDir != "" {
@@ -82,7 +103,7 @@ func (b *bench) connRateOnce(p path) (rate, cpuUS, busy float64, err error) {
 				"-o", filepath.Join(b.perfDir, "conns-"+p.name+".stat"), "--", "sleep", strconv.Itoa(max(1, int(b.wrkDuration.Seconds())-1)))
 			stat.Start()
 			defer stat.Wait()
-			out, err := exec.Command("perf", "record", "-q", "-C", strconv.Itoa(b.lab.dirCPU), "-g", "-o", file,
+			out, err := exec.Command("perf", "record", "-q", "-a", "-g", "-o", file,
 				"--", "sleep", strconv.Itoa(max(1, int(b.wrkDuration.Seconds())-1))).CombinedOutput()
 			if err != nil {
 				err = fmt.Errorf("perf record: %w: %s", err, out)
@@ -97,11 +118,15 @@ func (b *bench) connRateOnce(p path) (rate, cpuUS, busy float64, err error) {
 		}
 	}
 	if err != nil {
-		return 0, 0, 0, err
+		return 0, 0, 0, 0, err
 	}
 	after, err := readCPU(b.lab.dirCPU)
 	if err != nil {
-		return 0, 0, 0, err
+		return 0, 0, 0, 0, err
+	}
+	clientAfter, err := readCPU(b.lab.genCPU)
+	if err != nil {
+		return 0, 0, 0, 0, err
 	}
 	// wrk's rate times its duration is the connections it made; the
 	// director's busy time over the same window (a little wider: wrk's
@@ -115,8 +140,11 @@ func (b *bench) connRateOnce(p path) (rate, cpuUS, busy float64, err error) {
 	if allTicks > 0 {
 		busy = float64(busyTicks) / float64(allTicks)
 	}
+	if d := clientAfter.total - clientBefore.total; d > 0 {
+		clientBusy = float64(clientAfter.busy-clientBefore.busy) / float64(d)
+	}
 	time.Sleep(200 * time.Millisecond)
-	return rate, cpuUS, busy, nil
+	return rate, cpuUS, busy, clientBusy, nil
 }
 
 // userHZ is the unit of /proc/stat's times (USER_HZ, 100 on Linux).
@@ -261,14 +289,22 @@ func (l *lab) serveNginx(bin string) (func(), error) {
 // connReport renders the connection-rate table.
 func connReport(rows []connRow, b *bench, server string) string {
 	var s strings.Builder
-	var nft, direct float64
+	// The baseline is the kernel's forwarding to the same 4 real servers;
+	// one real server alone (the kernel row) costs the servers' CPU less
+	// per connection, so it is the baseline only without the direct row.
+	var nft, direct, one float64
 	for _, r := range rows {
 		switch r.path.name {
 		case "nftables":
 			nft = r.rate()
-		case "kernel":
+		case "direct":
 			direct = r.rate()
+		case "kernel":
+			one = r.rate()
 		}
+	}
+	if direct == 0 {
+		direct = one
 	}
 	ratio := func(v, base float64) string {
 		if base == 0 || v == 0 {
@@ -281,9 +317,12 @@ func connReport(rows []connRow, b *bench, server string) string {
 		"ports reused from run to run do not stall). %d interleaved rounds (each round sets every path up in turn, warms it "+
 		"with 1 s of wrk and measures one run); the median round is reported. Director CPU per connection: CPU %d's busy "+
 		"time (/proc/stat: user, system, irq and softirq; govsd, its NAPI threads, the kernel's forwarding) during the run, "+
-		"divided by the connections wrk made; busy: that CPU's busy share. Each column is the median of its rounds.\n\n",
-		b.wrkThreads, b.wrkConns, b.wrkDuration, b.lab.genCPU, server, b.lab.genCPU, b.runs, b.lab.dirCPU)
-	s.WriteString("| path | connections/s | vs direct | vs nftables | director CPU µs/conn | director CPU busy | runs (conn/s) |\n|---|---:|---:|---:|---:|---:|---|\n")
+		"divided by the connections wrk made; busy: that CPU's busy share; client CPU: CPU %d's busy time per connection and busy "+
+		"share (wrk, nginx and their TCP stacks: near 100%% busy, it is what limits a row). vs direct: against the kernel's "+
+		"forwarding to the same 4 real servers (one real server alone costs the client CPU less per connection). Each column "+
+		"is the median of its rounds.\n\n",
+		b.wrkThreads, b.wrkConns, b.wrkDuration, b.lab.genCPU, server, b.lab.genCPU, b.runs, b.lab.dirCPU, b.lab.genCPU)
+	s.WriteString("| path | connections/s | vs direct | vs nftables | director CPU µs/conn | director CPU busy | client CPU µs/conn | client CPU busy | runs (conn/s) |\n|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, r := range rows {
 		var runs []string
 		for _, x := range r.rates {
@@ -293,8 +332,8 @@ func connReport(rows []connRow, b *bench, server string) string {
 		if r.path.name == "kernel" {
 			name = "direct to one real server (kernel forwarding, no NAT)"
 		}
-		fmt.Fprintf(&s, "| %s | %.0f | %s | %s | %.1f | %.0f%% | %s |\n", name, r.rate(), ratio(r.rate(), direct),
-			ratio(r.rate(), nft), r.cpu(), medianOf(r.busy)*100, strings.Join(runs, ", "))
+		fmt.Fprintf(&s, "| %s | %.0f | %s | %s | %.1f | %.0f%% | %.1f | %.0f%% | %s |\n", name, r.rate(), ratio(r.rate(), direct),
+			ratio(r.rate(), nft), r.cpu(), medianOf(r.busy)*100, r.clientCPU(), medianOf(r.clientBusy)*100, strings.Join(runs, ", "))
 	}
 	return s.String()
 }

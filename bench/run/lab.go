@@ -297,6 +297,24 @@ func (l *lab) kernelPaths(on bool) error {
 	return l.pinNAPI()
 }
 
+// ecmpRoute routes the DR VIP from the director to every real server (the
+// VIP is on their loopback), one next hop each, hashed on the 4-tuple
+// (fib_multipath_hash_policy 1) so that a connection stays on one server;
+// it returns what removes the route.
+func (l *lab) ecmpRoute() (func(), error) {
+	args := []string{"route", "replace", vipDR + "/32"}
+	for i := 0; i < numReals; i++ {
+		args = append(args, "nexthop", "via", realAddr(i), "dev", l.dev("d1"))
+	}
+	if out, err := l.director.Exec("sysctl", "-qw", "net.ipv4.fib_multipath_hash_policy=1"); err != nil {
+		return nil, fmt.Errorf("sysctl: %w: %s", err, out)
+	}
+	if out, err := l.director.Exec("ip", args...); err != nil {
+		return nil, fmt.Errorf("ip route: %w: %s", err, out)
+	}
+	return func() { l.director.Exec("ip", "route", "del", vipDR+"/32") }, nil
+}
+
 // refBalancer loads pktgen's stateless reference balancer for the UDP
 // service of the paths (vipNAT:udpPort to the real servers' udpPort) and
 // attaches it to the director's client-side interface: it redirects to d1,

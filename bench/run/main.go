@@ -110,7 +110,7 @@ func run(args []string) error {
 	fs.DurationVar(&b.wrkDuration, "wrk-duration", 4*time.Second, "length of each wrk run")
 	fs.IntVar(&b.wrkConns, "wrk-connections", 32, "wrk's concurrent connections")
 	fs.IntVar(&b.wrkThreads, "wrk-threads", 1, "wrk's threads (the client has one CPU)")
-	connPathList := fs.String("conn-paths", "kernel,nftables,nat,fullnat,dr,nat-workers", "paths whose connection rate is measured (interleaved), comma-separated")
+	connPathList := fs.String("conn-paths", "kernel,direct,nftables,nat,fullnat,dr,nat-workers", "paths whose connection rate is measured (interleaved), comma-separated")
 	connsOnly := fs.Bool("conns-only", false, "measure only the connection rate (no UDP sweep, no SYN flood)")
 	goServers := fs.Bool("go-servers", false, "Go HTTP servers on the real servers instead of nginx")
 	countAt := fs.String("count-at", "switch", "where delivered frames are counted: switch (its port facing the director) or servers (each real server's interface, behind the bridge)")

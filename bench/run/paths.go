@@ -34,6 +34,10 @@ type path struct {
 	// queues (so govsd that many workers) and the director both CPUs;
 	// the generator runs a thread per queue (measure).
 	queues int
+	// ecmp routes the DR VIP to all the real servers (a multipath route,
+	// hashed on the 4-tuple): the kernel's forwarding without NAT, spread
+	// over the same servers as the balancers spread over.
+	ecmp bool
 }
 
 // rxQueues is the number of RX queues p runs with.
@@ -59,6 +63,8 @@ func allPaths() []path {
 	return []path{
 		{name: "kernel", desc: "kernel IP forwarding, no load balancing (to the real servers' addresses)",
 			dsts: reals, httpURL: fmt.Sprintf("http://%s:%d/", realAddr(0), httpPort)},
+		{name: "direct", desc: "direct to the 4 real servers (kernel forwarding, no NAT: a multipath route to the VIP on their loopback, hashed on the 4-tuple)",
+			httpURL: fmt.Sprintf("http://%s:%d/", vipDR, httpPort), ecmp: true},
 		{name: "nftables", desc: "nftables DNAT of the VIP, numgen random mod 4",
 			dsts: []string{vipUDP}, httpURL: fmt.Sprintf("http://%s:%d/", vipNAT, httpPort), nft: nft},
 		{name: "stateless", desc: "stateless XDP balancer (hash of source % 4, DNAT, checksum fix, redirect; no state): the reference",
@@ -174,6 +180,9 @@ func (b *bench) setUp(p path) (func(), error) {
 	if p.mode == "" {
 		if err := l.kernelPaths(true); err != nil {
 			return nil, err
+		}
+		if p.ecmp {
+			return l.ecmpRoute()
 		}
 		if p.nft == "" {
 			return func() {}, nil
