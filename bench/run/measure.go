@@ -345,8 +345,8 @@ func (b *bench) generate(ctx context.Context, g *pktgen.Generator, d time.Durati
 // record runs `perf record -a -g` for a few seconds while offering rate;
 // `perf report --cpu N` then shows the director's CPU. (perf record -C N
 // came back nearly empty for the director's CPU here, hence -a.) perf
-// takes a while to start on a busy machine, so the traffic starts first
-// and outlasts it.
+// takes a while to start on a busy machine (seconds, with both CPUs
+// taken), so the traffic starts first and stops only once perf is done.
 func (b *bench) record(cfg pktgen.Config, rate uint64, file string) error {
 	cfg.Rate = rate
 	g, err := pktgen.New(cfg)
@@ -354,9 +354,12 @@ func (b *bench) record(cfg pktgen.Config, rate uint64, file string) error {
 		return err
 	}
 	defer g.Close()
-	runErr := b.generate(b.ctx, g, 8*time.Second, b.lab.genCPU, genPolicy{nice: directorNice})
+	ctx, cancel := context.WithCancel(b.ctx)
+	defer cancel()
+	runErr := b.generate(ctx, g, time.Minute, b.lab.genCPU, genPolicy{nice: directorNice})
 	time.Sleep(time.Second)
 	out, perfErr := exec.Command("perf", "record", "-q", "-a", "-g", "-o", file, "--", "sleep", "3").CombinedOutput()
+	cancel()
 	if err := <-runErr; err != nil {
 		return err
 	}
