@@ -49,6 +49,17 @@ func (t *Topology) AddNS(name string) (*NS, error) {
 	if _, err := ns.Exec("ip", "link", "set", "lo", "up"); err != nil {
 		return nil, err
 	}
+	// No duplicate address detection on the links made here, link-local
+	// addresses included (the others are added nodad): while an
+	// interface's link-local address is tentative, the kernel sends no
+	// neighbour solicitation for a packet whose source is an address of
+	// another interface (a DR or TUN real server's answer from the VIP on
+	// its loopback) and waits for the neighbour timer: the first SYN-ACK
+	// of a freshly made lab came a second late. A server that has been up
+	// for a second never sees it.
+	if _, err := ns.Exec("sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"); err != nil {
+		return nil, err
+	}
 	return ns, nil
 }
 
