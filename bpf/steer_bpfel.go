@@ -37,7 +37,8 @@ const (
 	steerCounterIdSteeredFrag      steerCounterId = 13
 	steerCounterIdFastCsumFinished steerCounterId = 14
 	steerCounterIdForeignMac       steerCounterId = 15
-	steerCounterIdCounterMax       steerCounterId = 16
+	steerCounterIdSynSpread        steerCounterId = 16
+	steerCounterIdCounterMax       steerCounterId = 17
 )
 
 type steerDestCounters struct {
@@ -148,6 +149,12 @@ type steerMarkValue struct {
 	R   [16]steerMarkRange
 }
 
+type steerSpreadService struct {
+	_     structs.HostLayout
+	Table uint32
+	Flags uint32
+}
+
 type steerSteerBucket struct {
 	_        structs.HostLayout
 	Credit   uint64
@@ -187,26 +194,29 @@ type steerSyncookieKey struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	steerMapCounters      = "counters"
-	steerMapFastCfg       = "fast_cfg"
-	steerMapFastStats     = "fast_stats"
-	steerMapFlows         = "flows"
-	steerMapFlows4        = "flows4"
-	steerMapFragAddrs     = "frag_addrs"
-	steerMapFragToKernel  = "frag_to_kernel"
-	steerMapIfaces        = "ifaces"
-	steerMapMarks         = "marks"
-	steerMapOwnAddrs      = "own_addrs"
-	steerMapReals         = "reals"
-	steerMapServiceSyns   = "service_syns"
-	steerMapSteerBuckets  = "steer_buckets"
-	steerMapSteerLimits   = "steer_limits"
-	steerMapSynBuckets    = "syn_buckets"
-	steerMapSynCfg        = "syn_cfg"
-	steerMapSyncookieKeys = "syncookie_keys"
-	steerMapVips          = "vips"
-	steerMapXsks          = "xsks"
-	steerProgSteer        = "steer"
+	steerMapCounters       = "counters"
+	steerMapFastCfg        = "fast_cfg"
+	steerMapFastStats      = "fast_stats"
+	steerMapFlows          = "flows"
+	steerMapFlows4         = "flows4"
+	steerMapFragAddrs      = "frag_addrs"
+	steerMapFragToKernel   = "frag_to_kernel"
+	steerMapIfaces         = "ifaces"
+	steerMapMarks          = "marks"
+	steerMapOwnAddrs       = "own_addrs"
+	steerMapReals          = "reals"
+	steerMapServiceSyns    = "service_syns"
+	steerMapSpreadDests    = "spread_dests"
+	steerMapSpreadServices = "spread_services"
+	steerMapSpreadTables   = "spread_tables"
+	steerMapSteerBuckets   = "steer_buckets"
+	steerMapSteerLimits    = "steer_limits"
+	steerMapSynBuckets     = "syn_buckets"
+	steerMapSynCfg         = "syn_cfg"
+	steerMapSyncookieKeys  = "syncookie_keys"
+	steerMapVips           = "vips"
+	steerMapXsks           = "xsks"
+	steerProgSteer         = "steer"
 )
 
 // loadSteer returns the embedded CollectionSpec for steer.
@@ -258,25 +268,28 @@ type steerProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type steerMapSpecs struct {
-	Counters      *ebpf.MapSpec `ebpf:"counters"`
-	FastCfg       *ebpf.MapSpec `ebpf:"fast_cfg"`
-	FastStats     *ebpf.MapSpec `ebpf:"fast_stats"`
-	Flows         *ebpf.MapSpec `ebpf:"flows"`
-	Flows4        *ebpf.MapSpec `ebpf:"flows4"`
-	FragAddrs     *ebpf.MapSpec `ebpf:"frag_addrs"`
-	FragToKernel  *ebpf.MapSpec `ebpf:"frag_to_kernel"`
-	Ifaces        *ebpf.MapSpec `ebpf:"ifaces"`
-	Marks         *ebpf.MapSpec `ebpf:"marks"`
-	OwnAddrs      *ebpf.MapSpec `ebpf:"own_addrs"`
-	Reals         *ebpf.MapSpec `ebpf:"reals"`
-	ServiceSyns   *ebpf.MapSpec `ebpf:"service_syns"`
-	SteerBuckets  *ebpf.MapSpec `ebpf:"steer_buckets"`
-	SteerLimits   *ebpf.MapSpec `ebpf:"steer_limits"`
-	SynBuckets    *ebpf.MapSpec `ebpf:"syn_buckets"`
-	SynCfg        *ebpf.MapSpec `ebpf:"syn_cfg"`
-	SyncookieKeys *ebpf.MapSpec `ebpf:"syncookie_keys"`
-	Vips          *ebpf.MapSpec `ebpf:"vips"`
-	Xsks          *ebpf.MapSpec `ebpf:"xsks"`
+	Counters       *ebpf.MapSpec `ebpf:"counters"`
+	FastCfg        *ebpf.MapSpec `ebpf:"fast_cfg"`
+	FastStats      *ebpf.MapSpec `ebpf:"fast_stats"`
+	Flows          *ebpf.MapSpec `ebpf:"flows"`
+	Flows4         *ebpf.MapSpec `ebpf:"flows4"`
+	FragAddrs      *ebpf.MapSpec `ebpf:"frag_addrs"`
+	FragToKernel   *ebpf.MapSpec `ebpf:"frag_to_kernel"`
+	Ifaces         *ebpf.MapSpec `ebpf:"ifaces"`
+	Marks          *ebpf.MapSpec `ebpf:"marks"`
+	OwnAddrs       *ebpf.MapSpec `ebpf:"own_addrs"`
+	Reals          *ebpf.MapSpec `ebpf:"reals"`
+	ServiceSyns    *ebpf.MapSpec `ebpf:"service_syns"`
+	SpreadDests    *ebpf.MapSpec `ebpf:"spread_dests"`
+	SpreadServices *ebpf.MapSpec `ebpf:"spread_services"`
+	SpreadTables   *ebpf.MapSpec `ebpf:"spread_tables"`
+	SteerBuckets   *ebpf.MapSpec `ebpf:"steer_buckets"`
+	SteerLimits    *ebpf.MapSpec `ebpf:"steer_limits"`
+	SynBuckets     *ebpf.MapSpec `ebpf:"syn_buckets"`
+	SynCfg         *ebpf.MapSpec `ebpf:"syn_cfg"`
+	SyncookieKeys  *ebpf.MapSpec `ebpf:"syncookie_keys"`
+	Vips           *ebpf.MapSpec `ebpf:"vips"`
+	Xsks           *ebpf.MapSpec `ebpf:"xsks"`
 }
 
 // steerVariableSpecs contains global variables before they are loaded into the kernel.
@@ -305,25 +318,28 @@ func (o *steerObjects) Close() error {
 //
 // It can be passed to loadSteerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type steerMaps struct {
-	Counters      *ebpf.Map `ebpf:"counters"`
-	FastCfg       *ebpf.Map `ebpf:"fast_cfg"`
-	FastStats     *ebpf.Map `ebpf:"fast_stats"`
-	Flows         *ebpf.Map `ebpf:"flows"`
-	Flows4        *ebpf.Map `ebpf:"flows4"`
-	FragAddrs     *ebpf.Map `ebpf:"frag_addrs"`
-	FragToKernel  *ebpf.Map `ebpf:"frag_to_kernel"`
-	Ifaces        *ebpf.Map `ebpf:"ifaces"`
-	Marks         *ebpf.Map `ebpf:"marks"`
-	OwnAddrs      *ebpf.Map `ebpf:"own_addrs"`
-	Reals         *ebpf.Map `ebpf:"reals"`
-	ServiceSyns   *ebpf.Map `ebpf:"service_syns"`
-	SteerBuckets  *ebpf.Map `ebpf:"steer_buckets"`
-	SteerLimits   *ebpf.Map `ebpf:"steer_limits"`
-	SynBuckets    *ebpf.Map `ebpf:"syn_buckets"`
-	SynCfg        *ebpf.Map `ebpf:"syn_cfg"`
-	SyncookieKeys *ebpf.Map `ebpf:"syncookie_keys"`
-	Vips          *ebpf.Map `ebpf:"vips"`
-	Xsks          *ebpf.Map `ebpf:"xsks"`
+	Counters       *ebpf.Map `ebpf:"counters"`
+	FastCfg        *ebpf.Map `ebpf:"fast_cfg"`
+	FastStats      *ebpf.Map `ebpf:"fast_stats"`
+	Flows          *ebpf.Map `ebpf:"flows"`
+	Flows4         *ebpf.Map `ebpf:"flows4"`
+	FragAddrs      *ebpf.Map `ebpf:"frag_addrs"`
+	FragToKernel   *ebpf.Map `ebpf:"frag_to_kernel"`
+	Ifaces         *ebpf.Map `ebpf:"ifaces"`
+	Marks          *ebpf.Map `ebpf:"marks"`
+	OwnAddrs       *ebpf.Map `ebpf:"own_addrs"`
+	Reals          *ebpf.Map `ebpf:"reals"`
+	ServiceSyns    *ebpf.Map `ebpf:"service_syns"`
+	SpreadDests    *ebpf.Map `ebpf:"spread_dests"`
+	SpreadServices *ebpf.Map `ebpf:"spread_services"`
+	SpreadTables   *ebpf.Map `ebpf:"spread_tables"`
+	SteerBuckets   *ebpf.Map `ebpf:"steer_buckets"`
+	SteerLimits    *ebpf.Map `ebpf:"steer_limits"`
+	SynBuckets     *ebpf.Map `ebpf:"syn_buckets"`
+	SynCfg         *ebpf.Map `ebpf:"syn_cfg"`
+	SyncookieKeys  *ebpf.Map `ebpf:"syncookie_keys"`
+	Vips           *ebpf.Map `ebpf:"vips"`
+	Xsks           *ebpf.Map `ebpf:"xsks"`
 }
 
 func (m *steerMaps) Close() error {
@@ -340,6 +356,9 @@ func (m *steerMaps) Close() error {
 		m.OwnAddrs,
 		m.Reals,
 		m.ServiceSyns,
+		m.SpreadDests,
+		m.SpreadServices,
+		m.SpreadTables,
 		m.SteerBuckets,
 		m.SteerLimits,
 		m.SynBuckets,

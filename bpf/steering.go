@@ -65,8 +65,8 @@ func (s *Steering) DelOwnAddr(addr inet.Addr) error {
 // Counters are the steering program's packet counters summed over CPUs.
 // Every packet arriving on a served interface adds one to exactly one of
 // SteeredVIP, SteeredReply, SteeredICMP, Passed, Malformed, FragPassed,
-// FastForwarded, FastAborted, SynCookiesSent, SynThrottled, SteerMetered,
-// SteeredFrag and ForeignMAC.
+// FastForwarded, FastAborted, SynCookiesSent, SynThrottled, SynSpread,
+// SteerMetered, SteeredFrag and ForeignMAC.
 type Counters struct {
 	SteeredVIP     uint64 // to a virtual service
 	SteeredReply   uint64 // from a real server: NAT or full-NAT reply
@@ -80,6 +80,7 @@ type Counters struct {
 	FastAborted    uint64 // taken by the fast path, then a helper failed: dropped
 	SynCookiesSent uint64 // a SYN to a service answered with a SYN-ACK cookie (sent back out of its interface)
 	SynThrottled   uint64 // a SYN over the SYN rate limit to a service without cookies: dropped
+	SynSpread      uint64 // a SYN over the SYN rate limit to a DR/TUN service, forwarded by its Maglev table (spread.go)
 	SteerMetered   uint64 // a new flow's packet over its RX queue's steering meter (SetSteerLimit): dropped
 	SteeredFrag    uint64 // a later fragment to a VIP address or from a real server's (fragsteer.go)
 	ForeignMAC     uint64 // unicast to another host's MAC (a promiscuous interface, Interface.MAC): to the kernel
@@ -369,6 +370,7 @@ func (s *Steering) Counters() (Counters, error) {
 		FastAborted:      r.Sum(steerCounterIdFastAborted),
 		SynCookiesSent:   r.Sum(steerCounterIdSyncookieSent),
 		SynThrottled:     r.Sum(steerCounterIdSynThrottled),
+		SynSpread:        r.Sum(steerCounterIdSynSpread),
 		SteerMetered:     r.Sum(steerCounterIdSteerMetered),
 		SteeredFrag:      r.Sum(steerCounterIdSteeredFrag),
 		ForeignMAC:       r.Sum(steerCounterIdForeignMac),

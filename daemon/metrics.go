@@ -477,6 +477,7 @@ var xdpCounterTable = []xdpCounter{
 	{"fast_aborted", xdpVerdicts, func(x *bpf.Counters) uint64 { return x.FastAborted }},
 	{"syncookies_sent", xdpVerdicts, func(x *bpf.Counters) uint64 { return x.SynCookiesSent }},
 	{"syn_throttled", xdpVerdicts, func(x *bpf.Counters) uint64 { return x.SynThrottled }},
+	{"syn_spread", xdpVerdicts, func(x *bpf.Counters) uint64 { return x.SynSpread }},
 	{"steer_metered", xdpVerdicts, func(x *bpf.Counters) uint64 { return x.SteerMetered }},
 	{"steered_frag", xdpVerdicts, func(x *bpf.Counters) uint64 { return x.SteeredFrag }},
 	{"foreign_mac", xdpVerdicts, func(x *bpf.Counters) uint64 { return x.ForeignMAC }},

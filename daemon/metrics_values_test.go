@@ -35,7 +35,7 @@ func countingDataPath() *fakeDataPath {
 		},
 		steer: bpf.Counters{SteeredVIP: 301, SteeredReply: 302, SteeredICMP: 303, Passed: 304, Malformed: 305,
 			FragPassed: 306, UnknownIface: 307, RedirectFailed: 308, FastForwarded: 309, FastAborted: 310,
-			SynCookiesSent: 311, SynThrottled: 312, SteerMetered: 313, FastCsumFinished: 320, SteeredFrag: 314, ForeignMAC: 315},
+			SynCookiesSent: 311, SynThrottled: 312, SynSpread: 316, SteerMetered: 313, FastCsumFinished: 320, SteeredFrag: 314, ForeignMAC: 315},
 		synStatus: []dataplane.SynProxyStatus{
 			{Service: "web", Mode: dataplane.SynProxyAuto, Capable: true, Engaged: true, SYNs: 401},
 			{Service: "api", Mode: dataplane.SynProxyOff, SYNs: 402},
@@ -140,6 +140,7 @@ func TestMetricValues(t *testing.T) {
 		`govs_xdp_packets_total{verdict="fast_aborted"}`:           310,
 		`govs_xdp_packets_total{verdict="syncookies_sent"}`:        311,
 		`govs_xdp_packets_total{verdict="syn_throttled"}`:          312,
+		`govs_xdp_packets_total{verdict="syn_spread"}`:             316,
 		`govs_xdp_packets_total{verdict="steer_metered"}`:          313,
 		`govs_xdp_fast_csum_finished_total`:                        320,
 		`govs_fast_path_up{interface="eth0"}`:                      1,
@@ -347,7 +348,7 @@ func TestCountersValues(t *testing.T) {
 	}
 	wantXDP := map[string]uint64{"steered_vip": 301, "steered_reply": 302, "steered_icmp": 303, "passed": 304, "malformed": 305,
 		"frag_passed": 306, "unknown_iface": 307, "redirect_failed": 308, "fast_forwarded": 309, "fast_aborted": 310,
-		"syncookies_sent": 311, "syn_throttled": 312, "steer_metered": 313, "fast_csum_finished": 320, "steered_frag": 314, "foreign_mac": 315}
+		"syncookies_sent": 311, "syn_throttled": 312, "syn_spread": 316, "steer_metered": 313, "fast_csum_finished": 320, "steered_frag": 314, "foreign_mac": 315}
 	if !reflect.DeepEqual(got.XDP, wantXDP) {
 		t.Errorf("xdp counters\n got %v\nwant %v", got.XDP, wantXDP)
 	}

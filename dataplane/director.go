@@ -106,6 +106,12 @@ type Director struct {
 	reals map[bpf.Endpoint]struct{}
 	// own are the director's own addresses installed in the steering map.
 	own map[inet.Addr]struct{}
+	// The services whose SYNs the XDP program spreads, its free tables,
+	// and the real server entries written there (spread.go). Under mu.
+	spread       map[uint32]*spreadService
+	spreadFree   []int
+	spreadDests  map[uint32]bpf.FlowAction
+	spreadWarned bool
 
 	syncOn atomic.Bool // workers record connection changes for the sync daemon
 	// meterOn: the steering meter may meter (SteerLimit auto or a rate),
@@ -145,7 +151,11 @@ func New(opts Options, log *slog.Logger) (_ *Director, err error) {
 	if opts.ConnTableSize <= 0 {
 		opts.ConnTableSize = 1 << 20
 	}
-	d := &Director{log: log, opts: opts, reals: map[bpf.Endpoint]struct{}{}, own: map[inet.Addr]struct{}{}}
+	d := &Director{log: log, opts: opts, reals: map[bpf.Endpoint]struct{}{}, own: map[inet.Addr]struct{}{},
+		spread: map[uint32]*spreadService{}, spreadDests: map[uint32]bpf.FlowAction{}}
+	for t := bpf.SpreadServices - 1; t >= 0; t-- {
+		d.spreadFree = append(d.spreadFree, t)
+	}
 	d.state.Store(&snapshot{byKey: map[serviceKey]*Service{}})
 	defer func() {
 		if err != nil {
@@ -499,6 +509,7 @@ func (d *Director) Apply(specs []ServiceSpec) (err error) {
 	// connection still stands.
 	d.invalidateFlows()
 	d.res.want(nextHopsWanted(next))
+	d.syncSpread(next)
 	return nil
 }
 
@@ -628,6 +639,7 @@ func (d *Director) housekeeping(ctx context.Context) {
 		if d.opts.FastPath {
 			d.refreshFastIfaces()
 		}
+		d.syncSpread(d.state.Load()) // s may predate an Apply
 		d.mu.Unlock()
 	}
 }

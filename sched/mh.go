@@ -3,6 +3,8 @@ package sched
 import (
 	"math/bits"
 	"sync/atomic"
+
+	"github.com/govs/govs/inet"
 )
 
 func init() { Register("mh", func(f Flags) Scheduler { return &maglevHash{flags: f} }) }
@@ -144,3 +146,36 @@ func (s *maglevHash) Pick(k *Key) *Dest {
 	}
 	return nil
 }
+
+// MaglevTableSize is the slots of mh's lookup table; the XDP program's
+// SYN spreading (bpf.SpreadTableSize) repeats it, and the hash of
+// MaglevSlot.
+const MaglevTableSize = mhTableSize
+
+// MaglevSlot is the lookup table slot mh hashes a client onto: its address
+// and, with mh-port, its port (0 otherwise).
+func MaglevSlot(src *inet.Addr, port uint16) int {
+	return int(hashAddrPort(src, port, mhSeedLookup) % mhTableSize)
+}
+
+// MaglevTable returns mh scheduler s's current lookup table, the index
+// into dests of each slot's destination (table is nil when no destination
+// has a weight), for a copy that picks as Pick does without its fallback;
+// ok is false when s is not mh. Both are the scheduler's own and never
+// change: an Update makes new ones, so a caller may tell a new table by
+// its first element's address.
+func MaglevTable(s Scheduler) (dests []*Dest, table []int32, ok bool) {
+	m, ok := s.(*maglevHash)
+	if !ok {
+		return nil, nil, false
+	}
+	st := m.state.Load()
+	if st == nil {
+		return nil, nil, true
+	}
+	return st.dests, st.table, true
+}
+
+// MaglevHashesPort reports whether mh scheduler flags f hash the client's
+// port too (mh-port).
+func MaglevHashesPort(f Flags) bool { return f&FlagPort != 0 }

@@ -15,7 +15,7 @@
 /*
  * Each packet on a served interface increments exactly one of the counters
  * from steered_vip to frag_passed, fast_forwarded, fast_aborted,
- * syncookie_sent, syn_throttled, steer_metered, steered_frag and foreign_mac;
+ * syncookie_sent, syn_throttled, syn_spread, steer_metered, steered_frag and foreign_mac;
  * redirect_failed additionally counts the
  * steered packets whose slot had no socket (dropped: the gap between two
  * director processes, steer.c), and
@@ -40,6 +40,7 @@ enum counter_id {
 	steered_frag,    /* a later fragment to a VIP or from a real server (frag.h) */
 	fast_csum_finished, /* an unfinished TCP/UDP checksum finished by the fast path (fastpath.h) */
 	foreign_mac,     /* unicast to another host's MAC (a promiscuous interface): left to the kernel */
+	syn_spread,      /* a SYN over the SYN budget to a DR/TUN service, forwarded by its Maglev table (spread.h) */
 	counter_max,
 };
 

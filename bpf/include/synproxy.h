@@ -39,6 +39,7 @@
 #include "maps.h"
 #include "counters.h"
 #include "bucket.h"
+#include "spread.h"
 
 /* Verdicts of syn_guard besides an XDP action: steer the packet to the
  * workers; SYN_ADMITTED: a SYN the SYN budget let through, which the
@@ -541,6 +542,11 @@ __noinline int syn_guard(struct xdp_md *ctx, __u32 l4off, const struct tuple *t,
 		if (admit != XDP_DROP)
 			return admit;
 		if (!(flags & VIP_SYNPROXY_CAPABLE)) {
+			/* DR or TUN with mh and sloppy: forwarded by the
+			 * service's Maglev table rather than dropped. */
+			int act = spread_syn(ctx, t, service_id, is_ipv6);
+			if (act != SPREAD_NONE)
+				return act;
 			count(syn_throttled);
 			return XDP_DROP;
 		}
