@@ -43,8 +43,9 @@
 //	  syn_proxy_syn_rate: 20000         # SYNs/s to one service above which it engages
 //	                                    # (syn_proxy: auto); 0 = never for this
 //	  syn_limit: 100000                 # SYNs/s per CPU the XDP program passes to the
-//	                                    # workers; the rest get cookies (nat, fullnat) or
-//	                                    # are dropped (dr, tun, syn_proxy: off); 0 = no limit
+//	                                    # workers; the rest get cookies (nat, fullnat), are
+//	                                    # spread by mh's table (dr, tun with mh) or dropped
+//	                                    # (dr, tun, syn_proxy: off); 0 = no limit
 //	  syn_limit_burst: 10000            # token bucket depth per CPU; needs syn_limit > 0
 //	                                    # (syn_proxy_syn_rate, syn_limit, syn_limit_burst: at
 //	                                    # most 1073741824, the XDP bucket's arithmetic)
