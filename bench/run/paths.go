@@ -111,8 +111,14 @@ func govsConfig(l *lab, mode string, fast bool) string {
 	case "nat", "fullnat":
 		cfg.Services = append(cfg.Services, service("bench-http", "tcp", vipHTTPPort, httpPort))
 	case "dr":
-		// DR cannot change the port: the VIP's port is the servers'.
-		cfg.Services = append(cfg.Services, service("bench-http", "tcp", httpPort, httpPort))
+		// DR cannot change the port: the VIP's port is the servers'. mh
+		// (with the client's port: wrk is one client) lets the XDP
+		// program spread the SYNs over the SYN budget during the flood
+		// rather than drop them (bpf/include/spread.h).
+		http := service("bench-http", "tcp", httpPort, httpPort)
+		http.Scheduler = "mh"
+		http.Settings = append(http.Settings, "scheduler_flags: [mh-port]")
+		cfg.Services = append(cfg.Services, http)
 	}
 	return cfg.YAML()
 }
