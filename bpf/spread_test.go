@@ -79,15 +79,16 @@ func TestSynSpread(t *testing.T) {
 
 	// over runs a SYN that the budget does not admit: the first of a
 	// second may be admitted (steered), and is run again.
-	over := func(sy syn) (uint32, []byte, Counters) {
+	overFrame := func(frame []byte) (uint32, []byte, Counters) {
 		t.Helper()
 		for {
-			action, out, delta, _ := runSyn(t, s, sy.frame())
+			action, out, delta, _ := runSyn(t, s, frame)
 			if delta.SteeredVIP == 0 {
 				return action, out, delta
 			}
 		}
 	}
+	over := func(sy syn) (uint32, []byte, Counters) { t.Helper(); return overFrame(sy.frame()) }
 	wantDest := func(sy syn, hashPort bool, base uint32) uint32 {
 		a := inet.AddrFromNetip(netip.MustParseAddr(sy.src))
 		var port uint16
@@ -150,6 +151,32 @@ func TestSynSpread(t *testing.T) {
 	}
 	if len(seen) < 2 {
 		t.Errorf("40 ports of one client went to %d real servers, want them spread", len(seen))
+	}
+
+	// A SYN whose sender left its checksum to the offload (a container's
+	// veth) leaves with it finished: the real server checks it.
+	for _, sy := range []syn{
+		{src: "198.18.1.77", dst: vip4, sport: 1000, dport: 80, isn: 9},
+		{src: client6, dst: vip6, sport: 3000, dport: 443, isn: 9},
+	} {
+		complete := sy.frame()
+		in := unfinished(t, complete)
+		if bytes.Equal(in, complete) {
+			continue // the pseudo-header sum is the checksum by chance
+		}
+		action, out, delta := overFrame(in)
+		if action != actRedirect || delta != (Counters{SynSpread: 1, FastCsumFinished: 1}) {
+			t.Fatalf("unfinished SYN from %s: action %d, counters %+v; want spread, its checksum finished", sy.src, action, delta)
+		}
+		// The TCP header (20 bytes: no options), past the IPv4 header,
+		// or the outer and inner IPv6 headers (TUN).
+		at, outAt := 14+20, 14+20
+		if sy.dst == vip6 {
+			at, outAt = 14+40, 14+40+40
+		}
+		if got, want := out[outAt:outAt+20], complete[at:at+20]; !bytes.Equal(got, want) {
+			t.Errorf("unfinished SYN from %s: TCP header %x, want %x (checksum finished)", sy.src, got, want)
+		}
 	}
 
 	// A real server that takes no SYNs: its clients' SYNs are dropped.
