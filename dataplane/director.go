@@ -107,7 +107,9 @@ type Director struct {
 	// own are the director's own addresses installed in the steering map.
 	own map[inet.Addr]struct{}
 	// The services whose SYNs the XDP program spreads, its free tables,
-	// and the real server entries written there (spread.go). Under mu.
+	// and the real server entries written there (spread.go), through
+	// spreadTo (the steering program; nil without one). Under mu.
+	spreadTo     spreadMaps
 	spread       map[uint32]*spreadService
 	spreadFree   []int
 	spreadDests  map[uint32]bpf.FlowAction
@@ -151,11 +153,7 @@ func New(opts Options, log *slog.Logger) (_ *Director, err error) {
 	if opts.ConnTableSize <= 0 {
 		opts.ConnTableSize = 1 << 20
 	}
-	d := &Director{log: log, opts: opts, reals: map[bpf.Endpoint]struct{}{}, own: map[inet.Addr]struct{}{},
-		spread: map[uint32]*spreadService{}, spreadDests: map[uint32]bpf.FlowAction{}}
-	for t := bpf.SpreadServices - 1; t >= 0; t-- {
-		d.spreadFree = append(d.spreadFree, t)
-	}
+	d := &Director{log: log, opts: opts, reals: map[bpf.Endpoint]struct{}{}, own: map[inet.Addr]struct{}{}}
 	d.state.Store(&snapshot{byKey: map[serviceKey]*Service{}})
 	defer func() {
 		if err != nil {
@@ -167,6 +165,7 @@ func New(opts Options, log *slog.Logger) (_ *Director, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("load steering program: %w", err)
 	}
+	d.initSpread(d.steer)
 	d.adopted = d.steer.Adopted()
 	d.holdFlows.Store(d.adopted)
 	if err := d.releaseStaleInterfaces(); err != nil {

@@ -27,11 +27,32 @@ import (
 // rehash (mh-fallback): a SYN whose slot's server is unavailable is
 // dropped over the budget, as before.
 
+// spreadMaps are the steering program's spreading maps (bpf.Steering's
+// methods), behind an interface so that tests can watch what is written.
+type spreadMaps interface {
+	SetSpreadTable(table int, dests []uint32) error
+	SetSpreadService(id uint32, table int, hashPort bool) error
+	DelSpreadService(id uint32) error
+	SetSpreadDest(a *bpf.FlowAction) error
+	DelSpreadDest(id uint32) error
+}
+
 // spreadService is a service whose SYNs the program spreads.
 type spreadService struct {
 	table    int    // its table among the program's SpreadServices
 	first    *int32 // the first slot of the Maglev table copied there, to tell a new one
 	hashPort bool   // mh-port
+}
+
+// initSpread readies syncSpread to write to maps, all tables free.
+func (d *Director) initSpread(maps spreadMaps) {
+	d.spreadTo = maps
+	d.spread = map[uint32]*spreadService{}
+	d.spreadDests = map[uint32]bpf.FlowAction{}
+	d.spreadFree = d.spreadFree[:0]
+	for t := bpf.SpreadServices - 1; t >= 0; t-- {
+		d.spreadFree = append(d.spreadFree, t)
+	}
 }
 
 // spreads reports whether svc's SYNs over the budget are spread: a plain TCP
@@ -53,7 +74,7 @@ func spreads(svc *Service) bool {
 // real servers that takes connections now. Under d.mu; after Apply and
 // with the housekeeping, which follows weights, health and next hops.
 func (d *Director) syncSpread(s *snapshot) {
-	if d.steer == nil || !d.opts.FastPath {
+	if d.spreadTo == nil || !d.opts.FastPath {
 		return
 	}
 	want := map[uint32]*Service{}
@@ -64,7 +85,7 @@ func (d *Director) syncSpread(s *snapshot) {
 	}
 	for id, sp := range d.spread {
 		if want[id] == nil {
-			if err := d.steer.DelSpreadService(id); err != nil {
+			if err := d.spreadTo.DelSpreadService(id); err != nil {
 				d.log.Warn("syn spreading", "err", err)
 				continue
 			}
@@ -101,11 +122,11 @@ func (d *Director) syncSpread(s *snapshot) {
 					slots[i] = sdests[di].ID + 1
 				}
 			}
-			if err := d.steer.SetSpreadTable(sp.table, slots); err != nil {
+			if err := d.spreadTo.SetSpreadTable(sp.table, slots); err != nil {
 				d.log.Warn("syn spreading", "service", svc.Name, "err", err)
 				continue
 			}
-			if err := d.steer.SetSpreadService(id, sp.table, hashPort); err != nil {
+			if err := d.spreadTo.SetSpreadService(id, sp.table, hashPort); err != nil {
 				d.log.Warn("syn spreading", "service", svc.Name, "err", err)
 				continue
 			}
@@ -121,7 +142,7 @@ func (d *Director) syncSpread(s *snapshot) {
 		if old, ok := d.spreadDests[id]; ok && old == a {
 			continue
 		}
-		if err := d.steer.SetSpreadDest(&a); err != nil {
+		if err := d.spreadTo.SetSpreadDest(&a); err != nil {
 			d.log.Warn("syn spreading", "real server id", id, "err", err)
 			continue
 		}
@@ -129,7 +150,7 @@ func (d *Director) syncSpread(s *snapshot) {
 	}
 	for id := range d.spreadDests {
 		if _, ok := dests[id]; !ok {
-			if err := d.steer.DelSpreadDest(id); err != nil {
+			if err := d.spreadTo.DelSpreadDest(id); err != nil {
 				d.log.Warn("syn spreading", "real server id", id, "err", err)
 				continue
 			}
