@@ -76,7 +76,7 @@ func (w *worker) icmpToClient(frame []byte, p *packet.Parsed, c *conntrack.Conn)
 
 // tooBig answers a packet that would exceed the path MTU once encapsulated
 // with ICMP "fragmentation needed" / ICMPv6 "packet too big", as IPVS does
-// for VS/TUN. An IPv4 packet without DF is dropped and counted: govs does not
+// for VS/TUN, quoting the packet as it arrived (its TTL restored). An IPv4 packet without DF is dropped and counted: govs does not
 // fragment.
 func (w *worker) tooBig(frame []byte, p *packet.Parsed, c *conntrack.Conn, mtu int) {
 	cp := w.path(c)
@@ -94,6 +94,7 @@ func (w *worker) tooBig(frame []byte, p *packet.Parsed, c *conntrack.Conn, mtu i
 	}
 	addr := w.free[len(w.free)-1]
 	out := w.umem.Bytes(addr, uint32(w.umem.FrameSize()))
+	packet.RestoreTTL(frame, p) // toRealServer decremented it: quote the packet as it came
 	n, err := packet.BuildFragNeeded(out, frame, p, mtu, from, cp.localMAC, cp.clientMAC)
 	if err != nil {
 		return

@@ -169,3 +169,21 @@ func DecTTL(frame []byte, p *Parsed) bool {
 	h[7]--
 	return true
 }
+
+// RestoreTTL undoes a DecTTL that succeeded on frame: an ICMP error quotes
+// the packet as it arrived, as a Linux router's does (it answers before it
+// decrements).
+func RestoreTTL(frame []byte, p *Parsed) {
+	if !fits(p, len(frame)) {
+		return
+	}
+	h := frame[p.L3Off:]
+	if p.Family == 4 {
+		old := binary.BigEndian.Uint16(h[8:])
+		h[8]++
+		c := binary.BigEndian.Uint16(h[10:])
+		binary.BigEndian.PutUint16(h[10:], UpdateChecksum16(c, old, binary.BigEndian.Uint16(h[8:])))
+		return
+	}
+	h[7]++
+}

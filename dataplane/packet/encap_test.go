@@ -1,13 +1,15 @@
 package packet
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
-	"github.com/govs/govs/lvs"
 	"testing"
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
+
+	"github.com/govs/govs/lvs"
 )
 
 const headroom = 256
@@ -149,11 +151,18 @@ func TestDecTTL(t *testing.T) {
 		}
 		for frame[ttl] > 1 {
 			before := frame[ttl]
+			prev := bytes.Clone(frame)
 			if !DecTTL(frame, &p) || frame[ttl] != before-1 {
 				t.Fatalf("%s: ttl %d not decremented", s.src, before)
 			}
 			if err := verifyChecksums(frame); err != nil {
 				t.Fatalf("%s: ttl %d: %v", s.src, frame[ttl], err)
+			}
+			// RestoreTTL undoes it, checksum included.
+			again := bytes.Clone(frame)
+			RestoreTTL(again, &p)
+			if !bytes.Equal(again, prev) {
+				t.Fatalf("%s: ttl %d restored to %x, want %x", s.src, frame[ttl], again, prev)
 			}
 		}
 		if DecTTL(frame, &p) || frame[ttl] != 1 {
