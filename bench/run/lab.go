@@ -66,6 +66,7 @@ type lab struct {
 	httpStop                 func()
 	napiDevs                 map[*topo.NS][]string // the veth ends whose NAPI runs threaded
 	genCPU, dirCPU           int
+	groFlush                 time.Duration // the director's gro_flush_timeout, with napi_defer_hard_irqs 2 (0: the defaults)
 	// queues is the RX (and TX) queue count the director's links have
 	// now (setQueues), 1 but for the multi-queue paths; while it is more,
 	// the director's NAPI threads may run on both CPUs.
@@ -450,6 +451,15 @@ func (l *lab) pinNAPI() error {
 	for ns, list := range l.napiDevs {
 		for _, d := range list {
 			ns.Exec("sh", "-c", "echo 1 > /sys/class/net/"+d+"/threaded")
+		}
+	}
+	if l.groFlush > 0 {
+		// Deferred NAPI (--gro-flush-timeout): a poll that ends keeps the
+		// instance scheduled on a timer instead of being woken by the
+		// next frame; with busy_poll, the workers' syscalls poll it.
+		for _, d := range []string{l.dev("d0"), l.dev("d1")} {
+			l.director.Exec("sh", "-c", fmt.Sprintf("echo 2 > /sys/class/net/%s/napi_defer_hard_irqs; echo %d > /sys/class/net/%s/gro_flush_timeout",
+				d, l.groFlush.Nanoseconds(), d))
 		}
 	}
 	procs, err := filepath.Glob("/proc/[0-9]*/comm")

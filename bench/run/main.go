@@ -61,6 +61,7 @@ type bench struct {
 	ctx           context.Context // cancelled by SIGINT, SIGTERM, SIGHUP
 	lab           *lab
 	govsdBin      string
+	directorExtra []string // further director settings of govsd (--director)
 	flows         uint32
 	size          int
 	runs          int
@@ -123,6 +124,11 @@ func run(args []string) error {
 	fs.StringVar(&b.perfDir, "perf", "", "directory for a `perf record -a -g` (3 s at the best level) per path; read the director with perf report --cpu")
 	fs.StringVar(&b.govsdBin, "govsd", "", "govsd binary to run (default: build one from ./cmd/govsd)")
 	fs.BoolVar(&b.verbose, "v", false, "print wrk output and govsd logs")
+	groFlush := fs.Duration("gro-flush-timeout", 0, "deferred NAPI on the director's interfaces: napi_defer_hard_irqs 2 and this gro_flush_timeout (for experiments; with --director 'busy_poll: true', preferred busy polling)")
+	fs.Func("director", "a further `line` of govsd's director settings (\"busy_poll: true\"; repeatable): for experiments, the report says which", func(v string) error {
+		b.directorExtra = append(b.directorExtra, v)
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -196,6 +202,7 @@ func run(args []string) error {
 		return fmt.Errorf("build topology: %w", err)
 	}
 	defer b.lab.close()
+	b.lab.groFlush = *groFlush
 
 	start := time.Now()
 	var results []result
@@ -383,6 +390,12 @@ func report(results []result, conns []connRow, server string, b *bench, took tim
 		s.WriteString(queueReport(results))
 	}
 	s.WriteString("\nOn a small shared VM the figures move by 20–30% from one `make bench` to the next; compare paths within one run.\n")
+	if len(b.directorExtra) > 0 {
+		fmt.Fprintf(&s, "\ngovsd ran with these further director settings (--director): %s.\n", strings.Join(b.directorExtra, "; "))
+	}
+	if b.lab.groFlush > 0 {
+		fmt.Fprintf(&s, "\nThe director's interfaces had deferred NAPI (--gro-flush-timeout): napi_defer_hard_irqs 2, gro_flush_timeout %v.\n", b.lab.groFlush)
+	}
 	fmt.Fprintf(&s, "\nSetup: the generator's thread, the bridge and the real servers' NAPI threads (SCHED_FIFO, so that nothing is lost "+
 		"past the director) share CPU %d; the director's NAPI threads (threaded veth NAPI) and govsd (taskset) have CPU %d, "+
 		"govsd at nice %d against whatever else runs on the machine, the NAPI threads at nice %d (ksoftirqd's weight: a director "+

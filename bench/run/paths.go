@@ -86,7 +86,7 @@ func allPaths() []path {
 // govsConfig is govsd's configuration for a forwarding mode: the UDP
 // service the generator loads and, for nat and fullnat, an HTTP service
 // for wrk.
-func govsConfig(l *lab, mode string, fast bool) string {
+func govsConfig(l *lab, mode string, fast bool, extra []string) string {
 	vip := vipNAT
 	if mode == "dr" || mode == "tun" {
 		vip = vipDR
@@ -104,7 +104,7 @@ func govsConfig(l *lab, mode string, fast bool) string {
 		return s
 	}
 	cfg := testutil.Config{
-		Director: []string{fmt.Sprintf("interfaces: [%s, %s]", l.dev("d0"), l.dev("d1")), fmt.Sprintf("fast_path: %v", fast)},
+		Director: append([]string{fmt.Sprintf("interfaces: [%s, %s]", l.dev("d0"), l.dev("d1")), fmt.Sprintf("fast_path: %v", fast)}, extra...),
 		Services: []testutil.Service{service("bench-udp", "udp", udpPort, udpPort)},
 	}
 	switch mode {
@@ -132,7 +132,7 @@ func (b *bench) startGovsd(p path) (*testutil.Govsd, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, socket, err := testutil.WriteConfig(dir, govsConfig(b.lab, p.mode, !p.workersOnly))
+	cfg, socket, err := testutil.WriteConfig(dir, govsConfig(b.lab, p.mode, !p.workersOnly, b.directorExtra))
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
