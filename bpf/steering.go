@@ -84,9 +84,9 @@ type Counters struct {
 	SteerMetered   uint64 // a new flow's packet over its RX queue's steering meter (SetSteerLimit): dropped
 	SteeredFrag    uint64 // a later fragment to a VIP address or from a real server's (fragsteer.go)
 	ForeignMAC     uint64 // unicast to another host's MAC (a promiscuous interface, Interface.MAC): to the kernel
-	// FastCsumFinished counts, besides, the packets of FastForwarded and
-	// FastAborted whose unfinished TCP/UDP checksum (a sender with TX
-	// checksum offload) the fast path finished.
+	// FastCsumFinished counts, besides, the packets of FastForwarded,
+	// SynSpread and FastAborted whose unfinished TCP/UDP checksum (a
+	// sender with TX checksum offload) the program finished.
 	FastCsumFinished uint64
 }
 

@@ -483,7 +483,7 @@ var xdpCounterTable = []xdpCounter{
 	{"foreign_mac", xdpVerdicts, func(x *bpf.Counters) uint64 { return x.ForeignMAC }},
 	// Not a verdict: these packets count as fast_forwarded too.
 	{"fast_csum_finished", own("govs_xdp_fast_csum_finished_total",
-		"Unfinished TCP/UDP checksums the XDP fast path finished (these packets count as verdict fast_forwarded too)."),
+		"Unfinished TCP/UDP checksums the XDP fast path finished (these packets count as verdict fast_forwarded or syn_spread too)."),
 		func(x *bpf.Counters) uint64 { return x.FastCsumFinished }},
 }
 

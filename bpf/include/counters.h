@@ -19,8 +19,8 @@
  * redirect_failed additionally counts the
  * steered packets whose slot had no socket (dropped: the gap between two
  * director processes, steer.c), and
- * fast_csum_finished the fast_forwarded (or fast_aborted) packets whose
- * unfinished transport checksum the fast path finished.
+ * fast_csum_finished the fast_forwarded, syn_spread (or fast_aborted)
+ * packets whose unfinished transport checksum the program finished.
  * Lowercase names make readable Go identifiers (steerCounterIdSteeredVip).
  */
 enum counter_id {

@@ -496,6 +496,26 @@ static __always_inline struct flow_action *flow_lookup(const struct tuple *t, bo
 }
 
 /*
+ * finish_unfinished finishes the checksum of the l4len-byte segment at
+ * l4off (field: its offset there, 6 for UDP, 16 for TCP) when it is
+ * unfinished, that is when it holds only the folded pseudo-header sum
+ * pseudo, as a sender with TX checksum offload leaves it (counted
+ * fast_csum_finished). It returns 0 when there was nothing to finish, 1
+ * when it finished it, -1 when it could not (csum_finish). Packet
+ * pointers stay valid.
+ */
+static __always_inline int finish_unfinished(struct xdp_md *ctx, __u16 csum, __u64 pseudo, __u32 l4off, __u32 l4len,
+					     __u32 field)
+{
+	if (csum != csum_fold(pseudo))
+		return 0;
+	if (csum_finish(ctx, l4off, l4len, field) < 0)
+		return -1;
+	count(fast_csum_finished);
+	return 1;
+}
+
+/*
  * fast_forward forwards a packet of an established flow: t is its tuple as
  * classify parsed it. It returns the XDP action; FAST_NO when the packet is
  * not of a flow the workers know, or is a SYN (it is then untouched); or
@@ -598,11 +618,8 @@ static __always_inline int fast_forward(struct xdp_md *ctx, const struct tuple *
 			l4len = l3len - sizeof(*ip6);
 			pseudo = pseudo_sum((__u16 *)&ip6->saddr, (__u16 *)&ip6->daddr, 8, t->proto, l4len);
 		}
-		if (*csum == csum_fold(pseudo)) {
-			if (csum_finish(ctx, (__u32)(l4 - (__u8 *)data), l4len, udp ? 6 : 16) < 0)
-				return known; /* the workers finish it */
-			count(fast_csum_finished);
-		}
+		if (finish_unfinished(ctx, *csum, pseudo, (__u32)(l4 - (__u8 *)data), l4len, udp ? 6 : 16) < 0)
+			return known; /* the workers finish it */
 	}
 
 	/* A translated segment with options (SACK blocks quote sequence

@@ -136,22 +136,14 @@ static __always_inline int spread_syn(struct xdp_md *ctx, const struct tuple *t,
 		if ((a->flags & FLOW_ENCAP) && l3len > a->max_l3_len)
 			return SPREAD_NONE;
 		/* A sender with TX checksum offload left the checksum
-		 * unfinished (its pseudo-header sum): finished here, as the
-		 * fast path does, since the server's end checks it. */
+		 * unfinished: finished here, as the fast path does, since
+		 * the server's end checks it. */
 		__u16 *csum = (void *)(ip + 1) + 16;
 		if ((void *)(csum + 1) > end || l3len < sizeof(*ip) + 20)
 			return SPREAD_NONE;
 		__u32 l4len = l3len - sizeof(*ip);
-		if (*csum == csum_fold(pseudo_sum((__u16 *)&ip->saddr, (__u16 *)&ip->daddr, 2, IPPROTO_TCP, l4len))) {
-			if (csum_finish(ctx, ETH_HLEN + sizeof(*ip), l4len, 16) < 0)
-				return SPREAD_NONE;
-			count(fast_csum_finished);
-		}
-		data = (void *)(long)ctx->data;
-		end = (void *)(long)ctx->data_end;
-		eth = data;
-		ip = (void *)(eth + 1);
-		if ((void *)(ip + 1) > end)
+		__u64 pseudo = pseudo_sum((__u16 *)&ip->saddr, (__u16 *)&ip->daddr, 2, IPPROTO_TCP, l4len);
+		if (finish_unfinished(ctx, *csum, pseudo, ETH_HLEN + sizeof(*ip), l4len, 16) < 0)
 			return SPREAD_NONE;
 		__u16 *ttl_word = (__u16 *)&ip->ttl;
 		__u16 old_ttl = *ttl_word;
@@ -168,23 +160,12 @@ static __always_inline int spread_syn(struct xdp_md *ctx, const struct tuple *t,
 		if ((void *)(csum + 1) > end || l3len < sizeof(*ip6) + 20)
 			return SPREAD_NONE;
 		__u32 l4len = l3len - sizeof(*ip6);
-		if (*csum == csum_fold(pseudo_sum((__u16 *)&ip6->saddr, (__u16 *)&ip6->daddr, 8, IPPROTO_TCP, l4len))) {
-			if (csum_finish(ctx, ETH_HLEN + sizeof(*ip6), l4len, 16) < 0)
-				return SPREAD_NONE;
-			count(fast_csum_finished);
-		}
-		data = (void *)(long)ctx->data;
-		end = (void *)(long)ctx->data_end;
-		eth = data;
-		ip6 = (void *)(eth + 1);
-		if ((void *)(ip6 + 1) > end)
+		__u64 pseudo = pseudo_sum((__u16 *)&ip6->saddr, (__u16 *)&ip6->daddr, 8, IPPROTO_TCP, l4len);
+		if (finish_unfinished(ctx, *csum, pseudo, ETH_HLEN + sizeof(*ip6), l4len, 16) < 0)
 			return SPREAD_NONE;
 		ip6->hop_limit--;
 	}
 	fast_count(a, frame_len);
-	eth = (void *)(long)ctx->data;
-	if ((void *)(eth + 1) > (void *)(long)ctx->data_end)
-		return SPREAD_NONE;
 	if (a->flags & FLOW_ENCAP) {
 		int act = is_ipv6 ? encap6(ctx, a, l3len) : encap4(ctx, a, l3len);
 		if (act != XDP_PASS) {
