@@ -114,7 +114,7 @@ func (d *Director) syncSpread(s *snapshot) {
 		if len(table) > 0 {
 			first = &table[0]
 		}
-		hashPort := sched.MaglevHashesPort(svc.Flags)
+		hashPort := svc.Flags&sched.FlagPort != 0 // mh-port
 		if first != sp.first || hashPort != sp.hashPort {
 			slots := make([]uint32, bpf.SpreadTableSize)
 			if len(table) == len(slots) {

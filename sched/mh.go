@@ -175,7 +175,3 @@ func MaglevTable(s Scheduler) (dests []*Dest, table []int32, ok bool) {
 	}
 	return st.dests, st.table, true
 }
-
-// MaglevHashesPort reports whether mh scheduler flags f hash the client's
-// port too (mh-port).
-func MaglevHashesPort(f Flags) bool { return f&FlagPort != 0 }
