@@ -39,6 +39,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -77,7 +78,8 @@ type bench struct {
 	perfDir       string
 	countAt       string
 	out           io.Writer
-	govsdPID      int // the running govsd (setUp), 0 for none
+	govsdPID      int    // the running govsd (setUp), 0 for none
+	govsdSocket   string // its control socket
 }
 
 func (b *bench) logf(format string, args ...any) {
@@ -417,9 +419,13 @@ func report(results []result, conns []connRow, server string, b *bench, took tim
 		fmt.Fprintf(&s, "\nTCP connections per second during a SYN flood: the same wrk runs while the generator sends spoofed SYNs "+
 			"(sources %s/16, %d ports each, %d flows that do not repeat, %d-byte frames) to the same VIP and port, unpaced, "+
 			"on the generator's CPU at nice %d: it takes the time wrk and the real servers leave idle, so the flood's rate varies; "+
-			"each wrk run starts 1 s into the flood; median of %d runs. Without: %[6]d wrk runs with the same govsd just before the flood.\n\n",
+			"each wrk run starts 1 s into the flood; median of %d runs. Without: %[6]d wrk runs with the same govsd just before the flood. "+
+			"The director's XDP verdicts, in Mpps over each run: packets to the VIP steered to the workers (SYNs within the SYN budget and "+
+			"wrk's segments), SYNs answered with a cookie (nat, fullnat), spread by the service's Maglev table (dr with mh), dropped over "+
+			"the SYN budget, and packets dropped by the steering meter; what the flood offered beyond their sum never reached the "+
+			"program (the veth's ring was full).\n\n",
 			floodSrc, floodSrcPorts, floodFlows, b.size, floodNice, b.runs)
-		s.WriteString("| path | connections/s during the flood | without | during vs without | SYN flood Mpps | runs | wrk socket errors |\n|---|---:|---:|---:|---|---|---|\n")
+		s.WriteString("| path | connections/s during the flood | without | during vs without | SYN flood Mpps | director's XDP verdicts: to the workers / cookies / spread / over the SYN budget / metered, Mpps | runs | wrk socket errors |\n|---|---:|---:|---:|---|---|---|---|\n")
 		for _, r := range flood {
 			var runs, offered, errs []string
 			for i, x := range r.flood.runs {
@@ -431,8 +437,12 @@ func report(results []result, conns []connRow, server string, b *bench, took tim
 					errs = append(errs, "none")
 				}
 			}
-			fmt.Fprintf(&s, "| %s | %.0f | %.0f | %s | %s | %s | %s |\n", r.path.desc, r.flood.connsPS, r.connsPS,
-				ratio(r.flood.connsPS, r.connsPS), strings.Join(offered, ", "), strings.Join(runs, ", "), strings.Join(errs, "; "))
+			verdicts := make([]string, len(r.flood.synVerdicts))
+			for i, v := range r.flood.synVerdicts {
+				verdicts[i] = cmp.Or(v, "–")
+			}
+			fmt.Fprintf(&s, "| %s | %.0f | %.0f | %s | %s | %s | %s | %s |\n", r.path.desc, r.flood.connsPS, r.connsPS,
+				ratio(r.flood.connsPS, r.connsPS), strings.Join(offered, ", "), strings.Join(verdicts, "; "), strings.Join(runs, ", "), strings.Join(errs, "; "))
 		}
 	}
 	if len(results) > 0 {

@@ -15,11 +15,13 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/govs/govs/control"
 	"github.com/govs/govs/internal/testutil"
 	"github.com/govs/govs/pktgen"
 )
@@ -606,6 +608,30 @@ type floodResult struct {
 	runs    []float64 // connections per second, each run
 	offered []float64 // SYNs per second the generator sent, each run
 	errors  []string  // wrk's socket errors, each run ("" for none)
+	// synVerdicts is what the XDP program did with the VIP's packets,
+	// each run, in Mpps over the run (synVerdictCounters; "" when govsd's
+	// counters could not be read).
+	synVerdicts []string
+}
+
+// synVerdictCounters are the XDP counters of what became of the packets to
+// the VIP during a flood (govsadm --counters names): steered to the
+// workers (the SYNs within the SYN budget, and wrk's segments), answered
+// with a cookie, spread (DR/TUN mh), dropped over the SYN budget, dropped
+// by the steering meter.
+var synVerdictCounters = []string{"steered_vip", "syncookies_sent", "syn_spread", "syn_throttled", "steer_metered"}
+
+// xdpCounters reads the running govsd's XDP counters (nil if it cannot).
+func (b *bench) xdpCounters() map[string]uint64 {
+	if b.govsdSocket == "" {
+		return nil
+	}
+	c, err := control.NewClient(b.govsdSocket).Counters()
+	if err != nil {
+		b.logf("warning: govsd counters: %v", err)
+		return nil
+	}
+	return c.XDP
 }
 
 // floodConfig is the SYN generator's configuration toward the path's HTTP
@@ -673,6 +699,7 @@ func (b *bench) connsPerSecondFlood(p path) (*floodResult, error) {
 			stop()
 			return nil, err
 		}
+		xdpBefore := b.xdpCounters()
 		start := time.Now()
 		runErr := b.generate(ctx, g, b.wrkDuration+30*time.Second, b.lab.genCPU, genPolicy{nice: floodNice})
 		time.Sleep(time.Second)
@@ -689,8 +716,19 @@ func (b *bench) connsPerSecondFlood(p path) (*floodResult, error) {
 		if err != nil {
 			return nil, err
 		}
-		offered := float64(after.Sent-before.Sent) / time.Since(start).Seconds()
-		b.logf("  wrk %s during a SYN flood of %.3f Mpps: %.0f connections/s %s", p.httpURL, offered/1e6, v, sockErrs)
+		took := time.Since(start).Seconds()
+		offered := float64(after.Sent-before.Sent) / took
+		verdicts := ""
+		if xdpAfter := b.xdpCounters(); xdpBefore != nil && xdpAfter != nil {
+			var parts []string
+			for _, name := range synVerdictCounters {
+				parts = append(parts, fmt.Sprintf("%.3f", float64(xdpAfter[name]-xdpBefore[name])/took/1e6))
+			}
+			verdicts = strings.Join(parts, " / ")
+		}
+		r.synVerdicts = append(r.synVerdicts, verdicts)
+		b.logf("  wrk %s during a SYN flood of %.3f Mpps: %.0f connections/s %s; XDP: to the workers / cookies / spread / over the SYN budget / metered %s Mpps",
+			p.httpURL, offered/1e6, v, sockErrs, verdicts)
 		r.runs = append(r.runs, v)
 		r.offered = append(r.offered, offered)
 		r.errors = append(r.errors, sockErrs)

@@ -217,9 +217,9 @@ func (b *bench) setUp(p path) (func(), error) {
 		l.setQueues(1)
 		return nil, err
 	}
-	b.govsdPID = g.Cmd.Process.Pid
+	b.govsdPID, b.govsdSocket = g.Cmd.Process.Pid, g.Socket
 	return func() {
-		b.govsdPID = 0
+		b.govsdPID, b.govsdSocket = 0, ""
 		stopGovsd(g)
 		if err := l.setQueues(1); err != nil {
 			b.logf("warning: %v", err)
