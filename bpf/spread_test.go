@@ -26,6 +26,14 @@ func spreadTable(n int) []uint32 {
 	return t
 }
 
+// TestSpreadTableSize: the program's tables have the slots of the
+// scheduler's Maglev table, which govsd copies there slot for slot.
+func TestSpreadTableSize(t *testing.T) {
+	if SpreadTableSize != sched.MaglevTableSize {
+		t.Fatalf("SpreadTableSize %d, sched.MaglevTableSize %d", SpreadTableSize, sched.MaglevTableSize)
+	}
+}
+
 // TestSynSpread checks that SYNs over the SYN budget to a service with a
 // Maglev table are forwarded to the real server of the client's slot, as
 // sched's mh hashes it (address; address and port with mh-port): DR
