@@ -120,14 +120,27 @@ func (f *Flow) key4() steerFlowKey4 {
 	return steerFlowKey4{Saddr: f.Src.As4(), Daddr: f.Dst.As4(), Sport: netPort(f.SrcPort), Dport: netPort(f.DstPort), Proto: f.Proto}
 }
 
-// lookupFlow reads f's entry from the map of its family.
-func (s *Steering) lookupFlow(f *Flow, v *steerFlowAction) error {
+// FlowBuf is the memory a goroutine's flow-map calls (InstallFlow,
+// DeleteFlow, FlowLastSeen) keep their key and value in. cilium/ebpf takes
+// both as interfaces, so a key or value on the caller's stack escapes to
+// the heap: an allocation per call, two or three per connection that gets
+// flow entries. A worker keeps one FlowBuf, and its calls allocate
+// nothing. Not for concurrent use; a nil *FlowBuf allocates one per call.
+type FlowBuf struct {
+	key  steerFlowKey
+	key4 steerFlowKey4
+	val  steerFlowAction
+	old  steerFlowAction
+}
+
+// lookupFlow reads f's entry from the map of its family into b.val.
+func (s *Steering) lookupFlow(b *FlowBuf, f *Flow) error {
 	if f.is4() {
-		k := f.key4()
-		return s.objs.Flows4.Lookup(&k, v)
+		b.key4 = f.key4()
+		return s.objs.Flows4.Lookup(&b.key4, &b.val)
 	}
-	k := f.key()
-	return s.objs.Flows.Lookup(&k, v)
+	b.key = f.key()
+	return s.objs.Flows.Lookup(&b.key, &b.val)
 }
 
 // SetFastPath turns the fast path on or off. Off, every packet of a
@@ -185,17 +198,20 @@ var ErrFlowsFull = errors.New("fast path flow map full")
 // generation gen (from FlowGeneration, read before the action was built,
 // so that an invalidation in between makes the entry stale rather than
 // wrong).
-func (s *Steering) InstallFlow(f Flow, a *FlowAction, gen uint32) error {
-	v, err := flowEntry(&f, a, gen)
-	if err != nil {
+func (s *Steering) InstallFlow(b *FlowBuf, f Flow, a *FlowAction, gen uint32) error {
+	if b == nil {
+		b = new(FlowBuf)
+	}
+	var err error
+	if b.val, err = flowEntry(&f, a, gen); err != nil {
 		return err
 	}
 	if f.is4() {
-		k := f.key4()
-		err = s.objs.Flows4.Update(&k, &v, ebpf.UpdateAny)
+		b.key4 = f.key4()
+		err = s.objs.Flows4.Update(&b.key4, &b.val, ebpf.UpdateAny)
 	} else {
-		k := f.key()
-		err = s.objs.Flows.Update(&k, &v, ebpf.UpdateAny)
+		b.key = f.key()
+		err = s.objs.Flows.Update(&b.key, &b.val, ebpf.UpdateAny)
 	}
 	if err != nil {
 		if errors.Is(err, unix.E2BIG) {
@@ -261,20 +277,23 @@ func flowEntry(f *Flow, a *FlowAction, gen uint32) (steerFlowAction, error) {
 }
 
 // DeleteFlow removes the entry of f; a missing entry is not an error.
-func (s *Steering) DeleteFlow(f Flow) error {
+func (s *Steering) DeleteFlow(b *FlowBuf, f Flow) error {
+	if b == nil {
+		b = new(FlowBuf)
+	}
 	var err error
 	if f.is4() {
-		k := f.key4()
-		err = ignoreMissing(s.objs.Flows4.Delete(&k))
+		b.key4 = f.key4()
+		err = ignoreMissing(s.objs.Flows4.Delete(&b.key4))
 		// The previous govsd's program, attached until the swap, reads
 		// its copy in flows (moveFlows4): it must stop too.
 		if s.moving4.Load() {
-			k := f.key()
-			err = errors.Join(err, ignoreMissing(s.objs.Flows.Delete(&k)))
+			b.key = f.key()
+			err = errors.Join(err, ignoreMissing(s.objs.Flows.Delete(&b.key)))
 		}
 	} else {
-		k := f.key()
-		err = ignoreMissing(s.objs.Flows.Delete(&k))
+		b.key = f.key()
+		err = ignoreMissing(s.objs.Flows.Delete(&b.key))
 	}
 	if err != nil {
 		return fmt.Errorf("delete flow: %w", err)
@@ -294,27 +313,29 @@ func ignoreMissing(err error) error {
 // the entry's Seen if it has forwarded none, in CLOCK_MONOTONIC
 // nanoseconds (bpf_ktime_get_coarse_ns: a tick behind at most), updated at most every ~67 ms; ok is false
 // when f has no entry.
-func (s *Steering) FlowLastSeen(f Flow) (ns int64, ok bool) {
-	var v steerFlowAction
-	if err := s.lookupFlow(&f, &v); err != nil || v.LastSeen == 0 {
+func (s *Steering) FlowLastSeen(b *FlowBuf, f Flow) (ns int64, ok bool) {
+	if b == nil {
+		b = new(FlowBuf)
+	}
+	if err := s.lookupFlow(b, &f); err != nil || b.val.LastSeen == 0 {
 		return 0, false
 	}
+	seen := b.val.LastSeen
 	// Until the swap the previous govsd's program stamps its copy.
 	if f.is4() && s.moving4.Load() {
-		k := f.key()
-		var old steerFlowAction
-		if s.objs.Flows.Lookup(&k, &old) == nil && int64(old.LastSeen-v.LastSeen) > 0 {
-			v.LastSeen = old.LastSeen
+		b.key = f.key()
+		if s.objs.Flows.Lookup(&b.key, &b.old) == nil && int64(b.old.LastSeen-seen) > 0 {
+			seen = b.old.LastSeen
 		}
 	}
-	return int64(v.LastSeen), true
+	return int64(seen), true
 }
 
 // FlowCurrent reports whether f has an entry of the current generation:
 // one the program acts on.
 func (s *Steering) FlowCurrent(f Flow) bool {
-	var v steerFlowAction
-	return s.lookupFlow(&f, &v) == nil && v.Gen == s.gen.Load()
+	b := new(FlowBuf)
+	return s.lookupFlow(b, &f) == nil && b.val.Gen == s.gen.Load()
 }
 
 // FlowCount counts the entries of the flow maps (for tests and listings;

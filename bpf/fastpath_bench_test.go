@@ -51,10 +51,10 @@ func BenchmarkFastPath(b *testing.B) {
 			in := c.pkt.frame(b)
 			f := c.pkt.flow(b)
 			a := c.spec.action(b, in, uint32(i+1))
-			if err := s.InstallFlow(f, &a, s.FlowGeneration()); err != nil {
+			if err := s.InstallFlow(nil, f, &a, s.FlowGeneration()); err != nil {
 				b.Fatal(err)
 			}
-			defer s.DeleteFlow(f)
+			defer s.DeleteFlow(nil, f)
 			want := uint32(xdpRedirect)
 			run(b, in, want)
 		})

@@ -71,10 +71,10 @@ func TestFastPathFinishesChecksums(t *testing.T) {
 			}
 			f := c.pkt.flow(t)
 			a := c.spec.action(t, complete, uint32(i+1))
-			if err := s.InstallFlow(f, &a, s.FlowGeneration()); err != nil {
+			if err := s.InstallFlow(nil, f, &a, s.FlowGeneration()); err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { s.DeleteFlow(f) })
+			t.Cleanup(func() { s.DeleteFlow(nil, f) })
 
 			action, out, delta := runOut(t, s, in)
 			if action != xdpRedirect {
@@ -125,10 +125,10 @@ func BenchmarkFastPathUnfinished(b *testing.B) {
 					in = unfinished(b, complete)
 				}
 				b.Run(fmt.Sprintf("%s %d %s", c.name, n, kind), func(b *testing.B) {
-					if err := s.InstallFlow(f, &a, s.FlowGeneration()); err != nil {
+					if err := s.InstallFlow(nil, f, &a, s.FlowGeneration()); err != nil {
 						b.Fatal(err)
 					}
-					defer s.DeleteFlow(f)
+					defer s.DeleteFlow(nil, f)
 					var total time.Duration
 					for b.Loop() {
 						action, d, err := s.Program().Benchmark(in, 1, nil)

@@ -594,15 +594,15 @@ func TestFastPathForwards(t *testing.T) {
 			in := c.pkt.frame(t)
 			f := c.pkt.flow(t)
 			a := c.spec.action(t, in, uint32(i+1))
-			if err := s.InstallFlow(f, &a, s.FlowGeneration()); err != nil {
+			if err := s.InstallFlow(nil, f, &a, s.FlowGeneration()); err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() {
-				if err := s.DeleteFlow(f); err != nil {
+				if err := s.DeleteFlow(nil, f); err != nil {
 					t.Error(err)
 				}
 			})
-			if seen, ok := s.FlowLastSeen(f); !ok || seen != a.Seen {
+			if seen, ok := s.FlowLastSeen(nil, f); !ok || seen != a.Seen {
 				t.Errorf("FlowLastSeen before any packet = %d, %v; want the installed %d", seen, ok, a.Seen)
 			}
 			statsBefore := destCounters(t, s, a.DestID)
@@ -640,7 +640,7 @@ func TestFastPathForwards(t *testing.T) {
 			}
 			c.checkDecoded(t, verifyDecodes(t, out))
 
-			if seen, ok := s.FlowLastSeen(f); !ok || seen <= a.Seen {
+			if seen, ok := s.FlowLastSeen(nil, f); !ok || seen <= a.Seen {
 				t.Errorf("FlowLastSeen after a forwarded packet = %d, %v; want later than %d", seen, ok, a.Seen)
 			}
 			stats := destCounters(t, s, a.DestID)
@@ -826,7 +826,7 @@ func TestInstallFlowSeqAdj(t *testing.T) {
 			in := c.pkt.frame(t)
 			f := c.pkt.flow(t)
 			a := c.spec.action(t, in, 1)
-			err := s.InstallFlow(f, &a, s.FlowGeneration())
+			err := s.InstallFlow(nil, f, &a, s.FlowGeneration())
 			if c.wantErr {
 				if err == nil {
 					t.Fatal("InstallFlow accepted a translation of a UDP flow")
@@ -836,11 +836,12 @@ func TestInstallFlowSeqAdj(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { _ = s.DeleteFlow(f) })
-			var v steerFlowAction
-			if err := s.lookupFlow(&f, &v); err != nil {
+			t.Cleanup(func() { _ = s.DeleteFlow(nil, f) })
+			var buf FlowBuf
+			if err := s.lookupFlow(&buf, &f); err != nil {
 				t.Fatal(err)
 			}
+			v := buf.val
 			if got := v.Flags&flowSeqAdj != 0; got != c.wantFlag {
 				t.Errorf("FLOW_SEQ_ADJ %v, want %v (flags %#x)", got, c.wantFlag, v.Flags)
 			}
@@ -870,7 +871,7 @@ func TestFlowMapsByFamily(t *testing.T) {
 			in := c.pkt.frame(t)
 			f := c.pkt.flow(t)
 			a := c.spec.action(t, in, 1)
-			if err := s.InstallFlow(f, &a, s.FlowGeneration()); err != nil {
+			if err := s.InstallFlow(nil, f, &a, s.FlowGeneration()); err != nil {
 				t.Fatal(err)
 			}
 			var v steerFlowAction
@@ -884,7 +885,7 @@ func TestFlowMapsByFamily(t *testing.T) {
 				t.Errorf("FlowCount %d, want 1", n)
 			}
 			checkForwarded(t, s, in)
-			if err := s.DeleteFlow(f); err != nil {
+			if err := s.DeleteFlow(nil, f); err != nil {
 				t.Fatal(err)
 			}
 			if s.objs.Flows4.Lookup(&k4, &v) == nil || s.objs.Flows.Lookup(&k, &v) == nil {
@@ -973,18 +974,18 @@ func TestFastPathDeclines(t *testing.T) {
 			f := c.pkt.flow(t)
 			a := c.spec.action(t, in, uint32(100+i))
 			if !c.noFlow {
-				if err := s.InstallFlow(f, &a, s.FlowGeneration()); err != nil {
+				if err := s.InstallFlow(nil, f, &a, s.FlowGeneration()); err != nil {
 					t.Fatal(err)
 				}
 				t.Cleanup(func() {
-					if err := s.DeleteFlow(f); err != nil {
+					if err := s.DeleteFlow(nil, f); err != nil {
 						t.Error(err)
 					}
 				})
 			}
 			checkSteered(t, s, in, c.want)
 			if !c.noFlow {
-				if seen, ok := s.FlowLastSeen(f); !ok || seen != a.Seen {
+				if seen, ok := s.FlowLastSeen(nil, f); !ok || seen != a.Seen {
 					t.Errorf("FlowLastSeen = %d, %v; want the installed %d: the entry was used", seen, ok, a.Seen)
 				}
 				if st := destCounters(t, s, a.DestID); st != (DestCounters{}) {
@@ -1034,7 +1035,7 @@ func TestFastPathLifecycle(t *testing.T) {
 	if s.FastPathEnabled() {
 		t.Fatal("fast path on after load")
 	}
-	if err := s.InstallFlow(f, &a, s.FlowGeneration()); err != nil {
+	if err := s.InstallFlow(nil, f, &a, s.FlowGeneration()); err != nil {
 		t.Fatal(err)
 	}
 	if n := s.FlowCount(); n != 1 {
@@ -1082,11 +1083,11 @@ func TestFastPathLifecycle(t *testing.T) {
 		t.Fatalf("InvalidateFlows: generation %d -> %d, FlowGeneration %d", oldGen, gen, s.FlowGeneration())
 	}
 	t.Run("stale after invalidation", func(t *testing.T) { checkSteered(t, s, in, wantVIP) })
-	if err := s.InstallFlow(f, &a, oldGen); err != nil {
+	if err := s.InstallFlow(nil, f, &a, oldGen); err != nil {
 		t.Fatal(err)
 	}
 	t.Run("reinstalled with old generation", func(t *testing.T) { checkSteered(t, s, in, wantVIP) })
-	if err := s.InstallFlow(f, &a, s.FlowGeneration()); err != nil {
+	if err := s.InstallFlow(nil, f, &a, s.FlowGeneration()); err != nil {
 		t.Fatal(err)
 	}
 	t.Run("reinstalled", func(t *testing.T) { checkForwarded(t, s, in) })
@@ -1097,14 +1098,14 @@ func TestFastPathLifecycle(t *testing.T) {
 	}
 	t.Run("switched on twice", func(t *testing.T) { checkForwarded(t, s, in) })
 
-	if err := s.DeleteFlow(f); err != nil {
+	if err := s.DeleteFlow(nil, f); err != nil {
 		t.Fatal(err)
 	}
 	t.Run("deleted", func(t *testing.T) { checkSteered(t, s, in, wantVIP) })
-	if _, ok := s.FlowLastSeen(f); ok {
+	if _, ok := s.FlowLastSeen(nil, f); ok {
 		t.Error("FlowLastSeen ok after DeleteFlow")
 	}
-	if err := s.DeleteFlow(f); err != nil {
+	if err := s.DeleteFlow(nil, f); err != nil {
 		t.Errorf("DeleteFlow of a missing flow: %v", err)
 	}
 	if n := s.FlowCount(); n != 0 {
@@ -1113,12 +1114,12 @@ func TestFastPathLifecycle(t *testing.T) {
 
 	bad := a
 	bad.DestID = FastDests
-	if err := s.InstallFlow(f, &bad, s.FlowGeneration()); err == nil {
+	if err := s.InstallFlow(nil, f, &bad, s.FlowGeneration()); err == nil {
 		t.Error("InstallFlow accepted a real server id without counters")
 	}
 	bad = a
 	bad.Ifindex = 0
-	if err := s.InstallFlow(f, &bad, s.FlowGeneration()); err == nil {
+	if err := s.InstallFlow(nil, f, &bad, s.FlowGeneration()); err == nil {
 		t.Error("InstallFlow accepted ifindex 0")
 	}
 }

@@ -106,7 +106,7 @@ func TestSteerMeterKnownFlows(t *testing.T) {
 		in := p.frame(t)
 		a := fs.action(t, in, 9)
 		a.SteerOnly = steerOnly
-		if err := s.InstallFlow(p.flow(t), &a, s.FlowGeneration()); err != nil {
+		if err := s.InstallFlow(nil, p.flow(t), &a, s.FlowGeneration()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -133,7 +133,7 @@ func TestSteerMeterKnownFlows(t *testing.T) {
 				t.Fatal(err)
 			}
 			install(t, c.pkt, c.spec, c.steerOnly)
-			defer s.DeleteFlow(c.pkt.flow(t))
+			defer s.DeleteFlow(nil, c.pkt.flow(t))
 			before := meterOf(t, s)
 			steered, _, d := runN(t, s, c.pkt.frame(t), 3)
 			if steered != 3 || d != (Counters{SteeredVIP: 3 * c.want.SteeredVIP, SteeredReply: 3 * c.want.SteeredReply, RedirectFailed: 3}) {

@@ -105,7 +105,7 @@ func TestPinnedStateAdopted(t *testing.T) {
 		{Src: inet.AddrFromNetip(mustAddr(t, client4)), Dst: inet.AddrFromNetip(mustAddr(t, vip4)), SrcPort: 1000, DstPort: 80, Proto: unix.IPPROTO_TCP},
 		{Src: inet.AddrFromNetip(mustAddr(t, client6)), Dst: inet.AddrFromNetip(mustAddr(t, vip6)), SrcPort: 1000, DstPort: 443, Proto: unix.IPPROTO_TCP},
 	} {
-		if err := s1.InstallFlow(f, &FlowAction{Op: FlowForward, Ifindex: 1}, s1.FlowGeneration()); err != nil {
+		if err := s1.InstallFlow(nil, f, &FlowAction{Op: FlowForward, Ifindex: 1}, s1.FlowGeneration()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -559,7 +559,7 @@ func TestPinnedFlows4Moved(t *testing.T) {
 
 	// The previous program stamps its copies until the swap.
 	f := ack4.flow(t)
-	seen4, ok := s2.FlowLastSeen(f)
+	seen4, ok := s2.FlowLastSeen(nil, f)
 	if !ok {
 		t.Fatal("FlowLastSeen: no entry")
 	}
@@ -569,14 +569,14 @@ func TestPinnedFlows4Moved(t *testing.T) {
 	if err := s2.objs.Flows.Update(&k, &v, ebpf.UpdateExist); err != nil {
 		t.Fatal(err)
 	}
-	if seen, _ := s2.FlowLastSeen(f); seen != int64(v.LastSeen) {
+	if seen, _ := s2.FlowLastSeen(nil, f); seen != int64(v.LastSeen) {
 		t.Errorf("FlowLastSeen %d while moving, want the previous program's later stamp %d", seen, v.LastSeen)
 	}
 
 	// A flow ended in the gap leaves both maps: the previous program must
 	// stop forwarding it too.
 	ended := reply4U.flow(t)
-	if err := s2.DeleteFlow(ended); err != nil {
+	if err := s2.DeleteFlow(nil, ended); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := legacyEntries(t, s2)[ended.key()]; ok || s2.FlowCurrent(ended) {
@@ -599,7 +599,7 @@ func TestPinnedFlows4Moved(t *testing.T) {
 	if want := []string{"fast_cfg", "flows", "flows4", "syncookie_keys", "xdp_gbm0"}; !slices.Equal(pinned(t, dir), want) {
 		t.Errorf("pinned after the move: %v, want %v", pinned(t, dir), want)
 	}
-	if seen, _ := s2.FlowLastSeen(f); seen != seen4 {
+	if seen, _ := s2.FlowLastSeen(nil, f); seen != seen4 {
 		t.Errorf("FlowLastSeen %d after the move, want flows4's %d", seen, seen4)
 	}
 	if n := s2.FlowCount(); n != 4 {

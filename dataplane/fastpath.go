@@ -153,7 +153,7 @@ func (w *worker) installFlow(c *conntrack.Conn, t *conntrack.Tuple, a *bpf.FlowA
 	// timeout the program sends the flow back to the worker.
 	a.Seen = nanotime() + monoOffset
 	a.IdleTimeout = w.ct.Timeout(c.State)
-	if err := w.d.steer.InstallFlow(flowOf(t), a, gen); err != nil {
+	if err := w.d.steer.InstallFlow(&w.flowBuf, flowOf(t), a, gen); err != nil {
 		w.ctr.FastFailed.Add(1)
 		return
 	}
@@ -165,10 +165,10 @@ func (w *worker) installFlow(c *conntrack.Conn, t *conntrack.Tuple, a *bpf.FlowA
 func (w *worker) unoffload(c *conntrack.Conn) {
 	cp := w.path(c)
 	if cp.flags&flagFastIn != 0 {
-		w.d.steer.DeleteFlow(flowOf(&c.Orig))
+		w.d.steer.DeleteFlow(&w.flowBuf, flowOf(&c.Orig))
 	}
 	if cp.flags&flagFastOut != 0 {
-		w.d.steer.DeleteFlow(flowOf(&c.Reply))
+		w.d.steer.DeleteFlow(&w.flowBuf, flowOf(&c.Reply))
 	}
 	cp.flags &^= flagFast
 }
@@ -182,12 +182,12 @@ func (w *worker) lastSeen(c *conntrack.Conn) int64 {
 	}
 	var seen int64
 	if cp.flags&flagFastIn != 0 {
-		if ns, ok := w.d.steer.FlowLastSeen(flowOf(&c.Orig)); ok {
+		if ns, ok := w.d.steer.FlowLastSeen(&w.flowBuf, flowOf(&c.Orig)); ok {
 			seen = ns - monoOffset
 		}
 	}
 	if cp.flags&flagFastOut != 0 {
-		if ns, ok := w.d.steer.FlowLastSeen(flowOf(&c.Reply)); ok {
+		if ns, ok := w.d.steer.FlowLastSeen(&w.flowBuf, flowOf(&c.Reply)); ok {
 			seen = max(seen, ns-monoOffset)
 		}
 	}

@@ -734,13 +734,13 @@ func (d *Director) forgetFlows(r *mirrorRecord) {
 		return
 	}
 	orig := conntrack.Tuple{Src: r.src, Dst: r.dst, SrcPort: r.sport, DstPort: r.dport, Proto: r.proto}
-	d.steer.DeleteFlow(flowOf(&orig))
+	d.steer.DeleteFlow(nil, flowOf(&orig))
 	rport := r.destPort
 	if rport == 0 {
 		rport = r.dport
 	}
 	if reply := fwdOf(r.fwd).replyTuple(orig, r.destAddr, rport, r.lAddr, r.lPort); reply != (conntrack.Tuple{}) {
-		d.steer.DeleteFlow(flowOf(&reply))
+		d.steer.DeleteFlow(nil, flowOf(&reply))
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/govs/govs/bpf"
 	"github.com/govs/govs/conntrack"
 	"github.com/govs/govs/dataplane/packet"
 	"github.com/govs/govs/dataplane/xsk"
@@ -58,6 +59,7 @@ type worker struct {
 	p           packet.Parsed
 	p2          packet.Parsed               // a frame the worker makes beside the one in p (proxyproto.go)
 	ppBuf       [packet.ProxyHeaderMax]byte // a PROXY header being written
+	flowBuf     bpf.FlowBuf                 // the flow-map calls' key and value: none allocates (fastpath.go)
 	key         sched.Key
 	ipID        uint16            // IPv4 identification of outer tunnel headers
 	lportNext   map[inet.Addr]int // full-NAT: next local port to try per local address
