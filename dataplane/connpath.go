@@ -40,6 +40,10 @@ type connPath struct {
 	// replies need no route or neighbour lookup.
 	inPort              uint16
 	clientMAC, localMAC [6]byte
+
+	// mirSlot is 1 + the index of the connection's record in the
+	// worker's mirror buffer, 0 for none (mirror.go: mirrorConnSlot).
+	mirSlot uint16
 }
 
 // path returns the data path's part of c, a connection of w's table.

@@ -28,7 +28,9 @@ import (
 // own (no allocation, no lock, never blocking): at a connection's creation,
 // at each of its state changes (the SYN proxy's too, where the sequence
 // offset becomes known), at its removal (a delete record, from the table's
-// OnRemove) and at a template's creation. A full buffer, and every
+// OnRemove) and at a template's creation; a connection that already has a
+// record in the buffer gets it overwritten (mirrorConnSlot), so that a
+// short one costs the store a record, not one per state. A full buffer, and every
 // mirrorFlushEvery, goes over a channel to a pump goroutine that writes the
 // records into the store every mirrorEvery; a full channel loses the
 // records (MirrorDropped) and the next refresh repairs them. Every
@@ -365,9 +367,8 @@ func (w *worker) mirrorConn(c *conntrack.Conn, st *snapshot) {
 	if dst == nil || svc == nil {
 		return // a removed service's: no next govsd could adopt it
 	}
-	i := w.mirrorSlot()
+	i := w.mirrorConnSlot(c, cp)
 	b := w.mir
-	b.putKey(i, c.Orig.Src, c.Orig.Dst, c.Orig.SrcPort, c.Orig.DstPort, c.Orig.Proto, mirrorKindConn, 0)
 	v := b.vals[i*mirrorValSize : (i+1)*mirrorValSize]
 	clear(v)
 	v[mvVersion], v[mvFwd], v[mvState] = mirrorVersion, uint8(c.Fwd), uint8(c.State)
@@ -396,9 +397,32 @@ func (w *worker) mirrorDelete(c *conntrack.Conn) {
 	if w.mir == nil {
 		return
 	}
-	i := w.mirrorSlot()
-	w.mir.putKey(i, c.Orig.Src, c.Orig.Dst, c.Orig.SrcPort, c.Orig.DstPort, c.Orig.Proto, mirrorKindConn, 0)
+	i := w.mirrorConnSlot(c, w.path(c))
 	w.mir.vals[i*mirrorValSize+mvVersion] = 0
+}
+
+// mirrorConnSlot returns the index of c's record in the worker's buffer,
+// its key written: the record c already has there, which a state change or
+// the removal then overwrites, else a new one. A short connection (a
+// one-request HTTP connection passes five states in a few milliseconds)
+// so costs the store one record per buffer instead of one per state. The
+// record found is c's latest of its key, so overwriting keeps the order
+// the store sees: cp.mirSlot (1 + the index; 0 for none) can be stale,
+// from a buffer handed over since, and counts only where the record
+// there has c's key, which in this buffer only c's records can have (a
+// tuple is one connection's at a time, and a removed one's last record
+// came before its successor's first).
+func (w *worker) mirrorConnSlot(c *conntrack.Conn, cp *connPath) int {
+	var k [mirrorKeySize]byte
+	mirrorKey(k[:], c.Orig.Src, c.Orig.Dst, c.Orig.SrcPort, c.Orig.DstPort, c.Orig.Proto, mirrorKindConn, 0)
+	b := w.mir
+	if j := int(cp.mirSlot) - 1; j >= 0 && j < b.n && [mirrorKeySize]byte(b.keys[j*mirrorKeySize:]) == k {
+		return j
+	}
+	i := w.mirrorSlot()
+	copy(w.mir.keys[i*mirrorKeySize:(i+1)*mirrorKeySize], k[:])
+	cp.mirSlot = uint16(i + 1)
+	return i
 }
 
 // mirrorTemplate records persistence template k, which sends its clients

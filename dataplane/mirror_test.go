@@ -482,6 +482,62 @@ func TestMirrorRecordsChanges(t *testing.T) {
 	}
 }
 
+// TestMirrorCoalesces: a connection's records within one buffer are one
+// record, its latest: a one-request connection's five states cost the
+// store one write, its removal in the same buffer turns that record into
+// the delete, and a state change after the buffer was handed over is a
+// new record (in the next buffer) that the store ends with.
+func TestMirrorCoalesces(t *testing.T) {
+	store := newFakeStore()
+	l := mirrored(newLab(t, lvs.FwdNAT, false), store)
+	w, d := l.w, l.w.d
+	l.mustForward(t, 0, l.request(40000, lvs.TCPSyn, 0), 0, 1, 1)
+	l.mustForward(t, 1, l.fromReal(l.client, 40000, lvs.TCPSyn|lvs.TCPAck, 0), 1, 0, 2)
+	l.mustForward(t, 2, l.request(40000, lvs.TCPAck, 0), 0, 1, 3)
+	l.mustForward(t, 3, l.request(40000, lvs.TCPAck|0x08, 80), 0, 1, 4)
+	l.mustForward(t, 4, l.fromReal(l.client, 40000, lvs.TCPAck|0x08, 200), 1, 0, 5)
+	l.mustForward(t, 5, l.fromReal(l.client, 40000, lvs.TCPFin|lvs.TCPAck, 0), 1, 0, 6)
+	l.mustForward(t, 6, l.request(40000, lvs.TCPFin|lvs.TCPAck, 0), 0, 1, 7)
+	l.mustForward(t, 7, l.fromReal(l.client, 40000, lvs.TCPAck, 0), 1, 0, 8)
+	c := onlyConn(t, w)
+	if c.State == conntrack.StateEstablished || c.State == conntrack.StateSynRecv {
+		t.Fatalf("connection in %v after both FINs, want a closing state", c.State)
+	}
+	if w.mir.n != 1 {
+		t.Fatalf("a whole connection left %d records in the buffer, want 1", w.mir.n)
+	}
+	w.pushMirror()
+	d.drainMirror()
+	if recs := store.records(mirrorKindConn); len(recs) != 1 || recs[0].state != c.State {
+		t.Fatalf("store %+v, want the one connection in %v", recs, c.State)
+	}
+
+	// Changed after the hand-over: a record in the new buffer.
+	w.ct.Track(c, conntrack.DirOriginal, lvs.TCPRst, 9)
+	w.mirrorConn(c, d.state.Load())
+	if w.mir.n != 1 {
+		t.Fatalf("%d records in the new buffer, want 1", w.mir.n)
+	}
+	// Removed in the same buffer: that record becomes the delete, and a
+	// new connection of the same tuple after it is recorded.
+	w.ct.Delete(c)
+	if w.mir.n != 1 || w.mir.vals[mvVersion] != 0 {
+		t.Fatalf("after the removal: %d records, the first a delete: %v; want 1, a delete", w.mir.n, w.mir.vals[mvVersion] == 0)
+	}
+	l.mustForward(t, 8, l.request(40000, lvs.TCPSyn, 0), 0, 1, 10)
+	w.pushMirror()
+	d.drainMirror()
+	if recs := store.records(mirrorKindConn); len(recs) != 1 || recs[0].state != conntrack.StateSynRecv {
+		t.Fatalf("store %+v, want the new connection in SYN_RECV", recs)
+	}
+	w.ct.Delete(onlyConn(t, w))
+	w.pushMirror()
+	d.drainMirror()
+	if len(store.m) != 0 {
+		t.Fatalf("store holds %d records after the removal, want none", len(store.m))
+	}
+}
+
 // TestMirrorOverflow: a worker whose buffers the pump has not taken loses
 // records, counted, and never blocks.
 func TestMirrorOverflow(t *testing.T) {
@@ -492,6 +548,7 @@ func TestMirrorOverflow(t *testing.T) {
 	c := onlyConn(t, l.w)
 	st := l.w.d.state.Load()
 	for i := 1; i < 3*mirrorBatchLen; i++ {
+		l.w.path(c).mirSlot = 0 // a record each time, as so many connections would
 		l.w.mirrorConn(c, st)
 	}
 	// One buffer went to the channel, the next was lost; the third is
