@@ -293,10 +293,11 @@ func connReport(rows []connRow, b *bench, server string) string {
 	// one real server alone (the kernel row) costs the servers' CPU less
 	// per connection, so it is the baseline only without the direct row.
 	var nft, direct, one float64
+	var nftRuns []float64
 	for _, r := range rows {
 		switch r.path.name {
 		case "nftables":
-			nft = r.rate()
+			nft, nftRuns = r.rate(), r.rates
 		case "direct":
 			direct = r.rate()
 		case "kernel":
@@ -320,13 +321,18 @@ func connReport(rows []connRow, b *bench, server string) string {
 		"divided by the connections wrk made; busy: that CPU's busy share; client CPU: CPU %d's busy time per connection and busy "+
 		"share (wrk, nginx and their TCP stacks: near 100%% busy, it is what limits a row). vs direct: against the kernel's "+
 		"forwarding to the same 4 real servers (one real server alone costs the client CPU less per connection). Each column "+
-		"is the median of its rounds.\n\n",
+		"is the median of its rounds; the runs column gives each round's rate and, in parentheses, its ratio to nftables' "+
+		"in the same round (a round runs every path within seconds, while the VM's speed drifts over minutes).\n\n",
 		b.wrkThreads, b.wrkConns, b.wrkDuration, b.lab.genCPU, server, b.lab.genCPU, b.runs, b.lab.dirCPU, b.lab.genCPU)
-	s.WriteString("| path | connections/s | vs direct | vs nftables | director CPU µs/conn | director CPU busy | client CPU µs/conn | client CPU busy | runs (conn/s) |\n|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	s.WriteString("| path | connections/s | vs direct | vs nftables | director CPU µs/conn | director CPU busy | client CPU µs/conn | client CPU busy | runs (conn/s; vs nftables in the round) |\n|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, r := range rows {
 		var runs []string
-		for _, x := range r.rates {
-			runs = append(runs, fmt.Sprintf("%.0f", x))
+		for i, x := range r.rates {
+			if r.path.name != "nftables" && i < len(nftRuns) && nftRuns[i] > 0 {
+				runs = append(runs, fmt.Sprintf("%.0f (%.2f×)", x, x/nftRuns[i]))
+			} else {
+				runs = append(runs, fmt.Sprintf("%.0f", x))
+			}
 		}
 		name := r.path.desc
 		if r.path.name == "kernel" {
