@@ -44,6 +44,9 @@ type connPath struct {
 	// mirSlot is 1 + the index of the connection's record in the
 	// worker's mirror buffer, 0 for none (mirror.go: mirrorConnSlot).
 	mirSlot uint16
+	// mirExpires is the expiry its latest record holds, in whole seconds
+	// of nanotime, rounded down (mirror.go: refreshMirror).
+	mirExpires uint32
 }
 
 // path returns the data path's part of c, a connection of w's table.

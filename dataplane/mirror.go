@@ -33,10 +33,14 @@ import (
 // short one costs the store a record, not one per state. A full buffer, and every
 // mirrorFlushEvery, goes over a channel to a pump goroutine that writes the
 // records into the store every mirrorEvery; a full channel loses the
-// records (MirrorDropped) and the next refresh repairs them. Every
-// mirrorRefresh each worker records its whole table again, expiries brought
-// forward from the fast path's last-seen times, so the store's expiries
-// keep up with connections whose packets change no state; and every
+// records (MirrorDropped), and so does a full store (MirrorFailed): the
+// next refresh repairs them. Every mirrorRefresh each worker records again
+// the connections whose recorded expiry comes within two refreshes or lags
+// the table's, expiries brought forward from the fast path's last-seen
+// times, so the store's expiries keep up with connections whose packets
+// change no state; skipping the others spares a large table's refresh a
+// record and the fast path's last-seen lookups per connection (after a
+// loss, the refresh records every connection); and every
 // mirrorSweep the pump deletes the records whose expiry has passed
 // (templates removed by their expiry leave no delete record). On Close the
 // workers' tables are recorded once more and everything is written.
@@ -204,7 +208,7 @@ func (d *Director) flushMirror() {
 			continue
 		}
 		w.mirSync = func(b *mirrorBatch) { m.write(b, d) }
-		w.refreshMirror(now, st)
+		w.refreshMirror(now, st, true)
 		m.write(w.mir, d)
 		w.mir.n = 0
 		w.mirSync = nil
@@ -245,6 +249,9 @@ func (m *connMirror) write(b *mirrorBatch, d *Director) {
 		}
 		if err != nil {
 			m.failed.Add(uint64(j - i))
+			for _, w := range d.workers {
+				w.mirRepair.Store(true) // the records lost may be anyone's
+			}
 			if now := nanotime(); now-m.lastErr >= int64(time.Minute) {
 				m.lastErr = now
 				d.log.Warn("connection mirror: store write failed; the next govsd may not adopt some connections", "err", err)
@@ -318,6 +325,7 @@ func (w *worker) pushMirror() {
 	default:
 		w.ctr.MirrorDropped.Add(uint64(w.mir.n))
 		w.mir.n = 0
+		w.mirRepair.Store(true)
 	}
 }
 
@@ -326,7 +334,7 @@ func (w *worker) pushMirror() {
 func (w *worker) tickMirror(now int64, st *snapshot) {
 	if now-w.lastMirrorRefresh >= int64(mirrorRefresh) {
 		w.lastMirrorRefresh = now
-		w.refreshMirror(now, st)
+		w.refreshMirror(now, st, w.mirRepair.Swap(false))
 	}
 	if w.mir.n > 0 && now-w.lastMirrorFlush >= int64(mirrorFlushEvery) {
 		w.lastMirrorFlush = now
@@ -386,6 +394,7 @@ func (w *worker) mirrorConn(c *conntrack.Conn, st *snapshot) {
 	v[mvWinShift] = uint8(cp.winShift)
 	v[mvPPLen], v[mvPPFlags] = cp.ppLen, cp.ppFlags
 	binary.LittleEndian.PutUint32(v[mvClientSeq:], cp.clientSeq)
+	cp.mirExpires = uint32(max(c.Expires, 0) / int64(time.Second))
 	if int(cp.inPort) < len(w.d.ifaces) {
 		// By ifindex: the next govsd may list its interfaces otherwise.
 		binary.LittleEndian.PutUint32(v[mvIfindex:], uint32(w.d.ifaces[cp.inPort].Index))
@@ -454,10 +463,24 @@ func (w *worker) onRemove(c *conntrack.Conn) {
 	w.mirrorDelete(c)
 }
 
-// refreshMirror records every connection and template of the table again,
-// with the expiry the fast path's traffic gives it (as refreshSync does).
-func (w *worker) refreshMirror(now int64, st *snapshot) {
+// refreshMirror records again, with the expiry the fast path's traffic
+// gives them (as refreshSync does), the connections whose recorded expiry
+// comes before two refresh periods from now or lags their expiry in the
+// table (packets through the workers moved it) by a second or more, all
+// of them if all is set; and every template. A record skipped holds an
+// expiry that is still a period ahead at the next refresh, so the store
+// never holds a live connection as expired. It may hold an earlier expiry
+// than a fast-path connection has by its traffic, which the refresh does
+// not ask the program for (two lookups per connection): the next govsd
+// adopts the connection with its flow entries and, as this one does,
+// revives it from their last-seen stamps before it would expire it.
+func (w *worker) refreshMirror(now int64, st *snapshot, all bool) {
+	horizon := now + 2*int64(mirrorRefresh)
 	w.ct.Walk(func(c *conntrack.Conn) bool {
+		rec := int64(w.path(c).mirExpires) * int64(time.Second)
+		if !all && rec >= horizon && c.Expires < rec+int64(time.Second) {
+			return true
+		}
 		w.ct.Touch(c, w.lastSeen(c))
 		if c.Expires > now {
 			w.mirrorConn(c, st)

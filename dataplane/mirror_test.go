@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -442,10 +443,38 @@ func TestMirrorRecordsChanges(t *testing.T) {
 	if recs = store.records(mirrorKindConn); len(recs) != 1 || recs[0].state != conntrack.StateEstablished {
 		t.Fatalf("records %+v, want one ESTABLISHED", recs)
 	}
-	// Later packets move the expiry without a record; the refresh does.
+	// The refresh leaves an idle connection's record while its expiry is
+	// two refresh periods ahead or more. Later packets move the expiry
+	// without a record; the next refresh records it.
+	l.w.refreshMirror(int64(mirrorRefresh), d.state.Load(), false)
+	if l.w.mir.n != 0 {
+		t.Errorf("a refresh 15 minutes before an idle connection's recorded expiry wrote %d records, want none", l.w.mir.n)
+	}
 	l.mustForward(t, 2, l.request(40000, lvs.TCPAck, 10), 0, 1, int64(time.Minute))
 	c := onlyConn(t, l.w)
-	l.w.tickMirror(int64(mirrorRefresh), d.state.Load())
+	l.w.pushMirror()
+	d.drainMirror()
+	l.w.tickMirror(2*int64(mirrorRefresh), d.state.Load())
+	d.drainMirror()
+	if recs = store.records(mirrorKindConn); recs[0].expires != c.Expires {
+		t.Errorf("refreshed expiry %d, want %d", recs[0].expires, c.Expires)
+	}
+	// An expiry the table moved past the record's (the expiry sweep
+	// touches a connection with its fast-path traffic) is recorded too.
+	recorded := c.Expires
+	c.Expires += int64(time.Minute) / 2
+	l.w.path(c).mirExpires = uint32(recorded / int64(time.Second))
+	l.w.refreshMirror(3*int64(mirrorRefresh), d.state.Load(), false)
+	if l.w.mir.n != 1 {
+		t.Errorf("a refresh with the expiry lagging 30 s wrote %d records, want 1", l.w.mir.n)
+	}
+	l.w.pushMirror()
+	d.drainMirror()
+	// And an idle connection's once its recorded expiry comes within two
+	// periods.
+	c.Expires = recorded + int64(time.Second)/2
+	l.w.path(c).mirExpires = uint32(recorded / int64(time.Second))
+	l.w.tickMirror(recorded-int64(mirrorRefresh), d.state.Load())
 	d.drainMirror()
 	if recs = store.records(mirrorKindConn); recs[0].expires != c.Expires {
 		t.Errorf("refreshed expiry %d, want %d", recs[0].expires, c.Expires)
@@ -537,6 +566,52 @@ func TestMirrorCoalesces(t *testing.T) {
 		t.Fatalf("store holds %d records after the removal, want none", len(store.m))
 	}
 }
+
+// TestMirrorRefreshRepairs: after records were lost (a full channel or a
+// full store), the next refresh records every connection, also those whose
+// recorded expiry is far ahead, which a refresh otherwise skips.
+func TestMirrorRefreshRepairs(t *testing.T) {
+	store := newFakeStore()
+	l := mirrored(newLab(t, lvs.FwdNAT, false), store)
+	w, d := l.w, l.w.d
+	l.mustForward(t, 0, l.request(40000, lvs.TCPSyn, 0), 0, 1, 1)
+	l.mustForward(t, 1, l.fromReal(l.client, 40000, lvs.TCPSyn|lvs.TCPAck, 0), 1, 0, 2)
+	l.mustForward(t, 2, l.request(40000, lvs.TCPAck, 0), 0, 1, 3)
+	w.pushMirror()
+	d.drainMirror()
+	c := onlyConn(t, w)
+	w.refreshMirror(int64(mirrorRefresh), d.state.Load(), false)
+	if w.mir.n != 0 {
+		t.Fatalf("a refresh 15 minutes before the recorded expiry wrote %d records, want none", w.mir.n)
+	}
+	for _, reason := range []string{"channel full", "store full"} {
+		clear(store.m)
+		if reason == "channel full" {
+			w.mirOut = make(chan *mirrorBatch) // no room: the next push loses its buffer
+			w.mirrorConn(c, d.state.Load())
+			w.pushMirror()
+			w.mirOut = make(chan *mirrorBatch, 16)
+		} else {
+			d.mirror.store = failingStore{store}
+			w.mirrorConn(c, d.state.Load())
+			w.pushMirror()
+			d.drainMirror()
+			d.mirror.store = store
+		}
+		w.lastMirrorRefresh = 0
+		w.tickMirror(int64(mirrorRefresh), d.state.Load())
+		w.pushMirror()
+		d.drainMirror()
+		if recs := store.records(mirrorKindConn); len(recs) != 1 {
+			t.Errorf("%s: the refresh after the loss left %d connection records, want the connection's", reason, len(recs))
+		}
+	}
+}
+
+// failingStore refuses every write, as a full store does.
+type failingStore struct{ *fakeStore }
+
+func (failingStore) Put(keys, values []byte, n int) error { return errors.New("store full") }
 
 // TestMirrorOverflow: a worker whose buffers the pump has not taken loses
 // records, counted, and never blocks.

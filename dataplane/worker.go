@@ -83,6 +83,7 @@ type worker struct {
 	mirOut, mirFree                    chan *mirrorBatch
 	mirSync                            func(*mirrorBatch) // set while Close writes the buffers itself
 	lastMirrorFlush, lastMirrorRefresh int64
+	mirRepair                          atomic.Bool // the next refresh records every connection (mirror.go)
 
 	ctr       workerCounters
 	connCount atomic.Int64
