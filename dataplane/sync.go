@@ -151,12 +151,21 @@ func (w *worker) flushSync() {
 	}
 }
 
-// refreshSync re-sends the established connections, a slice of the table
-// per call, so a backup's copies outlive their timeouts.
+// refreshSync re-sends the established connections (the whole table, every
+// syncRefresh), so a backup's copies outlive their timeouts and a lost
+// message is repaired. A connection whose expiry comes within two periods
+// first takes the fast path's traffic into account (Touch with its
+// last-seen stamps), so the backup's copy is extended while the connection
+// lives; the others are sent with the expiry the table has, still two
+// periods ahead at least, which spares a large table's refresh the two
+// last-seen lookups (system calls) per connection.
 func (w *worker) refreshSync(now int64, st *snapshot) {
+	horizon := now + 2*int64(syncRefresh)
 	w.ct.Walk(func(c *conntrack.Conn) bool {
 		if c.State == conntrack.StateEstablished || c.State == conntrack.StateUDP {
-			w.ct.Touch(c, w.lastSeen(c)) // fast-path traffic: the backup gets the real expiry
+			if c.Expires < horizon {
+				w.ct.Touch(c, w.lastSeen(c))
+			}
 			w.syncConn(c, st, now)
 		}
 		return true
