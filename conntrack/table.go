@@ -537,6 +537,32 @@ func (t *Table) Walk(fn func(c *Conn) bool) {
 	}
 }
 
+// WalkSlots calls fn for the connections in the n slots from slot from on
+// (wrapping at the end; expired ones not yet reclaimed included), at most
+// one pass, and returns the slot after the last one visited: where the next
+// call goes on. A periodic job over a large table takes it a slice at a
+// time, so that no call holds its caller for a whole walk. fn may Delete
+// the connection it is given but must not Insert.
+func (t *Table) WalkSlots(from, n int, fn func(c *Conn)) int {
+	size := len(t.slab)
+	if size == 0 {
+		return 0
+	}
+	i := from % size
+	if i < 0 {
+		i = 0
+	}
+	for range min(n, size) {
+		if c := &t.slab[i]; c.live() {
+			fn(c)
+		}
+		if i++; i == size {
+			i = 0
+		}
+	}
+	return i
+}
+
 // Restore puts a connection in the state and expiry another director
 // reported (connection synchronisation), keeping the class counts and the
 // half-open count exact. While the pressure shortens a half-open state's

@@ -332,9 +332,15 @@ func (w *worker) pushMirror() {
 // tickMirror runs once per loop: hands over the buffer every
 // mirrorFlushEvery, and records the table again every mirrorRefresh.
 func (w *worker) tickMirror(now int64, st *snapshot) {
-	if now-w.lastMirrorRefresh >= int64(mirrorRefresh) {
-		w.lastMirrorRefresh = now
-		w.refreshMirror(now, st, w.mirRepair.Swap(false))
+	if w.mirRepair.Swap(false) {
+		// Records were lost: every connection again, now.
+		w.refreshMirror(now, st, true)
+	} else if n := w.mirSweep.due(now, mirrorRefresh, w.ct.Cap()); n > 0 {
+		from := w.mirSweep.next
+		w.mirSweep.next = w.ct.WalkSlots(from, n, func(c *conntrack.Conn) { w.refreshMirrorConn(c, now, st, false) })
+		if n >= w.ct.Cap() || w.mirSweep.next <= from {
+			w.refreshMirrorTemplates(now, st) // once per pass
+		}
 	}
 	if w.mir.n > 0 && now-w.lastMirrorFlush >= int64(mirrorFlushEvery) {
 		w.lastMirrorFlush = now
@@ -474,19 +480,31 @@ func (w *worker) onRemove(c *conntrack.Conn) {
 // not ask the program for (two lookups per connection): the next govsd
 // adopts the connection with its flow entries and, as this one does,
 // revives it from their last-seen stamps before it would expire it.
+//
+// tickMirror takes the table a slice at a time (tableSweep), the templates
+// once per pass; refreshMirror walks it whole (after a loss, and on Close).
 func (w *worker) refreshMirror(now int64, st *snapshot, all bool) {
-	horizon := now + 2*int64(mirrorRefresh)
 	w.ct.Walk(func(c *conntrack.Conn) bool {
-		rec := int64(w.path(c).mirExpires) * int64(time.Second)
-		if !all && rec >= horizon && c.Expires < rec+int64(time.Second) {
-			return true
-		}
-		w.ct.Touch(c, w.lastSeen(c))
-		if c.Expires > now {
-			w.mirrorConn(c, st)
-		}
+		w.refreshMirrorConn(c, now, st, all)
 		return true
 	})
+	w.refreshMirrorTemplates(now, st)
+}
+
+// refreshMirrorConn is refreshMirror's step for connection c.
+func (w *worker) refreshMirrorConn(c *conntrack.Conn, now int64, st *snapshot, all bool) {
+	rec := int64(w.path(c).mirExpires) * int64(time.Second)
+	if !all && rec >= now+2*int64(mirrorRefresh) && c.Expires < rec+int64(time.Second) {
+		return
+	}
+	w.ct.Touch(c, w.lastSeen(c))
+	if c.Expires > now {
+		w.mirrorConn(c, st)
+	}
+}
+
+// refreshMirrorTemplates records every persistence template again.
+func (w *worker) refreshMirrorTemplates(now int64, st *snapshot) {
 	w.ct.WalkTemplates(func(k *conntrack.TemplateKey, dest uint32, expires int64, conns int) bool {
 		if conns > 0 {
 			// It lives while its connections do, and its timeout after.

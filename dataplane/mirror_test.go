@@ -598,7 +598,6 @@ func TestMirrorRefreshRepairs(t *testing.T) {
 			d.drainMirror()
 			d.mirror.store = store
 		}
-		w.lastMirrorRefresh = 0
 		w.tickMirror(int64(mirrorRefresh), d.state.Load())
 		w.pushMirror()
 		d.drainMirror()

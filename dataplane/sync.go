@@ -151,24 +151,26 @@ func (w *worker) flushSync() {
 	}
 }
 
-// refreshSync re-sends the established connections (the whole table, every
-// syncRefresh), so a backup's copies outlive their timeouts and a lost
+// refreshSync re-sends the established connections (the whole table once
+// every syncRefresh), so a backup's copies outlive their timeouts and a lost
 // message is repaired. A connection whose expiry comes within two periods
 // first takes the fast path's traffic into account (Touch with its
 // last-seen stamps), so the backup's copy is extended while the connection
 // lives; the others are sent with the expiry the table has, still two
 // periods ahead at least, which spares a large table's refresh the two
 // last-seen lookups (system calls) per connection.
-func (w *worker) refreshSync(now int64, st *snapshot) {
+//
+// It takes n slots of the table from slot from on (the worker's loop takes
+// it a slice at a time: tableSweep) and returns where the next slice goes on.
+func (w *worker) refreshSync(from, n int, now int64, st *snapshot) int {
 	horizon := now + 2*int64(syncRefresh)
-	w.ct.Walk(func(c *conntrack.Conn) bool {
+	return w.ct.WalkSlots(from, n, func(c *conntrack.Conn) {
 		if c.State == conntrack.StateEstablished || c.State == conntrack.StateUDP {
 			if c.Expires < horizon {
 				w.ct.Touch(c, w.lastSeen(c))
 			}
 			w.syncConn(c, st, now)
 		}
-		return true
 	})
 }
 

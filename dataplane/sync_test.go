@@ -29,7 +29,7 @@ func TestRefreshSyncFarFromExpiry(t *testing.T) {
 				t.Fatalf("refreshSync asked the fast path about a connection %v from its expiry: %v", time.Duration(c.Expires-now), r)
 			}
 		}()
-		w.refreshSync(now, l.st)
+		w.refreshSync(0, w.ct.Cap(), now, l.st)
 	}()
 	if len(w.syncBuf) != 1 || w.syncBuf[0].Remaining != time.Duration(c.Expires-now) {
 		t.Fatalf("refresh recorded %+v, want the connection with %v remaining", w.syncBuf, time.Duration(c.Expires-now))

@@ -564,7 +564,7 @@ func TestSynProxyNotSynced(t *testing.T) {
 	if _, ok, _ := l.run(t, 2, data.bytes(t), 0, now+2); !ok {
 		t.Fatalf("data dropped: %v", dropSummary(w))
 	}
-	w.refreshSync(now+3, l.st)
+	w.refreshSync(0, w.ct.Cap(), now+3, l.st)
 	if len(w.syncBuf) != 0 {
 		t.Errorf("sync master recorded %d entries of a proxied connection, want none", len(w.syncBuf))
 	}

@@ -73,17 +73,18 @@ type worker struct {
 	frags       fragTable // fragments waiting for, or sent after, their first (frag.go)
 
 	// connection synchronisation (sync.go)
-	syncOut     chan []SyncRecord
-	syncFree    chan []SyncRecord
-	syncBuf     []SyncRecord
-	lastRefresh int64
+	syncOut   chan []SyncRecord
+	syncFree  chan []SyncRecord
+	syncBuf   []SyncRecord
+	syncSweep tableSweep // the sync's re-send of established connections (sync.go)
 
 	// connection mirror (mirror.go); mir nil: none
-	mir                                *mirrorBatch
-	mirOut, mirFree                    chan *mirrorBatch
-	mirSync                            func(*mirrorBatch) // set while Close writes the buffers itself
-	lastMirrorFlush, lastMirrorRefresh int64
-	mirRepair                          atomic.Bool // the next refresh records every connection (mirror.go)
+	mir             *mirrorBatch
+	mirOut, mirFree chan *mirrorBatch
+	mirSync         func(*mirrorBatch) // set while Close writes the buffers itself
+	lastMirrorFlush int64
+	mirSweep        tableSweep  // the mirror's refresh (mirror.go)
+	mirRepair       atomic.Bool // records were lost: the next tick records every connection (mirror.go)
 
 	ctr       workerCounters
 	connCount atomic.Int64
@@ -210,9 +211,8 @@ func (w *worker) run() {
 		w.publishPeers()
 		if w.d.syncOn.Load() {
 			w.flushSync()
-			if now-w.lastRefresh >= int64(syncRefresh) {
-				w.lastRefresh = now
-				w.refreshSync(now, st)
+			if n := w.syncSweep.due(now, syncRefresh, w.ct.Cap()); n > 0 {
+				w.syncSweep.next = w.refreshSync(w.syncSweep.next, n, now, st)
 			}
 		}
 		if w.mir != nil {
