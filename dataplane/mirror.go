@@ -34,14 +34,14 @@ import (
 // mirrorFlushEvery, goes over a channel to a pump goroutine that writes the
 // records into the store every mirrorEvery; a full channel loses the
 // records (MirrorDropped), and so does a full store (MirrorFailed): the
-// next refresh repairs them. Every mirrorRefresh each worker records again
-// the connections whose recorded expiry comes within two refreshes or lags
-// the table's, expiries brought forward from the fast path's last-seen
-// times, so the store's expiries keep up with connections whose packets
-// change no state; skipping the others spares a large table's refresh a
-// record and the fast path's last-seen lookups per connection (after a
-// loss, the refresh records every connection); and every
-// mirrorSweep the pump deletes the records whose expiry has passed
+// next tick repairs them (it records every connection). Over every
+// mirrorRefresh, a slice of its table per loop tick (tableSweep), each
+// worker records again the connections whose recorded expiry comes within
+// two refreshes or lags the table's, expiries brought forward from the
+// fast path's last-seen times, so the store's expiries keep up with
+// connections whose packets change no state; skipping the others spares a
+// large table's refresh a record and the fast path's last-seen lookups per
+// connection; and every mirrorSweep the pump deletes the records whose expiry has passed
 // (templates removed by their expiry leave no delete record). On Close the
 // workers' tables are recorded once more and everything is written.
 //
