@@ -344,6 +344,16 @@ func (l *spLab) mustForward(t *testing.T, i int, p pk, inIface, out int, now int
 
 // mustDrop is send that fails the test unless the frame is dropped and
 // counted as reason (and as nothing else).
+// establish opens a NAT connection from the lab's client port sport
+// through the worker: the SYN, the real server's SYN-ACK and the client's
+// ACK, at 1, 2 and 3 ns.
+func (l *spLab) establish(t *testing.T, sport uint16) {
+	t.Helper()
+	l.mustForward(t, 0, l.request(sport, lvs.TCPSyn, 0), 0, 1, 1)
+	l.mustForward(t, 1, l.fromReal(l.client, sport, lvs.TCPSyn|lvs.TCPAck, 0), 1, 0, 2)
+	l.mustForward(t, 2, l.request(sport, lvs.TCPAck, 0), 0, 1, 3)
+}
+
 func (l *spLab) mustDrop(t *testing.T, i int, p pk, inIface int, now int64, reason DropReason) {
 	t.Helper()
 	before := dropSummary(l.w)

@@ -520,9 +520,7 @@ func TestMirrorCoalesces(t *testing.T) {
 	store := newFakeStore()
 	l := mirrored(newLab(t, lvs.FwdNAT, false), store)
 	w, d := l.w, l.w.d
-	l.mustForward(t, 0, l.request(40000, lvs.TCPSyn, 0), 0, 1, 1)
-	l.mustForward(t, 1, l.fromReal(l.client, 40000, lvs.TCPSyn|lvs.TCPAck, 0), 1, 0, 2)
-	l.mustForward(t, 2, l.request(40000, lvs.TCPAck, 0), 0, 1, 3)
+	l.establish(t, 40000)
 	l.mustForward(t, 3, l.request(40000, lvs.TCPAck|0x08, 80), 0, 1, 4)
 	l.mustForward(t, 4, l.fromReal(l.client, 40000, lvs.TCPAck|0x08, 200), 1, 0, 5)
 	l.mustForward(t, 5, l.fromReal(l.client, 40000, lvs.TCPFin|lvs.TCPAck, 0), 1, 0, 6)
@@ -574,9 +572,7 @@ func TestMirrorRefreshRepairs(t *testing.T) {
 	store := newFakeStore()
 	l := mirrored(newLab(t, lvs.FwdNAT, false), store)
 	w, d := l.w, l.w.d
-	l.mustForward(t, 0, l.request(40000, lvs.TCPSyn, 0), 0, 1, 1)
-	l.mustForward(t, 1, l.fromReal(l.client, 40000, lvs.TCPSyn|lvs.TCPAck, 0), 1, 0, 2)
-	l.mustForward(t, 2, l.request(40000, lvs.TCPAck, 0), 0, 1, 3)
+	l.establish(t, 40000)
 	w.pushMirror()
 	d.drainMirror()
 	c := onlyConn(t, w)

@@ -16,9 +16,7 @@ func TestRefreshSyncFarFromExpiry(t *testing.T) {
 	l := newLab(t, lvs.FwdNAT, false)
 	w := l.w
 	w.d.syncOn.Store(true)
-	l.mustForward(t, 0, l.request(40000, lvs.TCPSyn, 0), 0, 1, 1)
-	l.mustForward(t, 1, l.fromReal(l.client, 40000, lvs.TCPSyn|lvs.TCPAck, 0), 1, 0, 2)
-	l.mustForward(t, 2, l.request(40000, lvs.TCPAck, 0), 0, 1, 3)
+	l.establish(t, 40000)
 	c := onlyConn(t, w)
 	w.path(c).flags |= flagFastIn // as if it had a flow entry
 	w.syncBuf = w.syncBuf[:0]
