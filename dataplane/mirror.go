@@ -29,19 +29,19 @@ import (
 // at each of its state changes (the SYN proxy's too, where the sequence
 // offset becomes known), at its removal (a delete record, from the table's
 // OnRemove) and at a template's creation; a connection that already has a
-// record in the buffer gets it overwritten (mirrorConnSlot), so that a
-// short one costs the store a record, not one per state. A full buffer, and every
+// record in the buffer gets it overwritten (mirrorConnSlot), so that a short
+// one costs the store a record, not one per state. A full buffer, and every
 // mirrorFlushEvery, goes over a channel to a pump goroutine that writes the
-// records into the store every mirrorEvery; a full channel loses the
-// records (MirrorDropped), and so does a full store (MirrorFailed): the
-// next tick repairs them (it records every connection). Over every
-// mirrorRefresh, a slice of its table per loop tick (tableSweep), each
-// worker records again the connections whose recorded expiry comes within
-// two refreshes or lags the table's, expiries brought forward from the
-// fast path's last-seen times, so the store's expiries keep up with
-// connections whose packets change no state; skipping the others spares a
-// large table's refresh a record and the fast path's last-seen lookups per
-// connection; and every mirrorSweep the pump deletes the records whose expiry has passed
+// records into the store every mirrorEvery; a full channel loses the records
+// (MirrorDropped), and so does a full store (MirrorFailed): the next tick
+// repairs them (it records every connection). Over every mirrorRefresh, a
+// slice of its table per loop tick (tableSweep), each worker records again
+// the connections whose recorded expiry comes within two refreshes or lags
+// the table's, expiries brought forward from the fast path's last-seen
+// times, so the store's expiries keep up with connections whose packets
+// change no state; skipping the others spares a large table's refresh a
+// record and the fast path's last-seen lookups per connection; and every
+// mirrorSweep the pump deletes the records whose expiry has passed
 // (templates removed by their expiry leave no delete record). On Close the
 // workers' tables are recorded once more and everything is written.
 //
