@@ -473,6 +473,39 @@ static __always_inline void fast_count(const struct flow_action *a, __u32 bytes)
 	}
 }
 
+/* ip4_dec_ttl decrements an IPv4 packet's TTL, folding the change into the
+ * header checksum together with delta (the sum of the header's other
+ * changes, from csum_delta_words; 0 for none). */
+static __always_inline void ip4_dec_ttl(struct iphdr *ip, __u64 delta)
+{
+	__u16 *ttl_word = (__u16 *)&ip->ttl;
+	__u16 old_ttl = *ttl_word;
+	ip->ttl--;
+	ip->check = csum_apply(ip->check, csum_delta16(delta, old_ttl, *ttl_word));
+}
+
+/* flow_out sends a frame the program forwards on as action a says: TUN's
+ * encapsulation (l3len: the packet's length) or the next hop's MACs, then
+ * the redirect to a->ifindex. It returns the XDP action: encapsulation's
+ * when that fails (XDP_ABORTED, XDP_DROP), else the redirect's. eth is the
+ * frame's Ethernet header, checked by the caller. */
+static __always_inline int flow_out(struct xdp_md *ctx, struct ethhdr *eth, const struct flow_action *a, __u32 l3len,
+				    bool is_ipv6)
+{
+	if (a->flags & FLOW_ENCAP) {
+		int act = is_ipv6 ? encap6(ctx, a, l3len) : encap4(ctx, a, l3len);
+		if (act != XDP_PASS)
+			return act;
+	} else {
+		__builtin_memcpy(eth->h_dest, a->dmac, ETH_ALEN);
+		__builtin_memcpy(eth->h_source, a->smac, ETH_ALEN);
+	}
+	/* A redirect even when the egress is the ingress interface: a veth
+	 * wakes its peer for XDP_TX frames only when the peer runs an XDP
+	 * program (veth_xdp_flush), while ndo_xdp_xmit always flushes. */
+	return bpf_redirect(a->ifindex, 0);
+}
+
 /* flow_lookup returns the entry of the packet's flow, t being its tuple
  * (IPv4-mapped addresses for IPv4): in flows4 for IPv4, flows for IPv6. */
 static __always_inline struct flow_action *flow_lookup(const struct tuple *t, bool is_ipv6)
@@ -653,10 +686,7 @@ static __always_inline int fast_forward(struct xdp_md *ctx, const struct tuple *
 			addr_d = csum_delta_words(addr_d, (__u16 *)&ip->saddr, (const __u16 *)&a->saddr[12], 2);
 		if (a->flags & FLOW_SET_DST)
 			addr_d = csum_delta_words(addr_d, (__u16 *)&ip->daddr, (const __u16 *)&a->daddr[12], 2);
-		__u16 *ttl_word = (__u16 *)&ip->ttl;
-		__u16 old_ttl = *ttl_word;
-		ip->ttl--;
-		ip->check = csum_apply(ip->check, csum_delta16(addr_d, old_ttl, *ttl_word));
+		ip4_dec_ttl(ip, addr_d);
 		if (rewrite)
 			rewrite_l4(ports, csum, udp, true, a, addr_d + l4_d);
 		if (a->flags & FLOW_SET_SRC)
@@ -681,19 +711,7 @@ static __always_inline int fast_forward(struct xdp_md *ctx, const struct tuple *
 	if ((__s64)(now - a->last_seen) > (__s64)FLOW_TOUCH_NS)
 		a->last_seen = now;
 	fast_count(a, frame_len);
-
-	if (a->flags & FLOW_ENCAP) {
-		int act = is_ipv6 ? encap6(ctx, a, l3len) : encap4(ctx, a, l3len);
-		if (act != XDP_PASS)
-			return act;
-	} else {
-		__builtin_memcpy(eth->h_dest, a->dmac, ETH_ALEN);
-		__builtin_memcpy(eth->h_source, a->smac, ETH_ALEN);
-	}
-	/* A redirect even when the egress is the ingress interface: a veth
-	 * wakes its peer for XDP_TX frames only when the peer runs an XDP
-	 * program (veth_xdp_flush), while ndo_xdp_xmit always flushes. */
-	return bpf_redirect(a->ifindex, 0);
+	return flow_out(ctx, eth, a, l3len, is_ipv6);
 }
 
 #endif /* GOVS_FASTPATH_H */

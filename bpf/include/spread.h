@@ -145,10 +145,7 @@ static __always_inline int spread_syn(struct xdp_md *ctx, const struct tuple *t,
 		__u64 pseudo = pseudo_sum((__u16 *)&ip->saddr, (__u16 *)&ip->daddr, 2, IPPROTO_TCP, l4len);
 		if (finish_unfinished(ctx, *csum, pseudo, ETH_HLEN + sizeof(*ip), l4len, 16) < 0)
 			return SPREAD_NONE;
-		__u16 *ttl_word = (__u16 *)&ip->ttl;
-		__u16 old_ttl = *ttl_word;
-		ip->ttl--;
-		ip->check = csum_apply(ip->check, csum_delta16(0, old_ttl, *ttl_word));
+		ip4_dec_ttl(ip, 0);
 	} else {
 		struct ipv6hdr *ip6 = (void *)(eth + 1);
 		if ((void *)(ip6 + 1) > end || ip6->hop_limit <= 1)
@@ -166,18 +163,12 @@ static __always_inline int spread_syn(struct xdp_md *ctx, const struct tuple *t,
 		ip6->hop_limit--;
 	}
 	fast_count(a, frame_len);
-	if (a->flags & FLOW_ENCAP) {
-		int act = is_ipv6 ? encap6(ctx, a, l3len) : encap4(ctx, a, l3len);
-		if (act != XDP_PASS) {
-			count(fast_aborted);
-			return act;
-		}
-	} else {
-		__builtin_memcpy(eth->h_dest, a->dmac, ETH_ALEN);
-		__builtin_memcpy(eth->h_source, a->smac, ETH_ALEN);
-	}
-	count(syn_spread);
-	return bpf_redirect(a->ifindex, 0);
+	int act = flow_out(ctx, eth, a, l3len, is_ipv6);
+	if (act == XDP_REDIRECT)
+		count(syn_spread);
+	else
+		count(fast_aborted); /* the encapsulation failed */
+	return act;
 }
 
 #endif /* GOVS_SPREAD_H */
